@@ -1,0 +1,116 @@
+//! The command line: flags, their help text, and nothing else.
+//!
+//! Pure: `Cli` is what clap parsed. Merging it with the configuration file happens in `config`.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::listen::ListenAddr;
+
+const AFTER_HELP: &str = "\
+INPUTS (--listen, repeatable; also `listen = [...]` in the configuration file)
+    unix:///PATH          datagram socket, what syslog(3) and `logger -u PATH` send to
+    unix-stream:///PATH   stream socket, framed like TCP
+    udp://ADDR:PORT       syslog over UDP (RFC 5426); IPv6 as udp://[::1]:514
+    tcp://ADDR:PORT       syslog over TCP (RFC 6587: octet counting or newline framing)
+    Port 0 picks a free port; the bound address is logged and sent in STATUS=.
+    Under socket activation (LISTEN_FDS, e.g. logger.socket) the passed sockets are used.
+    Default: udp://127.0.0.1:5514, tcp://127.0.0.1:5514 and unix://DIR/log, where DIR is
+    $RUNTIME_DIRECTORY, else $XDG_RUNTIME_DIR/logger, else /run/logger.
+
+OUTPUTS (--output)
+    journal      one journal entry per message, with SYSLOG_IDENTIFIER, SYSLOG_PID, PRIORITY,
+                 SYSLOG_FACILITY, SYSLOG_TIMESTAMP and LOGGER_* origin fields
+    file:PATH    one line per message: TIME HOST TAG[PID] FACILITY.SEVERITY: TEXT, control
+                 characters escaped; reopened on SIGHUP (logrotate)
+    stderr       the same lines on standard error
+    auto         journal if /run/systemd/journal/socket exists, else stderr in the foreground,
+                 else file:/var/log/logger.log
+
+CONFIGURATION FILE (TOML; flags win over the file)
+    --config FILE, else /etc/logger/logger.toml if it exists, else the defaults. Keys:
+    listen, output, pidfile, user, group, umask, log-level, log-file, heartbeat,
+    max-message-size, max-connections, idle-timeout, receive-buffer, rate-limit,
+    rate-limit-burst, journal-socket. Run --check-config to see the effective values.
+
+SIGNALS
+    SIGHUP           reload: re-read the configuration, reopen output files, rebind changed
+                     listeners; an invalid new configuration is logged and the old one kept
+    SIGTERM, SIGINT  stop accepting, write out everything accepted, exit 0
+
+EXIT STATUS
+    0   success                      69  unavailable: address in use, output or PID file
+    1   failure while running        71  operating-system error (fork, setsid, signals)
+    64  usage error                  78  invalid configuration
+
+This is the syslog daemon. To send a message, use util-linux /usr/bin/logger, e.g.
+    /usr/bin/logger -n 127.0.0.1 -P 5514 hello";
+
+/// `logger`: a small, hardened syslog daemon that relays local and network syslog into the
+/// systemd journal, files or stderr.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(
+    name = "logger",
+    version,
+    about = "A small, hardened syslog daemon: local and network syslog into journald, files or stderr",
+    long_about = "A small, hardened syslog daemon. It receives syslog messages from local programs \
+                  (Unix sockets) and from the network (UDP and TCP), parses RFC 5424, RFC 3164 and \
+                  syslog(3) forms, and writes them into the systemd journal with structured fields, \
+                  or into files or stderr. By default it runs in the foreground as a systemd \
+                  Type=notify service; --fork daemonizes for hosts without systemd.",
+    after_long_help = AFTER_HELP,
+    after_help = "See --help for inputs, outputs, the configuration file, signals and exit status."
+)]
+pub struct Cli {
+    /// Read the configuration from FILE (TOML) instead of /etc/logger/logger.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Receive messages on URL (repeatable): unix:///PATH, unix-stream:///PATH, udp://ADDR:PORT,
+    /// tcp://ADDR:PORT.
+    #[arg(long, value_name = "URL")]
+    pub listen: Vec<ListenAddr>,
+
+    /// Where messages go: auto, journal, stderr or file:PATH.
+    #[arg(long, value_name = "OUTPUT")]
+    pub output: Option<String>,
+
+    /// Daemonize the SysV way (for hosts without systemd); the command exits once the daemon
+    /// serves, or fails with its error.
+    #[arg(long)]
+    pub fork: bool,
+
+    /// With --fork: the PID file (default /run/logger.pid as root).
+    #[arg(long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Run as this user after binding sockets and opening files.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Run as this group after binding sockets and opening files.
+    #[arg(long, value_name = "NAME")]
+    pub group: Option<String>,
+
+    /// With --fork: the file-creation mask, in octal (default 027).
+    #[arg(long, value_name = "OCTAL")]
+    pub umask: Option<String>,
+
+    /// Write a newline to descriptor N once ready, then close it (s6 notification-fd, OpenRC
+    /// notify=fd:N).
+    #[arg(long, value_name = "N")]
+    pub notify_fd: Option<i32>,
+
+    /// Verbosity of the daemon's own log: error, warn, info, debug or trace.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Validate the configuration, print the effective values and exit.
+    #[arg(long)]
+    pub check_config: bool,
+
+    /// Catches `logger "hello"` typed by someone who wanted util-linux logger(1).
+    #[arg(hide = true, num_args = 0..)]
+    pub stray: Vec<String>,
+}

@@ -1,0 +1,535 @@
+//! The effective configuration: built-in defaults, the TOML file, and the flags, merged in that
+//! order (flags win).
+//!
+//! Pure apart from reading the one file: no sockets, no logging. `Config::load` is called at start
+//! and again on every SIGHUP; the result is either a whole valid configuration or an error that
+//! names the file, line and key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::Cli;
+use crate::error::{Error, Result};
+use crate::listen::ListenAddr;
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/logger/logger.toml";
+/// The journal's native-protocol socket.
+pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+
+/// Where relayed messages go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Journal if its socket exists, else stderr in the foreground, else the file.
+    Auto,
+    /// The systemd journal, native protocol.
+    Journal,
+    /// Readable lines on stderr.
+    Stderr,
+    /// Readable lines appended to a file.
+    File(PathBuf),
+}
+
+impl std::str::FromStr for Output {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Output::Auto),
+            "journal" => Ok(Output::Journal),
+            "stderr" => Ok(Output::Stderr),
+            _ => match s.strip_prefix("file:") {
+                Some(p) if p.starts_with('/') => Ok(Output::File(PathBuf::from(p))),
+                Some(_) => Err(format!(
+                    "invalid output '{s}': the file path must be absolute"
+                )),
+                None => Err(format!(
+                    "invalid output '{s}': expected auto, journal, stderr or file:PATH"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Auto => f.write_str("auto"),
+            Output::Journal => f.write_str("journal"),
+            Output::Stderr => f.write_str("stderr"),
+            Output::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+/// Bounds that keep memory finite whatever clients send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message accepted whole; longer datagrams are truncated, longer TCP frames dropped.
+    pub max_message_size: usize,
+    /// Concurrent stream connections per listener; more are accepted and closed at once.
+    pub max_connections: usize,
+    /// A stream connection that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// SO_RCVBUF for datagram sockets we bind, if set.
+    pub receive_buffer: Option<usize>,
+}
+
+/// Per-source token bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained messages per second per source; 0 turns limiting off.
+    pub per_second: u32,
+    /// Messages a source may send at once above the sustained rate.
+    pub burst: u32,
+}
+
+/// The whole effective configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file this came from, if any.
+    pub file: Option<PathBuf>,
+    /// Inputs.
+    pub listen: Vec<ListenAddr>,
+    /// True when `listen` is the built-in default (socket activation then replaces it).
+    pub listen_is_default: bool,
+    /// Output.
+    pub output: Output,
+    /// Daemonize.
+    pub fork: bool,
+    /// PID file (with `--fork`).
+    pub pidfile: Option<PathBuf>,
+    /// User to run as.
+    pub user: Option<String>,
+    /// Group to run as.
+    pub group: Option<String>,
+    /// umask with `--fork`.
+    pub umask: u32,
+    /// Readiness descriptor.
+    pub notify_fd: Option<i32>,
+    /// Own log verbosity.
+    pub log_level: log::LevelFilter,
+    /// Own log file when forked without a journal.
+    pub log_file: PathBuf,
+    /// Interval of the heartbeat line; None = off.
+    pub heartbeat: Option<Duration>,
+    /// Memory and connection bounds.
+    pub limits: Limits,
+    /// Per-source rate limit.
+    pub rate_limit: RateLimit,
+    /// The journal socket to write to.
+    pub journal_socket: PathBuf,
+}
+
+/// What the TOML file may say; every key mirrors a flag or names a limit.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    listen: Option<Vec<String>>,
+    output: Option<String>,
+    pidfile: Option<PathBuf>,
+    user: Option<String>,
+    group: Option<String>,
+    umask: Option<String>,
+    log_level: Option<String>,
+    log_file: Option<PathBuf>,
+    heartbeat: Option<String>,
+    max_message_size: Option<usize>,
+    max_connections: Option<usize>,
+    idle_timeout: Option<String>,
+    receive_buffer: Option<usize>,
+    rate_limit: Option<u32>,
+    rate_limit_burst: Option<u32>,
+    journal_socket: Option<PathBuf>,
+}
+
+/// The environment variables that choose the default socket directory.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    /// `$RUNTIME_DIRECTORY` (systemd's RuntimeDirectory=).
+    pub runtime_directory: Option<PathBuf>,
+    /// `$XDG_RUNTIME_DIR`.
+    pub xdg_runtime_dir: Option<PathBuf>,
+}
+
+impl Env {
+    /// Reads the process environment.
+    pub fn from_process() -> Env {
+        let var = |k| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Env {
+            runtime_directory: var("RUNTIME_DIRECTORY"),
+            xdg_runtime_dir: var("XDG_RUNTIME_DIR"),
+        }
+    }
+
+    /// The directory of the default local socket.
+    pub fn socket_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.runtime_directory {
+            // RuntimeDirectory= may list several, separated by colons; ours is the first.
+            let first = dir
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            return PathBuf::from(first);
+        }
+        match &self.xdg_runtime_dir {
+            Some(dir) => dir.join("logger"),
+            None => PathBuf::from("/run/logger"),
+        }
+    }
+}
+
+impl Config {
+    /// Builds the effective configuration from defaults, the file and the flags.
+    pub fn load(cli: &Cli, env: &Env) -> Result<Config> {
+        let (file, parsed) = match &cli.config {
+            Some(path) => (Some(path.clone()), read_file(path)?),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+                let path = PathBuf::from(DEFAULT_CONFIG_PATH);
+                let parsed = read_file(&path)?;
+                (Some(path), parsed)
+            }
+            None => (None, FileConfig::default()),
+        };
+        Config::merge(file, parsed, cli, env)
+    }
+
+    /// Parses a configuration from TOML text (used by `load` and by tests).
+    pub fn from_toml(text: &str, cli: &Cli, env: &Env) -> Result<Config> {
+        let parsed = parse_toml(text, Path::new("<config>"))?;
+        Config::merge(None, parsed, cli, env)
+    }
+
+    fn merge(file: Option<PathBuf>, f: FileConfig, cli: &Cli, env: &Env) -> Result<Config> {
+        let origin = file
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the command line".into());
+        let bad = |key: &str, msg: String| Error::Config(format!("{origin}: key '{key}': {msg}"));
+
+        let (listen, listen_is_default) = if !cli.listen.is_empty() {
+            (cli.listen.clone(), false)
+        } else if let Some(urls) = &f.listen {
+            let parsed = urls
+                .iter()
+                .map(|u| u.parse::<ListenAddr>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad("listen", e))?;
+            (parsed, false)
+        } else {
+            (default_listen(env), true)
+        };
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = listen.iter().find(|a| !seen.insert(*a)) {
+            return Err(bad("listen", format!("{dup} is listed twice")));
+        }
+
+        let output = match cli.output.as_deref().or(f.output.as_deref()) {
+            Some(s) => s.parse().map_err(|e| bad("output", e))?,
+            None => Output::Auto,
+        };
+        let umask = match cli.umask.as_deref().or(f.umask.as_deref()) {
+            Some(s) => u32::from_str_radix(s, 8)
+                .ok()
+                .filter(|m| *m <= 0o777)
+                .ok_or_else(|| bad("umask", format!("'{s}' is not an octal mask like 027")))?,
+            // 027 rather than daemon(7)'s 0: files we create (PID file aside, which is chmod'ed
+            // to 0644 explicitly) must not become world-writable or world-readable logs.
+            None => 0o027,
+        };
+        let log_level = match cli.log_level.as_deref().or(f.log_level.as_deref()) {
+            Some(s) => s.parse().map_err(|_| {
+                bad(
+                    "log-level",
+                    format!("'{s}' is not one of error, warn, info, debug, trace"),
+                )
+            })?,
+            None => log::LevelFilter::Info,
+        };
+        let heartbeat = match &f.heartbeat {
+            Some(s) => parse_duration(s).map_err(|e| bad("heartbeat", e))?,
+            None => Some(Duration::from_secs(300)),
+        };
+        let idle_timeout = match &f.idle_timeout {
+            Some(s) => parse_duration(s)
+                .map_err(|e| bad("idle-timeout", e))?
+                .ok_or_else(|| bad("idle-timeout", "must be greater than 0".into()))?,
+            None => Duration::from_secs(300),
+        };
+        let max_message_size = f.max_message_size.unwrap_or(64 * 1024);
+        // RFC 5424 requires receivers to take 2048 bytes; RFC 5426 says UDP receivers should take
+        // 8 KiB. Below that we would truncate conforming senders.
+        if !(8192..=16 * 1024 * 1024).contains(&max_message_size) {
+            return Err(bad(
+                "max-message-size",
+                format!("{max_message_size} is outside 8192..=16777216 bytes"),
+            ));
+        }
+        let max_connections = f.max_connections.unwrap_or(256);
+        if !(1..=65536).contains(&max_connections) {
+            return Err(bad(
+                "max-connections",
+                format!("{max_connections} is outside 1..=65536"),
+            ));
+        }
+        if let Some(fd) = cli.notify_fd
+            && fd < 3
+        {
+            return Err(Error::Usage(format!(
+                "--notify-fd {fd}: the descriptor must be 3 or above (0-2 are stdio)"
+            )));
+        }
+        let pidfile = cli.pidfile.clone().or(f.pidfile);
+        if let Some(p) = &pidfile
+            && !p.is_absolute()
+        {
+            return Err(bad(
+                "pidfile",
+                format!("{} must be an absolute path", p.display()),
+            ));
+        }
+
+        Ok(Config {
+            file,
+            listen,
+            listen_is_default,
+            output,
+            fork: cli.fork,
+            pidfile,
+            user: cli.user.clone().or(f.user),
+            group: cli.group.clone().or(f.group),
+            umask,
+            notify_fd: cli.notify_fd,
+            log_level,
+            log_file: f
+                .log_file
+                .unwrap_or_else(|| PathBuf::from("/var/log/logger.log")),
+            heartbeat,
+            limits: Limits {
+                max_message_size,
+                max_connections,
+                idle_timeout,
+                receive_buffer: f.receive_buffer,
+            },
+            rate_limit: RateLimit {
+                per_second: f.rate_limit.unwrap_or(10_000),
+                burst: f.rate_limit_burst.unwrap_or(50_000),
+            },
+            journal_socket: f
+                .journal_socket
+                .unwrap_or_else(|| PathBuf::from(JOURNAL_SOCKET)),
+        })
+    }
+}
+
+/// The built-in inputs of a newcomer's `cargo run --release`.
+fn default_listen(env: &Env) -> Vec<ListenAddr> {
+    vec![
+        ListenAddr::Udp("127.0.0.1:5514".parse().expect("literal address")),
+        ListenAddr::Tcp("127.0.0.1:5514".parse().expect("literal address")),
+        ListenAddr::UnixDatagram(env.socket_dir().join("log")),
+    ]
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_toml(&text, path)
+}
+
+fn parse_toml(text: &str, path: &Path) -> Result<FileConfig> {
+    toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let message = e.message().trim_end();
+        match line {
+            Some(line) => Error::Config(format!("{}:{line}: {message}", path.display())),
+            None => Error::Config(format!("{}: {message}", path.display())),
+        }
+    })
+}
+
+/// Parses `"0"` (off), `"250ms"`, `"30s"`, `"5m"`, `"1h"` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 250ms, 30s, 5m or 1h"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(format!("'{s}' has an unknown unit (use ms, s, m or h)")),
+    };
+    Ok((!d.is_zero()).then_some(d))
+}
+
+fn fmt_duration(d: Option<Duration>) -> String {
+    match d {
+        None => "0".into(),
+        Some(d) if d.subsec_millis() != 0 => format!("{}ms", d.as_millis()),
+        Some(d) => format!("{}s", d.as_secs()),
+    }
+}
+
+impl fmt::Display for Config {
+    /// The effective configuration as TOML that `--config` would accept back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let q = |s: &str| format!("{s:?}");
+        match &self.file {
+            Some(p) => writeln!(f, "# effective configuration (file {})", p.display())?,
+            None => writeln!(f, "# effective configuration (built-in defaults)")?,
+        }
+        let listen: Vec<String> = self.listen.iter().map(|a| q(&a.to_string())).collect();
+        writeln!(f, "listen = [{}]", listen.join(", "))?;
+        writeln!(f, "output = {}", q(&self.output.to_string()))?;
+        if let Some(p) = &self.pidfile {
+            writeln!(f, "pidfile = {}", q(&p.display().to_string()))?;
+        }
+        if let Some(u) = &self.user {
+            writeln!(f, "user = {}", q(u))?;
+        }
+        if let Some(g) = &self.group {
+            writeln!(f, "group = {}", q(g))?;
+        }
+        writeln!(f, "umask = \"{:03o}\"", self.umask)?;
+        writeln!(
+            f,
+            "log-level = {}",
+            q(&self.log_level.to_string().to_lowercase())
+        )?;
+        writeln!(f, "log-file = {}", q(&self.log_file.display().to_string()))?;
+        writeln!(f, "heartbeat = {}", q(&fmt_duration(self.heartbeat)))?;
+        writeln!(f, "max-message-size = {}", self.limits.max_message_size)?;
+        writeln!(f, "max-connections = {}", self.limits.max_connections)?;
+        writeln!(
+            f,
+            "idle-timeout = {}",
+            q(&fmt_duration(Some(self.limits.idle_timeout)))
+        )?;
+        if let Some(b) = self.limits.receive_buffer {
+            writeln!(f, "receive-buffer = {b}")?;
+        }
+        writeln!(f, "rate-limit = {}", self.rate_limit.per_second)?;
+        writeln!(f, "rate-limit-burst = {}", self.rate_limit.burst)?;
+        writeln!(
+            f,
+            "journal-socket = {}",
+            q(&self.journal_socket.display().to_string())
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Env {
+        Env {
+            runtime_directory: None,
+            xdg_runtime_dir: Some("/run/user/1000".into()),
+        }
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback_and_the_runtime_socket() {
+        let c = Config::from_toml("", &Cli::default(), &env()).unwrap();
+        let listen: Vec<String> = c.listen.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            listen,
+            [
+                "udp://127.0.0.1:5514",
+                "tcp://127.0.0.1:5514",
+                "unix:///run/user/1000/logger/log"
+            ]
+        );
+        assert!(c.listen_is_default);
+        assert_eq!(c.output, Output::Auto);
+        assert_eq!(c.umask, 0o027);
+        assert_eq!(c.heartbeat, Some(Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn runtime_directory_wins_over_xdg() {
+        let e = Env {
+            runtime_directory: Some("/run/logger:/run/other".into()),
+            ..env()
+        };
+        assert_eq!(e.socket_dir(), PathBuf::from("/run/logger"));
+        assert_eq!(Env::default().socket_dir(), PathBuf::from("/run/logger"));
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let cli = Cli {
+            listen: vec!["tcp://127.0.0.1:1".parse().unwrap()],
+            output: Some("stderr".into()),
+            ..Cli::default()
+        };
+        let c = Config::from_toml(
+            "listen = [\"udp://127.0.0.1:9\"]\noutput = \"journal\"\nheartbeat = \"0\"\n",
+            &cli,
+            &env(),
+        )
+        .unwrap();
+        assert_eq!(c.listen, cli.listen);
+        assert_eq!(c.output, Output::Stderr);
+        assert_eq!(c.heartbeat, None);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_key() {
+        let err = Config::from_toml("output = \"stderr\"\nlisen = []\n", &Cli::default(), &env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":2:") && err.contains("lisen"), "{err}");
+        let err = Config::from_toml("listen = [\"udp://x\"]", &Cli::default(), &env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key 'listen'"), "{err}");
+        let err = Config::from_toml("max-message-size = 100", &Cli::default(), &env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max-message-size"), "{err}");
+    }
+
+    #[test]
+    fn printed_configuration_reads_back_identically() {
+        let c = Config::from_toml(
+            "listen = [\"tcp://[::1]:0\"]\noutput = \"file:/var/log/x.log\"\nheartbeat = \"250ms\"\n\
+             rate-limit = 0\numask = \"077\"\n",
+            &Cli::default(),
+            &env(),
+        )
+        .unwrap();
+        let again = Config::from_toml(&c.to_string(), &Cli::default(), &env()).unwrap();
+        assert_eq!(c, again);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0"), Ok(None));
+        assert_eq!(parse_duration("5m"), Ok(Some(Duration::from_secs(300))));
+        assert_eq!(
+            parse_duration("250ms"),
+            Ok(Some(Duration::from_millis(250)))
+        );
+        assert_eq!(parse_duration("7"), Ok(Some(Duration::from_secs(7))));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

@@ -1,0 +1,265 @@
+//! RFC 6587 framing of syslog over stream sockets, detected per frame.
+//!
+//! A frame that starts with a non-zero digit is octet-counted (`LEN SP MSG`); anything else ends at
+//! LF or NUL (a CR before the LF is dropped). Partial frames stay buffered: `Framer::feed` simply
+//! returns and the next read continues them. A frame longer than the limit is reported once as
+//! `Frame::Oversized` and its bytes are skipped up to the frame's end, so it can never be split
+//! into a second, forged message. The buffer never holds more than the limit plus one read.
+//! Pure: no I/O, never panics on any input.
+
+/// One framing result.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// A whole message.
+    Message(&'a [u8]),
+    /// The connection ended inside an octet-counted frame: what arrived of it.
+    Truncated(&'a [u8]),
+    /// A frame longer than the limit was discarded.
+    Oversized,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    None,
+    /// The rest of an oversized octet-counted frame.
+    Bytes(usize),
+    /// The rest of an oversized delimited frame.
+    ToDelimiter,
+}
+
+/// Longest accepted octet count: 9 digits (under 1 GB) is beyond any sane limit already.
+const MAX_COUNT_DIGITS: usize = 9;
+
+/// Per-connection framing state.
+#[derive(Debug)]
+pub struct Framer {
+    buf: Vec<u8>,
+    max: usize,
+    skip: Skip,
+}
+
+enum Header {
+    /// `LEN SP` was read: the frame length and the header length.
+    Count(usize, usize),
+    /// Looks octet-counted but the header is not complete yet.
+    NeedMore,
+    /// Not an octet-counted frame.
+    Delimited,
+}
+
+fn octet_header(data: &[u8]) -> Header {
+    if !matches!(data.first(), Some(b'1'..=b'9')) {
+        return Header::Delimited;
+    }
+    for (i, &b) in data.iter().enumerate().take(MAX_COUNT_DIGITS + 1) {
+        match b {
+            b'0'..=b'9' if i < MAX_COUNT_DIGITS => {}
+            b' ' => {
+                let len = data[..i]
+                    .iter()
+                    .fold(0usize, |acc, d| acc * 10 + usize::from(d - b'0'));
+                return Header::Count(len, i + 1);
+            }
+            _ => return Header::Delimited,
+        }
+    }
+    Header::NeedMore
+}
+
+impl Framer {
+    /// A framer for messages of at most `max` bytes.
+    pub fn new(max: usize) -> Framer {
+        Framer {
+            buf: Vec::new(),
+            max,
+            skip: Skip::None,
+        }
+    }
+
+    /// Bytes held for an incomplete frame.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Adds bytes read from the connection and emits every frame they complete.
+    pub fn feed(&mut self, data: &[u8], mut emit: impl FnMut(Frame<'_>)) {
+        self.buf.extend_from_slice(data);
+        let mut pos = 0;
+        loop {
+            let avail = &self.buf[pos..];
+            match self.skip {
+                Skip::Bytes(n) => {
+                    let taken = n.min(avail.len());
+                    pos += taken;
+                    if taken < n {
+                        self.skip = Skip::Bytes(n - taken);
+                        break;
+                    }
+                    self.skip = Skip::None;
+                }
+                Skip::ToDelimiter => match avail.iter().position(|&b| b == b'\n' || b == 0) {
+                    Some(i) => {
+                        pos += i + 1;
+                        self.skip = Skip::None;
+                    }
+                    None => {
+                        pos = self.buf.len();
+                        break;
+                    }
+                },
+                Skip::None if avail.is_empty() => break,
+                Skip::None => match octet_header(avail) {
+                    Header::Count(len, header) if len > self.max => {
+                        emit(Frame::Oversized);
+                        pos += header;
+                        self.skip = Skip::Bytes(len);
+                    }
+                    Header::Count(len, header) if avail.len() - header >= len => {
+                        emit(Frame::Message(&avail[header..header + len]));
+                        pos += header + len;
+                    }
+                    Header::Count(..) | Header::NeedMore => break,
+                    Header::Delimited => match avail.iter().position(|&b| b == b'\n' || b == 0) {
+                        Some(i) => {
+                            let frame = &avail[..i];
+                            let frame = frame.strip_suffix(b"\r").unwrap_or(frame);
+                            if !frame.is_empty() {
+                                emit(Frame::Message(frame));
+                            }
+                            pos += i + 1;
+                        }
+                        None if avail.len() > self.max => {
+                            emit(Frame::Oversized);
+                            pos = self.buf.len();
+                            self.skip = Skip::ToDelimiter;
+                            break;
+                        }
+                        None => break,
+                    },
+                },
+            }
+        }
+        self.buf.drain(..pos);
+    }
+
+    /// The connection ended: emits what is left of an unfinished frame, if anything.
+    pub fn finish(&mut self, mut emit: impl FnMut(Frame<'_>)) {
+        if self.skip == Skip::None && !self.buf.is_empty() {
+            match octet_header(&self.buf) {
+                Header::Count(_, header) => emit(Frame::Truncated(&self.buf[header..])),
+                _ => {
+                    let frame = self.buf.strip_suffix(b"\r").unwrap_or(&self.buf);
+                    emit(Frame::Message(frame));
+                }
+            }
+        }
+        self.buf.clear();
+        self.skip = Skip::None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Out {
+        M(Vec<u8>),
+        T(Vec<u8>),
+        O,
+    }
+
+    fn collect(max: usize, chunks: &[&[u8]], finish: bool) -> Vec<Out> {
+        let mut f = Framer::new(max);
+        let mut out = Vec::new();
+        let mut push = |fr: Frame<'_>| {
+            out.push(match fr {
+                Frame::Message(m) => Out::M(m.to_vec()),
+                Frame::Truncated(m) => Out::T(m.to_vec()),
+                Frame::Oversized => Out::O,
+            })
+        };
+        for c in chunks {
+            f.feed(c, &mut push);
+            assert!(f.buffered() <= max + c.len() + MAX_COUNT_DIGITS + 1);
+        }
+        if finish {
+            f.finish(&mut push);
+        }
+        out
+    }
+
+    fn m(s: &[u8]) -> Out {
+        Out::M(s.to_vec())
+    }
+
+    #[test]
+    fn newline_nul_and_crlf_framing() {
+        assert_eq!(
+            collect(100, &[b"<13>a\n<13>b\0<13>c\r\n\n"], false),
+            [m(b"<13>a"), m(b"<13>b"), m(b"<13>c")]
+        );
+    }
+
+    #[test]
+    fn octet_counting_and_mixed_frames() {
+        assert_eq!(
+            collect(100, &[b"5 <13>a3 x\ny<13>z\n"], false),
+            [m(b"<13>a"), m(b"x\ny"), m(b"<13>z")]
+        );
+    }
+
+    #[test]
+    fn every_chunking_yields_the_same_frames() {
+        let data: &[u8] = b"11 <13>1 - h a\n<14>two\n7 <15>3xy<16>four";
+        let whole = collect(100, &[data], true);
+        for split in 0..data.len() {
+            let (a, b) = data.split_at(split);
+            assert_eq!(collect(100, &[a, b], true), whole, "split at {split}");
+        }
+        let bytes: Vec<&[u8]> = data.chunks(1).collect();
+        assert_eq!(collect(100, &bytes, true), whole);
+    }
+
+    #[test]
+    fn oversized_frames_are_skipped_not_split() {
+        let mut long = b"<13>".to_vec();
+        long.extend(std::iter::repeat_n(b'x', 50));
+        long.extend(b"\n<13>after\n");
+        assert_eq!(
+            collect(20, &[&long[..30], &long[30..]], false),
+            [Out::O, m(b"<13>after")]
+        );
+        assert_eq!(
+            collect(
+                20,
+                &[b"30 <13>0123456789", b"0123456789012345<13>ok\n"],
+                false
+            ),
+            [Out::O, m(b"<13>ok")]
+        );
+    }
+
+    #[test]
+    fn a_count_larger_than_the_data_waits_then_truncates_at_close() {
+        assert_eq!(collect(100, &[b"50 <13>short"], false), []);
+        assert_eq!(
+            collect(100, &[b"50 <13>short"], true),
+            [Out::T(b"<13>short".to_vec())]
+        );
+    }
+
+    #[test]
+    fn an_unterminated_last_line_is_a_message_at_close() {
+        assert_eq!(collect(100, &[b"<13>last"], true), [m(b"<13>last")]);
+    }
+
+    #[test]
+    fn digits_without_a_space_are_not_a_count() {
+        assert_eq!(
+            collect(100, &[b"1234567890123 x\n"], false),
+            [m(b"1234567890123 x")]
+        );
+        assert_eq!(collect(100, &[b"12a\n"], false), [m(b"12a")]);
+    }
+}

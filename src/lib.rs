@@ -1,0 +1,148 @@
+//! `logger`: a small, hardened syslog daemon.
+//!
+//! It receives syslog from local programs (AF_UNIX datagram and stream sockets) and from the
+//! network (UDP, TCP), parses RFC 5424, RFC 3164 and syslog(3) forms, and writes each message to
+//! the systemd journal with structured fields, or as escaped lines to a file or stderr. It runs in
+//! the foreground as a systemd `Type=notify` service, or daemonizes the SysV way with `--fork`.
+//!
+//! # Code map
+//!
+//! Pure (no I/O, never fail on input):
+//! - [`cli`]: the command line. [`config`]: defaults + TOML file + flags → [`config::Config`].
+//!   [`listen`]: the `--listen` URL syntax.
+//! - [`message`]: the message model. [`parse`]: bytes → [`message::Message`].
+//!   [`framing`]: RFC 6587 stream framing. [`ratelimit`]: per-source token buckets.
+//! - [`sinks::line`] and [`sinks::journal::encode`]: the two output encodings.
+//!
+//! I/O:
+//! - [`sources`]: binding/adopting sockets and one input thread per listener.
+//! - [`sinks`]: the outputs and their backlog.
+//! - [`service`]: the loop that owns the output, the timers and the notifications.
+//! - [`lifecycle`]: sd_notify / notify-fd / fork pipe, signals, `--fork`, the PID file.
+//! - [`selflog`]: the daemon's own log. [`stats`]: counters.
+//! - [`sys`]: the only module with `unsafe` (fork, env, adopting descriptors).
+//!
+//! Start-up order (see [`run`]): parse → configure → read and clear the manager's environment →
+//! bind (or adopt) every listener → open the output → fork if asked (still single-threaded) →
+//! start threads → READY=1.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod framing;
+pub mod lifecycle;
+pub mod listen;
+pub mod message;
+pub mod parse;
+pub mod ratelimit;
+pub mod selflog;
+pub mod service;
+pub mod sinks;
+pub mod sources;
+pub mod stats;
+pub mod sys;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::Cli;
+use config::{Config, Env};
+use error::{Error, Result, exit};
+use lifecycle::notify::Notifier;
+use service::{Service, Startup};
+
+/// The whole program: parses the command line, runs, and turns the outcome into an exit status.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    exit::OK
+                }
+                _ => exit::USAGE,
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let mut notifier = None;
+    match run(cli, &mut notifier) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            if let Some(n) = notifier.as_mut() {
+                n.failed(&e);
+            } else {
+                Notifier::default().failed(&e);
+            }
+            selflog::report_fatal(&e.to_string());
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Runs the daemon with a parsed command line. `notifier` is filled in as soon as one exists, so
+/// the caller can report a failed start to the manager or the fork pipe.
+pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
+    if let Some(word) = cli.stray.first() {
+        return Err(Error::Usage(format!(
+            "unexpected argument '{word}': this is the logger daemon, which takes no message; \
+             to send a message use util-linux /usr/bin/logger (e.g. /usr/bin/logger {word:?})"
+        )));
+    }
+    let env = Env::from_process();
+    let config = Config::load(&cli, &env)?;
+    if cli.check_config {
+        print!("{config}");
+        return Ok(());
+    }
+    selflog::install(&selflog::foreground_backend(), config.log_level).map_err(Error::Runtime)?;
+
+    // Read what the service manager passed, then clear it so nothing we start inherits it.
+    // NOTIFY_SOCKET stays: sd-notify reads it at every call (and --fork removes it itself).
+    let activation = sd_notify::listen_fds_with_names()
+        .map(|fds| fds.collect::<Vec<_>>())
+        .map_err(|source| Error::Os {
+            step: "reading LISTEN_FDS",
+            source,
+        })?;
+    let notify_fd = config
+        .notify_fd
+        .map(|fd| {
+            sys::adopt_fd(fd)
+                .map_err(|e| Error::Usage(format!("--notify-fd {fd}: descriptor not open: {e}")))
+        })
+        .transpose()?;
+    *notifier = Some(Notifier::new(notify_fd));
+    sys::unset_env(&[
+        "LISTEN_PID",
+        "LISTEN_FDS",
+        "LISTEN_FDNAMES",
+        "WATCHDOG_PID",
+        "WATCHDOG_USEC",
+    ]);
+
+    let activated = sources::bind::adopt(activation)?;
+    let listeners = sources::bind::bind_all(&config, activated)?;
+    let foreground = !config.fork;
+    let sink = sinks::Sink::open(&config.output, &config.journal_socket, foreground)?;
+
+    if config.fork {
+        let n = notifier.as_mut().expect("set above");
+        lifecycle::daemon::daemonize(&config, &listeners, n)?;
+    }
+    let startup = Startup {
+        cli,
+        env,
+        config,
+        listeners,
+        sink,
+        foreground,
+    };
+    let service = Service::new(startup)?;
+    service.run(notifier.take().expect("set above"))
+}

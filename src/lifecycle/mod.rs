@@ -1,0 +1,8 @@
+//! The daemon's conversation with whoever started it: readiness and status notifications
+//! (`notify`), signals turned into events (`signals`), and the SysV daemonization of `--fork`
+//! (`daemon`, with its PID file in `pidfile`).
+
+pub mod daemon;
+pub mod notify;
+pub mod pidfile;
+pub mod signals;

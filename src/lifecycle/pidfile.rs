@@ -1,0 +1,1 @@
+//! The PID file of `--fork`.

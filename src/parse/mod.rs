@@ -1,0 +1,84 @@
+//! Syslog parsing: raw bytes in, a `Message` out.
+//!
+//! The parsers never fail and never do I/O. Each form is tried where its signature appears
+//! (`<PRI>1 ` for RFC 5424, anything else after `<PRI>` for RFC 3164 and syslog(3)); whatever cannot
+//! be read as a header stays in the text, and input without a valid `<PRI>` becomes an `Unparsed`
+//! message at user.notice with the raw bytes as its text. Non-UTF-8 bytes are kept as they are.
+
+mod rfc3164;
+mod rfc5424;
+
+use std::time::SystemTime;
+
+use crate::message::{DEFAULT_PRIORITY, Format, Message, Origin};
+
+/// Parses one message (one datagram or one TCP frame, framing already removed).
+pub fn parse(raw: &[u8], origin: Origin, received: SystemTime, truncated: bool) -> Message {
+    let raw = trim_trailer(raw);
+    let (pri, rest) = match split_pri(raw) {
+        Some((pri, rest)) => (pri, rest),
+        None => (DEFAULT_PRIORITY, raw),
+    };
+    let mut msg = Message {
+        facility: pri >> 3,
+        severity: pri & 7,
+        timestamp: None,
+        hostname: None,
+        app_name: None,
+        procid: None,
+        msgid: None,
+        structured_data: None,
+        text: Vec::new(),
+        format: Format::Unparsed,
+        truncated,
+        origin,
+        received,
+    };
+    if rest.len() == raw.len() {
+        msg.text = raw.to_vec();
+    } else if let Some(after_version) = rest.strip_prefix(b"1 ") {
+        rfc5424::parse_header(after_version, &mut msg);
+    } else {
+        rfc3164::parse_header(rest, &mut msg);
+    }
+    msg
+}
+
+/// Removes the trailing newline, carriage return and NUL bytes that senders append.
+fn trim_trailer(raw: &[u8]) -> &[u8] {
+    let end = raw
+        .iter()
+        .rposition(|b| !matches!(b, b'\n' | b'\r' | b'\0'))
+        .map_or(0, |i| i + 1);
+    &raw[..end]
+}
+
+/// Splits `<PRI>` off the front: 1-3 digits, value at most 191 (facility 23, severity 7).
+fn split_pri(raw: &[u8]) -> Option<(u8, &[u8])> {
+    let rest = raw.strip_prefix(b"<")?;
+    let close = rest.iter().take(4).position(|&b| b == b'>')?;
+    let digits = &rest[..close];
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let value = digits
+        .iter()
+        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+    (value <= 191).then(|| (value as u8, &rest[close + 1..]))
+}
+
+/// Splits at the first space: (token, rest after the space). Without a space, the rest is empty.
+fn split_token(input: &[u8]) -> (&[u8], &[u8]) {
+    match input.iter().position(|&b| b == b' ') {
+        Some(i) => (&input[..i], &input[i + 1..]),
+        None => (input, &[]),
+    }
+}
+
+/// Header fields are ASCII by specification; anything else is kept readable, not rejected.
+fn field(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests;

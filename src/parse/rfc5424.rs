@@ -1,0 +1,60 @@
+//! RFC 5424: `TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA [MSG]` after `<PRI>1 `.
+
+use super::{field, split_token};
+use crate::message::{Format, Message};
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Fills `msg` from the header after the version. A header cut short keeps what was read; a
+/// malformed STRUCTURED-DATA is left in the text rather than guessed at.
+pub(super) fn parse_header(input: &[u8], msg: &mut Message) {
+    msg.format = Format::Rfc5424;
+    let nil = |t: &[u8]| (t != b"-" && !t.is_empty()).then(|| field(t));
+    let mut rest = input;
+    let mut next = || {
+        let (token, after) = split_token(rest);
+        rest = after;
+        nil(token)
+    };
+    msg.timestamp = next();
+    msg.hostname = next();
+    msg.app_name = next();
+    msg.procid = next();
+    msg.msgid = next();
+    let rest = if let Some(after) = rest.strip_prefix(b"-") {
+        after
+    } else if rest.first() == Some(&b'[') {
+        match structured_data_len(rest) {
+            Some(len) => {
+                msg.structured_data = Some(field(&rest[..len]));
+                &rest[len..]
+            }
+            None => rest,
+        }
+    } else {
+        rest
+    };
+    let text = rest.strip_prefix(b" ").unwrap_or(rest);
+    msg.text = text.strip_prefix(BOM).unwrap_or(text).to_vec();
+}
+
+/// The length of the SD-ELEMENTs at the start of `input`, or None if they are not closed.
+/// Inside a quoted PARAM-VALUE, `\"`, `\\` and `\]` are escapes and `]` does not close.
+fn structured_data_len(input: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while input.get(i) == Some(&b'[') {
+        let mut quoted = false;
+        i += 1;
+        loop {
+            match *input.get(i)? {
+                b'\\' if quoted => i += 1,
+                b'"' => quoted = !quoted,
+                b']' if !quoted => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    Some(i)
+}

@@ -1,0 +1,163 @@
+//! The daemon's own log, through the `log` facade, to whatever can carry it.
+//!
+//! In the foreground: the journal's native protocol when stderr is connected to the journal
+//! (`systemd-journal-logger`, SYSLOG_IDENTIFIER=logger), readable lines in a terminal, and
+//! `<N>`-prefixed lines (the sd-daemon convention) when stderr is any other pipe. A `--fork`ed
+//! daemon has no stderr: it logs to the journal if its socket exists, else to a file that SIGHUP
+//! reopens.
+
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+use crate::sinks::line::push_rfc3339;
+
+/// Where our own log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// systemd-journal-logger.
+    Journal,
+    /// Readable lines on a terminal.
+    Terminal,
+    /// `<N>message` lines on stderr.
+    Prefixed,
+    /// Timestamped lines appended to a file.
+    File(PathBuf),
+}
+
+/// The backend for a foreground process.
+pub fn foreground_backend() -> Backend {
+    if systemd_journal_logger::connected_to_journal() {
+        Backend::Journal
+    } else if std::io::stderr().is_terminal() {
+        Backend::Terminal
+    } else {
+        Backend::Prefixed
+    }
+}
+
+/// The backend for a daemonized process.
+pub fn daemon_backend(journal_socket: &Path, log_file: &Path) -> Backend {
+    if journal_socket.exists() {
+        Backend::Journal
+    } else {
+        Backend::File(log_file.to_owned())
+    }
+}
+
+enum Active {
+    Journal(systemd_journal_logger::JournalLog),
+    Stderr { prefixed: bool },
+    File { path: PathBuf, file: File },
+}
+
+/// One logger for the life of the process whose backend can be switched (`--fork` starts on the
+/// terminal and continues in the journal or a file).
+struct Switchable(Mutex<Option<Active>>);
+
+static LOGGER: Switchable = Switchable(Mutex::new(None));
+
+impl Log for Switchable {
+    fn enabled(&self, m: &Metadata<'_>) -> bool {
+        m.level() <= log::max_level()
+    }
+
+    fn log(&self, r: &Record<'_>) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        let Ok(mut guard) = self.0.lock() else { return };
+        match guard.as_mut() {
+            Some(Active::Journal(j)) => j.log(r),
+            Some(Active::Stderr { prefixed: true }) => {
+                let line = format!("<{}>{}\n", syslog_level(r.level()), r.args());
+                let _ = std::io::stderr().write_all(line.as_bytes());
+            }
+            Some(Active::Stderr { prefixed: false }) => {
+                let level = r.level().as_str().to_lowercase();
+                let line = format!("logger: {level}: {}\n", r.args());
+                let _ = std::io::stderr().write_all(line.as_bytes());
+            }
+            Some(Active::File { file, .. }) => {
+                let mut line = Vec::with_capacity(128);
+                push_rfc3339(&mut line, std::time::SystemTime::now());
+                let text = format!(
+                    " logger[{}] {}: {}",
+                    std::process::id(),
+                    r.level().as_str().to_lowercase(),
+                    r.args()
+                );
+                crate::sinks::line::escape_into(&mut line, text.as_bytes());
+                line.push(b'\n');
+                let _ = file.write_all(&line);
+            }
+            None => {}
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn syslog_level(level: Level) -> u8 {
+    match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    }
+}
+
+/// Switches our log to `backend` (installing the logger on first use).
+pub fn install(backend: &Backend, level: LevelFilter) -> Result<(), String> {
+    let active = match backend {
+        Backend::Journal => Active::Journal(
+            systemd_journal_logger::JournalLog::new()
+                .map_err(|e| format!("cannot open the journal for our own log: {e}"))?
+                .with_syslog_identifier("logger".into()),
+        ),
+        Backend::Terminal => Active::Stderr { prefixed: false },
+        Backend::Prefixed => Active::Stderr { prefixed: true },
+        Backend::File(path) => Active::File {
+            file: crate::sinks::open_log_file(path)
+                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?,
+            path: path.clone(),
+        },
+    };
+    if let Ok(mut guard) = LOGGER.0.lock() {
+        *guard = Some(active);
+    }
+    // Fails only when already installed, which is what a switch wants.
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+    Ok(())
+}
+
+/// Reopens the log file after logrotate moved it (SIGHUP).
+pub fn reopen() {
+    let Ok(mut guard) = LOGGER.0.lock() else {
+        return;
+    };
+    if let Some(Active::File { path, file }) = guard.as_mut() {
+        match crate::sinks::open_log_file(path) {
+            Ok(f) => *file = f,
+            Err(e) => {
+                let _ = writeln!(file, "cannot reopen log file {}: {e}", path.display());
+            }
+        }
+    }
+}
+
+/// Reports the error that ends the process, once, where the operator will see it: the journal
+/// (with error priority) under systemd, a plain line on a terminal, a `<3>` line on a pipe.
+pub fn report_fatal(text: &str) {
+    match foreground_backend() {
+        Backend::Journal if install(&Backend::Journal, LevelFilter::Error).is_ok() => {
+            log::error!("{text}");
+        }
+        Backend::Terminal => eprintln!("logger: error: {text}"),
+        _ => eprintln!("<3>logger: error: {text}"),
+    }
+}

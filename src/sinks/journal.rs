@@ -1,0 +1,239 @@
+//! The journal output: one entry per relayed message over journald's native protocol.
+//!
+//! `encode` turns a `Message` into a native-protocol datagram (pure). `JournalWriter` sends it to
+//! the journal socket; an entry too large for a datagram goes through a sealed memfd, as
+//! sd_journal_send(3) does. Field names follow journald's syslog ones (SYSLOG_IDENTIFIER,
+//! SYSLOG_PID, SYSLOG_FACILITY, SYSLOG_TIMESTAMP, PRIORITY, MESSAGE); what syslog carries beyond
+//! those goes in `LOGGER_*` fields (see ARCHITECTURE.md), never `_*`, which journald reserves.
+
+use std::io::{self, IoSlice, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+
+use crate::message::{Format, Message};
+
+/// Appends one field: `KEY=value\n`, or the length-prefixed binary form when the value holds a
+/// newline or is not UTF-8.
+pub fn put_field(out: &mut Vec<u8>, key: &str, value: &[u8]) {
+    out.extend_from_slice(key.as_bytes());
+    if value.contains(&b'\n') || std::str::from_utf8(value).is_err() {
+        out.push(b'\n');
+        out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+    } else {
+        out.push(b'=');
+    }
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
+/// Encodes a message as one native-protocol entry.
+pub fn encode(out: &mut Vec<u8>, msg: &Message) {
+    put_field(out, "MESSAGE", &msg.text);
+    put_field(out, "PRIORITY", &[b'0' + msg.priority()]);
+    put_field(out, "SYSLOG_FACILITY", msg.facility.to_string().as_bytes());
+    if let Some(app) = &msg.app_name {
+        put_field(out, "SYSLOG_IDENTIFIER", app.as_bytes());
+    }
+    if let Some(pid) = msg.pid() {
+        put_field(out, "SYSLOG_PID", pid.as_bytes());
+    }
+    if let Some(ts) = &msg.timestamp {
+        put_field(out, "SYSLOG_TIMESTAMP", ts.as_bytes());
+    }
+    if let Some(host) = &msg.hostname {
+        put_field(out, "LOGGER_HOSTNAME", host.as_bytes());
+    }
+    if let Some(id) = &msg.msgid {
+        put_field(out, "LOGGER_MSGID", id.as_bytes());
+    }
+    if let Some(sd) = &msg.structured_data {
+        put_field(out, "LOGGER_STRUCTURED_DATA", sd.as_bytes());
+    }
+    put_field(
+        out,
+        "LOGGER_TRANSPORT",
+        msg.origin.transport.name().as_bytes(),
+    );
+    if let Some(peer) = msg.origin.peer {
+        put_field(out, "LOGGER_PEER", peer.to_string().as_bytes());
+    }
+    if let Some(c) = msg.origin.credentials {
+        put_field(out, "LOGGER_PEER_PID", c.pid.to_string().as_bytes());
+        put_field(out, "LOGGER_PEER_UID", c.uid.to_string().as_bytes());
+        put_field(out, "LOGGER_PEER_GID", c.gid.to_string().as_bytes());
+    }
+    let format = match msg.format {
+        Format::Rfc5424 => "rfc5424",
+        Format::Rfc3164 => "rfc3164",
+        Format::Unparsed => "unparsed",
+    };
+    put_field(out, "LOGGER_FORMAT", format.as_bytes());
+    if msg.truncated {
+        put_field(out, "LOGGER_TRUNCATED", b"1");
+    }
+    if !msg.text_is_utf8() {
+        put_field(out, "LOGGER_INVALID_UTF8", b"1");
+    }
+}
+
+/// A connection-less sender to the journal socket.
+#[derive(Debug)]
+pub struct JournalWriter {
+    socket: UnixDatagram,
+    path: PathBuf,
+    addr: UnixAddr,
+}
+
+impl JournalWriter {
+    /// Opens an unbound datagram socket for `path` (which need not exist yet: journald may be
+    /// restarting; sends are retried).
+    pub fn open(path: &Path) -> io::Result<JournalWriter> {
+        let socket = UnixDatagram::unbound()?;
+        // journald's own clients raise the send buffer so bursts do not block at once; the kernel
+        // caps this at wmem_max, which is fine.
+        let _ = nix::sys::socket::setsockopt(
+            &socket,
+            nix::sys::socket::sockopt::SndBuf,
+            &(8 * 1024 * 1024),
+        );
+        let addr = UnixAddr::new(path).map_err(io::Error::from)?;
+        Ok(JournalWriter {
+            socket,
+            path: path.to_owned(),
+            addr,
+        })
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sends one encoded entry. Errors mean "not delivered"; the caller keeps the entry.
+    pub fn send(&self, entry: &[u8]) -> io::Result<()> {
+        match self.socket.send_to(entry, &self.path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(Errno::EMSGSIZE as i32) => {
+                self.send_via_memfd(entry)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// journald accepts an entry of any size as a sealed memfd passed with SCM_RIGHTS.
+    fn send_via_memfd(&self, entry: &[u8]) -> io::Result<()> {
+        let fd = memfd_create(
+            c"logger-journal",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+        )?;
+        let mut file = std::fs::File::from(fd);
+        file.write_all(entry)?;
+        fcntl(
+            &file,
+            FcntlArg::F_ADD_SEALS(
+                SealFlag::F_SEAL_SHRINK
+                    | SealFlag::F_SEAL_GROW
+                    | SealFlag::F_SEAL_WRITE
+                    | SealFlag::F_SEAL_SEAL,
+            ),
+        )?;
+        let fds = [file.as_raw_fd()];
+        let iov: [IoSlice<'_>; 0] = [];
+        sendmsg(
+            self.socket.as_raw_fd(),
+            &iov,
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            Some(&self.addr),
+        )?;
+        Ok(())
+    }
+}
+
+/// Decodes a native-protocol entry into (key, value) pairs; the inverse of `encode`, used by
+/// tests and the fuzz round-trip.
+pub fn decode(mut data: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
+    let mut fields = Vec::new();
+    while !data.is_empty() {
+        let line_end = data.iter().position(|&b| b == b'\n')?;
+        let line = &data[..line_end];
+        if let Some(eq) = line.iter().position(|&b| b == b'=') {
+            fields.push((
+                String::from_utf8(line[..eq].to_vec()).ok()?,
+                line[eq + 1..].to_vec(),
+            ));
+            data = &data[line_end + 1..];
+        } else {
+            let key = String::from_utf8(line.to_vec()).ok()?;
+            let rest = &data[line_end + 1..];
+            let len = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?) as usize;
+            let value = rest.get(8..8usize.checked_add(len)?)?.to_vec();
+            if rest.get(8 + len) != Some(&b'\n') {
+                return None;
+            }
+            fields.push((key, value));
+            data = &rest[8 + len + 1..];
+        }
+    }
+    Some(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Credentials, Origin, Transport};
+    use crate::parse::parse;
+    use std::time::SystemTime;
+
+    fn field<'a>(fields: &'a [(String, Vec<u8>)], key: &str) -> Option<&'a [u8]> {
+        fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    #[test]
+    fn round_trips_newlines_and_invalid_utf8() {
+        let mut origin = Origin::new(Transport::UnixDatagram);
+        origin.credentials = Some(Credentials {
+            pid: 42,
+            uid: 1000,
+            gid: 100,
+        });
+        let msg = parse(
+            b"<156>Nov 23 20:21:46 myapp: line1\nline2 \xff",
+            origin,
+            SystemTime::now(),
+            false,
+        );
+        let mut out = Vec::new();
+        encode(&mut out, &msg);
+        let fields = decode(&out).expect("decodes");
+        assert_eq!(field(&fields, "MESSAGE"), Some(&b"line1\nline2 \xff"[..]));
+        assert_eq!(field(&fields, "PRIORITY"), Some(&b"4"[..]));
+        assert_eq!(field(&fields, "SYSLOG_FACILITY"), Some(&b"19"[..]));
+        assert_eq!(field(&fields, "SYSLOG_IDENTIFIER"), Some(&b"myapp"[..]));
+        assert_eq!(field(&fields, "SYSLOG_PID"), Some(&b"42"[..]));
+        assert_eq!(
+            field(&fields, "SYSLOG_TIMESTAMP"),
+            Some(&b"Nov 23 20:21:46"[..])
+        );
+        assert_eq!(field(&fields, "LOGGER_TRANSPORT"), Some(&b"unix"[..]));
+        assert_eq!(field(&fields, "LOGGER_PEER_UID"), Some(&b"1000"[..]));
+        assert_eq!(field(&fields, "LOGGER_INVALID_UTF8"), Some(&b"1"[..]));
+        assert!(fields.iter().all(|(k, _)| !k.starts_with('_')));
+    }
+
+    #[test]
+    fn decode_rejects_truncated_binary_fields() {
+        let mut out = Vec::new();
+        put_field(&mut out, "MESSAGE", b"a\nb");
+        assert!(decode(&out[..out.len() - 2]).is_none());
+    }
+}

@@ -1,0 +1,201 @@
+//! The readable line format of the file and stderr outputs, and the escaping that keeps one
+//! message on one line.
+//!
+//! `TIME HOST TAG[PID] FACILITY.SEVERITY: TEXT` with TIME in RFC 3339 UTC (the time we received
+//! the message). Every byte that could end a line, move the cursor or start a terminal escape is
+//! written as a visible escape: `\n`, `\r`, `\t`, `\\`, `\xNN` for other C0 controls, DEL and
+//! invalid UTF-8, `\u{NN}` for C1 controls and Unicode line separators. The escaping is
+//! reversible, so nothing is lost, and no message can forge another line. Pure.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::message::Message;
+
+/// Appends the line for `msg` (with its newline) to `out`.
+pub fn format_line(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
+    push_rfc3339(out, msg.received);
+    out.push(b' ');
+    let host = match (&msg.hostname, msg.origin.peer) {
+        (Some(h), _) => h.clone(),
+        (None, Some(peer)) => peer.ip().to_string(),
+        (None, None) => local_host.to_owned(),
+    };
+    escape_into(out, host.as_bytes());
+    out.push(b' ');
+    escape_into(out, msg.app_name.as_deref().unwrap_or("-").as_bytes());
+    if let Some(pid) = msg.pid() {
+        out.push(b'[');
+        escape_into(out, pid.as_bytes());
+        out.push(b']');
+    }
+    out.push(b' ');
+    out.extend_from_slice(msg.facility_name().as_bytes());
+    out.push(b'.');
+    out.extend_from_slice(msg.severity_name().as_bytes());
+    out.extend_from_slice(b": ");
+    escape_into(out, &msg.text);
+    out.push(b'\n');
+}
+
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'\\' || b >= 0x7f
+}
+
+/// Appends `bytes` escaped as described in the module documentation.
+pub fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let plain = rest
+            .iter()
+            .position(|&b| needs_escape(b))
+            .unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..plain]);
+        rest = &rest[plain..];
+        let Some(&b) = rest.first() else { break };
+        if b < 0x80 {
+            match b {
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                _ => push_hex(out, b),
+            }
+            rest = &rest[1..];
+            continue;
+        }
+        let len = utf8_len(rest);
+        match std::str::from_utf8(&rest[..len])
+            .ok()
+            .and_then(|s| s.chars().next())
+        {
+            Some(c) if ('\u{80}'..='\u{9f}').contains(&c) || c == '\u{2028}' || c == '\u{2029}' => {
+                out.extend_from_slice(format!("\\u{{{:x}}}", c as u32).as_bytes());
+                rest = &rest[len..];
+            }
+            Some(_) => {
+                out.extend_from_slice(&rest[..len]);
+                rest = &rest[len..];
+            }
+            None => {
+                push_hex(out, b);
+                rest = &rest[1..];
+            }
+        }
+    }
+}
+
+/// The length of the UTF-8 sequence a lead byte announces, bounded by the input.
+fn utf8_len(bytes: &[u8]) -> usize {
+    let want = match bytes[0] {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => 1,
+    };
+    want.min(bytes.len())
+}
+
+fn push_hex(out: &mut Vec<u8>, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.extend_from_slice(&[
+        b'\\',
+        b'x',
+        HEX[usize::from(b >> 4)],
+        HEX[usize::from(b & 15)],
+    ]);
+}
+
+/// Appends `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub fn push_rfc3339(out: &mut Vec<u8>, t: SystemTime) {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    let s = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        since.subsec_micros()
+    );
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Origin, Transport};
+    use crate::parse::parse;
+    use std::time::Duration;
+
+    fn esc(b: &[u8]) -> String {
+        let mut out = Vec::new();
+        escape_into(&mut out, b);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escapes_everything_that_could_forge_a_line_or_drive_a_terminal() {
+        assert_eq!(esc(b"plain text"), "plain text");
+        assert_eq!(esc(b"a\nfake 2026 line\r\tb"), "a\\nfake 2026 line\\r\\tb");
+        assert_eq!(esc(b"\x1b[31mred\x1b[0m"), "\\x1b[31mred\\x1b[0m");
+        assert_eq!(esc(b"nul\0del\x7f"), "nul\\x00del\\x7f");
+        assert_eq!(esc(b"back\\slash"), "back\\\\slash");
+        assert_eq!(esc("héllo ✓".as_bytes()), "héllo ✓");
+        assert_eq!(
+            esc(b"bad \xff\xfe end \xe2\x82"),
+            "bad \\xff\\xfe end \\xe2\\x82"
+        );
+        assert_eq!(
+            esc("csi \u{9b}31m ls\u{2028}x".as_bytes()),
+            "csi \\u{9b}31m ls\\u{2028}x"
+        );
+    }
+
+    #[test]
+    fn formats_a_line_with_rfc3339_time_host_tag_pid_priority() {
+        let mut msg = parse(
+            b"<156>Nov 23 20:21:46 myapp[2220]: hello\nworld",
+            Origin::new(Transport::UnixDatagram),
+            UNIX_EPOCH + Duration::from_micros(1_763_929_306_123_456),
+            false,
+        );
+        let mut out = Vec::new();
+        format_line(&mut out, &msg, "box");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2025-11-23T20:21:46.123456Z box myapp[2220] local3.warning: hello\\nworld\n"
+        );
+        msg.origin.peer = Some("192.0.2.1:514".parse().unwrap());
+        msg.app_name = None;
+        msg.procid = None;
+        let mut out = Vec::new();
+        format_line(&mut out, &msg, "box");
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains(" 192.0.2.1 - local3.warning: ")
+        );
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_415), (2025, 11, 23));
+    }
+}

@@ -1,0 +1,226 @@
+//! The outputs: where accepted messages are written, and the backlog that holds them until the
+//! output takes them.
+//!
+//! A `Sink` accepts a message by encoding it at once (a journal entry or an escaped line) into its
+//! backlog; `Sink::write_out` hands the backlog to the output and keeps whatever the output refused
+//! (journald restarting, disk full) for the next attempt. Nothing accepted is dropped here: the
+//! service loop stops taking new messages while the backlog is over its bound, which pushes back
+//! on the inputs instead.
+
+pub mod journal;
+pub mod line;
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::Output;
+use crate::error::{Error, Result};
+use crate::message::Message;
+use journal::JournalWriter;
+
+/// Above this many bytes of backlog the service loop stops taking messages.
+pub const BACKLOG_LIMIT: usize = 8 * 1024 * 1024;
+
+enum Target {
+    Journal(JournalWriter),
+    Stderr,
+    File { path: PathBuf, file: File },
+}
+
+/// What one `write_out` achieved.
+#[derive(Debug, Default)]
+pub struct WriteOut {
+    /// Messages the output took.
+    pub written: u64,
+    /// Entries the output rejected for good (e.g. journald refused the entry itself).
+    pub rejected: u64,
+    /// Why the rest is still in the backlog, if it is.
+    pub error: Option<io::Error>,
+}
+
+/// An open output with its backlog.
+pub struct Sink {
+    target: Target,
+    local_host: String,
+    /// Text outputs: escaped lines not yet written. Each line holds exactly one raw newline (the
+    /// escaping guarantees it), so counting newlines counts messages.
+    text: Vec<u8>,
+    /// Journal output: encoded entries not yet sent.
+    entries: VecDeque<Vec<u8>>,
+    entry_bytes: usize,
+}
+
+impl Sink {
+    /// Opens the configured output. `foreground` decides what `auto` means without a journal.
+    pub fn open(output: &Output, journal_socket: &Path, foreground: bool) -> Result<Sink> {
+        let fail = |source| Error::Output {
+            output: output.to_string(),
+            source,
+        };
+        let target = match resolve(output, journal_socket, foreground) {
+            Output::Journal => Target::Journal(JournalWriter::open(journal_socket).map_err(fail)?),
+            Output::Stderr => Target::Stderr,
+            Output::File(path) => Target::File {
+                file: open_log_file(&path).map_err(fail)?,
+                path,
+            },
+            Output::Auto => unreachable!("resolve never returns auto"),
+        };
+        let local_host = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        Ok(Sink {
+            target,
+            local_host,
+            text: Vec::with_capacity(64 * 1024),
+            entries: VecDeque::new(),
+            entry_bytes: 0,
+        })
+    }
+
+    /// What this output is, for STATUS= and logs (`journal`, `file:/var/log/x.log`).
+    pub fn describe(&self) -> String {
+        match &self.target {
+            Target::Journal(_) => "journal".into(),
+            Target::Stderr => "stderr".into(),
+            Target::File { path, .. } => format!("file:{}", path.display()),
+        }
+    }
+
+    /// Accepts a message into the backlog.
+    pub fn accept(&mut self, msg: &Message) {
+        match &self.target {
+            Target::Journal(_) => {
+                let mut entry = Vec::with_capacity(128 + msg.text.len());
+                journal::encode(&mut entry, msg);
+                self.entry_bytes += entry.len();
+                self.entries.push_back(entry);
+            }
+            Target::Stderr | Target::File { .. } => {
+                line::format_line(&mut self.text, msg, &self.local_host)
+            }
+        }
+    }
+
+    /// Bytes waiting in the backlog.
+    pub fn backlog_bytes(&self) -> usize {
+        self.text.len() + self.entry_bytes
+    }
+
+    /// Messages waiting in the backlog.
+    pub fn backlog_messages(&self) -> usize {
+        self.entries.len() + count_lines(&self.text)
+    }
+
+    /// Hands the backlog to the output; keeps what it did not take.
+    pub fn write_out(&mut self) -> WriteOut {
+        let mut out = WriteOut::default();
+        match &mut self.target {
+            Target::Journal(writer) => {
+                while let Some(entry) = self.entries.front() {
+                    match writer.send(entry) {
+                        Ok(()) => out.written += 1,
+                        Err(e) if is_transient(&e) => {
+                            out.error = Some(e);
+                            break;
+                        }
+                        Err(e) => {
+                            // journald refused this entry itself (e.g. malformed or beyond its
+                            // size limit): retrying cannot help, and it must not block the rest.
+                            log::error!(
+                                "journal {} rejected an entry of {} bytes: {e}",
+                                writer.path().display(),
+                                entry.len()
+                            );
+                            out.rejected += 1;
+                        }
+                    }
+                    let sent = self.entries.pop_front().map_or(0, |e| e.len());
+                    self.entry_bytes -= sent;
+                }
+            }
+            Target::Stderr => write_text(&mut io::stderr().lock(), &mut self.text, &mut out),
+            Target::File { file, .. } => write_text(file, &mut self.text, &mut out),
+        }
+        out
+    }
+
+    /// Reopens an output file (after logrotate moved it). Other outputs need nothing.
+    pub fn reopen(&mut self) -> io::Result<()> {
+        if let Target::File { path, file } = &mut self.target {
+            *file = open_log_file(path)?;
+        }
+        Ok(())
+    }
+
+    /// True when this sink writes to the same place `output` names, so a reload can keep it.
+    pub fn serves(&self, output: &Output, journal_socket: &Path, foreground: bool) -> bool {
+        match (&self.target, resolve(output, journal_socket, foreground)) {
+            (Target::Journal(w), Output::Journal) => w.path() == journal_socket,
+            (Target::Stderr, Output::Stderr) => true,
+            (Target::File { path, .. }, Output::File(p)) => *path == p,
+            _ => false,
+        }
+    }
+}
+
+/// Turns `auto` into the concrete output for this host and lifecycle.
+pub fn resolve(output: &Output, journal_socket: &Path, foreground: bool) -> Output {
+    match output {
+        Output::Auto if journal_socket.exists() => Output::Journal,
+        Output::Auto if foreground => Output::Stderr,
+        Output::Auto => Output::File(PathBuf::from("/var/log/logger.log")),
+        other => other.clone(),
+    }
+}
+
+/// Opens a log file for appending, mode 0640, as logrotate and operators expect.
+pub fn open_log_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)
+}
+
+/// Errors after which the same entry may succeed later: the journal is restarting or busy.
+fn is_transient(e: &io::Error) -> bool {
+    use nix::errno::Errno;
+    let transient = [
+        Errno::ENOENT,
+        Errno::ECONNREFUSED,
+        Errno::EAGAIN,
+        Errno::ENOBUFS,
+        Errno::ENOMEM,
+        Errno::EINTR,
+    ];
+    e.raw_os_error()
+        .is_some_and(|code| transient.iter().any(|t| *t as i32 == code))
+}
+
+fn count_lines(text: &[u8]) -> usize {
+    text.iter().filter(|&&b| b == b'\n').count()
+}
+
+fn write_text(w: &mut impl Write, text: &mut Vec<u8>, out: &mut WriteOut) {
+    let mut done = 0;
+    while done < text.len() {
+        match w.write(&text[done..]) {
+            Ok(0) => {
+                out.error = Some(io::ErrorKind::WriteZero.into());
+                break;
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                out.error = Some(e);
+                break;
+            }
+        }
+    }
+    out.written += count_lines(&text[..done]) as u64;
+    text.drain(..done);
+}

@@ -1,0 +1,311 @@
+//! Stream inputs: TCP and AF_UNIX stream sockets, framed per RFC 6587 by `framing::Framer`.
+//!
+//! One thread serves the listener and all its connections through one epoll set. Connections over
+//! max-connections are accepted and closed at once (the client sees a reset, not a hang in the
+//! backlog) and counted; a connection silent for idle-timeout is closed. Per connection the memory
+//! is the framer's buffer, bounded by max-message-size plus one read.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::time::{Instant, SystemTime};
+
+use mio::{Events, Interest, Token};
+
+use super::{BATCH, Ctx, Listener, SOCKET, Socket};
+use crate::framing::{Frame, Framer};
+use crate::message::{Credentials, Message, Origin, Transport};
+use crate::parse::parse;
+use crate::stats::Stats;
+
+const FIRST_CONNECTION: usize = 2;
+const READ_CHUNK: usize = 64 * 1024;
+
+enum StreamListener {
+    Tcp(mio::net::TcpListener),
+    Unix(mio::net::UnixListener),
+}
+
+enum Stream {
+    Tcp(mio::net::TcpStream),
+    Unix(mio::net::UnixStream),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl mio::event::Source for Stream {
+    fn register(&mut self, r: &mio::Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(r, t, i),
+            Stream::Unix(s) => s.register(r, t, i),
+        }
+    }
+    fn reregister(&mut self, r: &mio::Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(r, t, i),
+            Stream::Unix(s) => s.reregister(r, t, i),
+        }
+    }
+    fn deregister(&mut self, r: &mio::Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(r),
+            Stream::Unix(s) => s.deregister(r),
+        }
+    }
+}
+
+struct Connection {
+    stream: Stream,
+    framer: Framer,
+    origin: Origin,
+    last_active: Instant,
+}
+
+enum ReadState {
+    Open,
+    Closed,
+}
+
+impl Connection {
+    /// Reads until the socket would block or closes, feeding frames into `batch`.
+    fn read_available(
+        &mut self,
+        ctx: &Ctx,
+        chunk: &mut [u8],
+        batch: &mut Vec<Message>,
+    ) -> ReadState {
+        loop {
+            match self.stream.read(chunk) {
+                Ok(0) => {
+                    self.emit_finish(ctx, batch);
+                    return ReadState::Closed;
+                }
+                Ok(n) => {
+                    self.last_active = Instant::now();
+                    let origin = &self.origin;
+                    let stats = &ctx.shared.stats;
+                    let now = SystemTime::now();
+                    self.framer.feed(&chunk[..n], |frame| {
+                        push_frame(frame, origin, stats, now, batch)
+                    });
+                    if batch.len() >= BATCH && !ctx.send(batch) {
+                        return ReadState::Closed;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadState::Open,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if e.kind() != io::ErrorKind::ConnectionReset {
+                        Stats::add(&ctx.shared.stats.read_errors, 1);
+                    }
+                    self.emit_finish(ctx, batch);
+                    return ReadState::Closed;
+                }
+            }
+        }
+    }
+
+    fn emit_finish(&mut self, ctx: &Ctx, batch: &mut Vec<Message>) {
+        let origin = &self.origin;
+        let stats = &ctx.shared.stats;
+        self.framer
+            .finish(|frame| push_frame(frame, origin, stats, SystemTime::now(), batch));
+    }
+}
+
+fn push_frame(
+    frame: Frame<'_>,
+    origin: &Origin,
+    stats: &Stats,
+    now: SystemTime,
+    batch: &mut Vec<Message>,
+) {
+    match frame {
+        Frame::Message(m) => {
+            Stats::add(&stats.received, 1);
+            batch.push(parse(m, origin.clone(), now, false));
+        }
+        Frame::Truncated(m) => {
+            Stats::add(&stats.received, 1);
+            Stats::add(&stats.truncated, 1);
+            batch.push(parse(m, origin.clone(), now, true));
+        }
+        Frame::Oversized => {
+            Stats::add(&stats.received, 1);
+            Stats::add(&stats.oversized, 1);
+        }
+    }
+}
+
+pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
+    let mut server = match take_listener(&mut listener) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("input {}: {e}", listener.addr);
+            return ctx.finish();
+        }
+    };
+    let registered = match &mut server {
+        StreamListener::Tcp(l) => poll.registry().register(l, SOCKET, Interest::READABLE),
+        StreamListener::Unix(l) => poll.registry().register(l, SOCKET, Interest::READABLE),
+    };
+    if let Err(e) = registered {
+        log::error!("input {}: cannot poll the socket: {e}", listener.addr);
+        return ctx.finish();
+    }
+    let limits = ctx.shared.limits.clone();
+    let mut connections: HashMap<usize, Connection> = HashMap::new();
+    let mut next_token = FIRST_CONNECTION;
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut events = Events::with_capacity(256);
+    loop {
+        // Only connections need a timer (idle timeout); an idle listener sleeps until woken.
+        let timeout = connections
+            .values()
+            .map(|c| {
+                (c.last_active + limits.idle_timeout).saturating_duration_since(Instant::now())
+            })
+            .min();
+        if let Err(e) = poll.poll(&mut events, timeout)
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            log::error!("input {}: poll failed: {e}", listener.addr);
+            break;
+        }
+        let stopping = ctx.stopping();
+        for event in events.iter() {
+            match event.token() {
+                SOCKET => loop {
+                    let accepted = match &server {
+                        StreamListener::Tcp(l) => l.accept().map(|(s, peer)| {
+                            let _ = s.set_nodelay(true);
+                            (
+                                Stream::Tcp(s),
+                                Origin {
+                                    transport: Transport::Tcp,
+                                    peer: Some(peer),
+                                    credentials: None,
+                                },
+                            )
+                        }),
+                        StreamListener::Unix(l) => l.accept().map(|(s, _)| {
+                            let credentials = peer_credentials(&s);
+                            (
+                                Stream::Unix(s),
+                                Origin {
+                                    transport: Transport::UnixStream,
+                                    peer: None,
+                                    credentials,
+                                },
+                            )
+                        }),
+                    };
+                    match accepted {
+                        Ok((mut stream, origin)) => {
+                            if connections.len() >= limits.max_connections {
+                                Stats::add(&ctx.shared.stats.refused_connections, 1);
+                                log::debug!(
+                                    "input {}: refused a connection: max-connections ({}) reached",
+                                    listener.addr,
+                                    limits.max_connections
+                                );
+                                continue;
+                            }
+                            let token = next_token;
+                            next_token = next_token.wrapping_add(1).max(FIRST_CONNECTION);
+                            if poll
+                                .registry()
+                                .register(&mut stream, Token(token), Interest::READABLE)
+                                .is_ok()
+                            {
+                                connections.insert(
+                                    token,
+                                    Connection {
+                                        stream,
+                                        framer: Framer::new(limits.max_message_size),
+                                        origin,
+                                        last_active: Instant::now(),
+                                    },
+                                );
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            // EMFILE and friends: log, and let the next readiness retry.
+                            log::warn!("input {}: accept failed: {e}", listener.addr);
+                            break;
+                        }
+                    }
+                },
+                Token(t) => {
+                    let Some(conn) = connections.get_mut(&t) else {
+                        continue;
+                    };
+                    if let ReadState::Closed = conn.read_available(&ctx, &mut chunk, &mut batch)
+                        && let Some(mut conn) = connections.remove(&t)
+                    {
+                        let _ = poll.registry().deregister(&mut conn.stream);
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        connections.retain(|_, c| {
+            let idle = now.saturating_duration_since(c.last_active) >= limits.idle_timeout;
+            if idle {
+                Stats::add(&ctx.shared.stats.idle_closed, 1);
+                let origin = &c.origin;
+                let stats = &ctx.shared.stats;
+                c.framer
+                    .finish(|f| push_frame(f, origin, stats, SystemTime::now(), &mut batch));
+                let _ = poll.registry().deregister(&mut c.stream);
+            }
+            !idle
+        });
+        if stopping {
+            // Take what the kernel already holds for every connection, then close them all.
+            for (_, mut conn) in connections.drain() {
+                conn.read_available(&ctx, &mut chunk, &mut batch);
+                conn.emit_finish(&ctx, &mut batch);
+            }
+        }
+        if !ctx.send(&mut batch) || stopping {
+            break;
+        }
+    }
+    drop(server);
+    drop(listener);
+    ctx.finish();
+}
+
+fn take_listener(listener: &mut Listener) -> io::Result<StreamListener> {
+    let placeholder = Socket::UnixDatagram(std::os::unix::net::UnixDatagram::unbound()?);
+    match std::mem::replace(&mut listener.socket, placeholder) {
+        Socket::Tcp(s) => {
+            s.set_nonblocking(true)?;
+            Ok(StreamListener::Tcp(mio::net::TcpListener::from_std(s)))
+        }
+        Socket::UnixStream(s) => {
+            s.set_nonblocking(true)?;
+            Ok(StreamListener::Unix(mio::net::UnixListener::from_std(s)))
+        }
+        _ => Err(io::Error::other("not a stream listener")),
+    }
+}
+
+fn peer_credentials(s: &mio::net::UnixStream) -> Option<Credentials> {
+    let c = nix::sys::socket::getsockopt(s, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+    Some(Credentials {
+        pid: c.pid(),
+        uid: c.uid(),
+        gid: c.gid(),
+    })
+}

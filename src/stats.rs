@@ -1,0 +1,101 @@
+//! Counters shared by the inputs and the service loop, read for STATUS= and the heartbeat.
+//!
+//! Every message that enters is counted once as received and ends in exactly one of: written,
+//! rejected by the output, or a named drop. Relaxed atomics: the counters are reports, not
+//! synchronisation.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// The daemon's counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Messages taken from sockets (including ones later dropped).
+    pub received: AtomicU64,
+    /// Messages the output took.
+    pub written: AtomicU64,
+    /// TCP frames over max-message-size, discarded.
+    pub oversized: AtomicU64,
+    /// Datagrams over max-message-size, delivered cut (and marked).
+    pub truncated: AtomicU64,
+    /// Messages suppressed by the per-source rate limit.
+    pub rate_limited: AtomicU64,
+    /// Entries the output refused for good.
+    pub rejected: AtomicU64,
+    /// Failed attempts to write to the output (retried).
+    pub output_errors: AtomicU64,
+    /// Stream connections closed at once because max-connections was reached.
+    pub refused_connections: AtomicU64,
+    /// Stream connections closed for idling.
+    pub idle_closed: AtomicU64,
+    /// Socket read errors (other than would-block).
+    pub read_errors: AtomicU64,
+}
+
+/// A consistent-enough copy of the counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    /// See `Stats`.
+    pub received: u64,
+    /// See `Stats`.
+    pub written: u64,
+    /// See `Stats`.
+    pub oversized: u64,
+    /// See `Stats`.
+    pub truncated: u64,
+    /// See `Stats`.
+    pub rate_limited: u64,
+    /// See `Stats`.
+    pub rejected: u64,
+    /// See `Stats`.
+    pub output_errors: u64,
+    /// See `Stats`.
+    pub refused_connections: u64,
+}
+
+impl Stats {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    /// Reads all counters.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            received: self.received.load(Relaxed),
+            written: self.written.load(Relaxed),
+            oversized: self.oversized.load(Relaxed),
+            truncated: self.truncated.load(Relaxed),
+            rate_limited: self.rate_limited.load(Relaxed),
+            rejected: self.rejected.load(Relaxed),
+            output_errors: self.output_errors.load(Relaxed),
+            refused_connections: self.refused_connections.load(Relaxed),
+        }
+    }
+}
+
+impl Snapshot {
+    /// Messages dropped on purpose (a limit said so).
+    pub fn dropped(&self) -> u64 {
+        self.oversized + self.rate_limited + self.rejected
+    }
+}
+
+impl fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "received {}, written {}, dropped {} (oversized {}, rate-limited {}, rejected {}), \
+             truncated {}, output errors {}, refused connections {}",
+            self.received,
+            self.written,
+            self.dropped(),
+            self.oversized,
+            self.rate_limited,
+            self.rejected,
+            self.truncated,
+            self.output_errors,
+            self.refused_connections
+        )
+    }
+}

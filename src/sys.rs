@@ -1,0 +1,106 @@
+//! The only module allowed to use `unsafe`: process-wide operations whose safety depends on the
+//! process being single-threaded, and adopting raw descriptors handed to us by a parent.
+//!
+//! Every function states the invariant it relies on; every `unsafe` block argues it in a
+//! `// SAFETY:` comment. The rest of the crate is `#![deny(unsafe_code)]`.
+#![allow(unsafe_code)]
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+use nix::unistd::{ForkResult, Pid};
+
+/// True if the process has exactly one thread. Read from /proc/self/status; on error assumes
+/// not, so callers refuse rather than risk it.
+pub fn is_single_threaded() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .map(|n| n.trim() == "1")
+        })
+        .unwrap_or(false)
+}
+
+/// Removes environment variables so that nothing we start inherits them.
+///
+/// Must be called while the process is single-threaded (checked): `std::env::remove_var` is unsafe
+/// because another thread could read the environment at the same time.
+pub fn unset_env<K: AsRef<OsStr>>(keys: &[K]) {
+    assert!(
+        is_single_threaded(),
+        "unset_env must run before any thread is started"
+    );
+    for key in keys {
+        // SAFETY: the assertion above proves no other thread exists that could read or write the
+        // environment concurrently.
+        unsafe { std::env::remove_var(key) };
+    }
+}
+
+/// Takes ownership of a descriptor inherited from our parent (LISTEN_FDS, --notify-fd).
+///
+/// Fails if `fd` is not open. The caller must call this at most once per descriptor number and
+/// must not otherwise use `fd`: the returned `OwnedFd` closes it on drop. Marks it close-on-exec.
+pub fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(nix::libc::EBADF));
+    }
+    // SAFETY: `fd` is only borrowed for the duration of this fcntl call; an invalid descriptor
+    // makes fcntl fail with EBADF, which we report, and no memory is touched.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let flags = fcntl(borrowed, FcntlArg::F_GETFD).map_err(io::Error::from)?;
+    let flags = FdFlag::from_bits_truncate(flags) | FdFlag::FD_CLOEXEC;
+    fcntl(borrowed, FcntlArg::F_SETFD(flags)).map_err(io::Error::from)?;
+    // SAFETY: fcntl proved `fd` is open; the caller's contract says nothing else owns it, so the
+    // OwnedFd is its single owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Which side of a `fork` we are on.
+pub enum Forked {
+    /// The original process; the child's pid.
+    Parent(Pid),
+    /// The new process.
+    Child,
+}
+
+/// `fork(2)`. Refuses unless the process is single-threaded.
+pub fn fork() -> io::Result<Forked> {
+    if !is_single_threaded() {
+        return Err(io::Error::other(
+            "refusing to fork: the process already has threads",
+        ));
+    }
+    // SAFETY: the process is single-threaded (checked above), so the child cannot inherit a lock
+    // held by another thread; after the fork both sides continue in ordinary Rust code.
+    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+        ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// Ends the current process at once, without running destructors or atexit handlers: what the
+/// intermediate process of a double fork must do so that it does not flush or unlink anything
+/// that belongs to the daemon.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` has no preconditions; it terminates the process without returning.
+    unsafe { nix::libc::_exit(code) }
+}
+
+/// Resets every catchable signal to its default action (daemon(7) step 3).
+pub fn reset_signal_handlers() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in Signal::iterator() {
+        if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL registers no Rust handler, so no handler can run with
+        // broken invariants; failures (for signals that cannot be changed) are harmless.
+        let _ = unsafe { sigaction(signal, &default) };
+    }
+}
