@@ -349,14 +349,17 @@ fn read_file(path: &Path) -> Result<FileConfig> {
 
 fn parse_toml(text: &str, path: &Path) -> Result<FileConfig> {
     toml::from_str(text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
         let message = e.message().trim_end();
-        match line {
-            Some(line) => Error::Config(format!("{}:{line}: {message}", path.display())),
-            None => Error::Config(format!("{}: {message}", path.display())),
-        }
+        let Some(span) = e.span() else {
+            return Error::Config(format!("{}: {message}", path.display()));
+        };
+        let start = span.start.min(text.len());
+        let line = text[..start].matches('\n').count() + 1;
+        let source = text.lines().nth(line - 1).unwrap_or("").trim();
+        Error::Config(format!(
+            "{}:{line}: {message} (in `{source}`)",
+            path.display()
+        ))
     })
 }
 

@@ -120,6 +120,10 @@ impl Framer {
                     }
                     Header::Count(..) | Header::NeedMore => break,
                     Header::Delimited => match avail.iter().position(|&b| b == b'\n' || b == 0) {
+                        Some(i) if i > self.max => {
+                            emit(Frame::Oversized);
+                            pos += i + 1;
+                        }
                         Some(i) => {
                             let frame = &avail[..i];
                             let frame = frame.strip_suffix(b"\r").unwrap_or(frame);
@@ -230,6 +234,7 @@ mod tests {
             collect(20, &[&long[..30], &long[30..]], false),
             [Out::O, m(b"<13>after")]
         );
+        assert_eq!(collect(20, &[&long], false), [Out::O, m(b"<13>after")]);
         assert_eq!(
             collect(
                 20,

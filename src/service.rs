@@ -331,8 +331,11 @@ impl Service {
         };
         // Bind everything new first: if one fails, nothing has changed yet.
         let mut fresh = Vec::new();
+        let serves = |i: &Input, addr: &crate::listen::ListenAddr| {
+            i.addr == *addr || i.bound == addr.to_string()
+        };
         for addr in &wanted {
-            if !self.inputs.iter().any(|i| i.addr == *addr) {
+            if !self.inputs.iter().any(|i| serves(i, addr)) {
                 fresh.push(sources::bind::bind(addr, &new.limits)?);
             }
         }
@@ -369,7 +372,7 @@ impl Service {
         let (keep, stop): (Vec<_>, Vec<_>) = self
             .inputs
             .drain(..)
-            .partition(|i| i.activated || wanted.contains(&i.addr));
+            .partition(|i| i.activated || wanted.iter().any(|a| serves(i, a)));
         self.inputs = keep;
         for input in stop {
             log::info!("no longer listening on {}", input.bound);

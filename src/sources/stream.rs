@@ -1,8 +1,9 @@
 //! Stream inputs: TCP and AF_UNIX stream sockets, framed per RFC 6587 by `framing::Framer`.
 //!
-//! One thread serves the listener and all its connections through one epoll set. Connections over
-//! max-connections are accepted and closed at once (the client sees a reset, not a hang in the
-//! backlog) and counted; a connection silent for idle-timeout is closed. Per connection the memory
+//! One thread serves the listener and all its connections through one epoll set. At
+//! max-connections a new connection takes the place of the one idle longest (if idle for a
+//! second); otherwise it is closed at once (the client sees a reset, not a hang in the backlog)
+//! and counted. A connection silent for idle-timeout is closed. Per connection the memory
 //! is the framer's buffer, bounded by max-message-size plus one read.
 
 use std::collections::HashMap;
@@ -19,6 +20,8 @@ use crate::stats::Stats;
 
 const FIRST_CONNECTION: usize = 2;
 const READ_CHUNK: usize = 64 * 1024;
+/// A connection idle this long may be closed to make room for a new one at max-connections.
+const EVICT_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 enum StreamListener {
     Tcp(mio::net::TcpListener),
@@ -58,6 +61,12 @@ impl mio::event::Source for Stream {
             Stream::Unix(s) => s.deregister(r),
         }
     }
+}
+
+/// The connections of one listener, by poll token.
+struct Table {
+    map: HashMap<usize, Connection>,
+    next_token: usize,
 }
 
 struct Connection {
@@ -160,14 +169,17 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         return ctx.finish();
     }
     let limits = ctx.shared.limits.clone();
-    let mut connections: HashMap<usize, Connection> = HashMap::new();
-    let mut next_token = FIRST_CONNECTION;
+    let mut table = Table {
+        map: HashMap::new(),
+        next_token: FIRST_CONNECTION,
+    };
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut batch = Vec::with_capacity(BATCH);
     let mut events = Events::with_capacity(256);
     loop {
         // Only connections need a timer (idle timeout); an idle listener sleeps until woken.
-        let timeout = connections
+        let timeout = table
+            .map
             .values()
             .map(|c| {
                 (c.last_active + limits.idle_timeout).saturating_duration_since(Instant::now())
@@ -182,75 +194,15 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         let stopping = ctx.stopping();
         for event in events.iter() {
             match event.token() {
-                SOCKET => loop {
-                    let accepted = match &server {
-                        StreamListener::Tcp(l) => l.accept().map(|(s, peer)| {
-                            let _ = s.set_nodelay(true);
-                            (
-                                Stream::Tcp(s),
-                                Origin {
-                                    transport: Transport::Tcp,
-                                    peer: Some(peer),
-                                    credentials: None,
-                                },
-                            )
-                        }),
-                        StreamListener::Unix(l) => l.accept().map(|(s, _)| {
-                            let credentials = peer_credentials(&s);
-                            (
-                                Stream::Unix(s),
-                                Origin {
-                                    transport: Transport::UnixStream,
-                                    peer: None,
-                                    credentials,
-                                },
-                            )
-                        }),
-                    };
-                    match accepted {
-                        Ok((mut stream, origin)) => {
-                            if connections.len() >= limits.max_connections {
-                                Stats::add(&ctx.shared.stats.refused_connections, 1);
-                                log::debug!(
-                                    "input {}: refused a connection: max-connections ({}) reached",
-                                    listener.addr,
-                                    limits.max_connections
-                                );
-                                continue;
-                            }
-                            let token = next_token;
-                            next_token = next_token.wrapping_add(1).max(FIRST_CONNECTION);
-                            if poll
-                                .registry()
-                                .register(&mut stream, Token(token), Interest::READABLE)
-                                .is_ok()
-                            {
-                                connections.insert(
-                                    token,
-                                    Connection {
-                                        stream,
-                                        framer: Framer::new(limits.max_message_size),
-                                        origin,
-                                        last_active: Instant::now(),
-                                    },
-                                );
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            // EMFILE and friends: log, and let the next readiness retry.
-                            log::warn!("input {}: accept failed: {e}", listener.addr);
-                            break;
-                        }
-                    }
-                },
+                SOCKET => accept_pending(
+                    &ctx, &poll, &server, &mut table, &listener, &mut chunk, &mut batch,
+                ),
                 Token(t) => {
-                    let Some(conn) = connections.get_mut(&t) else {
+                    let Some(conn) = table.map.get_mut(&t) else {
                         continue;
                     };
                     if let ReadState::Closed = conn.read_available(&ctx, &mut chunk, &mut batch)
-                        && let Some(mut conn) = connections.remove(&t)
+                        && let Some(mut conn) = table.map.remove(&t)
                     {
                         let _ = poll.registry().deregister(&mut conn.stream);
                     }
@@ -258,7 +210,7 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
             }
         }
         let now = Instant::now();
-        connections.retain(|_, c| {
+        table.map.retain(|_, c| {
             let idle = now.saturating_duration_since(c.last_active) >= limits.idle_timeout;
             if idle {
                 Stats::add(&ctx.shared.stats.idle_closed, 1);
@@ -271,8 +223,13 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
             !idle
         });
         if stopping {
-            // Take what the kernel already holds for every connection, then close them all.
-            for (_, mut conn) in connections.drain() {
+            // Take what the kernel already holds: connections still in the accept queue (their
+            // data was accepted by the kernel on our behalf), then every connection's unread
+            // bytes; then close them all.
+            accept_pending(
+                &ctx, &poll, &server, &mut table, &listener, &mut chunk, &mut batch,
+            );
+            for (_, mut conn) in table.map.drain() {
                 conn.read_available(&ctx, &mut chunk, &mut batch);
                 conn.emit_finish(&ctx, &mut batch);
             }
@@ -284,6 +241,107 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
     drop(server);
     drop(listener);
     ctx.finish();
+}
+
+/// Accepts every queued connection. At max-connections the connection idle longest makes room
+/// if it has been idle for `EVICT_AFTER`; otherwise the new one is closed at once and counted.
+fn accept_pending(
+    ctx: &Ctx,
+    poll: &mio::Poll,
+    server: &StreamListener,
+    table: &mut Table,
+    listener: &Listener,
+    chunk: &mut [u8],
+    batch: &mut Vec<Message>,
+) {
+    let limits = &ctx.shared.limits;
+    loop {
+        let accepted = match server {
+            StreamListener::Tcp(l) => l.accept().map(|(s, peer)| {
+                let _ = s.set_nodelay(true);
+                let origin = Origin {
+                    transport: Transport::Tcp,
+                    peer: Some(peer),
+                    credentials: None,
+                };
+                (Stream::Tcp(s), origin)
+            }),
+            StreamListener::Unix(l) => l.accept().map(|(s, _)| {
+                let origin = Origin {
+                    transport: Transport::UnixStream,
+                    peer: None,
+                    credentials: peer_credentials(&s),
+                };
+                (Stream::Unix(s), origin)
+            }),
+        };
+        let (mut stream, origin) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // EMFILE and friends: log, and let the next readiness retry.
+                log::warn!("input {}: accept failed: {e}", listener.addr);
+                return;
+            }
+        };
+        if table.map.len() >= limits.max_connections
+            && !evict_idlest(ctx, poll, &mut table.map, batch)
+        {
+            Stats::add(&ctx.shared.stats.refused_connections, 1);
+            log::debug!(
+                "input {}: refused a connection: max-connections ({}) reached",
+                listener.addr,
+                limits.max_connections
+            );
+            continue;
+        }
+        let token = table.next_token;
+        table.next_token = token.wrapping_add(1).max(FIRST_CONNECTION);
+        if poll
+            .registry()
+            .register(&mut stream, Token(token), Interest::READABLE)
+            .is_ok()
+        {
+            let mut conn = Connection {
+                stream,
+                framer: Framer::new(limits.max_message_size),
+                origin,
+                last_active: Instant::now(),
+            };
+            // Data may have arrived before registration; edge-triggered epoll would not report
+            // it again, so read once now.
+            match conn.read_available(ctx, chunk, batch) {
+                ReadState::Open => {
+                    table.map.insert(token, conn);
+                }
+                ReadState::Closed => {
+                    let _ = poll.registry().deregister(&mut conn.stream);
+                }
+            }
+        }
+    }
+}
+
+/// Closes the connection idle longest, if it has been idle long enough to be a fair choice.
+fn evict_idlest(
+    ctx: &Ctx,
+    poll: &mio::Poll,
+    connections: &mut HashMap<usize, Connection>,
+    batch: &mut Vec<Message>,
+) -> bool {
+    let Some((&token, conn)) = connections.iter().min_by_key(|(_, c)| c.last_active) else {
+        return false;
+    };
+    if conn.last_active.elapsed() < EVICT_AFTER {
+        return false;
+    }
+    if let Some(mut conn) = connections.remove(&token) {
+        conn.emit_finish(ctx, batch);
+        let _ = poll.registry().deregister(&mut conn.stream);
+        Stats::add(&ctx.shared.stats.idle_closed, 1);
+    }
+    true
 }
 
 fn take_listener(listener: &mut Listener) -> io::Result<StreamListener> {

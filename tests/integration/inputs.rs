@@ -1,0 +1,305 @@
+//! Every input, fed by the real util-linux `logger` and by hand-made bad input, checked in the
+//! file output (exactly) and in the journal's native protocol.
+
+use std::io::Write;
+use std::net::{TcpStream, UdpSocket};
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+use crate::support::*;
+
+fn logger_available() -> bool {
+    std::path::Path::new("/usr/bin/logger").exists()
+}
+
+#[test]
+fn util_linux_logger_over_every_input_lands_with_identifier_pid_and_priority() {
+    require!(logger_available(), "util-linux logger in /usr/bin");
+    let d = Builder::new().standard().start();
+    let (udp, tcp) = (d.port("udp"), d.port("tcp"));
+    let sock = d.path("log").display().to_string();
+    let stream = d.path("stream").display().to_string();
+    let host = hostname();
+    send(&[
+        "-u",
+        &sock,
+        "-t",
+        "myapp",
+        "--id=4242",
+        "-p",
+        "local3.warning",
+        "unix datagram",
+    ]);
+    send(&[
+        "-u",
+        &stream,
+        "-T",
+        "-t",
+        "streamer",
+        "-p",
+        "daemon.err",
+        "unix stream",
+    ]);
+    send(&[
+        "-n",
+        "127.0.0.1",
+        "-P",
+        &udp,
+        "-d",
+        "--rfc3164",
+        "-t",
+        "net3",
+        "--id=77",
+        "udp 3164",
+    ]);
+    send(&[
+        "-n",
+        "127.0.0.1",
+        "-P",
+        &udp,
+        "-d",
+        "--rfc5424",
+        "--msgid",
+        "ID47",
+        "--sd-id",
+        "exampleSDID@32473",
+        "--sd-param",
+        "iut=\"3\"",
+        "-t",
+        "net5",
+        "-p",
+        "auth.info",
+        "udp 5424",
+    ]);
+    send(&[
+        "-n",
+        "127.0.0.1",
+        "-P",
+        &tcp,
+        "-T",
+        "--octet-count",
+        "-t",
+        "oc",
+        "tcp octet",
+    ]);
+    send(&[
+        "-n",
+        "127.0.0.1",
+        "-P",
+        &tcp,
+        "-T",
+        "-t",
+        "nl",
+        "-p",
+        "local7.debug",
+        "tcp newline",
+    ]);
+    let (status, log, _) = d.stop();
+    assert!(status.success());
+    let lines = lines_without_time(&log);
+    for expected in [
+        format!("{host} myapp[4242] local3.warning: unix datagram"),
+        format!("{host} streamer[") + "",
+        format!("{host} net3[77] user.notice: udp 3164"),
+        format!("{host} net5 auth.info: udp 5424"),
+        format!("{host} oc user.notice: tcp octet"),
+        format!("{host} nl local7.debug: tcp newline"),
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&expected)),
+            "missing {expected:?} in {lines:#?}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{host} streamer["))
+                && l.ends_with("] daemon.err: unix stream")),
+        "{lines:#?}"
+    );
+    assert_eq!(lines.len(), 6, "{lines:#?}");
+}
+
+#[test]
+fn bad_input_is_escaped_cut_or_dropped_and_counted_never_forged() {
+    let d = Builder::new()
+        .standard()
+        .config("max-message-size = 8192\n")
+        .start();
+    let udp_addr = d.addr("udp");
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Newline injection, ANSI escapes, NUL, invalid UTF-8: one line each, escaped.
+    udp.send_to(
+        b"<13>inj: first\nJan  1 00:00:00 host forged: line",
+        &udp_addr,
+    )
+    .unwrap();
+    udp.send_to(
+        b"<13>esc: \x1b[2J\x1b[31mred\x07 nul\x00 bad\xff\xfe",
+        &udp_addr,
+    )
+    .unwrap();
+    // Oversized datagram: cut to the limit and delivered, not lost.
+    let mut big = b"<13>big: ".to_vec();
+    big.resize(9000, b'x');
+    udp.send_to(&big, &udp_addr).unwrap();
+    // TCP: an oversized frame is skipped whole; the next frame still arrives intact.
+    let mut tcp = TcpStream::connect(d.addr("tcp")).unwrap();
+    let mut frame = b"<13>huge: ".to_vec();
+    frame.resize(20_000, b'y');
+    frame.extend_from_slice(b"\n<13>after: intact\n");
+    frame.extend_from_slice(b"100 <13>short: count larger than the data");
+    tcp.write_all(&frame).unwrap();
+    drop(tcp);
+    // No header at all.
+    UnixDatagram::unbound()
+        .unwrap()
+        .send_to(b"no header at all", d.path("log"))
+        .unwrap();
+    let (status, log, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 6, "{log}");
+    assert!(
+        log.contains("inj user.notice: first\\nJan  1 00:00:00 host forged: line"),
+        "{log}"
+    );
+    assert!(
+        log.contains("esc user.notice: \\x1b[2J\\x1b[31mred\\x07 nul\\x00 bad\\xff\\xfe"),
+        "{log}"
+    );
+    assert!(!log.contains('\x1b') && !log.contains('\0'));
+    let big_line = lines
+        .iter()
+        .find(|l| l.contains(" big "))
+        .expect("cut datagram");
+    assert_eq!(big_line.matches('x').count(), 8192 - b"<13>big: ".len());
+    assert!(log.contains("after user.notice: intact"), "{log}");
+    assert!(
+        !log.contains("yyyy"),
+        "no piece of the oversized frame may appear"
+    );
+    assert!(
+        log.contains("short user.notice: count larger than the data"),
+        "{log}"
+    );
+    assert!(log.contains("user.notice: no header at all"), "{log}");
+    assert!(
+        stderr.contains("oversized 1") && stderr.contains("truncated 2"),
+        "counters in the final line: {stderr}"
+    );
+}
+
+#[test]
+fn idle_connections_beyond_the_limit_do_not_starve_a_working_client() {
+    let d = Builder::new()
+        .standard()
+        .config("max-connections = 64\n")
+        .start();
+    let tcp = d.addr("tcp");
+    let idle: Vec<TcpStream> = (0..1000)
+        .filter_map(|_| TcpStream::connect(&tcp).ok())
+        .collect();
+    assert!(idle.len() >= 64);
+    // A slow client that starts a frame and never finishes it.
+    let mut slow = TcpStream::connect(&tcp).unwrap();
+    slow.write_all(b"500 <13>slow: never finished").unwrap();
+    // Idle slots are reclaimed after a second of silence; a working client gets through.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut good = TcpStream::connect(&tcp).unwrap();
+    good.write_all(b"<13>good: served\n").unwrap();
+    drop(good);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"<13>udp: still served", d.addr("udp"))
+        .unwrap();
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", d.pid()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_owned()))
+        .unwrap();
+    let (status, log, _) = d.stop();
+    drop(idle);
+    assert!(status.success());
+    assert!(log.contains("good user.notice: served"), "{log}");
+    assert!(log.contains("udp user.notice: still served"), "{log}");
+    let kb: u64 = rss.trim_end_matches(" kB").parse().unwrap();
+    assert!(kb < 64 * 1024, "RSS {kb} kB with 1000 connections");
+}
+
+#[test]
+fn journal_output_speaks_the_native_protocol_with_syslog_and_origin_fields() {
+    let b = Builder::new();
+    let journal = b.dir().join("journal.sock");
+    let sink = UnixDatagram::bind(&journal).unwrap();
+    let d = b
+        .arg("--listen=udp://127.0.0.1:0")
+        .arg("--output=journal")
+        .config(&format!("journal-socket = \"{}\"\n", journal.display()))
+        .start();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(
+        b"<165>1 2026-11-23T20:21:46Z web1 nginx 42 ID7 [x@1 a=\"b\"] two\nlines \xff",
+        d.addr("udp"),
+    )
+    .unwrap();
+    sink.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let n = sink.recv(&mut buf).expect("an entry within the wait");
+    let fields = logger::sinks::journal::decode(&buf[..n]).expect("valid native entry");
+    let get = |k: &str| {
+        fields
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(get("MESSAGE").as_deref(), Some("two\nlines \u{fffd}"));
+    assert_eq!(get("PRIORITY").as_deref(), Some("5"));
+    assert_eq!(get("SYSLOG_FACILITY").as_deref(), Some("20"));
+    assert_eq!(get("SYSLOG_IDENTIFIER").as_deref(), Some("nginx"));
+    assert_eq!(get("SYSLOG_PID").as_deref(), Some("42"));
+    assert_eq!(
+        get("SYSLOG_TIMESTAMP").as_deref(),
+        Some("2026-11-23T20:21:46Z")
+    );
+    assert_eq!(get("LOGGER_HOSTNAME").as_deref(), Some("web1"));
+    assert_eq!(get("LOGGER_MSGID").as_deref(), Some("ID7"));
+    assert_eq!(
+        get("LOGGER_STRUCTURED_DATA").as_deref(),
+        Some("[x@1 a=\"b\"]")
+    );
+    assert_eq!(get("LOGGER_TRANSPORT").as_deref(), Some("udp"));
+    assert_eq!(get("LOGGER_INVALID_UTF8").as_deref(), Some("1"));
+    assert!(get("LOGGER_PEER").unwrap().starts_with("127.0.0.1:"));
+    assert!(d.stop().0.success());
+}
+
+#[test]
+fn a_restarting_journal_loses_nothing_accepted() {
+    let b = Builder::new();
+    let journal = b.dir().join("journal.sock");
+    let d = b
+        .arg("--listen=udp://127.0.0.1:0")
+        .arg("--output=journal")
+        .config(&format!("journal-socket = \"{}\"\n", journal.display()))
+        .start();
+    // The journal socket does not exist yet: messages wait in the backlog.
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..50 {
+        udp.send_to(format!("<13>t: m{i}").as_bytes(), d.addr("udp"))
+            .unwrap();
+    }
+    let sink = UnixDatagram::bind(&journal).unwrap();
+    sink.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut got = Vec::new();
+    while got.len() < 50 {
+        let n = sink.recv(&mut buf).expect("every backlogged entry arrives");
+        let fields = logger::sinks::journal::decode(&buf[..n]).unwrap();
+        got.push(fields.into_iter().find(|(k, _)| k == "MESSAGE").unwrap().1);
+    }
+    let expected: Vec<Vec<u8>> = (0..50).map(|i| format!("m{i}").into_bytes()).collect();
+    assert_eq!(got, expected, "in order, none missing");
+    let (status, _, stderr) = d.stop();
+    assert!(status.success());
+    assert!(stderr.contains("output errors"), "{stderr}");
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests of the real `logger` binary, driven the way operators and clients drive it.
+//! One test binary (like `just`'s tests/lib.rs) so the harness is compiled once.
+
+#[macro_use]
+mod support;
+
+mod inputs;
+mod lifecycle;

@@ -1,0 +1,330 @@
+//! The harness: start the real binary with a real NOTIFY_SOCKET, wait on its notifications with
+//! bounded timeouts, drive it with real clients, stop it and read what it wrote.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_logger");
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// True when the suite must not skip anything (CI sets LOGGER_TEST_STRICT=1).
+pub fn strict() -> bool {
+    std::env::var_os("LOGGER_TEST_STRICT").is_some_and(|v| v == "1")
+}
+
+/// Skips (loudly) or, in strict mode, fails when a requirement is missing.
+#[macro_export]
+macro_rules! require {
+    ($cond:expr, $why:expr) => {
+        if !$cond {
+            if $crate::support::strict() {
+                panic!("required for this test and missing: {}", $why);
+            }
+            eprintln!("SKIPPED {}: {}", module_path!(), $why);
+            return;
+        }
+    };
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A NOTIFY_SOCKET the test owns: the real sd_notify protocol.
+pub struct NotifySocket {
+    pub path: PathBuf,
+    sock: UnixDatagram,
+}
+
+impl NotifySocket {
+    pub fn new(dir: &Path) -> NotifySocket {
+        let path = dir.join("notify.sock");
+        let sock = UnixDatagram::bind(&path).expect("bind notify socket");
+        NotifySocket { path, sock }
+    }
+
+    /// The next datagram within `timeout`, or None.
+    pub fn recv(&self, timeout: Duration) -> Option<String> {
+        self.sock.set_read_timeout(Some(timeout)).unwrap();
+        let mut buf = vec![0u8; 8192];
+        match self.sock.recv(&mut buf) {
+            Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => None,
+        }
+    }
+
+    /// Waits for a datagram with a line equal to `line` (e.g. "READY=1"); returns that datagram.
+    /// Panics with everything received if it does not come within WAIT.
+    pub fn expect(&self, line: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.recv(left) {
+                Some(d) if d.lines().any(|l| l == line) => return d,
+                Some(d) => seen.push(d),
+                None => break,
+            }
+        }
+        panic!("no {line} within {WAIT:?}; received {seen:?}");
+    }
+}
+
+/// A running daemon under test.
+pub struct Daemon {
+    pub child: Child,
+    pub notify: NotifySocket,
+    pub dir: tempfile::TempDir,
+    /// The datagram that carried READY=1.
+    pub ready: String,
+}
+
+pub struct Builder {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    config: Option<String>,
+    dir: tempfile::TempDir,
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    // Under /tmp would do, but the systemd tests share a mount namespace with a booted systemd
+    // whose PrivateTmp must not hide our files: keep test files under the target directory.
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tempfile::Builder::new()
+        .prefix("it-")
+        .tempdir_in(base)
+        .expect("tempdir")
+}
+
+impl Builder {
+    pub fn new() -> Builder {
+        Builder {
+            args: Vec::new(),
+            env: Vec::new(),
+            config: None,
+            dir: tempdir(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn arg(mut self, a: impl Into<String>) -> Builder {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Builder {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Writes a config file and passes --config.
+    pub fn config(mut self, text: &str) -> Builder {
+        self.config = Some(text.into());
+        self
+    }
+
+    /// Listens on loopback UDP and TCP with port 0, a datagram socket and a stream socket in the
+    /// test directory, and writes to a file there.
+    pub fn standard(self) -> Builder {
+        let dir = self.dir().to_owned();
+        self.arg("--listen=udp://127.0.0.1:0")
+            .arg("--listen=tcp://127.0.0.1:0")
+            .arg(format!("--listen=unix://{}/log", dir.display()))
+            .arg(format!("--listen=unix-stream://{}/stream", dir.display()))
+            .arg(format!("--output=file:{}/out.log", dir.display()))
+    }
+
+    fn command(&self, notify: &NotifySocket) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&self.args)
+            .env("NOTIFY_SOCKET", &notify.path)
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .env_remove("JOURNAL_STREAM")
+            .env("XDG_RUNTIME_DIR", self.dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if self.config.is_some() {
+            cmd.arg(format!(
+                "--config={}",
+                self.dir().join("logger.toml").display()
+            ));
+        }
+        cmd
+    }
+
+    fn write_config(&self) {
+        if let Some(text) = &self.config {
+            std::fs::write(self.dir().join("logger.toml"), text).unwrap();
+        }
+    }
+
+    /// Starts the daemon and waits for READY=1.
+    pub fn start(self) -> Daemon {
+        self.write_config();
+        let notify = NotifySocket::new(self.dir());
+        let mut child = self.command(&notify).spawn().expect("spawn logger");
+        let ready = {
+            let deadline = Instant::now() + WAIT;
+            let mut seen = Vec::new();
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let out = child.wait_with_output().unwrap();
+                    panic!(
+                        "logger exited with {status} before READY; stderr: {}; notifications {seen:?}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+                match notify.recv(Duration::from_millis(100)) {
+                    Some(d) if d.lines().any(|l| l == "READY=1") => break d,
+                    Some(d) => seen.push(d),
+                    None if Instant::now() > deadline => panic!("no READY=1 within {WAIT:?}"),
+                    None => {}
+                }
+            }
+        };
+        Daemon {
+            child,
+            notify,
+            dir: self.dir,
+            ready,
+        }
+    }
+
+    /// Runs the daemon expecting it to fail before READY; returns its output and the
+    /// notifications it sent.
+    pub fn fail(self) -> (Output, Vec<String>) {
+        self.write_config();
+        let notify = NotifySocket::new(self.dir());
+        let child = self.command(&notify).spawn().expect("spawn logger");
+        let out = wait_output(child, WAIT);
+        let mut sent = Vec::new();
+        while let Some(d) = notify.recv(Duration::from_millis(50)) {
+            sent.push(d);
+        }
+        (out, sent)
+    }
+}
+
+/// Waits for a child with a bound; kills it and panics if it overruns.
+pub fn wait_output(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "process did not exit within {limit:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl Daemon {
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(self.pid(), sig).expect("signal logger");
+    }
+
+    /// The bound address for a scheme, from the READY status ("udp", "tcp", ...).
+    pub fn addr(&self, scheme: &str) -> String {
+        let prefix = format!("{scheme}://");
+        self.ready
+            .lines()
+            .find_map(|l| l.strip_prefix("STATUS="))
+            .and_then(|s| {
+                s.split([' ', ',', ';'])
+                    .find_map(|w| w.strip_prefix(&prefix).map(str::to_owned))
+            })
+            .unwrap_or_else(|| panic!("no {scheme} address in {:?}", self.ready))
+    }
+
+    pub fn port(&self, scheme: &str) -> String {
+        self.addr(scheme).rsplit(':').next().unwrap().to_owned()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// SIGTERM, wait for exit (bounded), return the status, what it wrote to out.log, and its
+    /// stderr.
+    pub fn stop(self) -> (ExitStatus, String, String) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        self.stop_after_signal()
+    }
+
+    /// Like `stop`, for a test that already sent the signal.
+    pub fn stop_after_signal(mut self) -> (ExitStatus, String, String) {
+        let out = wait_output(
+            std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap()),
+            WAIT,
+        );
+        let log = std::fs::read_to_string(self.path("out.log")).unwrap_or_default();
+        (
+            out.status,
+            log,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs util-linux logger(1) with these arguments; panics if it fails.
+pub fn send(args: &[&str]) {
+    let out = Command::new("/usr/bin/logger")
+        .args(args)
+        .output()
+        .expect("run util-linux logger");
+    assert!(
+        out.status.success(),
+        "logger {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The lines of the output file without their timestamp.
+pub fn lines_without_time(log: &str) -> Vec<String> {
+    log.lines()
+        .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_owned())
+        .collect()
+}
+
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
