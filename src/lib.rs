@@ -100,7 +100,11 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
         print!("{config}");
         return Ok(());
     }
+    if config.fork {
+        lifecycle::daemon::prepare(&descriptors_to_keep(&config))?;
+    }
     selflog::install(&selflog::foreground_backend(), config.log_level).map_err(Error::Runtime)?;
+    let credentials = lifecycle::daemon::resolve_credentials(&config)?;
 
     // Read what the service manager passed, then clear it so nothing we start inherits it.
     // NOTIFY_SOCKET stays: sd-notify reads it at every call (and --fork removes it itself).
@@ -131,9 +135,13 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
     let foreground = !config.fork;
     let sink = sinks::Sink::open(&config.output, &config.journal_socket, foreground)?;
 
-    if config.fork {
-        let n = notifier.as_mut().expect("set above");
-        lifecycle::daemon::daemonize(&config, &listeners, n)?;
+    // Held until the service returns: dropping it removes the PID file.
+    let _pidfile = match config.fork {
+        true => lifecycle::daemon::daemonize(&config, notifier.as_mut().expect("set above"))?,
+        false => None,
+    };
+    if let Some(credentials) = &credentials {
+        lifecycle::daemon::drop_privileges(credentials)?;
     }
     let startup = Startup {
         cli,
@@ -145,4 +153,19 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
     };
     let service = Service::new(startup)?;
     service.run(notifier.take().expect("set above"))
+}
+
+/// With `--fork`, the inherited descriptors we were told to use: socket activation's and
+/// `--notify-fd`. Every other one above stderr is closed.
+fn descriptors_to_keep(config: &Config) -> Vec<i32> {
+    let mut keep: Vec<i32> = config.notify_fd.into_iter().collect();
+    let ours = std::env::var("LISTEN_PID").ok() == Some(std::process::id().to_string());
+    if ours
+        && let Some(n) = std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|n| n.parse::<i32>().ok())
+    {
+        keep.extend(3..3 + n.clamp(0, 1024));
+    }
+    keep
 }

@@ -314,7 +314,15 @@ impl Service {
                 self.bound().join(", "),
                 self.sink.describe()
             ),
-            Err(e) => log::error!("reload failed, keeping the running configuration: {e}"),
+            Err(e) => {
+                log::error!("reload failed, keeping the running configuration: {e}");
+                // logrotate's postrotate sends SIGHUP whatever the configuration says: the files
+                // are reopened even when the new configuration is refused.
+                crate::selflog::reopen();
+                if let Err(e) = self.sink.reopen() {
+                    log::error!("cannot reopen {}: {e}", self.sink.describe());
+                }
+            }
         }
         let status = self.status_line();
         self.notifier.ready(&status);

@@ -91,16 +91,45 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { nix::libc::_exit(code) }
 }
 
-/// Resets every catchable signal to its default action (daemon(7) step 3).
+/// Resets every catchable signal to its default action (daemon(7) step 3), except SIGPIPE, which
+/// stays ignored as the Rust runtime set it: a write to a closed pipe or socket must be an error we
+/// handle, not a death.
 pub fn reset_signal_handlers() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for signal in Signal::iterator() {
-        if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
+        if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGPIPE) {
             continue;
         }
         // SAFETY: installing SIG_DFL registers no Rust handler, so no handler can run with
         // broken invariants; failures (for signals that cannot be changed) are harmless.
         let _ = unsafe { sigaction(signal, &default) };
+    }
+    // Real-time signals are not in nix's `Signal`; glibc refuses the two it reserves (EINVAL).
+    for signo in nix::libc::SIGRTMIN()..=nix::libc::SIGRTMAX() {
+        // SAFETY: as above, SIG_DFL installs no handler; the return value only reports signals
+        // that cannot be changed.
+        unsafe { nix::libc::signal(signo, nix::libc::SIG_DFL) };
+    }
+}
+
+/// Closes every descriptor above 2 except those in `keep` (daemon(7) step 1).
+///
+/// Must run before the process opens anything of its own: it closes descriptors that no Rust value
+/// owns (inherited from the launcher), and would close owned ones too.
+pub fn close_descriptors_above_stderr(keep: &[RawFd]) {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    // Collect first: the directory handle itself is one of the descriptors.
+    let fds: Vec<RawFd> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd > 2 && !keep.contains(&fd) {
+            // Closing the read_dir handle (already dropped) or a stale number fails with EBADF,
+            // which is harmless.
+            let _ = nix::unistd::close(fd);
+        }
     }
 }

@@ -14,8 +14,8 @@ use sd_notify::NotifyState;
 
 use crate::error::Error;
 
-/// The first byte the daemon writes to the `--fork` readiness pipe on success. Anything else
-/// written there is the text of the error that stopped it.
+/// The first byte the daemon writes to the `--fork` readiness pipe on success, followed by its
+/// pid. On failure the first byte is the exit status (never 0) and the rest the error text.
 pub const READY_BYTE: u8 = 0;
 
 /// Everything that wants to hear about readiness.
@@ -62,7 +62,8 @@ impl Notifier {
             }
         }
         if let Some(fd) = self.ready_pipe.take() {
-            let _ = std::fs::File::from(fd).write_all(&[READY_BYTE]);
+            let report = format!("{}{}", char::from(READY_BYTE), std::process::id());
+            let _ = std::fs::File::from(fd).write_all(report.as_bytes());
         }
     }
 
@@ -101,7 +102,9 @@ impl Notifier {
             None => send(&[NotifyState::Status(&status)]),
         }
         if let Some(fd) = self.ready_pipe.take() {
-            let _ = std::fs::File::from(fd).write_all(err.to_string().as_bytes());
+            let mut report = vec![err.exit_code()];
+            report.extend_from_slice(err.to_string().as_bytes());
+            let _ = std::fs::File::from(fd).write_all(&report);
         }
     }
 }

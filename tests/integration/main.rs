@@ -4,5 +4,6 @@
 #[macro_use]
 mod support;
 
+mod fork;
 mod inputs;
 mod lifecycle;
