@@ -25,8 +25,8 @@ OUTPUTS (--output)
     file:PATH    one line per message: TIME HOST TAG[PID] FACILITY.SEVERITY: TEXT, control
                  characters escaped; reopened on SIGHUP (logrotate)
     stderr       the same lines on standard error
-    auto         journal if /run/systemd/journal/socket exists, else stderr in the foreground,
-                 else file:/var/log/logger.log
+    auto         stderr when run in a terminal; else journal if /run/systemd/journal/socket
+                 exists; else stderr in the foreground, file:/var/log/logger.log with --fork
 
 CONFIGURATION FILE (TOML; flags win over the file)
     --config FILE, else /etc/logger/logger.toml if it exists, else the defaults. Keys:

@@ -167,9 +167,13 @@ impl Sink {
     }
 }
 
-/// Turns `auto` into the concrete output for this host and lifecycle.
+/// Turns `auto` into the concrete output for this host and lifecycle. An interactive run (stderr
+/// is a terminal) shows the messages where the operator is looking; a service writes to the
+/// journal when there is one.
 pub fn resolve(output: &Output, journal_socket: &Path, foreground: bool) -> Output {
+    use std::io::IsTerminal;
     match output {
+        Output::Auto if foreground && io::stderr().is_terminal() => Output::Stderr,
         Output::Auto if journal_socket.exists() => Output::Journal,
         Output::Auto if foreground => Output::Stderr,
         Output::Auto => Output::File(PathBuf::from("/var/log/logger.log")),
