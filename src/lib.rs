@@ -67,6 +67,12 @@ pub fn main() -> ExitCode {
                 _ => exit::USAGE,
             };
             let _ = e.print();
+            if code == exit::USAGE {
+                eprintln!(
+                    "note: this is the logger daemon; to send a message use util-linux \
+                     /usr/bin/logger"
+                );
+            }
             return ExitCode::from(code);
         }
     };

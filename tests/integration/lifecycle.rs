@@ -196,8 +196,13 @@ fn a_stray_message_argument_points_to_util_linux_logger() {
     let out = Command::new(BIN).arg("hello").output().unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/usr/bin/logger"));
-    let out = Command::new(BIN).arg("--no-such-flag").output().unwrap();
+    // What someone typing util-linux's options gets.
+    let out = Command::new(BIN)
+        .args(["-t", "tag", "hello"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/usr/bin/logger"));
 }
 
 #[test]

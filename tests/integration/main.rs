@@ -7,3 +7,4 @@ mod support;
 mod fork;
 mod inputs;
 mod lifecycle;
+mod systemd;

@@ -1,0 +1,428 @@
+//! The operator's commands against a real systemd 252 and a real journald: one systemd booted in
+//! a PID + mount namespace (tests/systemd/boot.sh) runs every scenario in order, so the suite pays
+//! for one boot. Needs root; mandatory in CI.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+struct Systemd {
+    unshare: Child,
+    pid: i32,
+}
+
+impl Systemd {
+    fn boot() -> Systemd {
+        let units = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-units");
+        let _ = std::fs::remove_dir_all(&units);
+        std::fs::create_dir_all(&units).unwrap();
+        for unit in ["logger.service", "logger.socket"] {
+            std::fs::copy(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("systemd")
+                    .join(unit),
+                units.join(unit),
+            )
+            .unwrap();
+        }
+        let unshare =
+            Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/systemd/boot.sh"))
+                .arg(BIN)
+                .arg(&units)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("run boot.sh");
+        let deadline = Instant::now() + WAIT;
+        let pid = loop {
+            let children =
+                std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", unshare.id()))
+                    .unwrap_or_default();
+            if let Some(pid) = children.split_whitespace().next() {
+                break pid.parse().unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the namespace's init never appeared"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut sd = Systemd { unshare, pid };
+        let started = Instant::now();
+        loop {
+            let state = sd.run(&["systemctl", "is-system-running"]);
+            let state = String::from_utf8_lossy(&state.stdout).trim().to_owned();
+            if state == "running" || state == "degraded" {
+                eprintln!("systemd booted to {state} in {:?}", started.elapsed());
+                break;
+            }
+            assert!(Instant::now() < deadline, "systemd did not boot: {state}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sd.unshare.try_wait().unwrap();
+        sd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .args(["-t", &self.pid.to_string(), "-m", "-p", "-u", "-i", "--"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn prop(&self, unit: &str, prop: &str) -> String {
+        self.ok(&["systemctl", "show", "-P", prop, unit])
+            .trim()
+            .to_owned()
+    }
+
+    /// Journal entries of the logger unit as JSON lines, with a bounded wait until `pred` holds.
+    fn journal_until(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let out = self.ok(&["journalctl", "-u", "logger", "-o", "json", "--no-pager"]);
+            if pred(&out) {
+                return out;
+            }
+            assert!(Instant::now() < deadline, "journal never showed {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Systemd {
+    fn drop(&mut self) {
+        let _ = self.run(&["systemctl", "stop", "logger.service", "logger.socket"]);
+        // SIGKILL of the namespace's PID 1 ends the namespace and everything in it.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.unshare.wait();
+        // journald linked the host's /dev/log into its private /run: remove it if it dangles.
+        let dev_log = Path::new("/dev/log");
+        if dev_log.is_symlink() && !dev_log.exists() {
+            let _ = std::fs::remove_file(dev_log);
+        }
+    }
+}
+
+fn field<'a>(entry: &'a str, key: &str) -> Option<&'a str> {
+    let needle = format!("\"{key}\":\"");
+    let start = entry.find(&needle)? + needle.len();
+    Some(&entry[start..start + entry[start..].find('"')?])
+}
+
+fn entry_with<'a>(journal: &'a str, key: &str, value: &str) -> Option<&'a str> {
+    journal.lines().find(|l| field(l, key) == Some(value))
+}
+
+#[test]
+fn systemctl_and_journalctl_against_a_real_systemd() {
+    require!(is_root(), "root, to boot systemd in a namespace");
+    require!(
+        Path::new("/lib/systemd/systemd").exists() && have("nsenter") && have("unshare"),
+        "systemd, nsenter and unshare"
+    );
+    let sd = Systemd::boot();
+
+    // 8. Every shipped unit verifies clean; 7. the service's exposure is at most 2.0.
+    for unit in ["logger.service", "logger.socket"] {
+        let path = format!("/etc/systemd/system/{unit}");
+        let out = sd.run(&["systemd-analyze", "verify", &path]);
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "verify {unit}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let security = sd.run(&[
+        "systemd-analyze",
+        "security",
+        "--offline=true",
+        "--threshold=20",
+        "/etc/systemd/system/logger.service",
+    ]);
+    let text = String::from_utf8_lossy(&security.stdout);
+    assert!(security.status.success(), "exposure above 2.0: {text}");
+    let score = text
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for logger.service: ")
+                .nth(1)
+        })
+        .unwrap_or_else(|| panic!("no score in {text}"));
+    eprintln!("exposure: {score}");
+
+    // 1. start returns only after READY: it is active at once and STATUS= is shown.
+    let started = Instant::now();
+    sd.ok(&["systemctl", "start", "logger.service"]);
+    eprintln!("systemctl start: {:?}", started.elapsed());
+    assert_eq!(sd.prop("logger", "ActiveState"), "active");
+    let status = sd.prop("logger", "StatusText");
+    assert!(
+        status.contains("udp://127.0.0.1:5514") && status.contains("unix:///run/logger/log"),
+        "{status}"
+    );
+    assert!(
+        sd.ok(&["systemctl", "status", "--no-pager", "logger"])
+            .contains("Status: \"Listening on")
+    );
+
+    // 2. journalctl -u shows our own lines with priorities, and relayed messages with the
+    //    sender's identifier, pid, priority and our origin fields.
+    sd.ok(&[
+        "/usr/bin/logger",
+        "-u",
+        "/run/logger/log",
+        "-t",
+        "e2e-unix",
+        "-p",
+        "local3.warning",
+        "--id=4242",
+        "via unix",
+    ]);
+    sd.ok(&[
+        "/usr/bin/logger",
+        "-n",
+        "127.0.0.1",
+        "-P",
+        "5514",
+        "-d",
+        "-t",
+        "e2e-udp",
+        "-p",
+        "daemon.err",
+        "via udp",
+    ]);
+    sd.ok(&[
+        "/usr/bin/logger",
+        "-n",
+        "127.0.0.1",
+        "-P",
+        "5514",
+        "-T",
+        "--octet-count",
+        "-t",
+        "e2e-tcp",
+        "--msgid",
+        "M1",
+        "via tcp",
+    ]);
+    let journal = sd.journal_until("the three relayed messages", |j| {
+        ["e2e-unix", "e2e-udp", "e2e-tcp"]
+            .iter()
+            .all(|id| entry_with(j, "SYSLOG_IDENTIFIER", id).is_some())
+    });
+    let own = journal
+        .lines()
+        .find(|l| {
+            field(l, "SYSLOG_IDENTIFIER") == Some("logger")
+                && field(l, "MESSAGE").is_some_and(|m| m.starts_with("listening on"))
+        })
+        .expect("our own start-up line");
+    // systemd-journal-logger maps log::Level::Info to notice (5).
+    assert_eq!(field(own, "PRIORITY"), Some("5"));
+    let unix = entry_with(&journal, "SYSLOG_IDENTIFIER", "e2e-unix").unwrap();
+    assert_eq!(field(unix, "MESSAGE"), Some("via unix"));
+    assert_eq!(field(unix, "PRIORITY"), Some("4"));
+    assert_eq!(field(unix, "SYSLOG_FACILITY"), Some("19"));
+    assert_eq!(field(unix, "SYSLOG_PID"), Some("4242"));
+    assert_eq!(field(unix, "LOGGER_TRANSPORT"), Some("unix"));
+    assert!(field(unix, "LOGGER_PEER_PID").is_some());
+    let udp = entry_with(&journal, "SYSLOG_IDENTIFIER", "e2e-udp").unwrap();
+    assert_eq!(field(udp, "PRIORITY"), Some("3"));
+    assert_eq!(field(udp, "LOGGER_TRANSPORT"), Some("udp"));
+    assert!(field(udp, "LOGGER_PEER").unwrap().starts_with("127.0.0.1:"));
+    let tcp = entry_with(&journal, "SYSLOG_IDENTIFIER", "e2e-tcp").unwrap();
+    assert_eq!(field(tcp, "LOGGER_MSGID"), Some("M1"));
+    assert_eq!(field(tcp, "LOGGER_TRANSPORT"), Some("tcp"));
+
+    // 3. reload: visible, a changed config takes effect, an invalid one keeps the old.
+    sd.ok(&["mkdir", "-p", "/run/logger-e2e"]);
+    let write_config = |text: &str| {
+        sd.ok(&[
+            "sh",
+            "-c",
+            &format!(
+                "mkdir -p /etc/logger-e2e && printf '%s' '{text}' > /run/logger-e2e/logger.toml"
+            ),
+        ]);
+    };
+    sd.ok(&["mkdir", "-p", "/run/systemd/system/logger.service.d"]);
+    sd.ok(&["sh", "-c", "printf '[Service]\\nExecStart=\\nExecStart=/usr/local/sbin/logger --config /run/logger-e2e/logger.toml\\n' > /run/systemd/system/logger.service.d/e2e.conf"]);
+    write_config("heartbeat = \"0\"\n");
+    sd.ok(&["systemctl", "daemon-reload"]);
+    sd.ok(&["systemctl", "restart", "logger.service"]);
+    write_config("listen = [\"udp://127.0.0.1:5515\"]\n");
+    sd.ok(&["systemctl", "reload", "logger.service"]);
+    assert!(
+        sd.prop("logger", "StatusText")
+            .contains("udp://127.0.0.1:5515")
+    );
+    write_config("listen = [\"udp://nonsense\"]\n");
+    sd.ok(&["systemctl", "reload", "logger.service"]);
+    assert_eq!(sd.prop("logger", "ActiveState"), "active");
+    assert!(
+        sd.prop("logger", "StatusText")
+            .contains("udp://127.0.0.1:5515")
+    );
+    sd.journal_until("the refused reload", |j| {
+        j.contains("reload failed, keeping the running configuration")
+    });
+    sd.ok(&[
+        "/usr/bin/logger",
+        "-n",
+        "127.0.0.1",
+        "-P",
+        "5515",
+        "-d",
+        "-t",
+        "e2e-reload",
+        "after reloads",
+    ]);
+    sd.journal_until("a message after the reloads", |j| {
+        j.contains("after reloads")
+    });
+    sd.ok(&["rm", "-r", "/run/systemd/system/logger.service.d"]);
+    sd.ok(&["systemctl", "daemon-reload"]);
+    sd.ok(&["systemctl", "restart", "logger.service"]);
+
+    // 5. stop is clean, quick, and loses nothing it had accepted.
+    let burst = "for i in $(seq 1 500); do printf '<13>e2e-stop: n%s\\n' $i; done | /usr/bin/logger -n 127.0.0.1 -P 5514 -T -t e2e-stop";
+    sd.ok(&["sh", "-c", burst]);
+    let t = Instant::now();
+    sd.ok(&["systemctl", "stop", "logger.service"]);
+    let stop = t.elapsed();
+    eprintln!("systemctl stop: {stop:?}");
+    assert!(stop < Duration::from_secs(1), "stop took {stop:?}");
+    assert_eq!(sd.prop("logger", "Result"), "success");
+    let journal = sd.ok(&[
+        "journalctl",
+        "-u",
+        "logger",
+        "-o",
+        "cat",
+        "--no-pager",
+        "SYSLOG_IDENTIFIER=e2e-stop",
+    ]);
+    for i in 1..=500 {
+        assert!(journal.contains(&format!("n{i}\n")), "n{i} lost at stop");
+    }
+
+    // 4. watchdog: a frozen main loop is killed, recorded, restarted, and serves again.
+    sd.ok(&["mkdir", "-p", "/run/systemd/system/logger.service.d"]);
+    sd.ok(&["sh", "-c", "printf '[Unit]\\nStartLimitIntervalSec=0\\n[Service]\\nWatchdogSec=1s\\nRestartSec=100ms\\n' > /run/systemd/system/logger.service.d/watchdog.conf"]);
+    sd.ok(&["systemctl", "daemon-reload"]);
+    sd.ok(&["systemctl", "start", "logger.service"]);
+    let first = sd.prop("logger", "MainPID");
+    sd.ok(&["kill", "-STOP", &first]);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let pid = sd.prop("logger", "MainPID");
+        if pid != first && pid != "0" && sd.prop("logger", "ActiveState") == "active" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not restarted after the watchdog"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let journal = sd.ok(&["journalctl", "-u", "logger", "--no-pager", "-o", "cat"]);
+    assert!(
+        journal.contains("Watchdog timeout"),
+        "no watchdog kill recorded"
+    );
+    assert!(sd.prop("logger", "NRestarts").parse::<u32>().unwrap() >= 1);
+    sd.ok(&[
+        "/usr/bin/logger",
+        "-u",
+        "/run/logger/log",
+        "-t",
+        "e2e-wd",
+        "after watchdog",
+    ]);
+    sd.journal_until("a message after the watchdog restart", |j| {
+        j.contains("after watchdog")
+    });
+    sd.ok(&["rm", "-r", "/run/systemd/system/logger.service.d"]);
+    sd.ok(&["systemctl", "daemon-reload"]);
+    sd.ok(&["systemctl", "stop", "logger.service"]);
+
+    // 6. socket activation: restarts under a steady load lose nothing sent to the local socket
+    //    or UDP; the kernel queues into the sockets systemd holds.
+    sd.ok(&["systemctl", "start", "logger.socket"]);
+    sd.ok(&["systemctl", "start", "logger.service"]);
+    assert!(
+        sd.prop("logger", "StatusText")
+            .contains("unix:///run/logger/log")
+    );
+    let load = "for i in $(seq 1 300); do /usr/bin/logger -u /run/logger/log -t e2e-act u$i; /usr/bin/logger -n 127.0.0.1 -P 5514 -d -t e2e-act d$i; done";
+    let mut sender = Command::new("nsenter")
+        .args([
+            "-t",
+            &sd.pid.to_string(),
+            "-m",
+            "-p",
+            "-u",
+            "-i",
+            "--",
+            "sh",
+            "-c",
+            load,
+        ])
+        .spawn()
+        .unwrap();
+    for _ in 0..3 {
+        sd.ok(&["systemctl", "restart", "logger.service"]);
+    }
+    assert!(sender.wait().unwrap().success());
+    let got = |sd: &Systemd| {
+        sd.ok(&[
+            "journalctl",
+            "-u",
+            "logger",
+            "-o",
+            "cat",
+            "--no-pager",
+            "SYSLOG_IDENTIFIER=e2e-act",
+        ])
+    };
+    let deadline = Instant::now() + WAIT;
+    while got(&sd).lines().count() < 600 {
+        assert!(
+            Instant::now() < deadline,
+            "lost across restarts: have {}",
+            got(&sd).lines().count()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let journal = got(&sd);
+    for i in 1..=300 {
+        assert!(
+            journal.contains(&format!("u{i}\n")),
+            "unix u{i} lost across restarts"
+        );
+        assert!(
+            journal.contains(&format!("d{i}\n")),
+            "udp d{i} lost across restarts"
+        );
+    }
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Boots a real systemd as PID 1 of a new PID + mount namespace, for the end-to-end tests.
+#
+#   boot.sh BINARY UNIT_DIR
+#
+# The namespace shares the host's files, so before systemd starts this script makes sure it
+# cannot touch the host: /run is a private tmpfs; /etc/systemd/system is replaced (inside the
+# namespace only) by a tmpfs holding just our units, so no host-enabled service starts; the
+# statically wanted units that would change the host (tmpfiles --remove on /tmp, sysctl,
+# remount-fs, udev, utmp, sysusers, ...) are masked; tmpfiles never touches /dev, /tmp, /var/tmp;
+# the journal is volatile. The built binary is installed at the path the unit file names,
+# /usr/local/sbin/logger, on a tmpfs that exists only in the namespace.
+set -euo pipefail
+binary=$1
+units=$2
+[ "$(id -u)" = 0 ] || { echo "boot.sh: needs root" >&2; exit 1; }
+
+exec unshare --pid --fork --mount --mount-proc --uts --ipc --propagation private \
+  env BINARY="$binary" UNITS="$units" bash -euo pipefail -c '
+mount -t tmpfs -o mode=755 tmpfs /run
+mkdir -p /run/lock /run/systemd/system /run/systemd/journald.conf.d
+mount -t tmpfs -o mode=755 tmpfs /etc/systemd/system
+mount -t tmpfs -o mode=755 tmpfs /usr/local/sbin
+install -m755 "$BINARY" /usr/local/sbin/logger
+cp "$UNITS"/* /etc/systemd/system/
+hostname logger-e2e
+
+printf "[Journal]\nStorage=volatile\nRateLimitIntervalSec=0\n" \
+  > /run/systemd/journald.conf.d/volatile.conf
+mkdir -p /run/systemd/system/systemd-tmpfiles-setup.service.d
+printf "[Service]\nExecStart=\nExecStart=systemd-tmpfiles --create --boot --exclude-prefix=/dev --exclude-prefix=/tmp --exclude-prefix=/var/tmp\n" \
+  > /run/systemd/system/systemd-tmpfiles-setup.service.d/host-safe.conf
+for unit in timers.target getty.target getty@tty1.service console-getty.service \
+    serial-getty@.service systemd-timesyncd.service systemd-sysctl.service \
+    systemd-binfmt.service proc-sys-fs-binfmt_misc.automount proc-sys-fs-binfmt_misc.mount \
+    systemd-modules-load.service systemd-remount-fs.service systemd-pstore.service \
+    e2scrub_reap.service rsyslog.service syslog.socket postgresql.service \
+    systemd-tmpfiles-setup-dev.service systemd-tmpfiles-clean.service \
+    systemd-random-seed.service systemd-update-utmp.service systemd-journal-flush.service \
+    systemd-machine-id-commit.service systemd-firstboot.service systemd-sysusers.service \
+    systemd-repart.service systemd-hwdb-update.service ldconfig.service \
+    systemd-udevd.service systemd-udev-trigger.service systemd-udev-settle.service \
+    systemd-udevd-control.socket systemd-udevd-kernel.socket kmod-static-nodes.service \
+    dev-hugepages.mount dev-mqueue.mount sys-kernel-config.mount sys-kernel-debug.mount \
+    sys-kernel-tracing.mount sys-fs-fuse-connections.mount tmp.mount \
+    systemd-pcrphase.service systemd-pcrphase-sysinit.service \
+    systemd-ask-password-console.path systemd-ask-password-wall.path \
+    systemd-logind.service dbus.service dbus.socket cron.service ssh.service; do
+  ln -sf /dev/null "/run/systemd/system/$unit"
+done
+exec /lib/systemd/systemd --system --unit=basic.target
+'
