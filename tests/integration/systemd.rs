@@ -55,20 +55,31 @@ impl Systemd {
         loop {
             let state = sd.run(&["systemctl", "is-system-running"]);
             let state = String::from_utf8_lossy(&state.stdout).trim().to_owned();
-            if state == "running" || state == "degraded" {
+            let basic = sd.run(&["systemctl", "is-active", "basic.target"]);
+            if state == "running" || state == "degraded" || basic.status.success() {
                 eprintln!("systemd booted to {state} in {:?}", started.elapsed());
                 break;
             }
             assert!(Instant::now() < deadline, "systemd did not boot: {state}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        sd.unshare.try_wait().unwrap();
         sd
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new("nsenter")
-            .args(["-t", &self.pid.to_string(), "-m", "-p", "-u", "-i", "--"])
+        // Bounded: no command may hang the suite (a stuck job would otherwise wait forever).
+        Command::new("timeout")
+            .args([
+                "60",
+                "nsenter",
+                "-t",
+                &self.pid.to_string(),
+                "-m",
+                "-p",
+                "-u",
+                "-i",
+                "--",
+            ])
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -108,13 +119,25 @@ impl Systemd {
 
 impl Drop for Systemd {
     fn drop(&mut self) {
-        let _ = self.run(&["systemctl", "stop", "logger.service", "logger.socket"]);
-        // SIGKILL of the namespace's PID 1 ends the namespace and everything in it.
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = self.unshare.wait();
+        // SIGKILL of the namespace's PID 1 ends the namespace and everything in it; unshare then
+        // exits. Reaped with a bound, so a teardown problem shows up instead of hanging.
+        let sigkill = |pid: i32| {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        };
+        sigkill(self.pid);
+        let deadline = Instant::now() + WAIT;
+        while self.unshare.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                eprintln!("systemd namespace did not end; killing unshare");
+                sigkill(self.unshare.id() as i32);
+                let _ = self.unshare.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         // journald linked the host's /dev/log into its private /run: remove it if it dangles.
         let dev_log = Path::new("/dev/log");
         if dev_log.is_symlink() && !dev_log.exists() {
