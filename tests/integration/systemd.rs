@@ -50,7 +50,7 @@ impl Systemd {
             );
             std::thread::sleep(Duration::from_millis(10));
         };
-        let mut sd = Systemd { unshare, pid };
+        let sd = Systemd { unshare, pid };
         let started = Instant::now();
         loop {
             let state = sd.run(&["systemctl", "is-system-running"]);
