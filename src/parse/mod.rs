@@ -77,7 +77,10 @@ fn split_token(input: &[u8]) -> (&[u8], &[u8]) {
 
 /// Header fields are ASCII by specification; anything else is kept readable, not rejected.
 fn field(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -15,18 +15,28 @@ use crate::message::Message;
 pub fn format_line(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
     push_rfc3339(out, msg.received);
     out.push(b' ');
-    let host = match (&msg.hostname, msg.origin.peer) {
-        (Some(h), _) => h.clone(),
-        (None, Some(peer)) => peer.ip().to_string(),
-        (None, None) => local_host.to_owned(),
-    };
-    escape_into(out, host.as_bytes());
+    match (&msg.hostname, msg.origin.peer) {
+        (Some(h), _) => escape_into(out, h.as_bytes()),
+        (None, Some(peer)) => {
+            use std::io::Write;
+            let _ = write!(out, "{}", peer.ip());
+        }
+        (None, None) => escape_into(out, local_host.as_bytes()),
+    }
     out.push(b' ');
     escape_into(out, msg.app_name.as_deref().unwrap_or("-").as_bytes());
-    if let Some(pid) = msg.pid() {
-        out.push(b'[');
-        escape_into(out, pid.as_bytes());
-        out.push(b']');
+    match (&msg.procid, msg.origin.credentials) {
+        (Some(pid), _) => {
+            out.push(b'[');
+            escape_into(out, pid.as_bytes());
+            out.push(b']');
+        }
+        (None, Some(c)) if c.pid > 0 => {
+            out.push(b'[');
+            push_decimal(out, u64::from(c.pid.unsigned_abs()), 1);
+            out.push(b']');
+        }
+        _ => {}
     }
     out.push(b' ');
     out.extend_from_slice(msg.facility_name().as_bytes());
@@ -41,14 +51,35 @@ fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'\\' || b >= 0x7f
 }
 
+/// The length of the prefix that needs no escaping. Eight bytes at a time: a word passes when
+/// none of its bytes is below 0x20, is 0x7f or above, or is a backslash (SWAR "has byte" tests;
+/// a word that fails is rescanned byte by byte, so a false alarm only costs speed).
+fn plain_prefix_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    for word in bytes.chunks_exact(8) {
+        let w = u64::from_le_bytes(word.try_into().expect("chunks of eight"));
+        let control = w.wrapping_sub(ONES * 0x20) & !w;
+        let high_or_del = w | w.wrapping_add(ONES);
+        let x = w ^ (ONES * u64::from(b'\\'));
+        let backslash = x.wrapping_sub(ONES) & !x;
+        if (control | high_or_del | backslash) & HIGH != 0 {
+            break;
+        }
+        i += 8;
+    }
+    i + bytes[i..]
+        .iter()
+        .position(|&b| needs_escape(b))
+        .unwrap_or(bytes.len() - i)
+}
+
 /// Appends `bytes` escaped as described in the module documentation.
 pub fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut rest = bytes;
     while !rest.is_empty() {
-        let plain = rest
-            .iter()
-            .position(|&b| needs_escape(b))
-            .unwrap_or(rest.len());
+        let plain = plain_prefix_len(rest);
         out.extend_from_slice(&rest[..plain]);
         rest = &rest[plain..];
         let Some(&b) = rest.first() else { break };
@@ -111,14 +142,32 @@ pub fn push_rfc3339(out: &mut Vec<u8>, t: SystemTime) {
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    let s = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_micros()
-    );
-    out.extend_from_slice(s.as_bytes());
+    push_decimal(out, y.clamp(0, 9999) as u64, 4);
+    out.push(b'-');
+    push_decimal(out, u64::from(m), 2);
+    out.push(b'-');
+    push_decimal(out, u64::from(d), 2);
+    out.push(b'T');
+    push_decimal(out, rem / 3600, 2);
+    out.push(b':');
+    push_decimal(out, rem / 60 % 60, 2);
+    out.push(b':');
+    push_decimal(out, rem % 60, 2);
+    out.push(b'.');
+    push_decimal(out, u64::from(since.subsec_micros()), 6);
+    out.push(b'Z');
+}
+
+/// Appends `n` in decimal, zero-padded to at least `width` digits.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut i = digits.len();
+    while n > 0 || digits.len() - i < width {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
@@ -190,6 +239,22 @@ mod tests {
                 .unwrap()
                 .contains(" 192.0.2.1 - local3.warning: ")
         );
+    }
+
+    #[test]
+    fn the_word_at_a_time_scan_agrees_with_the_byte_test() {
+        let mut data: Vec<u8> = (0..=255u8).collect();
+        data.extend_from_slice(b"plain ascii text, long enough for several words");
+        for start in 0..data.len() {
+            for len in [0, 1, 7, 8, 9, 16, 33] {
+                let slice = &data[start..(start + len).min(data.len())];
+                let expected = slice
+                    .iter()
+                    .position(|&b| needs_escape(b))
+                    .unwrap_or(slice.len());
+                assert_eq!(plain_prefix_len(slice), expected, "at {start}+{len}");
+            }
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::message::Message;
 use journal::JournalWriter;
 
 /// Above this many bytes of backlog the service loop stops taking messages.
-pub const BACKLOG_LIMIT: usize = 8 * 1024 * 1024;
+pub const BACKLOG_LIMIT: usize = 1024 * 1024;
 
 enum Target {
     Journal(JournalWriter),
@@ -46,8 +46,10 @@ pub struct Sink {
     target: Target,
     local_host: String,
     /// Text outputs: escaped lines not yet written. Each line holds exactly one raw newline (the
-    /// escaping guarantees it), so counting newlines counts messages.
+    /// escaping guarantees it), so counting newlines in a partial write counts messages.
     text: Vec<u8>,
+    /// Messages in `text`.
+    text_messages: usize,
     /// Journal output: encoded entries not yet sent.
     entries: VecDeque<Vec<u8>>,
     entry_bytes: usize,
@@ -76,6 +78,7 @@ impl Sink {
             target,
             local_host,
             text: Vec::with_capacity(64 * 1024),
+            text_messages: 0,
             entries: VecDeque::new(),
             entry_bytes: 0,
         })
@@ -100,7 +103,8 @@ impl Sink {
                 self.entries.push_back(entry);
             }
             Target::Stderr | Target::File { .. } => {
-                line::format_line(&mut self.text, msg, &self.local_host)
+                line::format_line(&mut self.text, msg, &self.local_host);
+                self.text_messages += 1;
             }
         }
     }
@@ -112,7 +116,7 @@ impl Sink {
 
     /// Messages waiting in the backlog.
     pub fn backlog_messages(&self) -> usize {
-        self.entries.len() + count_lines(&self.text)
+        self.entries.len() + self.text_messages
     }
 
     /// Hands the backlog to the output; keeps what it did not take.
@@ -144,6 +148,12 @@ impl Sink {
             }
             Target::Stderr => write_text(&mut io::stderr().lock(), &mut self.text, &mut out),
             Target::File { file, .. } => write_text(file, &mut self.text, &mut out),
+        }
+        if self.text.is_empty() {
+            out.written += self.text_messages as u64;
+            self.text_messages = 0;
+        } else {
+            self.text_messages -= out.written as usize;
         }
         out
     }
@@ -225,6 +235,9 @@ fn write_text(w: &mut impl Write, text: &mut Vec<u8>, out: &mut WriteOut) {
             }
         }
     }
-    out.written += count_lines(&text[..done]) as u64;
+    // After a whole write the caller knows how many lines it held; only a partial one is counted.
+    if done < text.len() {
+        out.written += count_lines(&text[..done]) as u64;
+    }
     text.drain(..done);
 }
