@@ -30,7 +30,7 @@ use crate::sources::{self, Input, Listener, Shared};
 use crate::stats::{Snapshot, Stats};
 
 /// Batches that may wait between the inputs and the loop (each up to `sources::BATCH` messages).
-const QUEUE_BATCHES: usize = 16;
+const QUEUE_BATCHES: usize = 4;
 /// STATUS= is sent at most this often.
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a stop keeps retrying an output that refuses the backlog.
@@ -180,6 +180,8 @@ impl Service {
         while !self.finished() {
             self.wait_and_handle();
             self.run_timers();
+            // After events and timers alike: a retry that succeeds is a change to report too.
+            self.schedule_status();
         }
         self.final_write_out();
         let s = self.stats.snapshot();
@@ -231,7 +233,6 @@ impl Service {
             }
             None => {}
         }
-        self.schedule_status();
     }
 
     fn accept(&mut self, batch: Vec<Message>) {

@@ -115,6 +115,41 @@ pub fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// Reverses `escape_into`: the original bytes, or None if `escaped` is not something
+/// `escape_into` produces. For tools that read the files back, and for the round-trip tests.
+pub fn unescape(escaped: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(escaped.len());
+    let mut i = 0;
+    while i < escaped.len() {
+        if escaped[i] != b'\\' {
+            out.push(escaped[i]);
+            i += 1;
+            continue;
+        }
+        match *escaped.get(i + 1)? {
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'\\' => out.push(b'\\'),
+            b'x' => {
+                let hex = std::str::from_utf8(escaped.get(i + 2..i + 4)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b'u' if escaped.get(i + 2) == Some(&b'{') => {
+                let close = i + escaped[i..].iter().position(|&b| b == b'}')?;
+                let hex = std::str::from_utf8(&escaped[i + 3..close]).ok()?;
+                let c = char::from_u32(u32::from_str_radix(hex, 16).ok()?)?;
+                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                i = close - 1;
+            }
+            _ => return None,
+        }
+        i += 2;
+    }
+    Some(out)
+}
+
 /// The length of the UTF-8 sequence a lead byte announces, bounded by the input.
 fn utf8_len(bytes: &[u8]) -> usize {
     let want = match bytes[0] {

@@ -22,7 +22,7 @@ use crate::message::Message;
 use journal::JournalWriter;
 
 /// Above this many bytes of backlog the service loop stops taking messages.
-pub const BACKLOG_LIMIT: usize = 1024 * 1024;
+pub const BACKLOG_LIMIT: usize = 256 * 1024;
 
 enum Target {
     Journal(JournalWriter),

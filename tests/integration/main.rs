@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod faults;
 mod fork;
 mod inputs;
 mod lifecycle;
