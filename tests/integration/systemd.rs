@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
+/// Where the scenarios put their drop-ins for logger.service (inside the namespace's /run).
+const DROP_IN_DIR: &str = "/run/systemd/system/logger.service.d";
+
 struct Systemd {
     unshare: Child,
     pid: i32,
@@ -95,6 +98,23 @@ impl Systemd {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Replaces the test drop-in of logger.service (printf escapes allowed) and reloads systemd.
+    fn drop_in(&self, text: &str) {
+        self.ok(&["mkdir", "-p", DROP_IN_DIR]);
+        self.ok(&[
+            "sh",
+            "-c",
+            &format!("printf '{text}' > {DROP_IN_DIR}/e2e.conf"),
+        ]);
+        self.ok(&["systemctl", "daemon-reload"]);
+    }
+
+    /// Removes the test drop-in and reloads systemd.
+    fn clear_drop_in(&self) {
+        self.ok(&["rm", "-r", DROP_IN_DIR]);
+        self.ok(&["systemctl", "daemon-reload"]);
     }
 
     fn prop(&self, unit: &str, prop: &str) -> String {
@@ -288,10 +308,8 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
             ),
         ]);
     };
-    sd.ok(&["mkdir", "-p", "/run/systemd/system/logger.service.d"]);
-    sd.ok(&["sh", "-c", "printf '[Service]\\nExecStart=\\nExecStart=/usr/local/sbin/logger --config /run/logger-e2e/logger.toml\\n' > /run/systemd/system/logger.service.d/e2e.conf"]);
     write_config("heartbeat = \"0\"\n");
-    sd.ok(&["systemctl", "daemon-reload"]);
+    sd.drop_in("[Service]\\nExecStart=\\nExecStart=/usr/local/sbin/logger --config /run/logger-e2e/logger.toml\\n");
     sd.ok(&["systemctl", "restart", "logger.service"]);
     write_config("listen = [\"udp://127.0.0.1:5515\"]\n");
     sd.ok(&["systemctl", "reload", "logger.service"]);
@@ -323,8 +341,7 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
     sd.journal_until("a message after the reloads", |j| {
         j.contains("after reloads")
     });
-    sd.ok(&["rm", "-r", "/run/systemd/system/logger.service.d"]);
-    sd.ok(&["systemctl", "daemon-reload"]);
+    sd.clear_drop_in();
     sd.ok(&["systemctl", "restart", "logger.service"]);
 
     // 5. stop is clean, quick, and loses nothing it had accepted.
@@ -350,9 +367,9 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
     }
 
     // 4. watchdog: a frozen main loop is killed, recorded, restarted, and serves again.
-    sd.ok(&["mkdir", "-p", "/run/systemd/system/logger.service.d"]);
-    sd.ok(&["sh", "-c", "printf '[Unit]\\nStartLimitIntervalSec=0\\n[Service]\\nWatchdogSec=1s\\nRestartSec=100ms\\n' > /run/systemd/system/logger.service.d/watchdog.conf"]);
-    sd.ok(&["systemctl", "daemon-reload"]);
+    sd.drop_in(
+        "[Unit]\\nStartLimitIntervalSec=0\\n[Service]\\nWatchdogSec=1s\\nRestartSec=100ms\\n",
+    );
     sd.ok(&["systemctl", "start", "logger.service"]);
     let first = sd.prop("logger", "MainPID");
     sd.ok(&["kill", "-STOP", &first]);
@@ -385,8 +402,7 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
     sd.journal_until("a message after the watchdog restart", |j| {
         j.contains("after watchdog")
     });
-    sd.ok(&["rm", "-r", "/run/systemd/system/logger.service.d"]);
-    sd.ok(&["systemctl", "daemon-reload"]);
+    sd.clear_drop_in();
     sd.ok(&["systemctl", "stop", "logger.service"]);
 
     // 6. socket activation: restarts under a steady load lose nothing sent to the local socket
@@ -498,9 +514,7 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
 
     // SIGKILL under socket activation: what the kernel queued while the service was dead is
     // delivered after the restart.
-    sd.ok(&["mkdir", "-p", "/run/systemd/system/logger.service.d"]);
-    sd.ok(&["sh", "-c", "printf '[Unit]\\nStartLimitIntervalSec=0\\n[Service]\\nRestartSec=1s\\n' > /run/systemd/system/logger.service.d/restart.conf"]);
-    sd.ok(&["systemctl", "daemon-reload"]);
+    sd.drop_in("[Unit]\\nStartLimitIntervalSec=0\\n[Service]\\nRestartSec=1s\\n");
     sd.ok(&["systemctl", "kill", "-s", "KILL", "logger.service"]);
     let queued = "for i in $(seq 1 100); do /usr/bin/logger -u /run/logger/log -t e2e-kill k$i; /usr/bin/logger -n 127.0.0.1 -P 5514 -d -t e2e-kill q$i; done";
     sd.ok(&["sh", "-c", queued]);
