@@ -153,7 +153,13 @@ impl Framer {
                 Header::Count(_, header) => emit(Frame::Truncated(&self.buf[header..])),
                 _ => {
                     let frame = self.buf.strip_suffix(b"\r").unwrap_or(&self.buf);
-                    emit(Frame::Message(frame));
+                    // A tail that looked like an unfinished octet count is held unchecked; it
+                    // obeys the limit like any other frame.
+                    if frame.len() > self.max {
+                        emit(Frame::Oversized);
+                    } else {
+                        emit(Frame::Message(frame));
+                    }
                 }
             }
         }
@@ -257,6 +263,12 @@ mod tests {
     #[test]
     fn an_unterminated_last_line_is_a_message_at_close() {
         assert_eq!(collect(100, &[b"<13>last"], true), [m(b"<13>last")]);
+    }
+
+    #[test]
+    fn a_digit_tail_over_the_limit_is_oversized_at_close() {
+        // Found by fuzz/framing: nine digits look like an unfinished count and were emitted whole.
+        assert_eq!(collect(8, &[b"999999999"], true), [Out::O]);
     }
 
     #[test]
