@@ -303,3 +303,71 @@ fn a_restarting_journal_loses_nothing_accepted() {
     assert!(status.success());
     assert!(stderr.contains("output errors"), "{stderr}");
 }
+
+#[test]
+fn an_entry_too_large_for_a_datagram_goes_through_a_sealed_memfd() {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::AsRawFd;
+    let b = Builder::new();
+    let journal = b.dir().join("journal.sock");
+    let sink = UnixDatagram::bind(&journal).unwrap();
+    let d = b
+        .arg("--listen=tcp://127.0.0.1:0")
+        .arg("--output=journal")
+        .config(&format!(
+            "journal-socket = \"{}\"\nmax-message-size = 16777216\n",
+            journal.display()
+        ))
+        .start();
+    // Above the largest datagram this kernel accepts (the send buffer is at most twice
+    // wmem_max), so the daemon must use a memfd.
+    let wmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let size = (2 * wmem_max + 1024 * 1024).min(15 * 1024 * 1024);
+    assert!(
+        size > 2 * wmem_max,
+        "wmem_max too large to force the memfd path"
+    );
+    let text = "z".repeat(size);
+    let mut tcp = TcpStream::connect(d.addr("tcp")).unwrap();
+    tcp.write_all(format!("<13>big: {text}\n").as_bytes())
+        .unwrap();
+    drop(tcp);
+    sink.set_read_timeout(Some(WAIT)).unwrap();
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut buf = [0u8; 16];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        sink.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .expect("an entry within the wait");
+    let fd = msg
+        .cmsgs()
+        .unwrap()
+        .find_map(|c| match c {
+            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+            _ => None,
+        })
+        .expect("the entry came as a descriptor");
+    // Opened again through /proc (same memfd inode, so the same seals), then our copy closed.
+    let path = format!("/proc/self/fd/{fd}");
+    let memfd = std::fs::File::open(&path).unwrap();
+    let seals = nix::fcntl::fcntl(&memfd, nix::fcntl::FcntlArg::F_GET_SEALS).unwrap();
+    let seals = nix::fcntl::SealFlag::from_bits_truncate(seals);
+    assert!(
+        seals.contains(nix::fcntl::SealFlag::F_SEAL_WRITE | nix::fcntl::SealFlag::F_SEAL_SHRINK),
+        "journald only accepts sealed memfds: {seals:?}"
+    );
+    let entry = std::fs::read(&path).unwrap();
+    nix::unistd::close(fd).unwrap();
+    let fields = logger::sinks::journal::decode(&entry).expect("a valid entry");
+    let message = fields.iter().find(|(k, _)| k == "MESSAGE").unwrap();
+    assert_eq!(message.1.len(), text.len());
+    assert!(d.stop().0.success());
+}

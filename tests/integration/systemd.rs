@@ -342,7 +342,9 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
         j.contains("after reloads")
     });
     sd.clear_drop_in();
+    let t = Instant::now();
     sd.ok(&["systemctl", "restart", "logger.service"]);
+    eprintln!("systemctl restart: {:?}", t.elapsed());
 
     // 5. stop is clean, quick, and loses nothing it had accepted.
     let burst = "for i in $(seq 1 500); do printf '<13>e2e-stop: n%s\\n' $i; done | /usr/bin/logger -n 127.0.0.1 -P 5514 -T -t e2e-stop";
