@@ -8,6 +8,18 @@ use std::time::Duration;
 
 use crate::support::*;
 
+/// A daemon writing to a journal socket the test binds: the real native protocol, read back here.
+fn with_test_journal(b: Builder, extra_config: &str) -> (Builder, UnixDatagram) {
+    let journal = b.dir().join("journal.sock");
+    let sink = UnixDatagram::bind(&journal).unwrap();
+    sink.set_read_timeout(Some(WAIT)).unwrap();
+    let b = b.arg("--output=journal").config(&format!(
+        "journal-socket = \"{}\"\n{extra_config}",
+        journal.display()
+    ));
+    (b, sink)
+}
+
 fn logger_available() -> bool {
     std::path::Path::new("/usr/bin/logger").exists()
 }
@@ -228,21 +240,14 @@ fn idle_connections_beyond_the_limit_do_not_starve_a_working_client() {
 
 #[test]
 fn journal_output_speaks_the_native_protocol_with_syslog_and_origin_fields() {
-    let b = Builder::new();
-    let journal = b.dir().join("journal.sock");
-    let sink = UnixDatagram::bind(&journal).unwrap();
-    let d = b
-        .arg("--listen=udp://127.0.0.1:0")
-        .arg("--output=journal")
-        .config(&format!("journal-socket = \"{}\"\n", journal.display()))
-        .start();
+    let (b, sink) = with_test_journal(Builder::new(), "");
+    let d = b.arg("--listen=udp://127.0.0.1:0").start();
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.send_to(
         b"<165>1 2026-11-23T20:21:46Z web1 nginx 42 ID7 [x@1 a=\"b\"] two\nlines \xff",
         d.addr("udp"),
     )
     .unwrap();
-    sink.set_read_timeout(Some(WAIT)).unwrap();
     let mut buf = vec![0u8; 65536];
     let n = sink.recv(&mut buf).expect("an entry within the wait");
     let fields = logger::sinks::journal::decode(&buf[..n]).expect("valid native entry");
@@ -308,17 +313,8 @@ fn a_restarting_journal_loses_nothing_accepted() {
 fn an_entry_too_large_for_a_datagram_goes_through_a_sealed_memfd() {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     use std::os::fd::AsRawFd;
-    let b = Builder::new();
-    let journal = b.dir().join("journal.sock");
-    let sink = UnixDatagram::bind(&journal).unwrap();
-    let d = b
-        .arg("--listen=tcp://127.0.0.1:0")
-        .arg("--output=journal")
-        .config(&format!(
-            "journal-socket = \"{}\"\nmax-message-size = 16777216\n",
-            journal.display()
-        ))
-        .start();
+    let (b, sink) = with_test_journal(Builder::new(), "max-message-size = 16777216\n");
+    let d = b.arg("--listen=tcp://127.0.0.1:0").start();
     // Above the largest datagram this kernel accepts (the send buffer is at most twice
     // wmem_max), so the daemon must use a memfd.
     let wmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
@@ -336,7 +332,6 @@ fn an_entry_too_large_for_a_datagram_goes_through_a_sealed_memfd() {
     tcp.write_all(format!("<13>big: {text}\n").as_bytes())
         .unwrap();
     drop(tcp);
-    sink.set_read_timeout(Some(WAIT)).unwrap();
     let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
     let mut buf = [0u8; 16];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];

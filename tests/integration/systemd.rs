@@ -69,20 +69,17 @@ impl Systemd {
         sd
     }
 
+    /// `timeout 60 nsenter … --`: a command inside the namespace. Bounded, so no command may
+    /// hang the suite (a stuck job would otherwise wait forever).
+    fn in_namespace(&self) -> Command {
+        let mut cmd = Command::new("timeout");
+        cmd.args(["60", "nsenter", "-t", &self.pid.to_string()])
+            .args(["-m", "-p", "-u", "-i", "--"]);
+        cmd
+    }
+
     fn run(&self, args: &[&str]) -> Output {
-        // Bounded: no command may hang the suite (a stuck job would otherwise wait forever).
-        Command::new("timeout")
-            .args([
-                "60",
-                "nsenter",
-                "-t",
-                &self.pid.to_string(),
-                "-m",
-                "-p",
-                "-u",
-                "-i",
-                "--",
-            ])
+        self.in_namespace()
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -119,18 +116,7 @@ impl Systemd {
 
     /// Starts `sh -c SCRIPT` inside the namespace in the background (bounded by `timeout`).
     fn spawn_sh(&self, script: &str) -> std::process::Child {
-        Command::new("timeout")
-            .args([
-                "60",
-                "nsenter",
-                "-t",
-                &self.pid.to_string(),
-                "-m",
-                "-p",
-                "-u",
-                "-i",
-                "--",
-            ])
+        self.in_namespace()
             .args(["sh", "-c", script])
             .stderr(Stdio::null())
             .spawn()
