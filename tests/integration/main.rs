@@ -8,4 +8,5 @@ mod faults;
 mod fork;
 mod inputs;
 mod lifecycle;
+mod supervisors;
 mod systemd;
