@@ -42,8 +42,11 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         return ctx.finish();
     }
     let max = ctx.shared.limits.max_message_size;
-    let mut buf = vec![0u8; max + 1];
-    let mut udp = UdpBatch::new(max + 1);
+    // Each kind allocates only the buffers it reads into.
+    let (mut buf, mut udp) = match socket {
+        Datagram::Udp(_) => (Vec::new(), Some(UdpBatch::new(max + 1))),
+        Datagram::Unix(_) => (vec![0u8; max + 1], None),
+    };
     let mut batch = Vec::with_capacity(BATCH);
     let mut events = Events::with_capacity(8);
     loop {
@@ -55,7 +58,7 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         }
         // Read until the kernel queue is empty (mio is edge-triggered); on stop this is the drain.
         let stopping = ctx.stopping();
-        if let Datagram::Udp(s) = &socket {
+        if let (Datagram::Udp(s), Some(udp)) = (&socket, udp.as_mut()) {
             if !udp.drain(s, &ctx, max, &mut batch) {
                 return;
             }
