@@ -48,18 +48,35 @@ impl Systemd {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("run boot.sh");
+        // The namespace's init is the child of `unshare` whose NSpid ends in 1. Before boot.sh
+        // execs unshare, its own short-lived children (a `$(id -u)`) are not it.
+        let is_namespace_init = |pid: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines().find_map(|l| l.strip_prefix("NSpid:")).map(|ns| {
+                        // "NSpid:\t<host pid>\t1": PID 1 of exactly one nested namespace.
+                        let ids: Vec<&str> = ns.split_whitespace().collect();
+                        ids.len() == 2 && ids[1] == "1"
+                    })
+                })
+                .unwrap_or(false)
+        };
         let deadline = Instant::now() + WAIT;
+        let mut unshare = unshare;
         let pid = loop {
             let children =
                 std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", unshare.id()))
                     .unwrap_or_default();
-            if let Some(pid) = children.split_whitespace().next() {
+            if let Some(pid) = children.split_whitespace().find(|p| is_namespace_init(p)) {
                 break pid.parse().unwrap();
             }
-            assert!(
-                Instant::now() < deadline,
-                "the namespace's init never appeared"
-            );
+            if Instant::now() > deadline {
+                // No guard exists yet to tear down: end the namespace here.
+                let _ = unshare.kill();
+                let _ = unshare.wait();
+                panic!("the namespace's init never appeared");
+            }
             std::thread::sleep(Duration::from_millis(10));
         };
         let sd = Systemd {
