@@ -51,6 +51,10 @@ pub struct Snapshot {
     pub output_errors: u64,
     /// See `Stats`.
     pub refused_connections: u64,
+    /// See `Stats`.
+    pub idle_closed: u64,
+    /// See `Stats`.
+    pub read_errors: u64,
 }
 
 impl Stats {
@@ -70,6 +74,8 @@ impl Stats {
             rejected: self.rejected.load(Relaxed),
             output_errors: self.output_errors.load(Relaxed),
             refused_connections: self.refused_connections.load(Relaxed),
+            idle_closed: self.idle_closed.load(Relaxed),
+            read_errors: self.read_errors.load(Relaxed),
         }
     }
 }
@@ -86,7 +92,8 @@ impl fmt::Display for Snapshot {
         write!(
             f,
             "received {}, written {}, dropped {} (oversized {}, rate-limited {}, rejected {}), \
-             truncated {}, output errors {}, refused connections {}",
+             truncated {}, output errors {}, refused connections {}, idle connections closed {}, \
+             read errors {}",
             self.received,
             self.written,
             self.dropped(),
@@ -95,7 +102,9 @@ impl fmt::Display for Snapshot {
             self.rejected,
             self.truncated,
             self.output_errors,
-            self.refused_connections
+            self.refused_connections,
+            self.idle_closed,
+            self.read_errors
         )
     }
 }
