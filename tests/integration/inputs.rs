@@ -12,7 +12,6 @@ use crate::support::*;
 fn with_test_journal(b: Builder, extra_config: &str) -> (Builder, UnixDatagram) {
     let journal = b.dir().join("journal.sock");
     let sink = UnixDatagram::bind(&journal).unwrap();
-    sink.set_read_timeout(Some(WAIT)).unwrap();
     let b = b.arg("--output=journal").config(&format!(
         "journal-socket = \"{}\"\n{extra_config}",
         journal.display()
@@ -249,7 +248,7 @@ fn journal_output_speaks_the_native_protocol_with_syslog_and_origin_fields() {
     )
     .unwrap();
     let mut buf = vec![0u8; 65536];
-    let n = sink.recv(&mut buf).expect("an entry within the wait");
+    let n = recv_within(&sink, &mut buf, WAIT).expect("an entry within the wait");
     let fields = logger::sinks::journal::decode(&buf[..n]).expect("valid native entry");
     let get = |k: &str| {
         fields
@@ -294,11 +293,10 @@ fn a_restarting_journal_loses_nothing_accepted() {
             .unwrap();
     }
     let sink = UnixDatagram::bind(&journal).unwrap();
-    sink.set_read_timeout(Some(WAIT)).unwrap();
     let mut buf = vec![0u8; 65536];
     let mut got = Vec::new();
     while got.len() < 50 {
-        let n = sink.recv(&mut buf).expect("every backlogged entry arrives");
+        let n = recv_within(&sink, &mut buf, WAIT).expect("every backlogged entry arrives");
         let fields = logger::sinks::journal::decode(&buf[..n]).unwrap();
         got.push(fields.into_iter().find(|(k, _)| k == "MESSAGE").unwrap().1);
     }
@@ -335,21 +333,21 @@ fn an_entry_too_large_for_a_datagram_goes_through_a_sealed_memfd() {
     let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
     let mut buf = [0u8; 16];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(
-        sink.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::empty(),
-    )
-    .expect("an entry within the wait");
-    let fd = msg
-        .cmsgs()
-        .unwrap()
-        .find_map(|c| match c {
+    let passed = retry_within(WAIT, |left| {
+        sink.set_read_timeout(Some(left))?;
+        let msg = recvmsg::<()>(
+            sink.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        )?;
+        Ok(msg.cmsgs().unwrap().find_map(|c| match c {
             ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
             _ => None,
-        })
-        .expect("the entry came as a descriptor");
+        }))
+    })
+    .expect("an entry within the wait");
+    let fd = passed.expect("the entry came as a descriptor");
     // Opened again through /proc (same memfd inode, so the same seals), then our copy closed.
     let path = format!("/proc/self/fd/{fd}");
     let memfd = std::fs::File::open(&path).unwrap();

@@ -1,6 +1,7 @@
 //! The harness: start the real binary with a real NOTIFY_SOCKET, wait on its notifications with
 //! bounded timeouts, drive it with real clients, stop it and read what it wrote.
 
+use std::io;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -40,6 +41,35 @@ pub fn have(cmd: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// One datagram within `timeout`. A timed receive is not restarted after the process is
+/// stopped and continued, or frozen and thawed (signal(7)): it fails with EINTR, which here
+/// means "keep waiting for what is left of the timeout", never "nothing came".
+pub fn recv_within(sock: &UnixDatagram, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+    retry_within(timeout, |left| {
+        sock.set_read_timeout(Some(left))?;
+        sock.recv(buf)
+    })
+}
+
+/// Calls `attempt` with the time left until it does anything but fail with EINTR, or the
+/// time is up (then the last result, which is a timeout or EINTR, is returned).
+pub fn retry_within<T>(
+    timeout: Duration,
+    mut attempt: impl FnMut(Duration) -> io::Result<T>,
+) -> io::Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_millis(1));
+        match attempt(left) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && Instant::now() < deadline => {}
+            other => return other,
+        }
+    }
+}
+
 /// A NOTIFY_SOCKET the test owns: the real sd_notify protocol.
 pub struct NotifySocket {
     pub path: PathBuf,
@@ -55,9 +85,8 @@ impl NotifySocket {
 
     /// The next datagram within `timeout`, or None.
     pub fn recv(&self, timeout: Duration) -> Option<String> {
-        self.sock.set_read_timeout(Some(timeout)).unwrap();
         let mut buf = vec![0u8; 8192];
-        match self.sock.recv(&mut buf) {
+        match recv_within(&self.sock, &mut buf, timeout) {
             Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
             Err(_) => None,
         }
