@@ -11,10 +11,11 @@ use std::time::SystemTime;
 
 use mio::{Events, Interest};
 use nix::sys::socket::{
-    ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, UnixCredentials, recvmmsg,
-    recvmsg,
+    ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, UnixCredentials, getsockopt,
+    recvmmsg, recvmsg, sockopt,
 };
 
+use super::coalesce::Coalescer;
 use super::{BATCH, Ctx, Listener, SOCKET, Socket};
 use crate::message::{Credentials, Origin, Transport};
 use crate::parse::parse;
@@ -47,6 +48,11 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         Datagram::Udp(_) => (Vec::new(), Some(UdpBatch::new(max + 1))),
         Datagram::Unix(_) => (vec![0u8; max + 1], None),
     };
+    let rcvbuf = match &socket {
+        Datagram::Udp(s) => getsockopt(s, sockopt::RcvBuf),
+        Datagram::Unix(s) => getsockopt(s, sockopt::RcvBuf),
+    };
+    let mut coalescer = Coalescer::new(rcvbuf.unwrap_or(0));
     let mut batch = Vec::with_capacity(BATCH);
     let mut events = Events::with_capacity(8);
     loop {
@@ -58,8 +64,9 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         }
         // Read until the kernel queue is empty (mio is edge-triggered); on stop this is the drain.
         let stopping = ctx.stopping();
+        let mut drained = Drained::default();
         if let (Datagram::Udp(s), Some(udp)) = (&socket, udp.as_mut()) {
-            if !udp.drain(s, &ctx, max, &mut batch) {
+            if !udp.drain(s, &ctx, max, &mut batch, &mut drained) {
                 return;
             }
             if !ctx.send(&mut batch) {
@@ -68,6 +75,7 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
             if stopping {
                 break;
             }
+            coalescer.wait(drained.datagrams, drained.bytes);
             continue;
         }
         loop {
@@ -79,6 +87,7 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
                 Ok((0, _)) => {}
                 Ok((n, origin)) => {
                     let truncated = n > max;
+                    drained.add(n);
                     let stats = &ctx.shared.stats;
                     Stats::add(&stats.received, 1);
                     if truncated {
@@ -109,6 +118,7 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         if stopping {
             break;
         }
+        coalescer.wait(drained.datagrams, drained.bytes);
     }
     drop(socket);
     drop(listener);
@@ -178,6 +188,20 @@ fn recv_unix(s: &mio::net::UnixDatagram, buf: &mut [u8]) -> io::Result<(usize, O
     ))
 }
 
+/// What one drain of the socket read.
+#[derive(Default)]
+struct Drained {
+    datagrams: usize,
+    bytes: usize,
+}
+
+impl Drained {
+    fn add(&mut self, len: usize) {
+        self.datagrams += 1;
+        self.bytes += len;
+    }
+}
+
 /// Datagrams read per recvmmsg(2) call.
 const UDP_BATCH: usize = 32;
 
@@ -207,6 +231,7 @@ impl UdpBatch {
         ctx: &Ctx,
         max: usize,
         batch: &mut Vec<crate::message::Message>,
+        drained: &mut Drained,
     ) -> bool {
         loop {
             match self.receive(socket) {
@@ -223,6 +248,7 @@ impl UdpBatch {
             let stats = &ctx.shared.stats;
             Stats::add(&stats.received, self.received.len() as u64);
             for (i, &(len, peer, cut)) in self.received.iter().enumerate() {
+                drained.add(len);
                 let truncated = cut || len > max;
                 if truncated {
                     Stats::add(&stats.truncated, 1);

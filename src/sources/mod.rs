@@ -8,6 +8,7 @@
 //! a reload loses no accepted message.
 
 pub mod bind;
+mod coalesce;
 mod datagram;
 mod stream;
 
