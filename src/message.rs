@@ -1,8 +1,10 @@
 //! The message model every input produces and every output consumes.
 //!
-//! A `Message` is owned data: the parsed syslog header fields, the text as bytes (non-UTF-8 is kept,
-//! never replaced here), and where it came from. Nothing in this module does I/O.
+//! A `Message` is owned data: the bytes as received, where each parsed syslog header field and
+//! the text lie in them (non-UTF-8 is kept, never replaced), and where it came from. Nothing in
+//! this module does I/O.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
@@ -117,26 +119,17 @@ impl Origin {
 }
 
 /// One syslog message, parsed as far as its form allowed.
+///
+/// The bytes as received are kept in one allocation, and every header field and the text are
+/// spans of them: parsing copies the input once and allocates nothing else. Header fields are
+/// read as text (ASCII by specification; other bytes are shown with U+FFFD, never rejected);
+/// the text is bytes, exactly as sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// Facility, 0..=23.
     pub facility: u8,
     /// Severity, 0..=7.
     pub severity: u8,
-    /// The sender's timestamp, as sent.
-    pub timestamp: Option<String>,
-    /// The sender's hostname.
-    pub hostname: Option<String>,
-    /// APP-NAME (RFC 5424) or TAG (RFC 3164).
-    pub app_name: Option<String>,
-    /// PROCID or the `[pid]` of a tag.
-    pub procid: Option<String>,
-    /// MSGID (RFC 5424).
-    pub msgid: Option<String>,
-    /// STRUCTURED-DATA as sent (RFC 5424).
-    pub structured_data: Option<String>,
-    /// The message text, exactly the bytes sent (minus framing and a trailing newline).
-    pub text: Vec<u8>,
     /// The syntax the header was read as.
     pub format: Format,
     /// The datagram was longer than the limit and was cut.
@@ -145,9 +138,133 @@ pub struct Message {
     pub origin: Origin,
     /// When we received it.
     pub received: SystemTime,
+    raw: Box<[u8]>,
+    spans: Spans,
+}
+
+/// A part of a message's bytes; empty means absent for header fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// The span `part` occupies inside `whole`; `part` must be a subslice of `whole`.
+    pub fn of(whole: &[u8], part: &[u8]) -> Span {
+        if part.is_empty() {
+            return Span::default();
+        }
+        let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+        let inside = start <= whole.len() && part.len() <= whole.len() - start;
+        debug_assert!(inside, "a span outside its message");
+        if !inside {
+            return Span::default();
+        }
+        // Messages are at most max-message-size (16 MiB) long: the offsets fit.
+        Span {
+            start: start as u32,
+            end: (start + part.len()) as u32,
+        }
+    }
+
+    fn get(self, raw: &[u8]) -> &[u8] {
+        &raw[self.start as usize..self.end as usize]
+    }
+}
+
+/// Where each field lies in the raw bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spans {
+    /// The sender's timestamp, as sent.
+    pub timestamp: Span,
+    /// The sender's hostname.
+    pub hostname: Span,
+    /// APP-NAME (RFC 5424) or TAG (RFC 3164).
+    pub app_name: Span,
+    /// PROCID or the `[pid]` of a tag.
+    pub procid: Span,
+    /// MSGID (RFC 5424).
+    pub msgid: Span,
+    /// STRUCTURED-DATA as sent (RFC 5424).
+    pub structured_data: Span,
+    /// The message text (minus framing and a trailing newline).
+    pub text: Span,
+}
+
+/// What a parser found, before it becomes a `Message`.
+pub struct Parsed {
+    /// Facility, 0..=23.
+    pub facility: u8,
+    /// Severity, 0..=7.
+    pub severity: u8,
+    /// The syntax the header was read as.
+    pub format: Format,
+    /// Where the fields lie in the input.
+    pub spans: Spans,
 }
 
 impl Message {
+    /// A message made of `raw` (copied) and the fields a parser found in it.
+    pub fn new(
+        raw: &[u8],
+        parsed: Parsed,
+        origin: Origin,
+        received: SystemTime,
+        truncated: bool,
+    ) -> Message {
+        Message {
+            facility: parsed.facility,
+            severity: parsed.severity,
+            format: parsed.format,
+            truncated,
+            origin,
+            received,
+            raw: raw.into(),
+            spans: parsed.spans,
+        }
+    }
+
+    fn header(&self, span: Span) -> Option<Cow<'_, str>> {
+        let bytes = span.get(&self.raw);
+        (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes))
+    }
+
+    /// The sender's timestamp, as sent.
+    pub fn timestamp(&self) -> Option<Cow<'_, str>> {
+        self.header(self.spans.timestamp)
+    }
+
+    /// The sender's hostname.
+    pub fn hostname(&self) -> Option<Cow<'_, str>> {
+        self.header(self.spans.hostname)
+    }
+
+    /// APP-NAME (RFC 5424) or TAG (RFC 3164).
+    pub fn app_name(&self) -> Option<Cow<'_, str>> {
+        self.header(self.spans.app_name)
+    }
+
+    /// PROCID or the `[pid]` of a tag.
+    pub fn procid(&self) -> Option<Cow<'_, str>> {
+        self.header(self.spans.procid)
+    }
+
+    /// MSGID (RFC 5424).
+    pub fn msgid(&self) -> Option<Cow<'_, str>> {
+        self.header(self.spans.msgid)
+    }
+
+    /// STRUCTURED-DATA as sent (RFC 5424).
+    pub fn structured_data(&self) -> Option<Cow<'_, str>> {
+        self.header(self.spans.structured_data)
+    }
+
+    /// The message text, exactly the bytes sent (minus framing and a trailing newline).
+    pub fn text(&self) -> &[u8] {
+        self.spans.text.get(&self.raw)
+    }
+
     /// The journal's PRIORITY: the severity alone.
     pub fn priority(&self) -> u8 {
         self.severity
@@ -165,17 +282,17 @@ impl Message {
 
     /// True if the text is not valid UTF-8.
     pub fn text_is_utf8(&self) -> bool {
-        std::str::from_utf8(&self.text).is_ok()
+        std::str::from_utf8(self.text()).is_ok()
     }
 
     /// The process id to report: the sender's own claim, else the kernel's credentials.
-    pub fn pid(&self) -> Option<String> {
-        self.procid.clone().or_else(|| {
+    pub fn pid(&self) -> Option<Cow<'_, str>> {
+        self.procid().or_else(|| {
             self.origin
                 .credentials
                 .map(|c| c.pid)
                 .filter(|p| *p > 0)
-                .map(|p| p.to_string())
+                .map(|p| Cow::Owned(p.to_string()))
         })
     }
 }

@@ -82,7 +82,7 @@ proptest! {
         let msg = parse(&raw, Origin::new(transport), SystemTime::UNIX_EPOCH, false);
         prop_assert!(msg.facility <= 23 && msg.severity <= 7);
         // The text is always a contiguous piece of the input.
-        prop_assert!(msg.text.is_empty() || raw.windows(msg.text.len()).any(|w| w == msg.text.as_slice()));
+        prop_assert!(msg.text().is_empty() || raw.windows(msg.text().len()).any(|w| w == msg.text()));
     }
 
     #[test]
@@ -107,7 +107,7 @@ proptest! {
         encode(&mut entry, &msg);
         let fields = decode(&entry).expect("our own entry decodes");
         let message = fields.iter().find(|(k, _)| k == "MESSAGE").map(|(_, v)| v.clone());
-        prop_assert_eq!(message, Some(msg.text.clone()));
+        prop_assert_eq!(message, Some(msg.text().to_vec()));
         let priority = fields.iter().find(|(k, _)| k == "PRIORITY").map(|(_, v)| v.clone());
         prop_assert_eq!(priority, Some(vec![b'0' + msg.severity]));
     }

@@ -13,6 +13,6 @@ fuzz_target!(|data: &[u8]| {
     let fields = decode(&entry).expect("our own entry must decode");
     assert!(fields.iter().all(|(k, _)| !k.starts_with('_')));
     let get = |key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-    assert_eq!(get("MESSAGE"), Some(msg.text.clone()));
+    assert_eq!(get("MESSAGE"), Some(msg.text().to_vec()));
     assert_eq!(get("PRIORITY"), Some(vec![b'0' + msg.severity]));
 });

@@ -10,7 +10,7 @@ mod rfc5424;
 
 use std::time::SystemTime;
 
-use crate::message::{DEFAULT_PRIORITY, Format, Message, Origin};
+use crate::message::{DEFAULT_PRIORITY, Format, Message, Origin, Parsed, Span, Spans};
 
 /// Parses one message (one datagram or one TCP frame, framing already removed).
 pub fn parse(raw: &[u8], origin: Origin, received: SystemTime, truncated: bool) -> Message {
@@ -19,29 +19,66 @@ pub fn parse(raw: &[u8], origin: Origin, received: SystemTime, truncated: bool) 
         Some((pri, rest)) => (pri, rest),
         None => (DEFAULT_PRIORITY, raw),
     };
-    let mut msg = Message {
+    let mut parsed = Parsed {
         facility: pri >> 3,
         severity: pri & 7,
-        timestamp: None,
-        hostname: None,
-        app_name: None,
-        procid: None,
-        msgid: None,
-        structured_data: None,
-        text: Vec::new(),
         format: Format::Unparsed,
-        truncated,
-        origin,
-        received,
+        spans: Spans::default(),
+    };
+    let mut fields = Fields {
+        raw,
+        spans: &mut parsed.spans,
     };
     if rest.len() == raw.len() {
-        msg.text = raw.to_vec();
+        fields.text(raw);
     } else if let Some(after_version) = rest.strip_prefix(b"1 ") {
-        rfc5424::parse_header(after_version, &mut msg);
+        parsed.format = Format::Rfc5424;
+        rfc5424::parse_header(after_version, &mut fields);
     } else {
-        rfc3164::parse_header(rest, &mut msg);
+        parsed.format = Format::Rfc3164;
+        rfc3164::parse_header(rest, origin.transport.is_local(), &mut fields);
     }
-    msg
+    Message::new(raw, parsed, origin, received, truncated)
+}
+
+/// Records where the fields a header parser finds lie in the message.
+struct Fields<'a> {
+    raw: &'a [u8],
+    spans: &'a mut Spans,
+}
+
+impl Fields<'_> {
+    fn span(&self, part: &[u8]) -> Span {
+        Span::of(self.raw, part)
+    }
+
+    fn timestamp(&mut self, part: &[u8]) {
+        self.spans.timestamp = self.span(part);
+    }
+
+    fn hostname(&mut self, part: &[u8]) {
+        self.spans.hostname = self.span(part);
+    }
+
+    fn app_name(&mut self, part: &[u8]) {
+        self.spans.app_name = self.span(part);
+    }
+
+    fn procid(&mut self, part: &[u8]) {
+        self.spans.procid = self.span(part);
+    }
+
+    fn msgid(&mut self, part: &[u8]) {
+        self.spans.msgid = self.span(part);
+    }
+
+    fn structured_data(&mut self, part: &[u8]) {
+        self.spans.structured_data = self.span(part);
+    }
+
+    fn text(&mut self, part: &[u8]) {
+        self.spans.text = self.span(part);
+    }
 }
 
 /// Removes the trailing newline, carriage return and NUL bytes that senders append.
@@ -72,14 +109,6 @@ fn split_token(input: &[u8]) -> (&[u8], &[u8]) {
     match input.iter().position(|&b| b == b' ') {
         Some(i) => (&input[..i], &input[i + 1..]),
         None => (input, &[]),
-    }
-}
-
-/// Header fields are ASCII by specification; anything else is kept readable, not rejected.
-fn field(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
 

@@ -5,34 +5,37 @@
 //! token that looks like a tag (`name:` or `name[pid]`) is a tag, and only a token followed by one
 //! is a hostname.
 
-use super::{field, split_token};
-use crate::message::{Format, Message};
+use super::{Fields, split_token};
 
 const MONTHS: [&[u8; 3]; 12] = [
     b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
 
-/// Fills `msg` from everything after `<PRI>`.
-pub(super) fn parse_header(input: &[u8], msg: &mut Message) {
-    msg.format = Format::Rfc3164;
+/// Finds the fields in everything after `<PRI>`. `local`: the message came over an AF_UNIX
+/// socket, where syslog(3) writes no hostname.
+pub(super) fn parse_header(input: &[u8], local: bool, fields: &mut Fields<'_>) {
     let (timestamp, rest) = split_timestamp(input);
-    msg.timestamp = timestamp.map(field);
+    if let Some(t) = timestamp {
+        fields.timestamp(t);
+    }
     let (first, after_first) = split_token(rest);
     if looks_like_tag(first) {
-        msg.text = read_tag(rest, msg).to_vec();
+        let text = read_tag(rest, fields);
+        fields.text(text);
         return;
     }
     let (second, _) = split_token(after_first);
     if !first.is_empty() && looks_like_tag(second) {
-        msg.hostname = Some(field(first));
-        msg.text = read_tag(after_first, msg).to_vec();
-    } else if timestamp.is_some() && !msg.origin.transport.is_local() && !first.is_empty() {
+        fields.hostname(first);
+        let text = read_tag(after_first, fields);
+        fields.text(text);
+    } else if timestamp.is_some() && !local && !first.is_empty() {
         // A network sender always writes a hostname after the timestamp (RFC 3164 4.1.2), even
         // when no tag follows (`<13>Nov 23 10:00:00 router link down`).
-        msg.hostname = Some(field(first));
-        msg.text = after_first.to_vec();
+        fields.hostname(first);
+        fields.text(after_first);
     } else {
-        msg.text = rest.to_vec();
+        fields.text(rest);
     }
 }
 
@@ -88,17 +91,17 @@ fn looks_like_tag(token: &[u8]) -> bool {
 }
 
 /// Reads `TAG[PID]:` and returns the text after it (and after one space).
-fn read_tag<'a>(input: &'a [u8], msg: &mut Message) -> &'a [u8] {
+fn read_tag<'a>(input: &'a [u8], fields: &mut Fields<'_>) -> &'a [u8] {
     let end = input
         .iter()
         .position(|&b| matches!(b, b'[' | b':' | b' '))
         .unwrap_or(input.len());
-    msg.app_name = (end > 0).then(|| field(&input[..end]));
+    fields.app_name(&input[..end]);
     let mut rest = &input[end..];
     if let Some(after) = rest.strip_prefix(b"[")
         && let Some(close) = after.iter().position(|&b| b == b']')
     {
-        msg.procid = (close > 0).then(|| field(&after[..close]));
+        fields.procid(&after[..close]);
         rest = &after[close + 1..];
     }
     let rest = rest.strip_prefix(b":").unwrap_or(rest);

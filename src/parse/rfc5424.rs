@@ -1,32 +1,30 @@
 //! RFC 5424: `TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA [MSG]` after `<PRI>1 `.
 
-use super::{field, split_token};
-use crate::message::{Format, Message};
+use super::{Fields, split_token};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Fills `msg` from the header after the version. A header cut short keeps what was read; a
+/// Finds the fields of the header after the version. A header cut short keeps what was read; a
 /// malformed STRUCTURED-DATA is left in the text rather than guessed at.
-pub(super) fn parse_header(input: &[u8], msg: &mut Message) {
-    msg.format = Format::Rfc5424;
-    let nil = |t: &[u8]| (t != b"-" && !t.is_empty()).then(|| field(t));
+pub(super) fn parse_header(input: &[u8], fields: &mut Fields<'_>) {
     let mut rest = input;
     let mut next = || {
         let (token, after) = split_token(rest);
         rest = after;
-        nil(token)
+        // NILVALUE: absent, like an empty span.
+        if token == b"-" { &token[..0] } else { token }
     };
-    msg.timestamp = next();
-    msg.hostname = next();
-    msg.app_name = next();
-    msg.procid = next();
-    msg.msgid = next();
+    fields.timestamp(next());
+    fields.hostname(next());
+    fields.app_name(next());
+    fields.procid(next());
+    fields.msgid(next());
     let rest = if let Some(after) = rest.strip_prefix(b"-") {
         after
     } else if rest.first() == Some(&b'[') {
         match structured_data_len(rest) {
             Some(len) => {
-                msg.structured_data = Some(field(&rest[..len]));
+                fields.structured_data(&rest[..len]);
                 &rest[len..]
             }
             None => rest,
@@ -35,7 +33,7 @@ pub(super) fn parse_header(input: &[u8], msg: &mut Message) {
         rest
     };
     let text = rest.strip_prefix(b" ").unwrap_or(rest);
-    msg.text = text.strip_prefix(BOM).unwrap_or(text).to_vec();
+    fields.text(text.strip_prefix(BOM).unwrap_or(text));
 }
 
 /// The length of the SD-ELEMENTs at the start of `input`, or None if they are not closed.

@@ -39,14 +39,14 @@ fn run(msg: &Message, c: &Case) {
     let name = c.name;
     assert_eq!((msg.facility, msg.severity), c.pri, "{name}: priority");
     assert_eq!(msg.format, c.format, "{name}: format");
-    assert_eq!(msg.timestamp.as_deref(), c.timestamp, "{name}: timestamp");
-    assert_eq!(msg.hostname.as_deref(), c.host, "{name}: hostname");
-    assert_eq!(msg.app_name.as_deref(), c.app, "{name}: app");
-    assert_eq!(msg.procid.as_deref(), c.pid, "{name}: pid");
-    assert_eq!(msg.msgid.as_deref(), c.msgid, "{name}: msgid");
-    assert_eq!(msg.structured_data.as_deref(), c.sd, "{name}: sd");
+    assert_eq!(msg.timestamp().as_deref(), c.timestamp, "{name}: timestamp");
+    assert_eq!(msg.hostname().as_deref(), c.host, "{name}: hostname");
+    assert_eq!(msg.app_name().as_deref(), c.app, "{name}: app");
+    assert_eq!(msg.procid().as_deref(), c.pid, "{name}: pid");
+    assert_eq!(msg.msgid().as_deref(), c.msgid, "{name}: msgid");
+    assert_eq!(msg.structured_data().as_deref(), c.sd, "{name}: sd");
     assert_eq!(
-        String::from_utf8_lossy(&msg.text),
+        String::from_utf8_lossy(msg.text()),
         String::from_utf8_lossy(c.text),
         "{name}: text"
     );
@@ -255,8 +255,8 @@ fn local_text_without_tag_is_not_read_as_a_hostname() {
         SystemTime::UNIX_EPOCH,
         false,
     );
-    assert_eq!(msg.hostname, None);
-    assert_eq!(msg.text, b"hello world");
+    assert_eq!(msg.hostname(), None);
+    assert_eq!(msg.text(), b"hello world");
 }
 
 #[test]

@@ -34,25 +34,25 @@ pub fn put_field(out: &mut Vec<u8>, key: &str, value: &[u8]) {
 
 /// Encodes a message as one native-protocol entry.
 pub fn encode(out: &mut Vec<u8>, msg: &Message) {
-    put_field(out, "MESSAGE", &msg.text);
+    put_field(out, "MESSAGE", msg.text());
     put_field(out, "PRIORITY", &[b'0' + msg.priority()]);
     put_field(out, "SYSLOG_FACILITY", msg.facility.to_string().as_bytes());
-    if let Some(app) = &msg.app_name {
+    if let Some(app) = msg.app_name() {
         put_field(out, "SYSLOG_IDENTIFIER", app.as_bytes());
     }
     if let Some(pid) = msg.pid() {
         put_field(out, "SYSLOG_PID", pid.as_bytes());
     }
-    if let Some(ts) = &msg.timestamp {
+    if let Some(ts) = msg.timestamp() {
         put_field(out, "SYSLOG_TIMESTAMP", ts.as_bytes());
     }
-    if let Some(host) = &msg.hostname {
+    if let Some(host) = msg.hostname() {
         put_field(out, "LOGGER_HOSTNAME", host.as_bytes());
     }
-    if let Some(id) = &msg.msgid {
+    if let Some(id) = msg.msgid() {
         put_field(out, "LOGGER_MSGID", id.as_bytes());
     }
-    if let Some(sd) = &msg.structured_data {
+    if let Some(sd) = msg.structured_data() {
         put_field(out, "LOGGER_STRUCTURED_DATA", sd.as_bytes());
     }
     put_field(

@@ -15,7 +15,7 @@ use crate::message::Message;
 pub fn format_line(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
     push_rfc3339(out, msg.received);
     out.push(b' ');
-    match (&msg.hostname, msg.origin.peer) {
+    match (msg.hostname(), msg.origin.peer) {
         (Some(h), _) => escape_into(out, h.as_bytes()),
         (None, Some(peer)) => {
             use std::io::Write;
@@ -24,8 +24,8 @@ pub fn format_line(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
         (None, None) => escape_into(out, local_host.as_bytes()),
     }
     out.push(b' ');
-    escape_into(out, msg.app_name.as_deref().unwrap_or("-").as_bytes());
-    match (&msg.procid, msg.origin.credentials) {
+    escape_into(out, msg.app_name().as_deref().unwrap_or("-").as_bytes());
+    match (msg.procid(), msg.origin.credentials) {
         (Some(pid), _) => {
             out.push(b'[');
             escape_into(out, pid.as_bytes());
@@ -43,7 +43,7 @@ pub fn format_line(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
     out.push(b'.');
     out.extend_from_slice(msg.severity_name().as_bytes());
     out.extend_from_slice(b": ");
-    escape_into(out, &msg.text);
+    escape_into(out, msg.text());
     out.push(b'\n');
 }
 
@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn formats_a_line_with_rfc3339_time_host_tag_pid_priority() {
-        let mut msg = parse(
+        let msg = parse(
             b"<156>Nov 23 20:21:46 myapp[2220]: hello\nworld",
             Origin::new(Transport::UnixDatagram),
             UNIX_EPOCH + Duration::from_micros(1_763_929_306_123_456),
@@ -264,9 +264,17 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "2025-11-23T20:21:46.123456Z box myapp[2220] local3.warning: hello\\nworld\n"
         );
-        msg.origin.peer = Some("192.0.2.1:514".parse().unwrap());
-        msg.app_name = None;
-        msg.procid = None;
+        // No tag and no credentials: "-"; no hostname: the peer's address.
+        let msg = parse(
+            b"<156>hello",
+            Origin {
+                transport: Transport::Udp,
+                peer: Some("192.0.2.1:514".parse().unwrap()),
+                credentials: None,
+            },
+            UNIX_EPOCH,
+            false,
+        );
         let mut out = Vec::new();
         format_line(&mut out, &msg, "box");
         assert!(

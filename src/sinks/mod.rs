@@ -97,7 +97,7 @@ impl Sink {
     pub fn accept(&mut self, msg: &Message) {
         match &self.target {
             Target::Journal(_) => {
-                let mut entry = Vec::with_capacity(128 + msg.text.len());
+                let mut entry = Vec::with_capacity(128 + msg.text().len());
                 journal::encode(&mut entry, msg);
                 self.entry_bytes += entry.len();
                 self.entries.push_back(entry);
