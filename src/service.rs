@@ -30,7 +30,7 @@ use crate::sources::{self, Input, Listener, Shared};
 use crate::stats::{Snapshot, Stats};
 
 /// Batches that may wait between the inputs and the loop (each up to `sources::BATCH` messages).
-const QUEUE_BATCHES: usize = 4;
+const QUEUE_BATCHES: usize = 8;
 /// STATUS= is sent at most this often.
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a stop keeps retrying an output that refuses the backlog.

@@ -27,7 +27,7 @@ use crate::stats::Stats;
 pub use bind::{Listener, Socket};
 
 /// Messages per batch sent to the service loop.
-pub const BATCH: usize = 256;
+pub const BATCH: usize = 64;
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
