@@ -82,19 +82,23 @@ pub fn encode(out: &mut Vec<u8>, msg: &Message) {
     }
 }
 
-/// A connection-less sender to the journal socket.
+/// A sender to the journal socket: connected once, so a send does not resolve the path again, and
+/// reconnected when journald restarts (its new socket is a new inode; the old peer is gone).
+/// Non-blocking: a full journal queue is the caller's to wait out (see `Sink::write_out`).
 #[derive(Debug)]
 pub struct JournalWriter {
     socket: UnixDatagram,
     path: PathBuf,
     addr: UnixAddr,
+    connected: bool,
 }
 
 impl JournalWriter {
-    /// Opens an unbound datagram socket for `path` (which need not exist yet: journald may be
-    /// restarting; sends are retried).
+    /// Opens a datagram socket for `path` (which need not exist yet: journald may be restarting;
+    /// sends are retried).
     pub fn open(path: &Path) -> io::Result<JournalWriter> {
         let socket = UnixDatagram::unbound()?;
+        socket.set_nonblocking(true)?;
         // journald's own clients raise the send buffer so bursts do not block at once; the kernel
         // caps this at wmem_max, which is fine.
         let _ = nix::sys::socket::setsockopt(
@@ -103,11 +107,14 @@ impl JournalWriter {
             &(8 * 1024 * 1024),
         );
         let addr = UnixAddr::new(path).map_err(io::Error::from)?;
-        Ok(JournalWriter {
+        let mut writer = JournalWriter {
             socket,
             path: path.to_owned(),
             addr,
-        })
+            connected: false,
+        };
+        let _ = writer.connect();
+        Ok(writer)
     }
 
     /// The socket path.
@@ -115,9 +122,31 @@ impl JournalWriter {
         &self.path
     }
 
+    fn connect(&mut self) -> io::Result<()> {
+        self.connected = false;
+        self.socket.connect(&self.path)?;
+        self.connected = true;
+        Ok(())
+    }
+
     /// Sends one encoded entry. Errors mean "not delivered"; the caller keeps the entry.
-    pub fn send(&self, entry: &[u8]) -> io::Result<()> {
-        match self.socket.send_to(entry, &self.path) {
+    /// EAGAIN means journald's queue is full.
+    pub fn send(&mut self, entry: &[u8]) -> io::Result<()> {
+        if !self.connected {
+            self.connect()?;
+        }
+        match self.send_connected(entry) {
+            // journald restarted: its socket is a new one. Once, at once; later, by the retry.
+            Err(e) if peer_gone(&e) => {
+                self.connect()?;
+                self.send_connected(entry)
+            }
+            other => other,
+        }
+    }
+
+    fn send_connected(&self, entry: &[u8]) -> io::Result<()> {
+        match self.socket.send(entry) {
             Ok(_) => Ok(()),
             Err(e) if e.raw_os_error() == Some(Errno::EMSGSIZE as i32) => {
                 self.send_via_memfd(entry)
@@ -154,6 +183,13 @@ impl JournalWriter {
         )?;
         Ok(())
     }
+}
+
+/// The connected peer no longer exists (journald stopped or restarted).
+fn peer_gone(e: &io::Error) -> bool {
+    [Errno::ECONNREFUSED, Errno::ENOTCONN, Errno::ENOENT]
+        .iter()
+        .any(|code| e.raw_os_error() == Some(*code as i32))
 }
 
 /// Decodes a native-protocol entry into (key, value) pairs; the inverse of `encode`, used by

@@ -171,26 +171,29 @@ fn push_hex(out: &mut Vec<u8>, b: u8) {
     ]);
 }
 
-/// Appends `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+/// Appends `YYYY-MM-DDTHH:MM:SS.ffffffZ`, built in place and appended in one copy.
 pub fn push_rfc3339(out: &mut Vec<u8>, t: SystemTime) {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    push_decimal(out, y.clamp(0, 9999) as u64, 4);
-    out.push(b'-');
-    push_decimal(out, u64::from(m), 2);
-    out.push(b'-');
-    push_decimal(out, u64::from(d), 2);
-    out.push(b'T');
-    push_decimal(out, rem / 3600, 2);
-    out.push(b':');
-    push_decimal(out, rem / 60 % 60, 2);
-    out.push(b':');
-    push_decimal(out, rem % 60, 2);
-    out.push(b'.');
-    push_decimal(out, u64::from(since.subsec_micros()), 6);
-    out.push(b'Z');
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    put_digits(&mut text[0..4], y.clamp(0, 9999) as u64);
+    put_digits(&mut text[5..7], u64::from(m));
+    put_digits(&mut text[8..10], u64::from(d));
+    put_digits(&mut text[11..13], rem / 3600);
+    put_digits(&mut text[14..16], rem / 60 % 60);
+    put_digits(&mut text[17..19], rem % 60);
+    put_digits(&mut text[20..26], u64::from(since.subsec_micros()));
+    out.extend_from_slice(&text);
+}
+
+/// Writes the last `digits.len()` decimal digits of `n` into `digits`.
+fn put_digits(digits: &mut [u8], mut n: u64) {
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 /// Appends `n` in decimal, zero-padded to at least `width` digits.

@@ -15,6 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::config::Output;
 use crate::error::{Error, Result};
@@ -23,6 +24,10 @@ use journal::JournalWriter;
 
 /// Above this many bytes of backlog the service loop stops taking messages.
 pub const BACKLOG_LIMIT: usize = 256 * 1024;
+/// How long to let journald work through a full queue before sending again.
+const JOURNAL_FULL_PAUSE: Duration = Duration::from_millis(1);
+/// How long one write-out waits on a full journal queue before leaving it to the retry timer.
+const JOURNAL_FULL_WAIT: Duration = Duration::from_millis(100);
 
 enum Target {
     Journal(JournalWriter),
@@ -124,9 +129,27 @@ impl Sink {
         let mut out = WriteOut::default();
         match &mut self.target {
             Target::Journal(writer) => {
+                let mut full_since = None;
                 while let Some(entry) = self.entries.front() {
                     match writer.send(entry) {
-                        Ok(()) => out.written += 1,
+                        Ok(()) => {
+                            out.written += 1;
+                            full_since = None;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            // journald's queue is full. Waiting for one free slot would wake us
+                            // for every entry it reads; a short pause lets it take a run of them,
+                            // and it never runs dry, as its queue holds far more than it reads
+                            // in that time. A journal stuck for longer goes to the retry timer,
+                            // so the loop stays responsive.
+                            let since = *full_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() < JOURNAL_FULL_WAIT {
+                                std::thread::sleep(JOURNAL_FULL_PAUSE);
+                                continue;
+                            }
+                            out.error = Some(e);
+                            break;
+                        }
                         Err(e) if is_transient(&e) => {
                             out.error = Some(e);
                             break;
