@@ -9,7 +9,8 @@
 //!
 //! The pause is bounded by what the socket can hold: the arrival rate seen over the last drain
 //! times the pause must fit in a quarter of the receive buffer, so coalescing never turns into
-//! loss. A quiet input (fewer than `BURST` datagrams per drain) never pauses: latency first, and
+//! loss; and a drain that found the queue over half full means the input is falling behind (a
+//! flood), so there is no pause at all until it catches up. A quiet input (fewer than `BURST` datagrams per drain) never pauses: latency first, and
 //! an idle daemon stays asleep in epoll.
 
 use std::time::{Duration, Instant};
@@ -55,8 +56,13 @@ impl Coalescer {
         if datagrams < BURST || since.is_zero() {
             return None;
         }
-        let rate = datagrams as f64 / since.as_secs_f64();
         let charge = bytes / datagrams + OVERHEAD_PER_DATAGRAM;
+        if datagrams.saturating_mul(charge) > self.capacity / 2 {
+            // The queue was over half full: the input is not keeping up, and a pause would
+            // only turn into drops. Read on at once.
+            return None;
+        }
+        let rate = datagrams as f64 / since.as_secs_f64();
         let room = (self.capacity / 4 / charge) as f64;
         let pause = Duration::from_secs_f64(room / rate).min(MAX_PAUSE);
         (pause >= MIN_PAUSE).then_some(pause)
@@ -77,6 +83,17 @@ mod tests {
         let mut c = Coalescer::new(8 << 20);
         assert_eq!(
             after(&mut c, Instant::now(), Duration::from_millis(1), 5),
+            None
+        );
+    }
+
+    #[test]
+    fn an_input_falling_behind_never_pauses() {
+        // 3000 datagrams of 256 B found at once fill more than half of 8 MiB as the kernel
+        // counts them: a flood. No pause, however long ago the last drain was.
+        let mut c = Coalescer::new(8 << 20);
+        assert_eq!(
+            after(&mut c, Instant::now(), Duration::from_millis(20), 3000),
             None
         );
     }
