@@ -10,13 +10,17 @@
 //! The pause is bounded by what the socket can hold: the arrival rate seen over the last drain
 //! times the pause must fit in a quarter of the receive buffer, so coalescing never turns into
 //! loss; and a drain that found the queue over half full means the input is falling behind (a
-//! flood), so there is no pause at all until it catches up. A quiet input (fewer than `BURST` datagrams per drain) never pauses: latency first, and
-//! an idle daemon stays asleep in epoll.
+//! flood), so there is no pause at all until it catches up. A quiet input (under 20k datagrams a
+//! second, or fewer than 4 per drain) never pauses: latency first, and an idle daemon stays
+//! asleep in epoll.
 
 use std::time::{Duration, Instant};
 
-/// Datagrams one drain must read before the next drain is delayed.
-const BURST: usize = 32;
+/// Datagrams one drain must read before the next drain is delayed...
+const BURST: usize = 4;
+/// ...and the arrival rate (datagrams a second) they must show. Below it a pause would gather too
+/// few datagrams to pay for itself.
+const MIN_RATE: f64 = 20_000.0;
 /// The longest pause: the latency coalescing may add to a message.
 const MAX_PAUSE: Duration = Duration::from_millis(1);
 /// Shorter pauses cost more in timer wake-ups than they save.
@@ -63,6 +67,9 @@ impl Coalescer {
             return None;
         }
         let rate = datagrams as f64 / since.as_secs_f64();
+        if rate < MIN_RATE {
+            return None;
+        }
         let room = (self.capacity / 4 / charge) as f64;
         let pause = Duration::from_secs_f64(room / rate).min(MAX_PAUSE);
         (pause >= MIN_PAUSE).then_some(pause)
@@ -95,6 +102,16 @@ mod tests {
         assert_eq!(
             after(&mut c, Instant::now(), Duration::from_millis(20), 3000),
             None
+        );
+    }
+
+    #[test]
+    fn small_drains_at_a_high_rate_pause() {
+        // 10 datagrams in 100 µs: 100k/s arriving in small bursts, as a paced sender does.
+        let mut c = Coalescer::new(8 << 20);
+        assert_eq!(
+            after(&mut c, Instant::now(), Duration::from_micros(100), 10),
+            Some(MAX_PAUSE)
         );
     }
 
