@@ -66,6 +66,31 @@ fn octet_header(data: &[u8]) -> Header {
     Header::NeedMore
 }
 
+/// The position of the first LF or NUL. Eight bytes at a time: a word holds one when
+/// `x ^ 0x0a..` or `x` itself has a zero byte (the exact "has zero byte" test, so the first
+/// flagged byte is the answer), then the rest byte by byte.
+fn find_delimiter(data: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LF: u64 = ONES * b'\n' as u64;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut chunks = data.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([1; 8]));
+        let found = has_zero(word ^ LF) | has_zero(word);
+        if found != 0 {
+            return Some(base + (found.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n' || b == 0)
+        .map(|i| base + i)
+}
+
 impl Framer {
     /// A framer for messages of at most `max` bytes.
     pub fn new(max: usize) -> Framer {
@@ -83,10 +108,24 @@ impl Framer {
 
     /// Adds bytes read from the connection and emits every frame they complete.
     pub fn feed(&mut self, data: &[u8], mut emit: impl FnMut(Frame<'_>)) {
-        self.buf.extend_from_slice(data);
+        if self.buf.is_empty() {
+            // The common case: frames straight from the read, only an unfinished tail is kept.
+            let used = self.frames(data, &mut emit);
+            self.buf.extend_from_slice(&data[used..]);
+        } else {
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.extend_from_slice(data);
+            let used = self.frames(&buf, &mut emit);
+            buf.drain(..used);
+            self.buf = buf;
+        }
+    }
+
+    /// Emits every whole frame at the start of `input`; returns how many bytes it used.
+    fn frames(&mut self, input: &[u8], emit: &mut impl FnMut(Frame<'_>)) -> usize {
         let mut pos = 0;
         loop {
-            let avail = &self.buf[pos..];
+            let avail = &input[pos..];
             match self.skip {
                 Skip::Bytes(n) => {
                     let taken = n.min(avail.len());
@@ -97,13 +136,13 @@ impl Framer {
                     }
                     self.skip = Skip::None;
                 }
-                Skip::ToDelimiter => match avail.iter().position(|&b| b == b'\n' || b == 0) {
+                Skip::ToDelimiter => match find_delimiter(avail) {
                     Some(i) => {
                         pos += i + 1;
                         self.skip = Skip::None;
                     }
                     None => {
-                        pos = self.buf.len();
+                        pos = input.len();
                         break;
                     }
                 },
@@ -119,7 +158,7 @@ impl Framer {
                         pos += header + len;
                     }
                     Header::Count(..) | Header::NeedMore => break,
-                    Header::Delimited => match avail.iter().position(|&b| b == b'\n' || b == 0) {
+                    Header::Delimited => match find_delimiter(avail) {
                         Some(i) if i > self.max => {
                             emit(Frame::Oversized);
                             pos += i + 1;
@@ -134,7 +173,7 @@ impl Framer {
                         }
                         None if avail.len() > self.max => {
                             emit(Frame::Oversized);
-                            pos = self.buf.len();
+                            pos = input.len();
                             self.skip = Skip::ToDelimiter;
                             break;
                         }
@@ -143,7 +182,7 @@ impl Framer {
                 },
             }
         }
-        self.buf.drain(..pos);
+        pos
     }
 
     /// The connection ended: emits what is left of an unfinished frame, if anything.
@@ -201,6 +240,19 @@ mod tests {
 
     fn m(s: &[u8]) -> Out {
         Out::M(s.to_vec())
+    }
+
+    #[test]
+    fn the_word_at_a_time_delimiter_search_agrees_with_the_byte_search() {
+        let mut data: Vec<u8> = (0..=255u8).rev().collect();
+        data.extend_from_slice(b"no delimiter here, long enough for several words\x01\x0b\x09");
+        for start in 0..data.len() {
+            for len in [0, 1, 7, 8, 9, 16, 33, 300] {
+                let slice = &data[start..(start + len).min(data.len())];
+                let expected = slice.iter().position(|&b| b == b'\n' || b == 0);
+                assert_eq!(find_delimiter(slice), expected, "at {start}+{len}");
+            }
+        }
     }
 
     #[test]
