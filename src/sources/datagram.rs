@@ -3,7 +3,8 @@
 //! One datagram is one message. A datagram longer than max-message-size is cut to it, marked
 //! truncated and counted. On AF_UNIX the kernel's SCM_CREDENTIALS give the sender's pid/uid/gid.
 //! UDP reads up to `UDP_BATCH` datagrams per recvmmsg(2) call: at high rates the syscall, not the
-//! parsing, is the cost per message.
+//! parsing, is the cost per message. After each drain `Coalescer` decides whether to let the
+//! queue fill for a moment before the next one (only under load; see `coalesce`).
 
 use std::io::{self, IoSliceMut};
 use std::os::fd::AsRawFd;
