@@ -308,6 +308,51 @@ fn a_restarting_journal_loses_nothing_accepted() {
 }
 
 #[test]
+fn a_journal_that_stops_reading_neither_blocks_the_loop_nor_loses_an_entry() {
+    let (b, sink) = with_test_journal(Builder::new(), "");
+    let d = b.arg("--listen=tcp://127.0.0.1:0").start();
+    // The test reads nothing yet: journald's stand-in fills its queue and sends get EAGAIN.
+    const N: usize = 2000;
+    let mut tcp = TcpStream::connect(d.addr("tcp")).unwrap();
+    for i in 0..N {
+        writeln!(tcp, "<13>t: m{i}").unwrap();
+    }
+    tcp.flush().unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let status = d
+            .notify
+            .recv(Duration::from_millis(500))
+            .unwrap_or_default();
+        if status.contains("STATUS=") && !status.contains("queued 0") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no STATUS with entries queued for a full journal"
+        );
+    }
+    // The loop still serves control events: a reload completes while the journal is full.
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    d.notify.expect("RELOADING=1");
+    d.notify.expect("READY=1");
+    // The journal reads again: every entry arrives, in order.
+    let mut buf = vec![0u8; 65536];
+    for i in 0..N {
+        let n = recv_within(&sink, &mut buf, WAIT).expect("every held entry arrives");
+        let fields = logger::sinks::journal::decode(&buf[..n]).unwrap();
+        let message = fields.into_iter().find(|(k, _)| k == "MESSAGE").unwrap().1;
+        assert_eq!(
+            message,
+            format!("m{i}").into_bytes(),
+            "in order, none missing"
+        );
+    }
+    drop(tcp);
+    assert!(d.stop().0.success());
+}
+
+#[test]
 fn an_entry_too_large_for_a_datagram_goes_through_a_sealed_memfd() {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     use std::os::fd::AsRawFd;
