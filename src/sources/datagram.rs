@@ -206,23 +206,51 @@ impl Drained {
 /// Datagrams read per recvmmsg(2) call.
 const UDP_BATCH: usize = 32;
 
-/// Buffers and headers for recvmmsg, allocated once per input. The slots are only touched as far
-/// as datagrams fill them, so their size costs address space, not memory.
+/// The first bytes of each slot, packed together: most datagrams fit, so most batches touch
+/// only these pages (32 KiB) and not a page per slot.
+const HEAD: usize = 1024;
+
+/// Buffers and headers for recvmmsg, allocated once per input. Each slot is two iovecs: a head in
+/// one packed array and a tail in another, together max-message-size + 1 bytes. Pages are only
+/// touched as far as datagrams fill them, so the tails cost address space, not memory, until a
+/// long datagram arrives.
 struct UdpBatch {
     headers: MultiHeaders<SockaddrStorage>,
-    buffers: Vec<u8>,
-    slot: usize,
+    heads: Vec<u8>,
+    tails: Vec<u8>,
+    head: usize,
+    tail: usize,
+    /// A datagram longer than its head, made contiguous for the parser.
+    joined: Vec<u8>,
     received: Vec<(usize, Option<std::net::SocketAddr>, bool)>,
 }
 
 impl UdpBatch {
     fn new(slot: usize) -> UdpBatch {
+        let head = slot.min(HEAD);
+        let tail = (slot - head).max(1);
         UdpBatch {
             headers: MultiHeaders::preallocate(UDP_BATCH, None),
-            buffers: vec![0u8; slot * UDP_BATCH],
-            slot,
+            heads: vec![0u8; head * UDP_BATCH],
+            tails: vec![0u8; tail * UDP_BATCH],
+            head,
+            tail,
+            joined: Vec::new(),
             received: Vec::with_capacity(UDP_BATCH),
         }
+    }
+
+    /// The first `len` bytes of the datagram in slot `i`.
+    fn datagram(&mut self, i: usize, len: usize) -> &[u8] {
+        let head = &self.heads[i * self.head..][..self.head];
+        if len <= self.head {
+            return &head[..len];
+        }
+        self.joined.clear();
+        self.joined.extend_from_slice(head);
+        self.joined
+            .extend_from_slice(&self.tails[i * self.tail..][..len - self.head]);
+        &self.joined
     }
 
     /// Reads until the socket is empty; false if the service loop is gone.
@@ -248,13 +276,14 @@ impl UdpBatch {
             let now = SystemTime::now();
             let stats = &ctx.shared.stats;
             Stats::add(&stats.received, self.received.len() as u64);
-            for (i, &(len, peer, cut)) in self.received.iter().enumerate() {
+            for i in 0..self.received.len() {
+                let (len, peer, cut) = self.received[i];
                 drained.add(len);
                 let truncated = cut || len > max;
                 if truncated {
                     Stats::add(&stats.truncated, 1);
                 }
-                let data = &self.buffers[i * self.slot..][..len.min(max)];
+                let data = self.datagram(i, len.min(max));
                 batch.push(parse(data, origin_udp_opt(peer), now, truncated));
             }
             if batch.len() >= BATCH && !ctx.send(batch) {
@@ -268,10 +297,11 @@ impl UdpBatch {
 
     fn receive(&mut self, socket: &mio::net::UdpSocket) -> io::Result<()> {
         self.received.clear();
-        let mut slices: Vec<[IoSliceMut<'_>; 1]> = self
-            .buffers
-            .chunks_mut(self.slot)
-            .map(|chunk| [IoSliceMut::new(chunk)])
+        let mut slices: Vec<[IoSliceMut<'_>; 2]> = self
+            .heads
+            .chunks_mut(self.head)
+            .zip(self.tails.chunks_mut(self.tail))
+            .map(|(head, tail)| [IoSliceMut::new(head), IoSliceMut::new(tail)])
             .collect();
         let results = recvmmsg(
             socket.as_raw_fd(),

@@ -150,6 +150,10 @@ fn bad_input_is_escaped_cut_or_dropped_and_counted_never_forged() {
         &udp_addr,
     )
     .unwrap();
+    // Longer than the 1 KiB a receive slot's first part holds: joined whole from both parts.
+    let mut mid = b"<13>mid: ".to_vec();
+    mid.resize(3000, b'm');
+    udp.send_to(&mid, &udp_addr).unwrap();
     // Oversized datagram: cut to the limit and delivered, not lost.
     let mut big = b"<13>big: ".to_vec();
     big.resize(9000, b'x');
@@ -170,7 +174,7 @@ fn bad_input_is_escaped_cut_or_dropped_and_counted_never_forged() {
     let (status, log, stderr) = d.stop();
     assert!(status.success(), "{stderr}");
     let lines: Vec<&str> = log.lines().collect();
-    assert_eq!(lines.len(), 6, "{log}");
+    assert_eq!(lines.len(), 7, "{log}");
     assert!(
         log.contains("inj user.notice: first\\nJan  1 00:00:00 host forged: line"),
         "{log}"
@@ -185,6 +189,14 @@ fn bad_input_is_escaped_cut_or_dropped_and_counted_never_forged() {
         .find(|l| l.contains(" big "))
         .expect("cut datagram");
     assert_eq!(big_line.matches('x').count(), 8192 - b"<13>big: ".len());
+    let mid_line = lines
+        .iter()
+        .find(|l| l.contains(" mid "))
+        .expect("the 3000-byte datagram");
+    assert!(
+        mid_line.ends_with(&format!(": {}", "m".repeat(3000 - b"<13>mid: ".len()))),
+        "{mid_line}"
+    );
     assert!(log.contains("after user.notice: intact"), "{log}");
     assert!(
         !log.contains("yyyy"),
