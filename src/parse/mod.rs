@@ -30,7 +30,7 @@ pub fn parse(raw: &[u8], origin: Origin, received: SystemTime, truncated: bool) 
         spans: &mut parsed.spans,
     };
     if rest.len() == raw.len() {
-        fields.text(raw);
+        fields.spans.text = fields.span(raw);
     } else if let Some(after_version) = rest.strip_prefix(b"1 ") {
         parsed.format = Format::Rfc5424;
         rfc5424::parse_header(after_version, &mut fields);
@@ -48,36 +48,9 @@ struct Fields<'a> {
 }
 
 impl Fields<'_> {
+    /// Where `part` (a subslice of the message, or empty for absent) lies.
     fn span(&self, part: &[u8]) -> Span {
         Span::of(self.raw, part)
-    }
-
-    fn timestamp(&mut self, part: &[u8]) {
-        self.spans.timestamp = self.span(part);
-    }
-
-    fn hostname(&mut self, part: &[u8]) {
-        self.spans.hostname = self.span(part);
-    }
-
-    fn app_name(&mut self, part: &[u8]) {
-        self.spans.app_name = self.span(part);
-    }
-
-    fn procid(&mut self, part: &[u8]) {
-        self.spans.procid = self.span(part);
-    }
-
-    fn msgid(&mut self, part: &[u8]) {
-        self.spans.msgid = self.span(part);
-    }
-
-    fn structured_data(&mut self, part: &[u8]) {
-        self.spans.structured_data = self.span(part);
-    }
-
-    fn text(&mut self, part: &[u8]) {
-        self.spans.text = self.span(part);
     }
 }
 

@@ -16,26 +16,26 @@ const MONTHS: [&[u8; 3]; 12] = [
 pub(super) fn parse_header(input: &[u8], local: bool, fields: &mut Fields<'_>) {
     let (timestamp, rest) = split_timestamp(input);
     if let Some(t) = timestamp {
-        fields.timestamp(t);
+        fields.spans.timestamp = fields.span(t);
     }
     let (first, after_first) = split_token(rest);
     if looks_like_tag(first) {
         let text = read_tag(rest, fields);
-        fields.text(text);
+        fields.spans.text = fields.span(text);
         return;
     }
     let (second, _) = split_token(after_first);
     if !first.is_empty() && looks_like_tag(second) {
-        fields.hostname(first);
+        fields.spans.hostname = fields.span(first);
         let text = read_tag(after_first, fields);
-        fields.text(text);
+        fields.spans.text = fields.span(text);
     } else if timestamp.is_some() && !local && !first.is_empty() {
         // A network sender always writes a hostname after the timestamp (RFC 3164 4.1.2), even
         // when no tag follows (`<13>Nov 23 10:00:00 router link down`).
-        fields.hostname(first);
-        fields.text(after_first);
+        fields.spans.hostname = fields.span(first);
+        fields.spans.text = fields.span(after_first);
     } else {
-        fields.text(rest);
+        fields.spans.text = fields.span(rest);
     }
 }
 
@@ -96,12 +96,12 @@ fn read_tag<'a>(input: &'a [u8], fields: &mut Fields<'_>) -> &'a [u8] {
         .iter()
         .position(|&b| matches!(b, b'[' | b':' | b' '))
         .unwrap_or(input.len());
-    fields.app_name(&input[..end]);
+    fields.spans.app_name = fields.span(&input[..end]);
     let mut rest = &input[end..];
     if let Some(after) = rest.strip_prefix(b"[")
         && let Some(close) = after.iter().position(|&b| b == b']')
     {
-        fields.procid(&after[..close]);
+        fields.spans.procid = fields.span(&after[..close]);
         rest = &after[close + 1..];
     }
     let rest = rest.strip_prefix(b":").unwrap_or(rest);

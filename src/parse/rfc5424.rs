@@ -14,17 +14,17 @@ pub(super) fn parse_header(input: &[u8], fields: &mut Fields<'_>) {
         // NILVALUE: absent, like an empty span.
         if token == b"-" { &token[..0] } else { token }
     };
-    fields.timestamp(next());
-    fields.hostname(next());
-    fields.app_name(next());
-    fields.procid(next());
-    fields.msgid(next());
+    fields.spans.timestamp = fields.span(next());
+    fields.spans.hostname = fields.span(next());
+    fields.spans.app_name = fields.span(next());
+    fields.spans.procid = fields.span(next());
+    fields.spans.msgid = fields.span(next());
     let rest = if let Some(after) = rest.strip_prefix(b"-") {
         after
     } else if rest.first() == Some(&b'[') {
         match structured_data_len(rest) {
             Some(len) => {
-                fields.structured_data(&rest[..len]);
+                fields.spans.structured_data = fields.span(&rest[..len]);
                 &rest[len..]
             }
             None => rest,
@@ -33,7 +33,7 @@ pub(super) fn parse_header(input: &[u8], fields: &mut Fields<'_>) {
         rest
     };
     let text = rest.strip_prefix(b" ").unwrap_or(rest);
-    fields.text(text.strip_prefix(BOM).unwrap_or(text));
+    fields.spans.text = fields.span(text.strip_prefix(BOM).unwrap_or(text));
 }
 
 /// The length of the SD-ELEMENTs at the start of `input`, or None if they are not closed.

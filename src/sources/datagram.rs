@@ -44,16 +44,16 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         return ctx.finish();
     }
     let max = ctx.shared.limits.max_message_size;
-    // Each kind allocates only the buffers it reads into.
-    let (mut buf, mut udp) = match socket {
-        Datagram::Udp(_) => (Vec::new(), Some(UdpBatch::new(max + 1))),
-        Datagram::Unix(_) => (vec![0u8; max + 1], None),
-    };
     let rcvbuf = match &socket {
         Datagram::Udp(s) => getsockopt(s, sockopt::RcvBuf),
         Datagram::Unix(s) => getsockopt(s, sockopt::RcvBuf),
     };
     let mut coalescer = Coalescer::new(rcvbuf.unwrap_or(0));
+    // Each kind allocates only the buffers it reads into.
+    let mut reader = match socket {
+        Datagram::Udp(s) => Reader::Udp(s, UdpBatch::new(max + 1)),
+        Datagram::Unix(s) => Reader::Unix(s, vec![0u8; max + 1]),
+    };
     let mut batch = Vec::with_capacity(BATCH);
     let mut events = Events::with_capacity(8);
     loop {
@@ -66,54 +66,11 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         // Read until the kernel queue is empty (mio is edge-triggered); on stop this is the drain.
         let stopping = ctx.stopping();
         let mut drained = Drained::default();
-        if let (Datagram::Udp(s), Some(udp)) = (&socket, udp.as_mut()) {
-            if !udp.drain(s, &ctx, max, &mut batch, &mut drained) {
-                return;
-            }
-            if !ctx.send(&mut batch) {
-                return;
-            }
-            if stopping {
-                break;
-            }
-            coalescer.wait(drained.datagrams, drained.bytes);
-            continue;
-        }
-        loop {
-            let received = match &socket {
-                Datagram::Udp(s) => s.recv_from(&mut buf).map(|(n, peer)| (n, origin_udp(peer))),
-                Datagram::Unix(s) => recv_unix(s, &mut buf),
-            };
-            match received {
-                Ok((0, _)) => {}
-                Ok((n, origin)) => {
-                    let truncated = n > max;
-                    drained.add(n);
-                    let stats = &ctx.shared.stats;
-                    Stats::add(&stats.received, 1);
-                    if truncated {
-                        Stats::add(&stats.truncated, 1);
-                    }
-                    batch.push(parse(
-                        &buf[..n.min(max)],
-                        origin,
-                        SystemTime::now(),
-                        truncated,
-                    ));
-                    if batch.len() == BATCH && !ctx.send(&mut batch) {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    Stats::add(&ctx.shared.stats.read_errors, 1);
-                    log::warn!("input {}: receive failed: {e}", listener.addr);
-                    break;
-                }
-            }
-        }
-        if !ctx.send(&mut batch) {
+        let alive = match &mut reader {
+            Reader::Udp(s, udp) => udp.drain(s, &ctx, max, &mut batch, &mut drained),
+            Reader::Unix(s, buf) => drain_unix(s, buf, &ctx, max, &mut batch, &mut drained),
+        };
+        if !alive || !ctx.send(&mut batch) {
             return;
         }
         if stopping {
@@ -121,7 +78,7 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         }
         coalescer.wait(drained.datagrams, drained.bytes);
     }
-    drop(socket);
+    drop(reader);
     drop(listener);
     ctx.finish();
 }
@@ -141,11 +98,50 @@ fn take_socket(listener: &mut Listener) -> io::Result<Datagram> {
     }
 }
 
-fn origin_udp(peer: std::net::SocketAddr) -> Origin {
-    Origin {
-        transport: Transport::Udp,
-        peer: Some(peer),
-        credentials: None,
+/// A datagram socket with the buffers it reads into.
+enum Reader {
+    Udp(mio::net::UdpSocket, UdpBatch),
+    Unix(mio::net::UnixDatagram, Vec<u8>),
+}
+
+/// Reads the AF_UNIX socket until it is empty; false if the service loop is gone.
+fn drain_unix(
+    s: &mio::net::UnixDatagram,
+    buf: &mut [u8],
+    ctx: &Ctx,
+    max: usize,
+    batch: &mut Vec<crate::message::Message>,
+    drained: &mut Drained,
+) -> bool {
+    loop {
+        match recv_unix(s, buf) {
+            Ok((0, _)) => {}
+            Ok((n, origin)) => {
+                let truncated = n > max;
+                drained.add(n);
+                let stats = &ctx.shared.stats;
+                Stats::add(&stats.received, 1);
+                if truncated {
+                    Stats::add(&stats.truncated, 1);
+                }
+                batch.push(parse(
+                    &buf[..n.min(max)],
+                    origin,
+                    SystemTime::now(),
+                    truncated,
+                ));
+                if batch.len() == BATCH && !ctx.send(batch) {
+                    return false;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                Stats::add(&ctx.shared.stats.read_errors, 1);
+                log::warn!("unix datagram input: receive failed: {e}");
+                return true;
+            }
+        }
     }
 }
 
