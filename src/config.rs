@@ -19,6 +19,11 @@ use crate::listen::ListenAddr;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/logger/logger.toml";
 /// The journal's native-protocol socket.
 pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+/// The receive buffer for datagram sockets we bind: what journald gives its own sockets and what
+/// logger.socket asks for. A burst of UDP beyond the buffer is lost without a trace on the wire,
+/// and the kernel default (208 KiB, about 270 short datagrams) fills in a millisecond at the
+/// rates a busy network sends. It is kernel memory used only while datagrams wait.
+pub const DEFAULT_RECEIVE_BUFFER: usize = 8 << 20;
 
 /// Where relayed messages go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +78,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// A stream connection that sends nothing for this long is closed.
     pub idle_timeout: Duration,
-    /// SO_RCVBUF for datagram sockets we bind, if set.
-    pub receive_buffer: Option<usize>,
+    /// The receive buffer asked for datagram sockets we bind (adopted ones keep theirs).
+    pub receive_buffer: usize,
 }
 
 /// Per-source token bucket.
@@ -264,6 +269,13 @@ impl Config {
                 .ok_or_else(|| bad("idle-timeout", "must be greater than 0".into()))?,
             None => Duration::from_secs(300),
         };
+        let receive_buffer = f.receive_buffer.unwrap_or(DEFAULT_RECEIVE_BUFFER);
+        if !(4096..=1 << 30).contains(&receive_buffer) {
+            return Err(bad(
+                "receive-buffer",
+                format!("{receive_buffer} is outside 4096..=1073741824 bytes"),
+            ));
+        }
         let max_message_size = f.max_message_size.unwrap_or(64 * 1024);
         // RFC 5424 requires receivers to take 2048 bytes; RFC 5426 says UDP receivers should take
         // 8 KiB. Below that we would truncate conforming senders.
@@ -317,7 +329,7 @@ impl Config {
                 max_message_size,
                 max_connections,
                 idle_timeout,
-                receive_buffer: f.receive_buffer,
+                receive_buffer,
             },
             rate_limit: RateLimit {
                 per_second: f.rate_limit.unwrap_or(10_000),
@@ -424,9 +436,7 @@ impl fmt::Display for Config {
             "idle-timeout = {}",
             q(&fmt_duration(Some(self.limits.idle_timeout)))
         )?;
-        if let Some(b) = self.limits.receive_buffer {
-            writeln!(f, "receive-buffer = {b}")?;
-        }
+        writeln!(f, "receive-buffer = {}", self.limits.receive_buffer)?;
         writeln!(f, "rate-limit = {}", self.rate_limit.per_second)?;
         writeln!(f, "rate-limit-burst = {}", self.rate_limit.burst)?;
         writeln!(
@@ -508,6 +518,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max-message-size"), "{err}");
+        let err = Config::from_toml("receive-buffer = 100", &Cli::default(), &env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("receive-buffer") && err.contains("4096"),
+            "{err}"
+        );
     }
 
     #[test]

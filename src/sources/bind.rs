@@ -90,10 +90,7 @@ pub fn bind(addr: &ListenAddr, limits: &Limits) -> Result<Listener> {
     let (socket, owned_path) = match addr {
         ListenAddr::Udp(a) => {
             let s = UdpSocket::bind(a).map_err(fail)?;
-            if let Some(size) = limits.receive_buffer {
-                nix::sys::socket::setsockopt(&s, sockopt::RcvBuf, &size)
-                    .map_err(|e| fail(e.into()))?;
-            }
+            size_receive_buffer(&s, addr, limits.receive_buffer).map_err(fail)?;
             (Socket::Udp(s), None)
         }
         ListenAddr::Tcp(a) => (Socket::Tcp(TcpListener::bind(a).map_err(fail)?), None),
@@ -104,10 +101,7 @@ pub fn bind(addr: &ListenAddr, limits: &Limits) -> Result<Listener> {
             fs::set_permissions(path, fs::Permissions::from_mode(0o666)).map_err(fail)?;
             nix::sys::socket::setsockopt(&s, sockopt::PassCred, &true)
                 .map_err(|e| fail(e.into()))?;
-            if let Some(size) = limits.receive_buffer {
-                nix::sys::socket::setsockopt(&s, sockopt::RcvBuf, &size)
-                    .map_err(|e| fail(e.into()))?;
-            }
+            size_receive_buffer(&s, addr, limits.receive_buffer).map_err(fail)?;
             (Socket::UnixDatagram(s), owned)
         }
         ListenAddr::UnixStream(path) => {
@@ -123,6 +117,28 @@ pub fn bind(addr: &ListenAddr, limits: &Limits) -> Result<Listener> {
         owned_path,
         activated: false,
     })
+}
+
+/// Gives a datagram socket a receive buffer of `asked` bytes: past net.core.rmem_max when we may
+/// (SO_RCVBUFFORCE needs CAP_NET_ADMIN, as journald does it), else as much as the kernel allows,
+/// with a warning that says how much that is, since datagrams beyond it are lost unseen.
+fn size_receive_buffer(socket: &impl AsFd, addr: &ListenAddr, asked: usize) -> io::Result<()> {
+    use nix::sys::socket::{getsockopt, setsockopt};
+    if setsockopt(socket, sockopt::RcvBufForce, &asked).is_err() {
+        setsockopt(socket, sockopt::RcvBuf, &asked)?;
+    }
+    // The kernel doubles what it is asked for, to account for its own overhead, and reports that.
+    let granted = getsockopt(socket, sockopt::RcvBuf)? / 2;
+    if granted < asked {
+        log::warn!(
+            "{addr}: receive buffer is {} KiB, not the {} KiB asked (receive-buffer): \
+             net.core.rmem_max caps it without CAP_NET_ADMIN; raise that sysctl, or let \
+             logger.socket bind the socket (ReceiveBuffer=)",
+            granted / 1024,
+            asked / 1024
+        );
+    }
+    Ok(())
 }
 
 /// Makes room for a socket file: creates the directory, replaces a stale socket, refuses a live

@@ -421,3 +421,80 @@ fn an_entry_too_large_for_a_datagram_goes_through_a_sealed_memfd() {
     assert_eq!(message.1.len(), text.len());
     assert!(d.stop().0.success());
 }
+
+/// The receive buffer the kernel gave a listening socket, as `ss -m` reports it (`rb`: the
+/// kernel's doubled figure, so twice what was asked).
+fn kernel_receive_buffer(ss_filter: &[&str]) -> usize {
+    let out = std::process::Command::new("ss")
+        .args(["-H", "-l", "-n", "-m"])
+        .args(ss_filter)
+        .output()
+        .expect("run ss (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rb = text
+        .split(['(', ','])
+        .find_map(|f| f.strip_prefix("rb"))
+        .unwrap_or_else(|| panic!("no skmem rb in `ss {ss_filter:?}`: {text:?}"));
+    rb.trim_end_matches(')').parse().expect("rb is a number")
+}
+
+#[test]
+fn datagram_sockets_get_the_receive_buffer_asked_and_say_when_the_kernel_caps_it() {
+    require!(is_root(), "root: SO_RCVBUFFORCE needs CAP_NET_ADMIN");
+    require!(have("ss"), "ss from iproute2");
+    // The default: 8 MiB, beyond net.core.rmem_max, as journald's own sockets have.
+    let d = Builder::new().standard().start();
+    let port = d.port("udp");
+    let log = d.path("log").display().to_string();
+    assert_eq!(
+        kernel_receive_buffer(&["-u", &format!("sport = :{port}")]),
+        2 * (8 << 20)
+    );
+    assert_eq!(kernel_receive_buffer(&["-x", "src", &log]), 2 * (8 << 20));
+    d.stop();
+
+    // Configured.
+    let d = Builder::new()
+        .standard()
+        .config("receive-buffer = 1048576\n")
+        .start();
+    assert_eq!(
+        kernel_receive_buffer(&["-u", &format!("sport = :{}", d.port("udp"))]),
+        2 << 20
+    );
+    d.stop();
+
+    // Without CAP_NET_ADMIN the kernel caps it at net.core.rmem_max, and the daemon says so.
+    let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let (status, _, stderr) = {
+        let d = Builder::new()
+            .standard()
+            .wrapped_in(&[
+                "setpriv",
+                "--bounding-set=-net_admin",
+                "--inh-caps=-net_admin",
+                "--",
+            ])
+            .config(&format!("receive-buffer = {}\n", 2 * rmem_max))
+            .start();
+        assert_eq!(
+            kernel_receive_buffer(&["-u", &format!("sport = :{}", d.port("udp"))]),
+            2 * rmem_max
+        );
+        d.stop()
+    };
+    assert!(status.success(), "{stderr}");
+    let warning = format!(
+        "receive buffer is {} KiB, not the {} KiB asked",
+        rmem_max / 1024,
+        2 * rmem_max / 1024
+    );
+    assert!(
+        stderr.lines().filter(|l| l.contains(&warning)).count() == 2,
+        "one warning per datagram socket with {warning:?} in {stderr}"
+    );
+}

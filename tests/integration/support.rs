@@ -118,6 +118,8 @@ pub struct Daemon {
 }
 
 pub struct Builder {
+    /// A command that execs the daemon (setpriv, say), if any.
+    wrapper: Vec<String>,
     args: Vec<String>,
     env: Vec<(String, String)>,
     config: Option<String>,
@@ -137,6 +139,7 @@ pub fn tempdir() -> tempfile::TempDir {
 impl Builder {
     pub fn new() -> Builder {
         Builder {
+            wrapper: Vec::new(),
             args: Vec::new(),
             env: Vec::new(),
             config: None,
@@ -150,6 +153,12 @@ impl Builder {
 
     pub fn arg(mut self, a: impl Into<String>) -> Builder {
         self.args.push(a.into());
+        self
+    }
+
+    /// Runs the daemon through `command`, which must exec it (so the pid stays the daemon's).
+    pub fn wrapped_in(mut self, command: &[&str]) -> Builder {
+        self.wrapper = command.iter().map(|s| s.to_string()).collect();
         self
     }
 
@@ -176,7 +185,14 @@ impl Builder {
     }
 
     fn command(&self, notify: &NotifySocket) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(BIN);
+                cmd
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(&self.args)
             .env("NOTIFY_SOCKET", &notify.path)
             .env_remove("LISTEN_FDS")

@@ -1,0 +1,77 @@
+//! A UDP receiver that discards what it reads, for `benches/compare`: the generator's ceiling.
+//!
+//! On a two-core machine the load generator and the daemon share the CPUs, so a daemon can never
+//! deliver more than the generator can send when the receiving side costs next to nothing. This
+//! is that receiving side: recvmmsg(2), 64 datagrams per call, into one buffer that is never
+//! read, with the same 8 MiB receive buffer the daemons are given. It plays the role for UDP
+//! that a native-protocol writer plays for journald.
+//!
+//! ```text
+//! cargo run --release --example sink -- HOST:PORT
+//! ```
+//! Receives until nothing has arrived for one second after the first datagram, then prints
+//! `received=N` on stdout.
+
+use std::io::IoSliceMut;
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, setsockopt, sockopt};
+
+/// Datagrams per recvmmsg(2) call.
+const BATCH: usize = 64;
+/// Bytes kept of each datagram: the benchmark's are 256.
+const SLOT: usize = 2048;
+
+fn main() {
+    let Some(address) = std::env::args().nth(1) else {
+        eprintln!("usage: sink HOST:PORT");
+        std::process::exit(64);
+    };
+    let pause = Duration::from_micros(
+        std::env::args()
+            .nth(2)
+            .map_or(0, |p| p.parse().expect("PAUSE_US is a number")),
+    );
+    let socket = UdpSocket::bind(&address).expect("bind");
+    // As much as the daemons get; above net.core.rmem_max only with CAP_NET_ADMIN.
+    let size = 8 << 20;
+    if setsockopt(&socket, sockopt::RcvBufForce, &size).is_err() {
+        setsockopt(&socket, sockopt::RcvBuf, &size).expect("SO_RCVBUF");
+    }
+    // Waits for the first datagram without a limit, then for at most a second between batches.
+    let mut buffer = vec![0u8; BATCH * SLOT];
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut received: u64 = 0;
+    loop {
+        let mut slices: Vec<[IoSliceMut<'_>; 1]> = buffer
+            .chunks_exact_mut(SLOT)
+            .map(|slot| [IoSliceMut::new(slot)])
+            .collect();
+        match recvmmsg(
+            socket.as_raw_fd(),
+            &mut headers,
+            slices.iter_mut(),
+            MsgFlags::MSG_WAITFORONE,
+            None,
+        ) {
+            Ok(results) => {
+                let n = results.count();
+                received += n as u64;
+                if n < BATCH && !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => break,
+            Err(e) => panic!("recvmmsg: {e}"),
+        }
+        if received > 0 {
+            socket
+                .set_read_timeout(Some(Duration::from_secs(1)))
+                .expect("SO_RCVTIMEO");
+        }
+    }
+    println!("received={received}");
+}
