@@ -1,5 +1,6 @@
 //! The only module allowed to use `unsafe`: process-wide operations whose safety depends on the
-//! process being single-threaded, and adopting raw descriptors handed to us by a parent.
+//! process being single-threaded, adopting raw descriptors handed to us by a parent, and buffers
+//! mapped straight from the kernel.
 //!
 //! Every function states the invariant it relies on; every `unsafe` block argues it in a
 //! `// SAFETY:` comment. The rest of the crate is `#![deny(unsafe_code)]`.
@@ -7,7 +8,10 @@
 
 use std::ffi::OsStr;
 use std::io;
+use std::num::NonZeroUsize;
+use std::ops::{Deref, DerefMut};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
 
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::unistd::{ForkResult, Pid};
@@ -131,5 +135,93 @@ pub fn close_descriptors_above_stderr(keep: &[RawFd]) {
             // which is harmless.
             let _ = nix::unistd::close(fd);
         }
+    }
+}
+
+/// A zero-filled buffer mapped from the kernel (anonymous, private), for receive buffers sized
+/// for the largest message. A page costs memory only once something is written to it, so a
+/// 64 KiB buffer that only ever holds short messages keeps a page or two resident. `vec![0; n]`
+/// cannot promise that: glibc's calloc clears a chunk it takes from a thread's arena, touching
+/// every page before the first byte arrives.
+pub struct Pages {
+    start: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: `Pages` owns its mapping exclusively (like a `Box<[u8]>`); nothing else holds the
+// address, so moving it to another thread or sharing `&Pages` is as safe as for a boxed slice.
+unsafe impl Send for Pages {}
+// SAFETY: as above; `&Pages` only gives out `&[u8]`.
+unsafe impl Sync for Pages {}
+
+impl Pages {
+    /// Maps `len` (at least 1) zeroed bytes.
+    pub fn zeroed(len: usize) -> io::Result<Pages> {
+        use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
+        let len = len.max(1);
+        let length = NonZeroUsize::new(len).expect("len is at least 1");
+        // SAFETY: a new private anonymous mapping at an address the kernel chooses overlaps
+        // nothing that exists; it is readable, writable and zero-filled, and `Pages` is its
+        // only owner until `drop` unmaps it.
+        let start = unsafe {
+            mmap_anonymous(
+                None,
+                length,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_PRIVATE,
+            )
+        }
+        .map_err(io::Error::from)?;
+        Ok(Pages {
+            start: start.cast(),
+            len,
+        })
+    }
+}
+
+impl Deref for Pages {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `start` points to `len` readable, initialised (zero-filled by the kernel) bytes
+        // that stay mapped for as long as `self` lives, and `&self` forbids writes meanwhile.
+        unsafe { std::slice::from_raw_parts(self.start.as_ptr(), self.len) }
+    }
+}
+
+impl DerefMut for Pages {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only reference to the bytes.
+        unsafe { std::slice::from_raw_parts_mut(self.start.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made in `zeroed` with exactly this address and length, and no
+        // reference into it can outlive `self`.
+        let _ = unsafe { nix::sys::mman::munmap(self.start.cast(), self.len) };
+    }
+}
+
+impl std::fmt::Debug for Pages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pages({} bytes)", self.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pages;
+
+    #[test]
+    fn pages_are_zeroed_writable_and_sized() {
+        let mut p = Pages::zeroed(70_000).unwrap();
+        assert_eq!(p.len(), 70_000);
+        assert!(p.iter().all(|&b| b == 0));
+        p[69_999] = 7;
+        p[0] = 1;
+        assert_eq!((p[0], p[69_999]), (1, 7));
+        let moved = std::thread::spawn(move || p[69_999]).join().unwrap();
+        assert_eq!(moved, 7);
     }
 }

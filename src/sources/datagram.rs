@@ -21,6 +21,7 @@ use super::{BATCH, Ctx, Listener, SOCKET, Socket};
 use crate::message::{Credentials, Origin, Transport};
 use crate::parse::parse;
 use crate::stats::Stats;
+use crate::sys::Pages;
 
 enum Datagram {
     Udp(mio::net::UdpSocket),
@@ -50,9 +51,19 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
     };
     let mut coalescer = Coalescer::new(rcvbuf.unwrap_or(0));
     // Each kind allocates only the buffers it reads into.
-    let mut reader = match socket {
-        Datagram::Udp(s) => Reader::Udp(s, UdpBatch::new(max + 1)),
-        Datagram::Unix(s) => Reader::Unix(s, vec![0u8; max + 1]),
+    let reader = match socket {
+        Datagram::Udp(s) => UdpBatch::new(max + 1).map(|b| Reader::Udp(s, b)),
+        Datagram::Unix(s) => Pages::zeroed(max + 1).map(|b| Reader::Unix(s, b)),
+    };
+    let mut reader = match reader {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!(
+                "input {}: cannot map its receive buffer: {e}",
+                listener.addr
+            );
+            return ctx.finish();
+        }
     };
     let mut batch = Vec::with_capacity(BATCH);
     let mut events = Events::with_capacity(8);
@@ -101,7 +112,7 @@ fn take_socket(listener: &mut Listener) -> io::Result<Datagram> {
 /// A datagram socket with the buffers it reads into.
 enum Reader {
     Udp(mio::net::UdpSocket, UdpBatch),
-    Unix(mio::net::UnixDatagram, Vec<u8>),
+    Unix(mio::net::UnixDatagram, Pages),
 }
 
 /// Reads the AF_UNIX socket until it is empty; false if the service loop is gone.
@@ -212,8 +223,8 @@ const HEAD: usize = 1024;
 /// long datagram arrives.
 struct UdpBatch {
     headers: MultiHeaders<SockaddrStorage>,
-    heads: Vec<u8>,
-    tails: Vec<u8>,
+    heads: Pages,
+    tails: Pages,
     head: usize,
     tail: usize,
     /// A datagram longer than its head, made contiguous for the parser.
@@ -222,18 +233,18 @@ struct UdpBatch {
 }
 
 impl UdpBatch {
-    fn new(slot: usize) -> UdpBatch {
+    fn new(slot: usize) -> io::Result<UdpBatch> {
         let head = slot.min(HEAD);
         let tail = (slot - head).max(1);
-        UdpBatch {
+        Ok(UdpBatch {
             headers: MultiHeaders::preallocate(UDP_BATCH, None),
-            heads: vec![0u8; head * UDP_BATCH],
-            tails: vec![0u8; tail * UDP_BATCH],
+            heads: Pages::zeroed(head * UDP_BATCH)?,
+            tails: Pages::zeroed(tail * UDP_BATCH)?,
             head,
             tail,
             joined: Vec::new(),
             received: Vec::with_capacity(UDP_BATCH),
-        }
+        })
     }
 
     /// The first `len` bytes of the datagram in slot `i`.

@@ -17,6 +17,7 @@ use crate::framing::{Frame, Framer};
 use crate::message::{Credentials, Message, Origin, Transport};
 use crate::parse::parse;
 use crate::stats::Stats;
+use crate::sys::Pages;
 
 const FIRST_CONNECTION: usize = 2;
 const READ_CHUNK: usize = 64 * 1024;
@@ -173,7 +174,13 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         map: HashMap::new(),
         next_token: FIRST_CONNECTION,
     };
-    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut chunk = match Pages::zeroed(READ_CHUNK) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("input {}: cannot map its read buffer: {e}", listener.addr);
+            return ctx.finish();
+        }
+    };
     let mut batch = Vec::with_capacity(BATCH);
     let mut events = Events::with_capacity(256);
     loop {
