@@ -7,8 +7,10 @@
 //! that a native-protocol writer plays for journald.
 //!
 //! ```text
-//! cargo run --release --example sink -- HOST:PORT
+//! cargo run --release --example sink -- HOST:PORT [PAUSE_US]
 //! ```
+//! PAUSE_US (default 0): after a call that found fewer than a full batch, sleep this long before
+//! the next, so the sender pays for fewer wake-ups (`benches/compare` uses 1000).
 //! Receives until nothing has arrived for one second after the first datagram, then prints
 //! `received=N` on stdout.
 
@@ -26,7 +28,7 @@ const SLOT: usize = 2048;
 
 fn main() {
     let Some(address) = std::env::args().nth(1) else {
-        eprintln!("usage: sink HOST:PORT");
+        eprintln!("usage: sink HOST:PORT [PAUSE_US]");
         std::process::exit(64);
     };
     let pause = Duration::from_micros(
