@@ -2,8 +2,15 @@
 //!
 //! The parsers never fail and never do I/O. Each form is tried where its signature appears
 //! (`<PRI>1 ` for RFC 5424, anything else after `<PRI>` for RFC 3164 and syslog(3)); whatever cannot
-//! be read as a header stays in the text, and input without a valid `<PRI>` becomes an `Unparsed`
-//! message at user.notice with the raw bytes as its text. Non-UTF-8 bytes are kept as they are.
+//! be read as a header stays in the text. Non-UTF-8 bytes are kept as they are.
+//!
+//! Two deliberate choices where peers differ:
+//! - Input without a valid `<PRI>` is all text (RFC 3164 section 4.3.3: the relay adds user.notice
+//!   and keeps the content), an `Unparsed` message at user.notice. Guessing a header in text that
+//!   has no PRI would turn the first words of a stray line into a hostname and a tag.
+//! - A UTF-8 BOM at the start of an RFC 5424 MSG is removed: RFC 5424 section 6.4 makes it a marker
+//!   of the encoding, not content, and in the journal or a file it would be an invisible character
+//!   in front of the text, and a forwarder writing RFC 5424 adds its own.
 
 mod rfc3164;
 mod rfc5424;
