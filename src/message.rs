@@ -134,10 +134,16 @@ pub struct Message {
     pub format: Format,
     /// The datagram was longer than the limit and was cut.
     pub truncated: bool,
+    /// Its header fields and text were escaped on receive ([`Message::escape_controls`]): they
+    /// hold `\xNN`-style escapes and doubled backslashes, and `escape::unescape` gives back what
+    /// was sent.
+    pub escaped: bool,
     /// Where it came from.
     pub origin: Origin,
     /// When we received it.
     pub received: SystemTime,
+    /// The text as sent was not UTF-8 (kept here because escaping makes it so).
+    invalid_utf8: bool,
     raw: Box<[u8]>,
     spans: Spans,
 }
@@ -218,10 +224,49 @@ impl Message {
             severity: parsed.severity,
             format: parsed.format,
             truncated,
+            escaped: false,
+            invalid_utf8: false,
             origin,
             received,
             raw: raw.into(),
             spans: parsed.spans,
+        }
+    }
+
+    /// Escapes the control characters a sender put in the header fields or the text (C0 but TAB,
+    /// DEL, C1, line separators, bytes that are not UTF-8), as [`crate::escape::RECEIVE`] says.
+    /// A message without any is returned as it is, after one scan of its bytes; one with some
+    /// is rebuilt from its escaped fields (one allocation) and marked `escaped`.
+    pub fn escape_controls(self) -> Message {
+        use crate::escape::{RECEIVE, escape_into, needs_receive_escape};
+        if !needs_receive_escape(&self.raw) {
+            return self;
+        }
+        let old = self.spans;
+        let mut raw = Vec::with_capacity(self.raw.len() + self.raw.len() / 4 + 16);
+        let mut escaped = |span: Span| {
+            let start = raw.len();
+            escape_into(&mut raw, span.get(&self.raw), RECEIVE);
+            Span {
+                start: start as u32,
+                end: raw.len() as u32,
+            }
+        };
+        let spans = Spans {
+            timestamp: escaped(old.timestamp),
+            hostname: escaped(old.hostname),
+            app_name: escaped(old.app_name),
+            procid: escaped(old.procid),
+            msgid: escaped(old.msgid),
+            structured_data: escaped(old.structured_data),
+            text: escaped(old.text),
+        };
+        Message {
+            escaped: true,
+            invalid_utf8: std::str::from_utf8(old.text.get(&self.raw)).is_err(),
+            raw: raw.into_boxed_slice(),
+            spans,
+            ..self
         }
     }
 
@@ -265,8 +310,8 @@ impl Message {
         self.spans.text.get(&self.raw)
     }
 
-    /// The journal's PRIORITY: the severity alone.
-    pub fn priority(&self) -> u8 {
+    /// The journal's PRIORITY field: the severity alone (journald keeps the facility apart).
+    pub fn journal_priority(&self) -> u8 {
         self.severity
     }
 
@@ -280,9 +325,9 @@ impl Message {
         SEVERITY_NAMES[usize::from(self.severity.min(7))]
     }
 
-    /// True if the text is not valid UTF-8.
-    pub fn text_is_utf8(&self) -> bool {
-        std::str::from_utf8(self.text()).is_ok()
+    /// True if the text as sent was not valid UTF-8 (it may be escaped by now).
+    pub fn text_was_invalid_utf8(&self) -> bool {
+        self.invalid_utf8 || std::str::from_utf8(self.text()).is_err()
     }
 
     /// The process id to report: the sender's own claim, else the kernel's credentials.

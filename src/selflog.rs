@@ -13,6 +13,7 @@ use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
+use crate::error::Error;
 use crate::sinks::line::push_rfc3339;
 
 /// Where our own log goes.
@@ -90,7 +91,7 @@ impl Log for Switchable {
                     r.level().as_str().to_lowercase(),
                     r.args()
                 );
-                crate::sinks::line::escape_into(&mut line, text.as_bytes());
+                crate::escape::escape_into(&mut line, text.as_bytes(), crate::escape::LINE);
                 line.push(b'\n');
                 let _ = file.write_all(&line);
             }
@@ -110,19 +111,25 @@ fn syslog_level(level: Level) -> u8 {
     }
 }
 
-/// Switches our log to `backend` (installing the logger on first use).
-pub fn install(backend: &Backend, level: LevelFilter) -> Result<(), String> {
+/// Switches our log to `backend` (installing the logger on first use). A log that cannot be
+/// opened is an unavailable output, as the relay's own output would be.
+pub fn install(backend: &Backend, level: LevelFilter) -> Result<(), Error> {
     let active = match backend {
         Backend::Journal => Active::Journal(
             systemd_journal_logger::JournalLog::new()
-                .map_err(|e| format!("cannot open the journal for our own log: {e}"))?
+                .map_err(|source| Error::Output {
+                    output: "journal (our own log)".into(),
+                    source,
+                })?
                 .with_syslog_identifier("logger".into()),
         ),
         Backend::Terminal => Active::Stderr { prefixed: false },
         Backend::Prefixed => Active::Stderr { prefixed: true },
         Backend::File(path) => Active::File {
-            file: crate::sinks::open_log_file(path)
-                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?,
+            file: crate::sinks::open_log_file(path).map_err(|source| Error::Output {
+                output: format!("log-file {}", path.display()),
+                source,
+            })?,
             path: path.clone(),
         },
     };

@@ -7,11 +7,12 @@ use std::time::SystemTime;
 
 use logger::cli::Cli;
 use logger::config::{Config, Env};
+use logger::escape::{LINE, escape_into, unescape};
 use logger::framing::{Frame, Framer};
 use logger::message::{Origin, Transport};
 use logger::parse::parse;
 use logger::sinks::journal::{decode, encode};
-use logger::sinks::line::{escape_into, format_line, unescape};
+use logger::sinks::line::format_line;
 use proptest::prelude::*;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -88,7 +89,7 @@ proptest! {
     #[test]
     fn file_lines_cannot_be_forged_and_escaping_reverses(text in proptest::collection::vec(any::<u8>(), 0..200)) {
         let mut escaped = Vec::new();
-        escape_into(&mut escaped, &text);
+        escape_into(&mut escaped, &text, LINE);
         prop_assert!(!escaped.iter().any(|&b| b == b'\n' || b == b'\r' || b == 0x1b || b < 0x20 || b == 0x7f));
         prop_assert_eq!(unescape(&escaped), Some(text.clone()));
         let mut raw = b"<13>Nov 23 20:21:46 app: ".to_vec();
@@ -98,6 +99,23 @@ proptest! {
         format_line(&mut line, &msg, "host");
         prop_assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
         prop_assert_eq!(line.last(), Some(&b'\n'));
+    }
+
+    #[test]
+    fn receive_escaping_leaves_no_control_character_and_reverses(raw in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let msg = parse(&raw, Origin::new(Transport::Udp), SystemTime::UNIX_EPOCH, false);
+        let original = msg.text().to_vec();
+        let app = msg.app_name().map(|a| a.into_owned());
+        let escaped = msg.escape_controls();
+        let text = escaped.text();
+        prop_assert!(std::str::from_utf8(text).is_ok());
+        prop_assert!(!text.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f));
+        if escaped.escaped {
+            prop_assert_eq!(unescape(text), Some(original));
+        } else {
+            prop_assert_eq!(text, original.as_slice());
+            prop_assert_eq!(escaped.app_name().map(|a| a.into_owned()), app);
+        }
     }
 
     #[test]

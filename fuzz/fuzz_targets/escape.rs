@@ -1,17 +1,24 @@
-//! The file output's escaping: no output line contains a raw newline, carriage return, ESC or
-//! other control byte, each message is exactly one line, and unescaping gives the bytes back.
+//! The escaping: no file line contains a raw newline, carriage return, ESC or other control
+//! byte, each message is exactly one line, a message escaped on receive carries no control
+//! character but TAB, and unescaping gives the bytes back in every case.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use logger::message::{Origin, Transport};
 use logger::parse::parse;
-use logger::sinks::line::{escape_into, format_line, unescape};
+use logger::escape::{LINE, RECEIVE, escape_into, unescape};
+use logger::sinks::line::format_line;
 
 fuzz_target!(|data: &[u8]| {
     let mut escaped = Vec::new();
-    escape_into(&mut escaped, data);
+    escape_into(&mut escaped, data, LINE);
     assert!(!escaped.iter().any(|&b| b < 0x20 || b == 0x7f), "a control byte was written raw");
     assert_eq!(unescape(&escaped).as_deref(), Some(data), "escaping lost information");
+    let mut received = Vec::new();
+    escape_into(&mut received, data, RECEIVE);
+    assert!(!received.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f));
+    assert_eq!(unescape(&received).as_deref(), Some(data), "receive escaping lost information");
     let msg = parse(data, Origin::new(Transport::Tcp), std::time::SystemTime::UNIX_EPOCH, false);
+    let msg = msg.escape_controls();
     let mut line = Vec::new();
     format_line(&mut line, &msg, "host");
     assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1, "one message, one line");

@@ -35,7 +35,7 @@ pub fn put_field(out: &mut Vec<u8>, key: &str, value: &[u8]) {
 /// Encodes a message as one native-protocol entry.
 pub fn encode(out: &mut Vec<u8>, msg: &Message) {
     put_field(out, "MESSAGE", msg.text());
-    put_field(out, "PRIORITY", &[b'0' + msg.priority()]);
+    put_field(out, "PRIORITY", &[b'0' + msg.journal_priority()]);
     put_field(out, "SYSLOG_FACILITY", msg.facility.to_string().as_bytes());
     if let Some(app) = msg.app_name() {
         put_field(out, "SYSLOG_IDENTIFIER", app.as_bytes());
@@ -77,7 +77,10 @@ pub fn encode(out: &mut Vec<u8>, msg: &Message) {
     if msg.truncated {
         put_field(out, "LOGGER_TRUNCATED", b"1");
     }
-    if !msg.text_is_utf8() {
+    if msg.escaped {
+        put_field(out, "LOGGER_ESCAPED", b"1");
+    }
+    if msg.text_was_invalid_utf8() {
         put_field(out, "LOGGER_INVALID_UTF8", b"1");
     }
 }

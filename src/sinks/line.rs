@@ -2,17 +2,24 @@
 //! message on one line.
 //!
 //! `TIME HOST TAG[PID] FACILITY.SEVERITY: TEXT` with TIME in RFC 3339 UTC (the time we received
-//! the message). Every byte that could end a line, move the cursor or start a terminal escape is
-//! written as a visible escape: `\n`, `\r`, `\t`, `\\`, `\xNN` for other C0 controls, DEL and
-//! invalid UTF-8, `\u{NN}` for C1 controls and Unicode line separators. The escaping is
+//! the message). Every byte that could end a line, move the cursor, start a terminal escape or
+//! hide text is written as a visible escape ([`crate::escape::LINE`]). The escaping is
 //! reversible, so nothing is lost, and no message can forge another line. Pure.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::escape;
 use crate::message::Message;
 
 /// Appends the line for `msg` (with its newline) to `out`.
 pub fn format_line(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
+    // Fields escaped on receive hold escapes already: their backslashes stay as they are.
+    let how = if msg.escaped {
+        escape::LINE_OF_ESCAPED
+    } else {
+        escape::LINE
+    };
+    let escape_into = |out: &mut Vec<u8>, bytes: &[u8]| escape::escape_into(out, bytes, how);
     push_rfc3339(out, msg.received);
     out.push(b' ');
     match (msg.hostname(), msg.origin.peer) {
@@ -21,7 +28,7 @@ pub fn format_line(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
             use std::io::Write;
             let _ = write!(out, "{}", peer.ip());
         }
-        (None, None) => escape_into(out, local_host.as_bytes()),
+        (None, None) => escape::escape_into(out, local_host.as_bytes(), escape::LINE),
     }
     out.push(b' ');
     escape_into(out, msg.app_name().as_deref().unwrap_or("-").as_bytes());
@@ -45,130 +52,6 @@ pub fn format_line(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
     out.extend_from_slice(b": ");
     escape_into(out, msg.text());
     out.push(b'\n');
-}
-
-fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b == b'\\' || b >= 0x7f
-}
-
-/// The length of the prefix that needs no escaping. Eight bytes at a time: a word passes when
-/// none of its bytes is below 0x20, is 0x7f or above, or is a backslash (SWAR "has byte" tests;
-/// a word that fails is rescanned byte by byte, so a false alarm only costs speed).
-fn plain_prefix_len(bytes: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut i = 0;
-    for word in bytes.chunks_exact(8) {
-        let w = u64::from_le_bytes(word.try_into().expect("chunks of eight"));
-        let control = w.wrapping_sub(ONES * 0x20) & !w;
-        let high_or_del = w | w.wrapping_add(ONES);
-        let x = w ^ (ONES * u64::from(b'\\'));
-        let backslash = x.wrapping_sub(ONES) & !x;
-        if (control | high_or_del | backslash) & HIGH != 0 {
-            break;
-        }
-        i += 8;
-    }
-    i + bytes[i..]
-        .iter()
-        .position(|&b| needs_escape(b))
-        .unwrap_or(bytes.len() - i)
-}
-
-/// Appends `bytes` escaped as described in the module documentation.
-pub fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let plain = plain_prefix_len(rest);
-        out.extend_from_slice(&rest[..plain]);
-        rest = &rest[plain..];
-        let Some(&b) = rest.first() else { break };
-        if b < 0x80 {
-            match b {
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                _ => push_hex(out, b),
-            }
-            rest = &rest[1..];
-            continue;
-        }
-        let len = utf8_len(rest);
-        match std::str::from_utf8(&rest[..len])
-            .ok()
-            .and_then(|s| s.chars().next())
-        {
-            Some(c) if ('\u{80}'..='\u{9f}').contains(&c) || c == '\u{2028}' || c == '\u{2029}' => {
-                out.extend_from_slice(format!("\\u{{{:x}}}", c as u32).as_bytes());
-                rest = &rest[len..];
-            }
-            Some(_) => {
-                out.extend_from_slice(&rest[..len]);
-                rest = &rest[len..];
-            }
-            None => {
-                push_hex(out, b);
-                rest = &rest[1..];
-            }
-        }
-    }
-}
-
-/// Reverses `escape_into`: the original bytes, or None if `escaped` is not something
-/// `escape_into` produces. For tools that read the files back, and for the round-trip tests.
-pub fn unescape(escaped: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(escaped.len());
-    let mut i = 0;
-    while i < escaped.len() {
-        if escaped[i] != b'\\' {
-            out.push(escaped[i]);
-            i += 1;
-            continue;
-        }
-        match *escaped.get(i + 1)? {
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b't' => out.push(b'\t'),
-            b'\\' => out.push(b'\\'),
-            b'x' => {
-                let hex = std::str::from_utf8(escaped.get(i + 2..i + 4)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b'u' if escaped.get(i + 2) == Some(&b'{') => {
-                let close = i + escaped[i..].iter().position(|&b| b == b'}')?;
-                let hex = std::str::from_utf8(&escaped[i + 3..close]).ok()?;
-                let c = char::from_u32(u32::from_str_radix(hex, 16).ok()?)?;
-                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-                i = close - 1;
-            }
-            _ => return None,
-        }
-        i += 2;
-    }
-    Some(out)
-}
-
-/// The length of the UTF-8 sequence a lead byte announces, bounded by the input.
-fn utf8_len(bytes: &[u8]) -> usize {
-    let want = match bytes[0] {
-        0xc2..=0xdf => 2,
-        0xe0..=0xef => 3,
-        0xf0..=0xf4 => 4,
-        _ => 1,
-    };
-    want.min(bytes.len())
-}
-
-fn push_hex(out: &mut Vec<u8>, b: u8) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.extend_from_slice(&[
-        b'\\',
-        b'x',
-        HEX[usize::from(b >> 4)],
-        HEX[usize::from(b & 15)],
-    ]);
 }
 
 /// Appends `YYYY-MM-DDTHH:MM:SS.ffffffZ`, built in place and appended in one copy.
@@ -229,30 +112,6 @@ mod tests {
     use crate::parse::parse;
     use std::time::Duration;
 
-    fn esc(b: &[u8]) -> String {
-        let mut out = Vec::new();
-        escape_into(&mut out, b);
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn escapes_everything_that_could_forge_a_line_or_drive_a_terminal() {
-        assert_eq!(esc(b"plain text"), "plain text");
-        assert_eq!(esc(b"a\nfake 2026 line\r\tb"), "a\\nfake 2026 line\\r\\tb");
-        assert_eq!(esc(b"\x1b[31mred\x1b[0m"), "\\x1b[31mred\\x1b[0m");
-        assert_eq!(esc(b"nul\0del\x7f"), "nul\\x00del\\x7f");
-        assert_eq!(esc(b"back\\slash"), "back\\\\slash");
-        assert_eq!(esc("héllo ✓".as_bytes()), "héllo ✓");
-        assert_eq!(
-            esc(b"bad \xff\xfe end \xe2\x82"),
-            "bad \\xff\\xfe end \\xe2\\x82"
-        );
-        assert_eq!(
-            esc("csi \u{9b}31m ls\u{2028}x".as_bytes()),
-            "csi \\u{9b}31m ls\\u{2028}x"
-        );
-    }
-
     #[test]
     fn formats_a_line_with_rfc3339_time_host_tag_pid_priority() {
         let msg = parse(
@@ -285,22 +144,6 @@ mod tests {
                 .unwrap()
                 .contains(" 192.0.2.1 - local3.warning: ")
         );
-    }
-
-    #[test]
-    fn the_word_at_a_time_scan_agrees_with_the_byte_test() {
-        let mut data: Vec<u8> = (0..=255u8).collect();
-        data.extend_from_slice(b"plain ascii text, long enough for several words");
-        for start in 0..data.len() {
-            for len in [0, 1, 7, 8, 9, 16, 33] {
-                let slice = &data[start..(start + len).min(data.len())];
-                let expected = slice
-                    .iter()
-                    .position(|&b| needs_escape(b))
-                    .unwrap_or(slice.len());
-                assert_eq!(plain_prefix_len(slice), expected, "at {start}+{len}");
-            }
-        }
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     /// Size and connection limits.
     pub limits: Limits,
+    /// Escape control characters in what is received (`escape-control-characters`).
+    pub escape_controls: bool,
 }
 
 /// A running input thread.
@@ -72,12 +74,18 @@ impl Ctx {
         self.stop.load(Ordering::Acquire)
     }
 
-    /// Sends a batch; false if the service loop is gone.
+    /// Sends a batch, its control characters escaped unless the operator said otherwise; false
+    /// if the service loop is gone. Escaping happens here, in the input's own thread, so that
+    /// no output ever sees a raw control character and the loop does none of the work.
     fn send(&self, batch: &mut Vec<Message>) -> bool {
         if batch.is_empty() {
             return true;
         }
-        let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
+        let mut full = std::mem::replace(batch, Vec::with_capacity(BATCH));
+        if self.shared.escape_controls {
+            // Collected in place: same element type, so the vector's buffer is reused.
+            full = full.into_iter().map(Message::escape_controls).collect();
+        }
         self.shared.messages.send(full).is_ok()
     }
 
