@@ -24,6 +24,9 @@ pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 /// and the kernel default (208 KiB, about 270 short datagrams) fills in a millisecond at the
 /// rates a busy network sends. It is kernel memory used only while datagrams wait.
 pub const DEFAULT_RECEIVE_BUFFER: usize = 8 << 20;
+/// The longest duration any key takes (`heartbeat`, `idle-timeout`): a week. Bounded so that no
+/// deadline computed from one can overflow a clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Where relayed messages go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +127,8 @@ pub struct Config {
     pub limits: Limits,
     /// Per-source rate limit.
     pub rate_limit: RateLimit,
+    /// Escape control characters in header fields and text as messages are received.
+    pub escape_control_characters: bool,
     /// The journal socket to write to.
     pub journal_socket: PathBuf,
 }
@@ -147,6 +152,7 @@ struct FileConfig {
     receive_buffer: Option<usize>,
     rate_limit: Option<u32>,
     rate_limit_burst: Option<u32>,
+    escape_control_characters: Option<bool>,
     journal_socket: Option<PathBuf>,
 }
 
@@ -160,16 +166,19 @@ pub struct Env {
 }
 
 impl Env {
-    /// Reads the process environment.
+    /// Reads the process environment. As root, `$XDG_RUNTIME_DIR` is ignored: it belongs to a
+    /// login session (often a user's, kept by `sudo`), and root's socket must not live in a
+    /// directory a user owns.
     pub fn from_process() -> Env {
         let var = |k| {
             std::env::var_os(k)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
+        let root = nix::unistd::Uid::effective().is_root();
         Env {
             runtime_directory: var("RUNTIME_DIRECTORY"),
-            xdg_runtime_dir: var("XDG_RUNTIME_DIR"),
+            xdg_runtime_dir: var("XDG_RUNTIME_DIR").filter(|_| !root),
         }
     }
 
@@ -232,6 +241,8 @@ impl Config {
         } else {
             (default_listen(env), true)
         };
+        // An empty list serves only what the service manager passes (socket activation);
+        // `sources::bind::bind_all` refuses to start with nothing at all.
         let mut seen = std::collections::HashSet::new();
         if let Some(dup) = listen.iter().find(|a| !seen.insert(*a)) {
             return Err(bad("listen", format!("{dup} is listed twice")));
@@ -242,10 +253,13 @@ impl Config {
             None => Output::Auto,
         };
         let umask = match cli.umask.as_deref().or(f.umask.as_deref()) {
-            Some(s) => u32::from_str_radix(s, 8)
-                .ok()
-                .filter(|m| *m <= 0o777)
-                .ok_or_else(|| bad("umask", format!("'{s}' is not an octal mask like 027")))?,
+            Some(s) => {
+                (!s.is_empty() && s.len() <= 4 && s.bytes().all(|b| matches!(b, b'0'..=b'7')))
+                    .then(|| u32::from_str_radix(s, 8).ok())
+                    .flatten()
+                    .filter(|m| *m <= 0o777)
+                    .ok_or_else(|| bad("umask", format!("'{s}' is not an octal mask like 027")))?
+            }
             // 027 rather than daemon(7)'s 0: files we create (PID file aside, which is chmod'ed
             // to 0644 explicitly) must not become world-writable or world-readable logs.
             None => 0o027,
@@ -269,6 +283,14 @@ impl Config {
                 .ok_or_else(|| bad("idle-timeout", "must be greater than 0".into()))?,
             None => Duration::from_secs(300),
         };
+        for (key, d) in [
+            ("heartbeat", heartbeat),
+            ("idle-timeout", Some(idle_timeout)),
+        ] {
+            if d.is_some_and(|d| d > MAX_DURATION) {
+                return Err(bad(key, "is longer than 7 days".into()));
+            }
+        }
         let receive_buffer = f.receive_buffer.unwrap_or(DEFAULT_RECEIVE_BUFFER);
         if !(4096..=1 << 30).contains(&receive_buffer) {
             return Err(bad(
@@ -299,6 +321,23 @@ impl Config {
                 "--notify-fd {fd}: the descriptor must be 3 or above (0-2 are stdio)"
             )));
         }
+        let user = cli.user.clone().or(f.user);
+        let group = cli.group.clone().or(f.group);
+        if group.is_some() && user.is_none() {
+            return Err(bad(
+                "group",
+                "needs a user too: a group alone would keep uid 0 and every capability".into(),
+            ));
+        }
+        let log_file = f
+            .log_file
+            .unwrap_or_else(|| PathBuf::from("/var/log/logger.log"));
+        if !log_file.is_absolute() {
+            return Err(bad(
+                "log-file",
+                format!("{} must be an absolute path", log_file.display()),
+            ));
+        }
         let pidfile = cli.pidfile.clone().or(f.pidfile);
         if let Some(p) = &pidfile
             && !p.is_absolute()
@@ -316,14 +355,12 @@ impl Config {
             output,
             fork: cli.fork,
             pidfile,
-            user: cli.user.clone().or(f.user),
-            group: cli.group.clone().or(f.group),
+            user,
+            group,
             umask,
             notify_fd: cli.notify_fd,
             log_level,
-            log_file: f
-                .log_file
-                .unwrap_or_else(|| PathBuf::from("/var/log/logger.log")),
+            log_file,
             heartbeat,
             limits: Limits {
                 max_message_size,
@@ -335,6 +372,7 @@ impl Config {
                 per_second: f.rate_limit.unwrap_or(10_000),
                 burst: f.rate_limit_burst.unwrap_or(50_000),
             },
+            escape_control_characters: f.escape_control_characters.unwrap_or(true),
             journal_socket: f
                 .journal_socket
                 .unwrap_or_else(|| PathBuf::from(JOURNAL_SOCKET)),
@@ -383,6 +421,7 @@ pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("'{s}' is not a duration like 250ms, 30s, 5m or 1h"))?;
+    // Saturating below, then bounded by each key's range: no arithmetic on it can overflow.
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
@@ -439,6 +478,11 @@ impl fmt::Display for Config {
         writeln!(f, "receive-buffer = {}", self.limits.receive_buffer)?;
         writeln!(f, "rate-limit = {}", self.rate_limit.per_second)?;
         writeln!(f, "rate-limit-burst = {}", self.rate_limit.burst)?;
+        writeln!(
+            f,
+            "escape-control-characters = {}",
+            self.escape_control_characters
+        )?;
         writeln!(
             f,
             "journal-socket = {}",

@@ -12,6 +12,7 @@
 //!   [`listen`]: the `--listen` URL syntax.
 //! - [`message`]: the message model. [`parse`]: bytes → [`message::Message`].
 //!   [`framing`]: RFC 6587 stream framing. [`ratelimit`]: per-source token buckets.
+//! - [`escape`]: the one reversible escaping of control and invisible characters.
 //! - [`sinks::line`] and [`sinks::journal::encode`]: the two output encodings.
 //!
 //! I/O:
@@ -31,6 +32,7 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod escape;
 pub mod event;
 pub mod framing;
 pub mod lifecycle;
@@ -109,7 +111,7 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
     if config.fork {
         lifecycle::daemon::prepare(&descriptors_to_keep(&config))?;
     }
-    selflog::install(&selflog::foreground_backend(), config.log_level).map_err(Error::Runtime)?;
+    selflog::install(&selflog::foreground_backend(), config.log_level)?;
     let credentials = lifecycle::daemon::resolve_credentials(&config)?;
 
     // Read what the service manager passed, then clear it so nothing we start inherits it.
@@ -134,7 +136,11 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
         "LISTEN_FDNAMES",
         "WATCHDOG_PID",
         "WATCHDOG_USEC",
-    ]);
+    ])
+    .map_err(|source| Error::Os {
+        step: "clearing the service manager's variables",
+        source,
+    })?;
 
     let activated = sources::bind::adopt(activation)?;
     let listeners = sources::bind::bind_all(&config, activated)?;

@@ -107,6 +107,7 @@ impl Service {
             control: control_tx.clone(),
             stats: stats.clone(),
             limits: start.config.limits.clone(),
+            escape_controls: start.config.escape_control_characters,
         };
         crate::lifecycle::signals::spawn(control_tx.clone()).map_err(|source| Error::Os {
             step: "installing signal handlers",
@@ -338,6 +339,9 @@ impl Service {
         } else {
             new.listen.clone()
         };
+        if wanted.is_empty() && !activated {
+            return Err(sources::bind::nothing_to_serve());
+        }
         // Bind everything new first: if one fails, nothing has changed yet.
         let mut fresh = Vec::new();
         let serves = |i: &Input, addr: &crate::listen::ListenAddr| {
@@ -375,6 +379,7 @@ impl Service {
         }
         crate::selflog::reopen();
         self.shared.limits = new.limits.clone();
+        self.shared.escape_controls = new.escape_control_characters;
         for listener in fresh {
             self.spawn_input(listener)?;
         }

@@ -16,33 +16,37 @@ use std::ptr::NonNull;
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::unistd::{ForkResult, Pid};
 
-/// True if the process has exactly one thread. Read from /proc/self/status; on error assumes
-/// not, so callers refuse rather than risk it.
-pub fn is_single_threaded() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .map(|n| n.trim() == "1")
-        })
-        .unwrap_or(false)
+/// True if the process has exactly one thread, read from /proc/self/status. Without /proc
+/// there is no way to know, and the error says so.
+pub fn is_single_threaded() -> io::Result<bool> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot read /proc/self/status ({e}); logger needs /proc mounted"),
+        )
+    })?;
+    Ok(status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .is_some_and(|n| n.trim() == "1"))
 }
 
 /// Removes environment variables so that nothing we start inherits them.
 ///
-/// Must be called while the process is single-threaded (checked): `std::env::remove_var` is unsafe
+/// Refuses unless the process is single-threaded (checked): `std::env::remove_var` is unsafe
 /// because another thread could read the environment at the same time.
-pub fn unset_env<K: AsRef<OsStr>>(keys: &[K]) {
-    assert!(
-        is_single_threaded(),
-        "unset_env must run before any thread is started"
-    );
+pub fn unset_env<K: AsRef<OsStr>>(keys: &[K]) -> io::Result<()> {
+    if !is_single_threaded()? {
+        return Err(io::Error::other(
+            "refusing to change the environment: the process already has threads",
+        ));
+    }
     for key in keys {
-        // SAFETY: the assertion above proves no other thread exists that could read or write the
-        // environment concurrently.
+        // SAFETY: checked just above: no other thread exists that could read or write the
+        // environment concurrently, and this thread starts none in between.
         unsafe { std::env::remove_var(key) };
     }
+    Ok(())
 }
 
 /// Takes ownership of a descriptor inherited from our parent (LISTEN_FDS, --notify-fd).
@@ -74,7 +78,7 @@ pub enum Forked {
 
 /// `fork(2)`. Refuses unless the process is single-threaded.
 pub fn fork() -> io::Result<Forked> {
-    if !is_single_threaded() {
+    if !is_single_threaded()? {
         return Err(io::Error::other(
             "refusing to fork: the process already has threads",
         ));

@@ -41,7 +41,12 @@ pub fn prepare(keep: &[i32]) -> Result<()> {
     // Step 4: sanitize the environment. LISTEN_* meant for another pid is not ours.
     let ours = std::env::var("LISTEN_PID").ok() == Some(std::process::id().to_string());
     if !ours {
-        sys::unset_env(&["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"]);
+        sys::unset_env(&["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"]).map_err(|source| {
+            Error::Os {
+                step: "clearing another process's LISTEN_* variables",
+                source,
+            }
+        })?;
     }
     Ok(())
 }
@@ -73,19 +78,12 @@ pub fn resolve_credentials(config: &Config) -> Result<Option<Credentials>> {
         ),
         None => None,
     };
-    Ok(match (user, gid) {
-        (None, None) => None,
-        (Some(u), g) => Some(Credentials {
-            uid: u.uid,
-            gid: g.unwrap_or(u.gid),
-            name: u.name,
-        }),
-        (None, Some(g)) => Some(Credentials {
-            uid: Uid::current(),
-            gid: g,
-            name: "current user".into(),
-        }),
-    })
+    // `config` refuses a group without a user: it would keep uid 0 and every capability.
+    Ok(user.map(|u| Credentials {
+        uid: u.uid,
+        gid: gid.unwrap_or(u.gid),
+        name: u.name,
+    }))
 }
 
 /// daemon(7) step 13: drop privileges, after everything that needs them (privileged ports, the
@@ -102,6 +100,9 @@ pub fn drop_privileges(creds: &Credentials) -> Result<()> {
             creds.name
         )));
     }
+    // Nothing we exec or are tricked into exec'ing may gain privileges back (setuid binaries,
+    // file capabilities).
+    nix::sys::prctl::set_no_new_privs().map_err(|e| Error::os("setting no_new_privs", e))?;
     log::info!(
         "running as {} (uid {}, gid {})",
         creds.name,
@@ -172,13 +173,15 @@ pub fn daemonize(config: &Config, notifier: &mut Notifier) -> Result<Option<PidF
     // Step 11: do not keep any mount point busy.
     nix::unistd::chdir("/").map_err(|e| Error::os("chdir /", e))?;
     // The manager's notify socket belongs to the launcher, which reports MAINPID= for us.
-    sys::unset_env(&["NOTIFY_SOCKET"]);
+    sys::unset_env(&["NOTIFY_SOCKET"]).map_err(|source| Error::Os {
+        step: "clearing NOTIFY_SOCKET",
+        source,
+    })?;
     // Our own log: no stderr any more. The journal if there is one, else a file.
     selflog::install(
         &selflog::daemon_backend(&config.journal_socket, &config.log_file),
         config.log_level,
-    )
-    .map_err(Error::Runtime)?;
+    )?;
     // Step 12: the PID file, written before the launcher exits (it exits on our ready byte).
     let pidfile = match pidfile_path(config) {
         Some(path) => Some(PidFile::create(&path, std::process::id())?),

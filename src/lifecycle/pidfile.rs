@@ -4,10 +4,15 @@
 //! The lock (flock(2), released by the kernel when the process dies, however it dies) is what
 //! says "an instance is running"; the number inside is for init scripts and `start-stop-daemon`.
 //! So a stale file is simply one nobody holds a lock on.
+//!
+//! The daemon usually writes it as root into a directory others may be able to write, so the
+//! path is never trusted: it is opened without following a symbolic link, and what was opened
+//! must be a regular file of our own with no other hard link. Its mode is set through the open
+//! descriptor, never by path.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -37,8 +42,28 @@ impl PidFile {
             .create(true)
             .truncate(false)
             .mode(0o644)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(path)
-            .map_err(|e| fail(format!("cannot open: {e}")))?;
+            .map_err(|e| match e.raw_os_error() {
+                Some(nix::libc::ELOOP) => fail("is a symbolic link; refusing to follow it".into()),
+                _ => fail(format!("cannot open: {e}")),
+            })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| fail(format!("cannot inspect: {e}")))?;
+        let euid = nix::unistd::Uid::effective().as_raw();
+        if !meta.file_type().is_file() {
+            return Err(fail("is not a regular file".into()));
+        }
+        if meta.uid() != euid {
+            return Err(fail(format!(
+                "is owned by uid {}, not by us (uid {euid}); remove it",
+                meta.uid()
+            )));
+        }
+        if meta.nlink() != 1 {
+            return Err(fail("has other hard links; remove it".into()));
+        }
         let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(locked) => locked,
             Err((mut file, Errno::EWOULDBLOCK)) => {
@@ -66,11 +91,6 @@ impl PidFile {
             path: path.to_owned(),
             file,
         })
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

@@ -215,12 +215,31 @@ pub fn resolve(output: &Output, journal_socket: &Path, foreground: bool) -> Outp
 }
 
 /// Opens a log file for appending, mode 0640, as logrotate and operators expect.
+///
+/// The daemon often runs as root and the path may lie in a directory others can write: a
+/// symbolic link there, dangling or not, would make root create or append to a file of the
+/// link's choosing. So a link is refused (O_NOFOLLOW), and so is anything but a regular file.
 pub fn open_log_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o640)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(nix::libc::ELOOP) => io::Error::new(
+                e.kind(),
+                "the path is a symbolic link; logger does not follow links to output files",
+            ),
+            _ => e,
+        })?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
 }
 
 /// Errors after which the same entry may succeed later: the journal is restarting or busy.

@@ -8,7 +8,7 @@ use std::fs;
 use std::io;
 use std::net::{TcpListener, UdpSocket};
 use std::os::fd::{AsFd, OwnedFd, RawFd};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -78,7 +78,18 @@ pub fn bind_all(config: &Config, activated: Vec<Listener>) -> Result<Vec<Listene
         }
         listeners.push(bind(addr, &config.limits)?);
     }
+    if listeners.is_empty() {
+        return Err(nothing_to_serve());
+    }
     Ok(listeners)
+}
+
+/// The error for a configuration that would serve nothing: `listen = []` without sockets
+/// passed by the service manager.
+pub fn nothing_to_serve() -> Error {
+    Error::Config(
+        "nothing to listen on: `listen` is empty and the service manager passed no sockets".into(),
+    )
 }
 
 /// Binds one address.
@@ -96,9 +107,8 @@ pub fn bind(addr: &ListenAddr, limits: &Limits) -> Result<Listener> {
         ListenAddr::Tcp(a) => (Socket::Tcp(TcpListener::bind(a).map_err(fail)?), None),
         ListenAddr::UnixDatagram(path) => {
             prepare_path(path, false).map_err(fail)?;
-            let s = UnixDatagram::bind(path).map_err(fail)?;
+            let s = with_socket_umask(|| UnixDatagram::bind(path)).map_err(fail)?;
             let owned = Some(path.clone());
-            fs::set_permissions(path, fs::Permissions::from_mode(0o666)).map_err(fail)?;
             nix::sys::socket::setsockopt(&s, sockopt::PassCred, &true)
                 .map_err(|e| fail(e.into()))?;
             size_receive_buffer(&s, addr, limits.receive_buffer).map_err(fail)?;
@@ -106,8 +116,7 @@ pub fn bind(addr: &ListenAddr, limits: &Limits) -> Result<Listener> {
         }
         ListenAddr::UnixStream(path) => {
             prepare_path(path, true).map_err(fail)?;
-            let s = UnixListener::bind(path).map_err(fail)?;
-            fs::set_permissions(path, fs::Permissions::from_mode(0o666)).map_err(fail)?;
+            let s = with_socket_umask(|| UnixListener::bind(path)).map_err(fail)?;
             (Socket::UnixStream(s), Some(path.clone()))
         }
     };
@@ -139,6 +148,20 @@ fn size_receive_buffer(socket: &impl AsFd, addr: &ListenAddr, asked: usize) -> i
         );
     }
     Ok(())
+}
+
+/// Runs `bind` with the umask that gives a new socket file mode 0666, the mode of /dev/log
+/// (access is bounded by the directory). The mode is set as the kernel creates the file, so no
+/// chmod by path follows that a symbolic link swapped in meanwhile could redirect.
+///
+/// The umask is process-wide. At start-up the process is single-threaded; during a reload the
+/// only other threads are inputs and the signal thread, which create no files.
+fn with_socket_umask<T>(bind: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    use nix::sys::stat::{Mode, umask};
+    let previous = umask(Mode::from_bits_truncate(0o111));
+    let bound = bind();
+    umask(previous);
+    bound
 }
 
 /// Makes room for a socket file: creates the directory, replaces a stale socket, refuses a live

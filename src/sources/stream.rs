@@ -199,8 +199,12 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
             break;
         }
         let stopping = ctx.stopping();
+        // A socket the service manager holds outlives us: connections still in its accept queue
+        // at a stop are left there for the next instance instead of being taken and closed.
+        let accepting = !(stopping && listener.activated);
         for event in events.iter() {
             match event.token() {
+                SOCKET if !accepting => {}
                 SOCKET => accept_pending(
                     &ctx, &poll, &server, &mut table, &listener, &mut chunk, &mut batch,
                 ),
@@ -231,11 +235,13 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         });
         if stopping {
             // Take what the kernel already holds: connections still in the accept queue (their
-            // data was accepted by the kernel on our behalf), then every connection's unread
-            // bytes; then close them all.
-            accept_pending(
-                &ctx, &poll, &server, &mut table, &listener, &mut chunk, &mut batch,
-            );
+            // data was accepted by the kernel on our behalf) unless the manager keeps them for
+            // the next instance, then every connection's unread bytes; then close them all.
+            if accepting {
+                accept_pending(
+                    &ctx, &poll, &server, &mut table, &listener, &mut chunk, &mut batch,
+                );
+            }
             for (_, mut conn) in table.map.drain() {
                 conn.read_available(&ctx, &mut chunk, &mut batch);
                 conn.emit_finish(&ctx, &mut batch);

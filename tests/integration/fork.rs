@@ -344,6 +344,10 @@ fn user_nobody_drops_root_after_binding() {
     let uids = proc_field(f.pid, "Uid:");
     assert!(uids.split_whitespace().all(|u| u == "65534"), "uids {uids}");
     assert_eq!(proc_field(f.pid, "Groups:"), "65534");
+    // For good: no capability left, and nothing it could exec may gain privileges back.
+    assert_eq!(proc_field(f.pid, "CapEff:"), "0000000000000000");
+    assert_eq!(proc_field(f.pid, "CapPrm:"), "0000000000000000");
+    assert_eq!(proc_field(f.pid, "NoNewPrivs:"), "1");
     f.send("<13>nobody: still serving");
     f.stop();
     let log = std::fs::read_to_string(f.path("out.log")).unwrap();

@@ -268,7 +268,9 @@ fn journal_output_speaks_the_native_protocol_with_syslog_and_origin_fields() {
             .find(|(key, _)| key == k)
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     };
-    assert_eq!(get("MESSAGE").as_deref(), Some("two\nlines \u{fffd}"));
+    // Escaped on receive, reversibly: the newline and the byte that is not UTF-8 are visible.
+    assert_eq!(get("MESSAGE").as_deref(), Some("two\\nlines \\xff"));
+    assert_eq!(get("LOGGER_ESCAPED").as_deref(), Some("1"));
     assert_eq!(get("PRIORITY").as_deref(), Some("5"));
     assert_eq!(get("SYSLOG_FACILITY").as_deref(), Some("20"));
     assert_eq!(get("SYSLOG_IDENTIFIER").as_deref(), Some("nginx"));
@@ -286,6 +288,90 @@ fn journal_output_speaks_the_native_protocol_with_syslog_and_origin_fields() {
     assert_eq!(get("LOGGER_TRANSPORT").as_deref(), Some("udp"));
     assert_eq!(get("LOGGER_INVALID_UTF8").as_deref(), Some("1"));
     assert!(get("LOGGER_PEER").unwrap().starts_with("127.0.0.1:"));
+    assert!(d.stop().0.success());
+}
+
+/// One journal entry from `sink` as (field, value) pairs.
+fn journal_entry(sink: &UnixDatagram) -> Vec<(String, Vec<u8>)> {
+    let mut buf = vec![0u8; 65536];
+    let n = recv_within(sink, &mut buf, WAIT).expect("an entry within the wait");
+    logger::sinks::journal::decode(&buf[..n]).expect("valid native entry")
+}
+
+fn field<'a>(entry: &'a [(String, Vec<u8>)], key: &str) -> Option<&'a [u8]> {
+    entry
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_slice())
+}
+
+/// What a LAN host sends at `<0>` (emergency: journald walls it to every terminal): terminal
+/// escapes in the hostname and tag (RFC 5424 fields end only at a space) and in the text: clear
+/// screen, set the window title, an 8-bit CSI, a forged second line, a bidi override.
+const HOSTILE_HEADER: &[u8] = b"<0>1 2026-11-23T20:21:46Z evil\x1b[8m \x1b]0;owned\x07sshd 1 - - ";
+const HOSTILE_TEXT: &[u8] = b"\x1b[2J\x1b[Hfake login: \xc2\x9b31m red\r\nline2 \xe2\x80\xae";
+
+fn hostile() -> Vec<u8> {
+    [HOSTILE_HEADER, HOSTILE_TEXT].concat()
+}
+
+#[test]
+fn control_characters_from_the_network_never_reach_an_output_raw() {
+    let (b, sink) = with_test_journal(Builder::new(), "");
+    let d = b.arg("--listen=udp://127.0.0.1:0").start();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(&hostile(), d.addr("udp")).unwrap();
+    let entry = journal_entry(&sink);
+    for (key, value) in &entry {
+        assert!(
+            !value.iter().any(|&b| b < 0x20 || b == 0x7f),
+            "{key} carries a raw control byte: {value:?}"
+        );
+        assert!(std::str::from_utf8(value).is_ok(), "{key} is not text");
+    }
+    let message = field(&entry, "MESSAGE").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(message),
+        "\\x1b[2J\\x1b[Hfake login: \\u{9b}31m red\\r\\nline2 \u{202e}"
+    );
+    assert_eq!(
+        field(&entry, "SYSLOG_IDENTIFIER"),
+        Some(&b"\\x1b]0;owned\\x07sshd"[..])
+    );
+    assert_eq!(field(&entry, "LOGGER_HOSTNAME"), Some(&b"evil\\x1b[8m"[..]));
+    assert_eq!(field(&entry, "LOGGER_ESCAPED"), Some(&b"1"[..]));
+    // Reversible: unescaping gives back exactly what was sent.
+    assert_eq!(logger::escape::unescape(message).unwrap(), HOSTILE_TEXT);
+    assert!(d.stop().0.success());
+
+    // In a file the same message is one line, with the bidi override escaped too, and it
+    // unescapes to what was sent.
+    let d = Builder::new().standard().start();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(&hostile(), d.addr("udp")).unwrap();
+    let (status, log, _) = d.stop();
+    assert!(status.success());
+    assert_eq!(log.lines().count(), 1, "{log}");
+    let line = log.lines().next().unwrap();
+    assert!(!line.bytes().any(|b| b < 0x20 || b == 0x7f), "{line:?}");
+    assert!(line.ends_with("\\u{202e}"), "{line}");
+    let text = line.split_once(": ").unwrap().1;
+    assert_eq!(
+        logger::escape::unescape(text.as_bytes()).unwrap(),
+        HOSTILE_TEXT
+    );
+}
+
+#[test]
+fn a_trusted_input_may_keep_raw_bytes() {
+    let (b, sink) = with_test_journal(Builder::new(), "escape-control-characters = false\n");
+    let d = b.arg("--listen=udp://127.0.0.1:0").start();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"<13>app: multi\nline \x1b[1m", d.addr("udp"))
+        .unwrap();
+    let entry = journal_entry(&sink);
+    assert_eq!(field(&entry, "MESSAGE"), Some(&b"multi\nline \x1b[1m"[..]));
+    assert_eq!(field(&entry, "LOGGER_ESCAPED"), None);
     assert!(d.stop().0.success());
 }
 

@@ -6,6 +6,7 @@ mod support;
 
 mod faults;
 mod fork;
+mod hostile;
 mod inputs;
 mod lifecycle;
 mod supervisors;

@@ -336,6 +336,37 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
     assert_eq!(field(tcp, "LOGGER_MSGID"), Some("M1"));
     assert_eq!(field(tcp, "LOGGER_TRANSPORT"), Some("tcp"));
 
+    // Hostile content: an emergency from the network with terminal escapes reaches journald
+    // escaped, so journalctl shows it as text (not "[blob data]") and ForwardToWall would
+    // print no escape sequence.
+    sd.ok(&[
+        "bash",
+        "-c",
+        "printf '<0>e2e-hostile: \\033[2J\\033]0;owned\\007 wiped\\rfake' > /dev/udp/127.0.0.1/5514",
+    ]);
+    let journal = sd.journal_until("the hostile message", |j| {
+        entry_with(j, "SYSLOG_IDENTIFIER", "e2e-hostile").is_some()
+    });
+    let hostile = entry_with(&journal, "SYSLOG_IDENTIFIER", "e2e-hostile").unwrap();
+    assert_eq!(
+        field(hostile, "MESSAGE"),
+        Some("\\\\x1b[2J\\\\x1b]0;owned\\\\x07 wiped\\\\rfake"),
+        "MESSAGE must be a JSON string of escapes: {hostile}"
+    );
+    assert_eq!(field(hostile, "LOGGER_ESCAPED"), Some("1"));
+    let shown = sd.run(&[
+        "journalctl",
+        "-u",
+        "logger",
+        "--no-pager",
+        "SYSLOG_IDENTIFIER=e2e-hostile",
+    ]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("x1b[2J") && !shown.contains("blob data") && !shown.contains('\x1b'),
+        "journalctl shows: {shown}"
+    );
+
     // 3. reload: visible, a changed config takes effect, an invalid one keeps the old.
     sd.ok(&["mkdir", "-p", "/run/logger-e2e"]);
     let write_config = |text: &str| {
