@@ -45,8 +45,12 @@ EXIT STATUS
     1   failure while running        71  operating-system error (fork, setsid, signals)
     64  usage error                  78  invalid configuration
 
-This is the syslog daemon. To send a message, use util-linux /usr/bin/logger, e.g.
-    /usr/bin/logger -n 127.0.0.1 -P 5514 hello";
+SENDING A MESSAGE (util-linux logger(1))
+    This is the syslog daemon. A command line with no daemon option above but a message or
+    util-linux logger's options (logger -t backup done, logger -p auth.err -- text), or piped
+    input without arguments (echo x | logger), is handed unchanged to util-linux logger(1), the
+    first other `logger` in PATH or /usr/bin/logger. Its help: /usr/bin/logger --help.
+    Example: logger -n 127.0.0.1 -P 5514 hello";
 
 /// `logger`: a small, hardened syslog daemon that relays local and network syslog into the
 /// systemd journal, files or stderr.
@@ -111,7 +115,8 @@ pub struct Cli {
     #[arg(long)]
     pub check_config: bool,
 
-    /// Catches `logger "hello"` typed by someone who wanted util-linux logger(1).
+    /// Catches a word after daemon options (`logger --fork hello`); without daemon options,
+    /// `client` hands such a command line to util-linux logger(1) before this parser runs.
     #[arg(hide = true, num_args = 0..)]
     pub stray: Vec<String>,
 }

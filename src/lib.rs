@@ -8,6 +8,7 @@
 //! # Code map
 //!
 //! Pure (no I/O, never fail on input):
+//! - [`client`]: which command lines belong to util-linux logger(1), handed over unchanged.
 //! - [`cli`]: the command line. [`config`]: defaults + TOML file + flags → [`config::Config`].
 //!   [`listen`]: the `--listen` URL syntax.
 //! - [`message`]: the message model. [`parse`]: bytes → [`message::Message`].
@@ -30,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod escape;
@@ -57,8 +59,13 @@ use error::{Error, Result, exit};
 use lifecycle::notify::Notifier;
 use service::{Service, Startup};
 
-/// The whole program: parses the command line, runs, and turns the outcome into an exit status.
+/// The whole program: hands a client invocation to util-linux logger(1), else parses the command
+/// line, runs, and turns the outcome into an exit status.
 pub fn main() -> ExitCode {
+    if let Err(e) = client::hand_over_if_client() {
+        eprintln!("logger: error: {e}");
+        return ExitCode::from(exit::UNAVAILABLE);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -71,8 +78,8 @@ pub fn main() -> ExitCode {
             let _ = e.print();
             if code == exit::USAGE {
                 eprintln!(
-                    "note: this is the logger daemon; to send a message use util-linux \
-                     /usr/bin/logger"
+                    "note: this is the logger daemon; `logger MESSAGE` without daemon options \
+                     sends a message with util-linux logger(1)"
                 );
             }
             return ExitCode::from(code);
@@ -98,8 +105,9 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
     if let Some(word) = cli.stray.first() {
         return Err(Error::Usage(format!(
-            "unexpected argument '{word}': this is the logger daemon, which takes no message; \
-             to send a message use util-linux /usr/bin/logger (e.g. /usr/bin/logger {word:?})"
+            "unexpected argument '{word}': the daemon options given make this the logger \
+             daemon, which takes no message; to send one, leave the daemon options out \
+             (`logger {word:?}` runs util-linux logger(1))"
         )));
     }
     let env = Env::from_process();

@@ -192,20 +192,6 @@ fn a_bad_config_file_fails_with_78_naming_file_line_and_key() {
 }
 
 #[test]
-fn a_stray_message_argument_points_to_util_linux_logger() {
-    let out = Command::new(BIN).arg("hello").output().unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/usr/bin/logger"));
-    // What someone typing util-linux's options gets.
-    let out = Command::new(BIN)
-        .args(["-t", "tag", "hello"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/usr/bin/logger"));
-}
-
-#[test]
 fn help_documents_exit_codes_and_check_config_prints_the_effective_configuration() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());

@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod client;
 mod faults;
 mod fork;
 mod hostile;

@@ -1,0 +1,273 @@
+//! Staying out of util-linux's way: an invocation meant for the logger(1) *client* is handed,
+//! argv unchanged, to util-linux's `logger`.
+//!
+//! Installed as `/usr/sbin/logger` (or `/usr/local/sbin/logger`), this daemon comes before
+//! util-linux's `/usr/bin/logger` in root's PATH and in every service's. Scripts everywhere run
+//! `logger -t backup done` or `echo x | logger`; without this, they would get a usage error or
+//! start a daemon. So, before anything else:
+//!
+//! - any daemon option before `--` (`--listen`, `--fork`, `--config`, ...) → the daemon;
+//! - only `-h`/`--help` or `-V`/`--version` → the daemon's (its help says how to reach the
+//!   client);
+//! - anything else on the command line (a message, util-linux options, `--`) → the client;
+//! - no argument at all: the client if standard input is a pipe, a socket or a file and no
+//!   service manager is around (`echo x | logger`); otherwise the daemon (a terminal,
+//!   `/dev/null` from a supervisor, `NOTIFY_SOCKET` or `LISTEN_FDS` set).
+//!
+//! The client is the first `logger` in PATH that is not this executable, else
+//! `/usr/bin/logger`. It replaces this process with argv unchanged, argv\[0\] included (same
+//! pid, descriptors and environment), so it behaves exactly as if it had been run directly.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+/// The daemon's long options (`cli::Cli`). util-linux logger has none of these names.
+const DAEMON_OPTIONS: &[&str] = &[
+    "--config",
+    "--listen",
+    "--output",
+    "--fork",
+    "--pidfile",
+    "--user",
+    "--group",
+    "--umask",
+    "--notify-fd",
+    "--log-level",
+    "--check-config",
+];
+
+/// Options both programs answer: the daemon's own.
+const SHARED_OPTIONS: &[&str] = &["-h", "--help", "-V", "--version"];
+
+/// util-linux logger options whose value is the next argument: that argument is a value, never
+/// a daemon option (`logger -t --fork hello` tags a message).
+const CLIENT_OPTIONS_WITH_VALUE: &[&str] = &[
+    "-t",
+    "--tag",
+    "-p",
+    "--priority",
+    "-n",
+    "--server",
+    "-P",
+    "--port",
+    "-u",
+    "--socket",
+    "-f",
+    "--file",
+    "-S",
+    "--size",
+    "--msgid",
+    "--sd-id",
+    "--sd-param",
+];
+
+/// Where util-linux installs the client on Debian and every other distribution.
+const UTIL_LINUX_LOGGER: &str = "/usr/bin/logger";
+
+/// What a command line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invocation {
+    /// Run the daemon.
+    Daemon,
+    /// Hand the command line to util-linux logger(1).
+    Client,
+}
+
+/// How standard input and the environment look, for an invocation without arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Surroundings {
+    /// Standard input is a pipe, a socket or a regular file: something to read lines from.
+    pub stdin_has_input: bool,
+    /// A service manager is around (`NOTIFY_SOCKET` or `LISTEN_FDS` set).
+    pub supervised: bool,
+}
+
+impl Surroundings {
+    /// Reads them from this process.
+    pub fn of_process() -> Surroundings {
+        let stdin_has_input = std::fs::metadata("/dev/stdin").is_ok_and(|m| {
+            let t = m.file_type();
+            t.is_fifo() || t.is_socket() || t.is_file()
+        });
+        let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+        Surroundings {
+            stdin_has_input,
+            supervised: set("NOTIFY_SOCKET") || set("LISTEN_FDS"),
+        }
+    }
+}
+
+/// Decides what `args` (without argv\[0\]) ask for. Pure.
+pub fn classify(args: &[OsString], around: Surroundings) -> Invocation {
+    if args.is_empty() {
+        return match around.stdin_has_input && !around.supervised {
+            true => Invocation::Client,
+            false => Invocation::Daemon,
+        };
+    }
+    let mut only_shared = true;
+    let mut iter = args.iter().map(|a| a.as_bytes());
+    while let Some(arg) = iter.next() {
+        if arg == b"--" {
+            return Invocation::Client;
+        }
+        let name = arg.split(|&b| b == b'=').next().unwrap_or(arg);
+        if DAEMON_OPTIONS.iter().any(|o| o.as_bytes() == name) {
+            return Invocation::Daemon;
+        }
+        if SHARED_OPTIONS.iter().any(|o| o.as_bytes() == arg) {
+            continue;
+        }
+        only_shared = false;
+        if CLIENT_OPTIONS_WITH_VALUE
+            .iter()
+            .any(|o| o.as_bytes() == arg)
+        {
+            iter.next();
+        }
+    }
+    match only_shared {
+        true => Invocation::Daemon,
+        false => Invocation::Client,
+    }
+}
+
+/// The util-linux client: the first `logger` in `path` that is not `ourselves` (compared by
+/// device and inode, so a symlink to us is skipped too), else /usr/bin/logger if it is not us.
+pub fn find_client(path: Option<&OsStr>, ourselves: Option<&Path>) -> Option<PathBuf> {
+    let identity = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let us = ourselves.and_then(identity);
+    let usable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
+            && (us.is_none() || identity(p) != us)
+    };
+    path.into_iter()
+        .flat_map(std::env::split_paths)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join("logger"))
+        .chain(std::iter::once(PathBuf::from(UTIL_LINUX_LOGGER)))
+        .find(|p| usable(p))
+}
+
+/// If this process was invoked as the client, replaces it with util-linux logger; returns only
+/// for a daemon invocation, or with the reason the client could not be run.
+pub fn hand_over_if_client() -> Result<(), String> {
+    let mut argv = std::env::args_os();
+    let arg0 = argv.next().unwrap_or_else(|| "logger".into());
+    let args: Vec<OsString> = argv.collect();
+    if classify(&args, Surroundings::of_process()) == Invocation::Daemon {
+        return Ok(());
+    }
+    let ourselves = std::env::current_exe().ok();
+    let Some(client) = find_client(std::env::var_os("PATH").as_deref(), ourselves.as_deref())
+    else {
+        return Err(format!(
+            "this is the logger daemon, and util-linux logger(1) is not installed to send \
+             the message (it is in {UTIL_LINUX_LOGGER}, Debian package bsdutils); run \
+             `logger --help` for the daemon"
+        ));
+    };
+    let error = std::process::Command::new(&client)
+        .arg0(arg0)
+        .args(&args)
+        .exec();
+    Err(format!("cannot run {}: {error}", client.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    const TERMINAL: Surroundings = Surroundings {
+        stdin_has_input: false,
+        supervised: false,
+    };
+    const PIPE: Surroundings = Surroundings {
+        stdin_has_input: true,
+        supervised: false,
+    };
+
+    #[test]
+    fn util_linux_invocations_are_the_clients() {
+        for a in [
+            &["hello"][..],
+            &["-t", "backup", "done"],
+            &["-p", "local3.warning", "-i", "x"],
+            &["--id=42", "x"],
+            &["-n", "127.0.0.1", "-P", "514", "-T", "x"],
+            &["-d", "-n", "h", "x"],
+            &["-u", "/dev/log", "x"],
+            &["--rfc5424", "x"],
+            &["-f", "/etc/hostname"],
+            &["-s", "-t", "x"],
+            &["--", "--fork"],
+            &["-t", "--fork", "tagged with a daemon option's name"],
+            &["-i"],
+            &["-h", "hello"],
+        ] {
+            assert_eq!(classify(&args(a), TERMINAL), Invocation::Client, "{a:?}");
+        }
+    }
+
+    #[test]
+    fn daemon_invocations_stay_the_daemons() {
+        for a in [
+            &["--fork"][..],
+            &["--notify-fd", "3"],
+            &["--config=/etc/logger/logger.toml"],
+            &["--listen", "udp://0.0.0.0:514", "--output=journal"],
+            &["--check-config"],
+            &["--help"],
+            &["-h"],
+            &["--version"],
+            &["-V"],
+            // A daemon option with a stray word is the daemon's usage error, not a message.
+            &["--fork", "hello"],
+        ] {
+            assert_eq!(classify(&args(a), TERMINAL), Invocation::Daemon, "{a:?}");
+        }
+    }
+
+    #[test]
+    fn without_arguments_stdin_and_the_manager_decide() {
+        assert_eq!(classify(&[], TERMINAL), Invocation::Daemon);
+        assert_eq!(classify(&[], PIPE), Invocation::Client);
+        let supervised = Surroundings {
+            stdin_has_input: true,
+            supervised: true,
+        };
+        assert_eq!(classify(&[], supervised), Invocation::Daemon);
+    }
+
+    #[test]
+    fn the_client_is_found_later_in_path_never_ourselves() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("sbin");
+        let theirs = dir.path().join("bin");
+        for d in [&ours, &theirs] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("logger"), "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(
+                d.join("logger"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
+        }
+        let path = std::env::join_paths([&ours, &theirs]).unwrap();
+        let found = find_client(Some(&path), Some(&ours.join("logger")));
+        assert_eq!(found, Some(theirs.join("logger")));
+        // A symlink to ourselves is ourselves.
+        std::fs::remove_file(theirs.join("logger")).unwrap();
+        std::os::unix::fs::symlink(ours.join("logger"), theirs.join("logger")).unwrap();
+        let found = find_client(Some(&path), Some(&ours.join("logger")));
+        assert_ne!(found, Some(theirs.join("logger")));
+        assert_ne!(found, Some(ours.join("logger")));
+    }
+}
