@@ -163,7 +163,7 @@ fn util_linux_invocations_behave_as_util_linux_logger_alone() {
         let ours = run("logger", &args, &path, stdin);
         let ours_sent = peers.take();
         // The reference: the same command line on the same PATH without the daemon installed.
-        let theirs = run("logger", &args, &debian_path, stdin);
+        let theirs = run("logger", &args, debian_path, stdin);
         let theirs_sent = peers.take();
         assert_eq!(ours.status.code(), theirs.status.code(), "{args:?}: exit");
         assert_eq!(
