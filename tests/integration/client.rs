@@ -8,7 +8,14 @@ use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use crate::harness::Test;
 use crate::support::*;
+
+/// The tests of this module, for the harness.
+pub const TESTS: &[Test] = tests![
+    util_linux_invocations_behave_as_util_linux_logger_alone,
+    daemon_command_lines_still_run_the_daemon_from_path,
+];
 
 /// Debian's default PATH for root, with the directory the daemon is installed in first (as
 /// /usr/local/sbin and /usr/sbin come before /usr/bin).
@@ -81,7 +88,6 @@ fn run(program: &str, args: &[String], path: &str, stdin: Option<&[u8]>) -> Outp
     wait_output(child, WAIT)
 }
 
-#[test]
 fn util_linux_invocations_behave_as_util_linux_logger_alone() {
     require!(
         Path::new("/usr/bin/logger").exists(),
@@ -178,7 +184,6 @@ fn util_linux_invocations_behave_as_util_linux_logger_alone() {
     }
 }
 
-#[test]
 fn daemon_command_lines_still_run_the_daemon_from_path() {
     let dir = tempdir();
     let sbin = dir.path().join("sbin");

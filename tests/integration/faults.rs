@@ -9,9 +9,15 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::harness::Test;
 use crate::support::*;
 
-#[test]
+/// The tests of this module, for the harness.
+pub const TESTS: &[Test] = tests![
+    a_hundred_reloads_under_tcp_load_lose_nothing_and_leave_no_listener_gap,
+    a_full_disk_is_counted_reported_survived_and_recovered_without_loss,
+];
+
 fn a_hundred_reloads_under_tcp_load_lose_nothing_and_leave_no_listener_gap() {
     let d = Builder::new().standard().start();
     let tcp = d.addr("tcp");
@@ -48,7 +54,6 @@ fn a_hundred_reloads_under_tcp_load_lose_nothing_and_leave_no_listener_gap() {
     assert_eq!(unix_lines, 100);
 }
 
-#[test]
 fn a_full_disk_is_counted_reported_survived_and_recovered_without_loss() {
     require!(
         is_root(),

@@ -7,7 +7,19 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 
+use crate::harness::Test;
 use crate::support::*;
+
+/// The tests of this module, for the harness.
+pub const TESTS: &[Test] = tests![
+    the_forked_daemon_is_detached_clean_and_holds_its_locked_pid_file,
+    a_busy_port_fails_fast_with_the_error_and_leaves_nothing_behind,
+    a_second_instance_on_the_same_pid_file_is_refused_by_the_daemon_with_its_pid,
+    sighup_reopens_the_output_file_after_logrotate_renamed_it,
+    start_stop_daemon_drives_fork_and_notify_await,
+    fork_with_notify_fd_reports_readiness_on_the_descriptor_too,
+    user_nobody_drops_root_after_binding,
+];
 
 fn proc_field(pid: i32, key: &str) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -114,7 +126,6 @@ impl Drop for Forked {
     }
 }
 
-#[test]
 fn the_forked_daemon_is_detached_clean_and_holds_its_locked_pid_file() {
     let f = Forked::start(&[]);
     let pid = f.pid;
@@ -176,7 +187,6 @@ fn the_forked_daemon_is_detached_clean_and_holds_its_locked_pid_file() {
     assert!(log.contains("] user.notice: hello"), "{log}");
 }
 
-#[test]
 fn a_busy_port_fails_fast_with_the_error_and_leaves_nothing_behind() {
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let dir = tempdir();
@@ -192,7 +202,6 @@ fn a_busy_port_fails_fast_with_the_error_and_leaves_nothing_behind() {
     assert!(!pidfile.exists());
 }
 
-#[test]
 fn a_second_instance_on_the_same_pid_file_is_refused_by_the_daemon_with_its_pid() {
     let f = Forked::start(&[]);
     let (out, _) = launch(&[
@@ -210,7 +219,6 @@ fn a_second_instance_on_the_same_pid_file_is_refused_by_the_daemon_with_its_pid(
     f.stop();
 }
 
-#[test]
 fn sighup_reopens_the_output_file_after_logrotate_renamed_it() {
     let f = Forked::start(&[]);
     f.send("<13>rot: before");
@@ -236,7 +244,6 @@ fn sighup_reopens_the_output_file_after_logrotate_renamed_it() {
     assert!(new.contains("] user.notice: after"), "{new}");
 }
 
-#[test]
 fn start_stop_daemon_drives_fork_and_notify_await() {
     require!(have("start-stop-daemon"), "Debian's start-stop-daemon");
     let dir = tempdir();
@@ -307,7 +314,6 @@ fn start_stop_daemon_drives_fork_and_notify_await() {
     );
 }
 
-#[test]
 fn fork_with_notify_fd_reports_readiness_on_the_descriptor_too() {
     let dir = tempdir();
     let d = dir.path();
@@ -337,7 +343,6 @@ fn fork_with_notify_fd_reports_readiness_on_the_descriptor_too() {
     wait_gone(pid);
 }
 
-#[test]
 fn user_nobody_drops_root_after_binding() {
     require!(is_root(), "root, to switch to user nobody");
     let f = Forked::start(&["--user=nobody"]);

@@ -7,7 +7,20 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 
+use crate::harness::Test;
 use crate::support::*;
+
+/// The tests of this module, for the harness.
+pub const TESTS: &[Test] = tests![
+    a_symlinked_pid_file_is_refused_and_its_target_untouched,
+    an_output_path_that_is_a_dangling_symlink_is_refused_not_created,
+    the_local_socket_is_created_0666_without_a_chmod_by_path,
+    group_alone_is_refused,
+    durations_that_would_overflow_are_refused_at_start_and_on_reload,
+    configurations_that_would_misbehave_are_refused_with_their_exit_status,
+    without_proc_the_daemon_says_so_instead_of_aborting,
+    as_root_the_default_socket_never_goes_under_a_users_runtime_dir,
+];
 
 /// `logger ARGS` to completion (bounded), with no service manager around it.
 fn run(args: &[&str]) -> std::process::Output {
@@ -30,7 +43,6 @@ fn code_and_stderr(out: &std::process::Output) -> (i32, String) {
     )
 }
 
-#[test]
 fn a_symlinked_pid_file_is_refused_and_its_target_untouched() {
     require!(is_root(), "root, whose PID file a symlink could redirect");
     let d = tempdir();
@@ -59,7 +71,6 @@ fn a_symlinked_pid_file_is_refused_and_its_target_untouched() {
     assert_eq!(std::fs::read_to_string(&link).unwrap(), "");
 }
 
-#[test]
 fn an_output_path_that_is_a_dangling_symlink_is_refused_not_created() {
     let d = tempdir();
     let target = d.path().join("created-by-root");
@@ -76,7 +87,6 @@ fn an_output_path_that_is_a_dangling_symlink_is_refused_not_created() {
     assert!(!target.exists(), "the link's target was created");
 }
 
-#[test]
 fn the_local_socket_is_created_0666_without_a_chmod_by_path() {
     // Binding then chmod'ing by path let a symlink swapped in between make a root-only file
     // world-writable. The mode must come with bind(2): traced, start-up makes no chmod call.
@@ -117,7 +127,6 @@ fn the_local_socket_is_created_0666_without_a_chmod_by_path() {
     assert!(!calls.contains("chmod"), "a chmod by path: {calls}");
 }
 
-#[test]
 fn group_alone_is_refused() {
     // It would keep uid 0 and every capability (the drop itself is `fork::user_nobody_*`).
     let (code, stderr) = code_and_stderr(&run(&["--group=nogroup", "--check-config"]));
@@ -125,7 +134,6 @@ fn group_alone_is_refused() {
     assert!(stderr.contains("needs a user"), "{stderr}");
 }
 
-#[test]
 fn durations_that_would_overflow_are_refused_at_start_and_on_reload() {
     for (key, value) in [
         ("heartbeat", "18446744073709551615s"),
@@ -156,7 +164,6 @@ fn durations_that_would_overflow_are_refused_at_start_and_on_reload() {
     assert!(log.contains("after the refused reload"), "{log}");
 }
 
-#[test]
 fn configurations_that_would_misbehave_are_refused_with_their_exit_status() {
     let d = tempdir();
     let write = |text: &str| {
@@ -189,7 +196,6 @@ fn configurations_that_would_misbehave_are_refused_with_their_exit_status() {
     assert!(stderr.contains("log-file"), "{stderr}");
 }
 
-#[test]
 fn without_proc_the_daemon_says_so_instead_of_aborting() {
     require!(is_root(), "root, to hide /proc in a mount namespace");
     require!(have("unshare"), "unshare");
@@ -205,7 +211,6 @@ fn without_proc_the_daemon_says_so_instead_of_aborting() {
     assert!(stderr.contains("/proc"), "{stderr}");
 }
 
-#[test]
 fn as_root_the_default_socket_never_goes_under_a_users_runtime_dir() {
     require!(is_root(), "root");
     let out = Command::new(BIN)

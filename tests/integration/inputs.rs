@@ -6,7 +6,22 @@ use std::net::{TcpStream, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
+use crate::harness::Test;
 use crate::support::*;
+
+/// The tests of this module, for the harness.
+pub const TESTS: &[Test] = tests![
+    util_linux_logger_over_every_input_lands_with_identifier_pid_and_priority,
+    bad_input_is_escaped_cut_or_dropped_and_counted_never_forged,
+    idle_connections_beyond_the_limit_do_not_starve_a_working_client,
+    journal_output_speaks_the_native_protocol_with_syslog_and_origin_fields,
+    control_characters_from_the_network_never_reach_an_output_raw,
+    a_trusted_input_may_keep_raw_bytes,
+    a_restarting_journal_loses_nothing_accepted,
+    a_journal_that_stops_reading_neither_blocks_the_loop_nor_loses_an_entry,
+    an_entry_too_large_for_a_datagram_goes_through_a_sealed_memfd,
+    datagram_sockets_get_the_receive_buffer_asked_and_say_when_the_kernel_caps_it,
+];
 
 /// A daemon writing to a journal socket the test binds: the real native protocol, read back here.
 fn with_test_journal(b: Builder, extra_config: &str) -> (Builder, UnixDatagram) {
@@ -23,7 +38,6 @@ fn logger_available() -> bool {
     std::path::Path::new("/usr/bin/logger").exists()
 }
 
-#[test]
 fn util_linux_logger_over_every_input_lands_with_identifier_pid_and_priority() {
     require!(logger_available(), "util-linux logger in /usr/bin");
     let d = Builder::new().standard().start();
@@ -131,7 +145,6 @@ fn util_linux_logger_over_every_input_lands_with_identifier_pid_and_priority() {
     assert_eq!(lines.len(), 6, "{lines:#?}");
 }
 
-#[test]
 fn bad_input_is_escaped_cut_or_dropped_and_counted_never_forged() {
     let d = Builder::new()
         .standard()
@@ -213,7 +226,6 @@ fn bad_input_is_escaped_cut_or_dropped_and_counted_never_forged() {
     );
 }
 
-#[test]
 fn idle_connections_beyond_the_limit_do_not_starve_a_working_client() {
     let d = Builder::new()
         .standard()
@@ -249,7 +261,6 @@ fn idle_connections_beyond_the_limit_do_not_starve_a_working_client() {
     assert!(kb < 64 * 1024, "RSS {kb} kB with 1000 connections");
 }
 
-#[test]
 fn journal_output_speaks_the_native_protocol_with_syslog_and_origin_fields() {
     let (b, sink) = with_test_journal(Builder::new(), "");
     let d = b.arg("--listen=udp://127.0.0.1:0").start();
@@ -315,7 +326,6 @@ fn hostile() -> Vec<u8> {
     [HOSTILE_HEADER, HOSTILE_TEXT].concat()
 }
 
-#[test]
 fn control_characters_from_the_network_never_reach_an_output_raw() {
     let (b, sink) = with_test_journal(Builder::new(), "");
     let d = b.arg("--listen=udp://127.0.0.1:0").start();
@@ -362,7 +372,6 @@ fn control_characters_from_the_network_never_reach_an_output_raw() {
     );
 }
 
-#[test]
 fn a_trusted_input_may_keep_raw_bytes() {
     let (b, sink) = with_test_journal(Builder::new(), "escape-control-characters = false\n");
     let d = b.arg("--listen=udp://127.0.0.1:0").start();
@@ -375,7 +384,6 @@ fn a_trusted_input_may_keep_raw_bytes() {
     assert!(d.stop().0.success());
 }
 
-#[test]
 fn a_restarting_journal_loses_nothing_accepted() {
     let b = Builder::new();
     let journal = b.dir().join("journal.sock");
@@ -405,7 +413,6 @@ fn a_restarting_journal_loses_nothing_accepted() {
     assert!(stderr.contains("output errors"), "{stderr}");
 }
 
-#[test]
 fn a_journal_that_stops_reading_neither_blocks_the_loop_nor_loses_an_entry() {
     let (b, sink) = with_test_journal(Builder::new(), "");
     let d = b.arg("--listen=tcp://127.0.0.1:0").start();
@@ -450,7 +457,6 @@ fn a_journal_that_stops_reading_neither_blocks_the_loop_nor_loses_an_entry() {
     assert!(d.stop().0.success());
 }
 
-#[test]
 fn an_entry_too_large_for_a_datagram_goes_through_a_sealed_memfd() {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     use std::os::fd::AsRawFd;
@@ -535,7 +541,6 @@ fn has_net_admin() -> bool {
         .is_some_and(|caps| caps & (1 << 12) != 0)
 }
 
-#[test]
 fn datagram_sockets_get_the_receive_buffer_asked_and_say_when_the_kernel_caps_it() {
     require!(
         has_net_admin(),

@@ -8,9 +8,22 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::harness::Test;
 use crate::support::*;
 
-#[test]
+/// The tests of this module, for the harness.
+pub const TESTS: &[Test] = tests![
+    ready_comes_once_every_listener_accepts_and_status_names_bound_addresses,
+    watchdog_pings_at_half_the_interval_and_stop_when_the_loop_is_frozen,
+    sighup_sends_reloading_with_monotonic_usec_in_one_datagram_then_ready,
+    reload_applies_a_valid_config_and_keeps_the_old_one_when_invalid,
+    sigterm_sends_stopping_and_exits_zero,
+    a_busy_port_fails_with_69_a_clear_message_status_and_errno_and_no_ready,
+    a_bad_config_file_fails_with_78_naming_file_line_and_key,
+    help_documents_exit_codes_and_check_config_prints_the_effective_configuration,
+    notify_fd_gets_a_newline_once_ready_and_is_closed,
+];
+
 fn ready_comes_once_every_listener_accepts_and_status_names_bound_addresses() {
     let d = Builder::new().standard().start();
     // Straight after READY=1 every listener must already accept.
@@ -37,7 +50,6 @@ fn ready_comes_once_every_listener_accepts_and_status_names_bound_addresses() {
     );
 }
 
-#[test]
 fn watchdog_pings_at_half_the_interval_and_stop_when_the_loop_is_frozen() {
     let d = Builder::new()
         .standard()
@@ -77,7 +89,6 @@ fn watchdog_pings_at_half_the_interval_and_stop_when_the_loop_is_frozen() {
     assert!(ping().is_some(), "pings resume after SIGCONT");
 }
 
-#[test]
 fn sighup_sends_reloading_with_monotonic_usec_in_one_datagram_then_ready() {
     let d = Builder::new().standard().start();
     d.signal(Signal::SIGHUP);
@@ -92,7 +103,6 @@ fn sighup_sends_reloading_with_monotonic_usec_in_one_datagram_then_ready() {
     assert!(d.stop().0.success());
 }
 
-#[test]
 fn reload_applies_a_valid_config_and_keeps_the_old_one_when_invalid() {
     let b = Builder::new();
     let dir = b.dir().to_owned();
@@ -140,7 +150,6 @@ fn reload_applies_a_valid_config_and_keeps_the_old_one_when_invalid() {
     assert!(stderr.contains("reload failed"), "{stderr}");
 }
 
-#[test]
 fn sigterm_sends_stopping_and_exits_zero() {
     let d = Builder::new().standard().start();
     d.signal(Signal::SIGTERM);
@@ -149,7 +158,6 @@ fn sigterm_sends_stopping_and_exits_zero() {
     assert_eq!(status.code(), Some(0));
 }
 
-#[test]
 fn a_busy_port_fails_with_69_a_clear_message_status_and_errno_and_no_ready() {
     let taken = TcpListenerGuard::new();
     let (out, sent) = Builder::new()
@@ -171,7 +179,6 @@ fn a_busy_port_fails_with_69_a_clear_message_status_and_errno_and_no_ready() {
     );
 }
 
-#[test]
 fn a_bad_config_file_fails_with_78_naming_file_line_and_key() {
     let (out, sent) = Builder::new()
         .config("output = \"stderr\"\nlisten = 5\n")
@@ -191,7 +198,6 @@ fn a_bad_config_file_fails_with_78_naming_file_line_and_key() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/logger.toml"));
 }
 
-#[test]
 fn help_documents_exit_codes_and_check_config_prints_the_effective_configuration() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
@@ -217,7 +223,6 @@ fn help_documents_exit_codes_and_check_config_prints_the_effective_configuration
     assert!(text.contains("heartbeat = \"300s\""), "{text}");
 }
 
-#[test]
 fn notify_fd_gets_a_newline_once_ready_and_is_closed() {
     let dir = tempdir();
     // fd 3 of the daemon is our pipe; stdout goes to /dev/null so only fd 3 holds the pipe.

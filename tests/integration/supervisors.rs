@@ -8,7 +8,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::harness::Test;
 use crate::support::*;
+
+/// The tests of this module, for the harness.
+pub const TESTS: &[Test] = tests![
+    s6_waits_for_readiness_on_the_notification_fd,
+    runit_runs_it_in_the_foreground_and_stops_it_cleanly,
+];
 
 fn service_dir(dir: &Path, run_args: &str) -> std::path::PathBuf {
     let svc = dir.join("svc");
@@ -36,7 +43,6 @@ fn ok(cmd: &mut Command) {
     );
 }
 
-#[test]
 fn s6_waits_for_readiness_on_the_notification_fd() {
     require!(
         have("s6-supervise") && have("s6-svwait") && have("s6-svc"),
@@ -69,7 +75,6 @@ fn s6_waits_for_readiness_on_the_notification_fd() {
     assert!(log.contains("] user.notice: ready means serving"), "{log}");
 }
 
-#[test]
 fn runit_runs_it_in_the_foreground_and_stops_it_cleanly() {
     require!(have("runsv") && have("sv"), "runit (runsv, sv)");
     let dir = tempdir();

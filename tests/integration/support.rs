@@ -15,16 +15,13 @@ pub fn strict() -> bool {
     std::env::var_os("LOGGER_TEST_STRICT").is_some_and(|v| v == "1")
 }
 
-/// Skips (loudly) or, in strict mode, fails when a requirement is missing.
+/// Ends the test as `ignored, needs WHY` in the runner's output, or, in strict mode, fails it,
+/// when a requirement is missing.
 #[macro_export]
 macro_rules! require {
     ($cond:expr, $why:expr) => {
         if !$cond {
-            if $crate::support::strict() {
-                panic!("required for this test and missing: {}", $why);
-            }
-            eprintln!("SKIPPED {}: {}", module_path!(), $why);
-            return;
+            $crate::harness::skip(&format!("needs {}", $why));
         }
     };
 }

@@ -6,7 +6,11 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::harness::Test;
 use crate::support::*;
+
+/// The tests of this module, for the harness.
+pub const TESTS: &[Test] = tests![systemctl_and_journalctl_against_a_real_systemd,];
 
 /// Where the scenarios put their drop-ins for logger.service (inside the namespace's /run).
 const DROP_IN_DIR: &str = "/run/systemd/system/logger.service.d";
@@ -215,7 +219,6 @@ fn entry_with<'a>(journal: &'a str, key: &str, value: &str) -> Option<&'a str> {
     journal.lines().find(|l| field(l, key) == Some(value))
 }
 
-#[test]
 fn systemctl_and_journalctl_against_a_real_systemd() {
     require!(is_root(), "root, to boot systemd in a namespace");
     require!(
