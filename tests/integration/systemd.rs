@@ -482,12 +482,40 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
 
     // 6. socket activation: restarts under a steady load lose nothing sent to the local socket
     //    or UDP; the kernel queues into the sockets systemd holds.
+    let cursor = sd.ok(&["journalctl", "-n", "0", "--show-cursor", "--no-pager"]);
+    let cursor = cursor
+        .lines()
+        .find_map(|l| l.strip_prefix("-- cursor: "))
+        .expect("a journal cursor")
+        .to_owned();
     sd.ok(&["systemctl", "start", "logger.socket"]);
     sd.ok(&["systemctl", "start", "logger.service"]);
     assert!(
         sd.prop("logger", "StatusText")
             .contains("unix:///run/logger/log")
     );
+    // A clean start says nothing at warning level or above (systemd warned twice about
+    // SO_PASSCRED on the network sockets when the socket unit asked for PassCredentials=).
+    let warnings = sd.ok(&[
+        "journalctl",
+        "--no-pager",
+        "-q",
+        "-p",
+        "warning",
+        &format!("--after-cursor={cursor}"),
+        "-u",
+        "logger.socket",
+        "-u",
+        "logger.service",
+    ]);
+    assert!(warnings.trim().is_empty(), "warnings at start: {warnings}");
+    // Credentials still come with local messages: logger turns them on itself.
+    sd.ok(&["/usr/bin/logger", "-u", "/run/logger/log", "-t", "e2e-cred", "creds"]);
+    let journal = sd.journal_until("a local message with credentials", |j| {
+        entry_with(j, "SYSLOG_IDENTIFIER", "e2e-cred").is_some()
+    });
+    let cred = entry_with(&journal, "SYSLOG_IDENTIFIER", "e2e-cred").unwrap();
+    assert!(field(cred, "LOGGER_PEER_PID").is_some(), "{cred}");
     let load = "for i in $(seq 1 300); do /usr/bin/logger -u /run/logger/log -t e2e-act u$i; /usr/bin/logger -n 127.0.0.1 -P 5514 -d -t e2e-act d$i; /usr/bin/logger -n 127.0.0.1 -P 5514 -T -t e2e-act t$i; done";
     let mut sender = sd.spawn_sh(load);
     for _ in 0..3 {
