@@ -585,6 +585,31 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_file_is_the_defaults_commented_out() {
+        let shipped = include_str!("../packaging/logger.toml");
+        assert_eq!(
+            Config::from_toml(shipped, &Cli::default(), &Env::default()).unwrap(),
+            Config::from_toml("", &Cli::default(), &Env::default()).unwrap()
+        );
+        // Uncommented, every key but the examples (user, pidfile) gives the defaults again.
+        let uncommented: String = shipped
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| l.contains(" = ") && !l.starts_with("user") && !l.starts_with("pidfile"))
+            .map(|l| format!("{}\n", l.split("  #").next().unwrap()))
+            .collect();
+        let mut defaults = Config::from_toml("", &Cli::default(), &Env::default()).unwrap();
+        let mut parsed = Config::from_toml(&uncommented, &Cli::default(), &Env::default())
+            .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        // The listen list as written is the default, but written: socket activation replaces
+        // only the built-in one.
+        assert!(!parsed.listen_is_default);
+        parsed.listen_is_default = true;
+        defaults.file = None;
+        assert_eq!(parsed, defaults);
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("0"), Ok(None));
         assert_eq!(parse_duration("5m"), Ok(Some(Duration::from_secs(300))));

@@ -164,7 +164,8 @@ pub fn main(groups: &[&[Test]]) -> ExitCode {
             default_hook(info);
         }
     }));
-    println!("\nrunning {} tests", selected.len());
+    let n = selected.len();
+    println!("\nrunning {n} test{}", if n == 1 { "" } else { "s" });
     let started = Instant::now();
     let queue = Arc::new(Mutex::new(selected.into_iter().collect::<VecDeque<_>>()));
     let results = Arc::new(Mutex::new(Vec::new()));

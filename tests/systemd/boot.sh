@@ -4,12 +4,13 @@
 #   boot.sh BINARY UNIT_DIR
 #
 # The namespace shares the host's files, so before systemd starts this script makes sure it
-# cannot touch the host: /run is a private tmpfs; /etc/systemd/system is replaced (inside the
-# namespace only) by a tmpfs holding just our units, so no host-enabled service starts; the
-# statically wanted units that would change the host (tmpfiles --remove on /tmp, sysctl,
-# remount-fs, udev, utmp, sysusers, ...) are masked; tmpfiles never touches /dev, /tmp, /var/tmp;
-# the journal is volatile. The built binary is installed at the path the unit file names,
-# /usr/local/sbin/logger, on a tmpfs that exists only in the namespace.
+# cannot touch the host: /run is a private tmpfs; /usr, /etc and /var are overlays whose writes
+# land in that tmpfs (so `dpkg -i` of our package, its units, its conffile and dpkg's database
+# vanish with the namespace); /etc/systemd/system is replaced by a tmpfs holding just our units,
+# so no host-enabled service starts; the statically wanted units that would change the host
+# (tmpfiles --remove on /tmp, sysctl, remount-fs, udev, utmp, sysusers, ...) are masked;
+# tmpfiles never touches /dev, /tmp, /var/tmp; the journal is volatile. The built binary is
+# installed at the path the unit file names, /usr/sbin/logger, in the /usr overlay.
 set -euo pipefail
 binary=$1
 units=$2
@@ -18,10 +19,17 @@ units=$2
 exec unshare --pid --fork --mount --mount-proc --uts --ipc --propagation private \
   env BINARY="$binary" UNITS="$units" bash -euo pipefail -c '
 mount -t tmpfs -o mode=755 tmpfs /run
+for dir in usr etc var; do
+  mkdir -p "/run/overlay/$dir/upper" "/run/overlay/$dir/work"
+  mount -t overlay overlay \
+    -o "lowerdir=/$dir,upperdir=/run/overlay/$dir/upper,workdir=/run/overlay/$dir/work" "/$dir"
+done
+# Container images ship a policy-rc.d that forbids maintainer scripts to start services; this
+# namespace runs a real systemd, where the services of a package start as on a real host.
+rm -f /usr/sbin/policy-rc.d
 mkdir -p /run/lock /run/systemd/system /run/systemd/journald.conf.d
 mount -t tmpfs -o mode=755 tmpfs /etc/systemd/system
-mount -t tmpfs -o mode=755 tmpfs /usr/local/sbin
-install -m755 "$BINARY" /usr/local/sbin/logger
+install -m755 "$BINARY" /usr/sbin/logger
 cp "$UNITS"/* /etc/systemd/system/
 hostname logger-e2e
 # No fstab: its generator would make device units that wait 90 s for a udev we do not run.
