@@ -218,7 +218,8 @@ pub fn resolve(output: &Output, journal_socket: &Path, foreground: bool) -> Outp
 ///
 /// The daemon often runs as root and the path may lie in a directory others can write: a
 /// symbolic link there, dangling or not, would make root create or append to a file of the
-/// link's choosing. So a link is refused (O_NOFOLLOW), and so is anything but a regular file.
+/// link's choosing, and so would a hard link to a file elsewhere. So a symbolic link is refused
+/// (O_NOFOLLOW), and so is anything but a regular file with exactly one link.
 pub fn open_log_file(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .append(true)
@@ -233,10 +234,17 @@ pub fn open_log_file(path: &Path) -> io::Result<File> {
             ),
             _ => e,
         })?;
-    if !file.metadata()?.file_type().is_file() {
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file",
+        ));
+    }
+    if std::os::unix::fs::MetadataExt::nlink(&meta) != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the file has other hard links; logger appends only to a file of its own name",
         ));
     }
     Ok(file)

@@ -13,7 +13,7 @@ use crate::support::*;
 /// The tests of this module, for the harness.
 pub const TESTS: &[Test] = tests![
     a_symlinked_pid_file_is_refused_and_its_target_untouched,
-    an_output_path_that_is_a_dangling_symlink_is_refused_not_created,
+    an_output_path_that_is_a_link_is_refused_not_followed,
     the_local_socket_is_created_0666_without_a_chmod_by_path,
     group_alone_is_refused,
     durations_that_would_overflow_are_refused_at_start_and_on_reload,
@@ -71,7 +71,7 @@ fn a_symlinked_pid_file_is_refused_and_its_target_untouched() {
     assert_eq!(std::fs::read_to_string(&link).unwrap(), "");
 }
 
-fn an_output_path_that_is_a_dangling_symlink_is_refused_not_created() {
+fn an_output_path_that_is_a_link_is_refused_not_followed() {
     let d = tempdir();
     let target = d.path().join("created-by-root");
     let link = d.path().join("out.log");
@@ -85,6 +85,22 @@ fn an_output_path_that_is_a_dangling_symlink_is_refused_not_created() {
     assert_eq!(code, 69, "{stderr}");
     assert!(stderr.contains("symbolic link"), "{stderr}");
     assert!(!target.exists(), "the link's target was created");
+
+    // A hard link to a file elsewhere (as a user could make to a root-owned file where
+    // fs.protected_hardlinks is off) is refused too, and the file is left as it was.
+    std::fs::remove_file(&link).unwrap();
+    let secret = d.path().join("secret");
+    std::fs::write(&secret, "root only\n").unwrap();
+    std::fs::hard_link(&secret, &link).unwrap();
+    let out = Builder::new()
+        .arg("--listen=udp://127.0.0.1:0")
+        .arg(format!("--output=file:{}", link.display()))
+        .fail()
+        .0;
+    let (code, stderr) = code_and_stderr(&out);
+    assert_eq!(code, 69, "{stderr}");
+    assert!(stderr.contains("hard links"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "root only\n");
 }
 
 fn the_local_socket_is_created_0666_without_a_chmod_by_path() {
