@@ -275,6 +275,11 @@ impl Message {
         (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes))
     }
 
+    /// What the message costs in memory while it waits: its bytes and its own record.
+    pub fn weight(&self) -> usize {
+        self.raw.len() + std::mem::size_of::<Message>()
+    }
+
     /// The sender's timestamp, as sent.
     pub fn timestamp(&self) -> Option<Cow<'_, str>> {
         self.header(self.spans.timestamp)

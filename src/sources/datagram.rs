@@ -17,7 +17,7 @@ use nix::sys::socket::{
 };
 
 use super::coalesce::Coalescer;
-use super::{BATCH, Ctx, Listener, SOCKET, Socket};
+use super::{Batch, Ctx, Listener, SOCKET, Socket};
 use crate::message::{Credentials, Origin, Transport};
 use crate::parse::parse;
 use crate::stats::Stats;
@@ -65,7 +65,7 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
             return ctx.finish();
         }
     };
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = ctx.batch();
     let mut events = Events::with_capacity(8);
     loop {
         if let Err(e) = poll.poll(&mut events, None)
@@ -81,7 +81,7 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
             Reader::Udp(s, udp) => udp.drain(s, &ctx, max, &mut batch, &mut drained),
             Reader::Unix(s, buf) => drain_unix(s, buf, &ctx, max, &mut batch, &mut drained),
         };
-        if !alive || !ctx.send(&mut batch) {
+        if !alive || !batch.flush() {
             return;
         }
         if stopping {
@@ -121,7 +121,7 @@ fn drain_unix(
     buf: &mut [u8],
     ctx: &Ctx,
     max: usize,
-    batch: &mut Vec<crate::message::Message>,
+    batch: &mut Batch,
     drained: &mut Drained,
 ) -> bool {
     loop {
@@ -141,7 +141,7 @@ fn drain_unix(
                     SystemTime::now(),
                     truncated,
                 ));
-                if batch.len() == BATCH && !ctx.send(batch) {
+                if !batch.loop_alive() {
                     return false;
                 }
             }
@@ -266,7 +266,7 @@ impl UdpBatch {
         socket: &mio::net::UdpSocket,
         ctx: &Ctx,
         max: usize,
-        batch: &mut Vec<crate::message::Message>,
+        batch: &mut Batch,
         drained: &mut Drained,
     ) -> bool {
         loop {
@@ -293,7 +293,7 @@ impl UdpBatch {
                 let data = self.datagram(i, len.min(max));
                 batch.push(parse(data, origin_udp_opt(peer), now, truncated));
             }
-            if batch.len() >= BATCH && !ctx.send(batch) {
+            if !batch.loop_alive() {
                 return false;
             }
             if self.received.len() < UDP_BATCH {

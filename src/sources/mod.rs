@@ -26,8 +26,12 @@ use crate::message::Message;
 use crate::stats::Stats;
 pub use bind::{Listener, Socket};
 
-/// Messages per batch sent to the service loop.
+/// Messages per batch sent to the service loop, at most.
 pub const BATCH: usize = 64;
+/// Bytes per batch, at most (plus the one message that crosses it): with the loop's bounded
+/// queue of batches, what waits between the inputs and the loop is bounded in bytes, however
+/// large the messages are.
+pub const BATCH_BYTES: usize = 256 * 1024;
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -74,23 +78,64 @@ impl Ctx {
         self.stop.load(Ordering::Acquire)
     }
 
-    /// Sends a batch, its control characters escaped unless the operator said otherwise; false
-    /// if the service loop is gone. Escaping happens here, in the input's own thread, so that
-    /// no output ever sees a raw control character and the loop does none of the work.
-    fn send(&self, batch: &mut Vec<Message>) -> bool {
-        if batch.is_empty() {
-            return true;
+    fn batch(&self) -> Batch {
+        Batch {
+            messages: Vec::with_capacity(BATCH),
+            bytes: 0,
+            escape: self.shared.escape_controls,
+            to_loop: self.shared.messages.clone(),
+            loop_gone: false,
         }
-        let mut full = std::mem::replace(batch, Vec::with_capacity(BATCH));
-        if self.shared.escape_controls {
-            // Collected in place: same element type, so the vector's buffer is reused.
-            full = full.into_iter().map(Message::escape_controls).collect();
-        }
-        self.shared.messages.send(full).is_ok()
     }
 
     fn finish(self) {
         let _ = self.shared.control.send(Control::InputStopped(self.id));
+    }
+}
+
+/// Messages on their way to the service loop. It is sent as soon as it holds [`BATCH`] messages
+/// or [`BATCH_BYTES`], so a stream of 64 KiB messages (up to 256 KiB each once escaped) queues
+/// what it weighs rather than 64 of them a batch. Control characters are escaped as messages
+/// are pushed (unless `escape-control-characters = false`): in the input's own thread, so that
+/// no output ever sees a raw one and the loop does none of the work.
+struct Batch {
+    messages: Vec<Message>,
+    bytes: usize,
+    escape: bool,
+    to_loop: Sender<Vec<Message>>,
+    loop_gone: bool,
+}
+
+impl Batch {
+    /// Adds a message; a batch that is full is sent at once (blocking while the loop's queue is
+    /// full: that is the backpressure on the input).
+    fn push(&mut self, msg: Message) {
+        let msg = if self.escape {
+            msg.escape_controls()
+        } else {
+            msg
+        };
+        self.bytes += msg.weight();
+        self.messages.push(msg);
+        if self.messages.len() >= BATCH || self.bytes >= BATCH_BYTES {
+            self.flush();
+        }
+    }
+
+    /// Sends what it holds; false once the service loop is gone.
+    fn flush(&mut self) -> bool {
+        if !self.messages.is_empty() && !self.loop_gone {
+            let full = std::mem::replace(&mut self.messages, Vec::with_capacity(BATCH));
+            self.loop_gone = self.to_loop.send(full).is_err();
+        }
+        self.messages.clear();
+        self.bytes = 0;
+        !self.loop_gone
+    }
+
+    /// False once the service loop is gone: the input has nowhere to send and stops.
+    fn loop_alive(&self) -> bool {
+        !self.loop_gone
     }
 }
 

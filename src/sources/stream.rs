@@ -12,9 +12,9 @@ use std::time::{Instant, SystemTime};
 
 use mio::{Events, Interest, Token};
 
-use super::{BATCH, Ctx, Listener, SOCKET, Socket};
+use super::{Batch, Ctx, Listener, SOCKET, Socket};
 use crate::framing::{Frame, Framer};
-use crate::message::{Credentials, Message, Origin, Transport};
+use crate::message::{Credentials, Origin, Transport};
 use crate::parse::parse;
 use crate::stats::Stats;
 use crate::sys::Pages;
@@ -84,12 +84,7 @@ enum ReadState {
 
 impl Connection {
     /// Reads until the socket would block or closes, feeding frames into `batch`.
-    fn read_available(
-        &mut self,
-        ctx: &Ctx,
-        chunk: &mut [u8],
-        batch: &mut Vec<Message>,
-    ) -> ReadState {
+    fn read_available(&mut self, ctx: &Ctx, chunk: &mut [u8], batch: &mut Batch) -> ReadState {
         loop {
             match self.stream.read(chunk) {
                 Ok(0) => {
@@ -104,7 +99,7 @@ impl Connection {
                     self.framer.feed(&chunk[..n], |frame| {
                         push_frame(frame, origin, stats, now, batch)
                     });
-                    if batch.len() >= BATCH && !ctx.send(batch) {
+                    if !batch.loop_alive() {
                         return ReadState::Closed;
                     }
                 }
@@ -121,7 +116,7 @@ impl Connection {
         }
     }
 
-    fn emit_finish(&mut self, ctx: &Ctx, batch: &mut Vec<Message>) {
+    fn emit_finish(&mut self, ctx: &Ctx, batch: &mut Batch) {
         let origin = &self.origin;
         let stats = &ctx.shared.stats;
         self.framer
@@ -134,7 +129,7 @@ fn push_frame(
     origin: &Origin,
     stats: &Stats,
     now: SystemTime,
-    batch: &mut Vec<Message>,
+    batch: &mut Batch,
 ) {
     match frame {
         Frame::Message(m) => {
@@ -181,7 +176,7 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
             return ctx.finish();
         }
     };
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = ctx.batch();
     let mut events = Events::with_capacity(256);
     loop {
         // Only connections need a timer (idle timeout); an idle listener sleeps until woken.
@@ -247,7 +242,7 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
                 conn.emit_finish(&ctx, &mut batch);
             }
         }
-        if !ctx.send(&mut batch) || stopping {
+        if !batch.flush() || stopping {
             break;
         }
     }
@@ -265,7 +260,7 @@ fn accept_pending(
     table: &mut Table,
     listener: &Listener,
     chunk: &mut [u8],
-    batch: &mut Vec<Message>,
+    batch: &mut Batch,
 ) {
     let limits = &ctx.shared.limits;
     loop {
@@ -341,7 +336,7 @@ fn evict_idlest(
     ctx: &Ctx,
     poll: &mio::Poll,
     connections: &mut HashMap<usize, Connection>,
-    batch: &mut Vec<Message>,
+    batch: &mut Batch,
 ) -> bool {
     let Some((&token, conn)) = connections.iter().min_by_key(|(_, c)| c.last_active) else {
         return false;

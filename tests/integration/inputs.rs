@@ -17,6 +17,7 @@ pub const TESTS: &[Test] = tests![
     journal_output_speaks_the_native_protocol_with_syslog_and_origin_fields,
     control_characters_from_the_network_never_reach_an_output_raw,
     a_trusted_input_may_keep_raw_bytes,
+    a_flood_of_escaped_messages_costs_what_it_weighs,
     a_restarting_journal_loses_nothing_accepted,
     a_journal_that_stops_reading_neither_blocks_the_loop_nor_loses_an_entry,
     an_entry_too_large_for_a_datagram_goes_through_a_sealed_memfd,
@@ -370,6 +371,60 @@ fn control_characters_from_the_network_never_reach_an_output_raw() {
         logger::escape::unescape(text.as_bytes()).unwrap(),
         HOSTILE_TEXT
     );
+}
+
+fn a_flood_of_escaped_messages_costs_what_it_weighs() {
+    // Escaping makes a message of control characters up to four times longer. With queues
+    // bounded in message counts, 64 such messages (16 MB) made a batch and 8 batches waited
+    // for a stuck output: peak RSS 190 MB in a 4 s flood. Batches are bounded in bytes too.
+    // The output here is a journal that never reads, so everything queues.
+    let (b, _journal) = with_test_journal(Builder::new(), "");
+    let d = b.arg("--listen=udp://127.0.0.1:0").start();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut hostile = b"<13>app: ".to_vec();
+    hostile.resize(65_000, 0x01);
+    for _ in 0..3000 {
+        let _ = udp.send_to(&hostile, d.addr("udp"));
+    }
+    // Queued as far as it goes once two STATUS= in a row report the same number received.
+    let received = |status: &str| {
+        status
+            .split("received ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .map(str::to_owned)
+    };
+    let deadline = std::time::Instant::now() + WAIT * 3;
+    let mut last = None;
+    loop {
+        let status = d
+            .notify
+            .recv(WAIT)
+            .expect("STATUS= while the output is stuck");
+        let now = received(&status);
+        if now.is_some() && now == last {
+            break;
+        }
+        last = now;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never settled: {status}"
+        );
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    let peak: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap();
+    assert!(
+        peak < 32 * 1024,
+        "peak RSS {peak} kB with {last:?} received"
+    );
+    // The journal never drains: end the daemon without a stop that would wait on it.
+    let mut d = d;
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
 }
 
 fn a_trusted_input_may_keep_raw_bytes() {
