@@ -22,14 +22,6 @@ pub enum ListenAddr {
 }
 
 impl ListenAddr {
-    /// True for the two local (AF_UNIX) kinds.
-    pub fn is_local(&self) -> bool {
-        matches!(
-            self,
-            ListenAddr::UnixDatagram(_) | ListenAddr::UnixStream(_)
-        )
-    }
-
     /// True for the two stream kinds (TCP framing applies).
     pub fn is_stream(&self) -> bool {
         matches!(self, ListenAddr::UnixStream(_) | ListenAddr::Tcp(_))

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded, never, select, unbounded};
+use crossbeam_channel::{Receiver, bounded, never, select, unbounded};
 
 use crate::cli::Cli;
 use crate::config::{Config, Env};
@@ -68,7 +68,6 @@ pub struct Service {
     shared: Shared,
     messages: Receiver<Vec<Message>>,
     control: Receiver<Control>,
-    control_tx: Sender<Control>,
     started: Instant,
     timers: Timers,
     reported: Snapshot,
@@ -109,7 +108,7 @@ impl Service {
             limits: start.config.limits.clone(),
             escape_controls: start.config.escape_control_characters,
         };
-        crate::lifecycle::signals::spawn(control_tx.clone()).map_err(|source| Error::Os {
+        crate::lifecycle::signals::spawn(control_tx).map_err(|source| Error::Os {
             step: "installing signal handlers",
             source,
         })?;
@@ -128,7 +127,6 @@ impl Service {
             shared,
             messages,
             control,
-            control_tx,
             started: Instant::now(),
             timers: Timers::default(),
             reported: Snapshot::default(),
@@ -138,11 +136,6 @@ impl Service {
             service.spawn_input(listener)?;
         }
         Ok(service)
-    }
-
-    /// A sender for control events (tests and embedding use it to stop the loop).
-    pub fn control(&self) -> Sender<Control> {
-        self.control_tx.clone()
     }
 
     /// The listeners' bound addresses, port 0 resolved.

@@ -151,9 +151,7 @@ impl JournalWriter {
     fn send_connected(&self, entry: &[u8]) -> io::Result<()> {
         match self.socket.send(entry) {
             Ok(_) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(Errno::EMSGSIZE as i32) => {
-                self.send_via_memfd(entry)
-            }
+            Err(e) if too_large_for_a_datagram(&e) => self.send_via_memfd(entry),
             Err(e) => Err(e),
         }
     }
@@ -186,6 +184,15 @@ impl JournalWriter {
         )?;
         Ok(())
     }
+}
+
+/// The kernel refused the datagram for its size: EMSGSIZE beyond the send buffer, ENOBUFS when
+/// it cannot allocate a buffer that large. sd_journal_send(3) takes the memfd way on both; taking
+/// ENOBUFS for "journald busy" retried the same entry forever and wedged the output.
+fn too_large_for_a_datagram(e: &io::Error) -> bool {
+    [Errno::EMSGSIZE, Errno::ENOBUFS]
+        .iter()
+        .any(|code| e.raw_os_error() == Some(*code as i32))
 }
 
 /// The connected peer no longer exists (journald stopped or restarted).

@@ -223,6 +223,7 @@ pub fn resolve(output: &Output, journal_socket: &Path, foreground: bool) -> Outp
 pub fn open_log_file(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .append(true)
+        .read(true)
         .create(true)
         .mode(0o640)
         .custom_flags(nix::libc::O_NOFOLLOW)
@@ -247,10 +248,28 @@ pub fn open_log_file(path: &Path) -> io::Result<File> {
             "the file has other hard links; logger appends only to a file of its own name",
         ));
     }
+    end_torn_line(&file, meta.len())?;
     Ok(file)
 }
 
-/// Errors after which the same entry may succeed later: the journal is restarting or busy.
+/// A writer killed mid-line (SIGKILL, power loss) leaves a last line without its newline; the
+/// next line appended would continue it. So a file that does not end in a newline gets one
+/// before anything else is written, and the torn line stays a line of its own.
+fn end_torn_line(mut file: &File, len: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8];
+    file.read_exact_at(&mut last, len - 1)?;
+    if last[0] != b'\n' {
+        file.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Errors after which the same entry may succeed later: the journal is restarting or busy, or
+/// a large entry's memfd could not be made for now (descriptors or memory short).
 fn is_transient(e: &io::Error) -> bool {
     use nix::errno::Errno;
     let transient = [
@@ -260,6 +279,9 @@ fn is_transient(e: &io::Error) -> bool {
         Errno::ENOBUFS,
         Errno::ENOMEM,
         Errno::EINTR,
+        Errno::EMFILE,
+        Errno::ENFILE,
+        Errno::ENOSPC,
     ];
     e.raw_os_error()
         .is_some_and(|code| transient.iter().any(|t| *t as i32 == code))
@@ -290,4 +312,29 @@ fn write_text(w: &mut impl Write, text: &mut Vec<u8>, out: &mut WriteOut) {
         out.written += count_lines(&text[..done]) as u64;
     }
     text.drain(..done);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_transient;
+    use std::io;
+
+    #[test]
+    fn a_memfd_that_cannot_be_made_for_now_is_retried_not_rejected() {
+        for errno in [
+            nix::libc::EMFILE,
+            nix::libc::ENFILE,
+            nix::libc::ENOSPC,
+            nix::libc::ENOMEM,
+        ] {
+            assert!(
+                is_transient(&io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        // journald refusing the entry itself is final.
+        assert!(!is_transient(&io::Error::from_raw_os_error(
+            nix::libc::EINVAL
+        )));
+    }
 }

@@ -14,6 +14,7 @@ use crate::support::*;
 
 /// The tests of this module, for the harness.
 pub const TESTS: &[Test] = tests![
+    a_torn_last_line_from_a_killed_writer_is_ended_before_new_lines,
     a_hundred_reloads_under_tcp_load_lose_nothing_and_leave_no_listener_gap,
     a_full_disk_is_counted_reported_survived_and_recovered_without_loss,
 ];
@@ -152,4 +153,29 @@ fn a_full_disk_is_counted_reported_survived_and_recovered_without_loss() {
         );
     }
     eprintln!("fault: disk full (64 KiB tmpfs) | load: {N} unix | sent {N} | written {N} | lost 0");
+}
+
+fn a_torn_last_line_from_a_killed_writer_is_ended_before_new_lines() {
+    // What SIGKILL mid-write (or a crash) leaves: a last line without its newline.
+    let b = Builder::new();
+    let out = b.dir().join("out.log");
+    std::fs::write(
+        &out,
+        "2026-11-24T00:00:00.000000Z host app: complete\n2026-11-24T00:00",
+    )
+    .unwrap();
+    let d = b
+        .arg("--listen=udp://127.0.0.1:0")
+        .arg(format!("--output=file:{}", out.display()))
+        .start();
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"<13>after: restart", d.addr("udp"))
+        .unwrap();
+    let (status, log, _) = d.stop();
+    assert!(status.success());
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert_eq!(lines[1], "2026-11-24T00:00");
+    assert!(lines[2].ends_with(" after user.notice: restart"), "{log}");
 }
