@@ -42,6 +42,7 @@ pub mod listen;
 pub mod message;
 pub mod parse;
 pub mod ratelimit;
+pub mod route;
 pub mod selflog;
 pub mod service;
 pub mod sinks;
