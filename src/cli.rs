@@ -19,14 +19,20 @@ INPUTS (--listen, repeatable; also `listen = [...]` in the configuration file)
     Default: udp://127.0.0.1:5514, tcp://127.0.0.1:5514 and unix://DIR/log, where DIR is
     $RUNTIME_DIRECTORY, else $XDG_RUNTIME_DIR/logger, else /run/logger.
 
-OUTPUTS (--output)
+OUTPUTS (--output, repeatable; also `output = \"...\"` or [[output]] tables in the file)
     journal      one journal entry per message, with SYSLOG_IDENTIFIER, SYSLOG_PID, PRIORITY,
                  SYSLOG_FACILITY, SYSLOG_TIMESTAMP and LOGGER_* origin fields
-    file:PATH    one line per message: TIME HOST TAG[PID] FACILITY.SEVERITY: TEXT, control
-                 characters escaped; reopened on SIGHUP (logrotate)
+    file:PATH    one line per message, control characters escaped; reopened on SIGHUP
     stderr       the same lines on standard error
     auto         stderr when run in a terminal; else journal if /run/systemd/journal/socket
                  exists; else stderr in the foreground, file:/var/log/logger.log with --fork
+    Each --output takes every message. An [[output]] table chooses with syslog.conf rules:
+      to = \"file:/var/log/auth.log\"   where (as above)
+      match = \"auth,authpriv.*\"       selectors: facility.severity (that or more severe),
+                                      =sev, !sev, none, *, lists with `,`, joined with `;`
+      format = \"traditional\"          traditional | rfc5424 | json (files and stderr)
+      transport = [\"udp\", \"tcp\"]      and optionally program, hostname, source (networks)
+    A message goes to every output that takes it; one no output takes is counted unrouted.
 
 CONFIGURATION FILE (TOML; flags win over the file)
     --config FILE, else /etc/logger/logger.toml if it exists, else the defaults. Keys:
@@ -77,9 +83,10 @@ pub struct Cli {
     #[arg(long, value_name = "URL")]
     pub listen: Vec<ListenAddr>,
 
-    /// Where messages go: auto, journal, stderr or file:PATH.
+    /// Where messages go (repeatable: each takes every message): auto, journal, stderr or
+    /// file:PATH. Replaces the outputs of the configuration file.
     #[arg(long, value_name = "OUTPUT")]
-    pub output: Option<String>,
+    pub output: Vec<String>,
 
     /// Daemonize the SysV way (for hosts without systemd); the command exits once the daemon
     /// serves, or fails with its error.

@@ -14,6 +14,8 @@ use serde::Deserialize;
 use crate::cli::Cli;
 use crate::error::{Error, Result};
 use crate::listen::ListenAddr;
+use crate::message::Transport;
+use crate::route::Route;
 
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/logger/logger.toml";
@@ -72,6 +74,64 @@ impl fmt::Display for Output {
     }
 }
 
+/// How a file or stderr output writes each message (one line each, whatever the format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LineFormat {
+    /// `TIME HOST TAG[PID] FACILITY.SEVERITY: TEXT`.
+    #[default]
+    Traditional,
+    /// RFC 5424 with MSGID and structured data kept, and our origin as an SD-ELEMENT.
+    Rfc5424,
+    /// One JSON object per line, Elastic Common Schema names (`log.syslog.*`).
+    Json,
+}
+
+impl std::str::FromStr for LineFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "traditional" => Ok(LineFormat::Traditional),
+            "rfc5424" => Ok(LineFormat::Rfc5424),
+            "json" => Ok(LineFormat::Json),
+            _ => Err(format!(
+                "'{s}' is not a format: traditional, rfc5424 or json"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for LineFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LineFormat::Traditional => "traditional",
+            LineFormat::Rfc5424 => "rfc5424",
+            LineFormat::Json => "json",
+        })
+    }
+}
+
+/// One output: where messages go, which of them, and how they are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSpec {
+    /// Where.
+    pub target: Output,
+    /// Which messages (`match`, `transport`, `program`, `hostname`, `source`).
+    pub route: Route,
+    /// How, for files and stderr.
+    pub format: LineFormat,
+}
+
+impl OutputSpec {
+    /// Every message, in the traditional format: what `--output` and `output = "..."` mean.
+    pub fn everything(target: Output) -> OutputSpec {
+        OutputSpec {
+            target,
+            route: Route::all(),
+            format: LineFormat::Traditional,
+        }
+    }
+}
+
 /// Bounds that keep memory finite whatever clients send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -103,8 +163,8 @@ pub struct Config {
     pub listen: Vec<ListenAddr>,
     /// True when `listen` is the built-in default (socket activation then replaces it).
     pub listen_is_default: bool,
-    /// Output.
-    pub output: Output,
+    /// Outputs; a message goes to every one whose route takes it.
+    pub outputs: Vec<OutputSpec>,
     /// Daemonize.
     pub fork: bool,
     /// PID file (with `--fork`).
@@ -138,7 +198,8 @@ pub struct Config {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileConfig {
     listen: Option<Vec<String>>,
-    output: Option<String>,
+    /// `output = "journal"` (one output, everything) or `[[output]]` tables.
+    output: Option<toml::Value>,
     pidfile: Option<PathBuf>,
     user: Option<String>,
     group: Option<String>,
@@ -248,10 +309,21 @@ impl Config {
             return Err(bad("listen", format!("{dup} is listed twice")));
         }
 
-        let output = match cli.output.as_deref().or(f.output.as_deref()) {
-            Some(s) => s.parse().map_err(|e| bad("output", e))?,
-            None => Output::Auto,
+        let outputs = if !cli.output.is_empty() {
+            cli.output
+                .iter()
+                .map(|s| s.parse().map(OutputSpec::everything))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad("output", e))?
+        } else {
+            match &f.output {
+                Some(value) => outputs_from(value).map_err(|e| bad("output", e))?,
+                None => vec![OutputSpec::everything(Output::Auto)],
+            }
         };
+        if outputs.is_empty() {
+            return Err(bad("output", "no output: give at least one".into()));
+        }
         let umask = match cli.umask.as_deref().or(f.umask.as_deref()) {
             Some(s) => {
                 (!s.is_empty() && s.len() <= 4 && s.bytes().all(|b| matches!(b, b'0'..=b'7')))
@@ -352,7 +424,7 @@ impl Config {
             file,
             listen,
             listen_is_default,
-            output,
+            outputs,
             fork: cli.fork,
             pidfile,
             user,
@@ -378,6 +450,100 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(JOURNAL_SOCKET)),
         })
     }
+}
+
+/// Reads `output = "..."` (one output taking everything) or `[[output]]` tables.
+fn outputs_from(value: &toml::Value) -> Result<Vec<OutputSpec>, String> {
+    match value {
+        toml::Value::String(s) => Ok(vec![OutputSpec::everything(s.parse()?)]),
+        toml::Value::Array(tables) => tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let table = t
+                    .as_table()
+                    .ok_or_else(|| format!("output #{}: expected a [[output]] table", i + 1))?;
+                output_from(table).map_err(|e| format!("output #{}: {e}", i + 1))
+            })
+            .collect(),
+        _ => Err("expected a string (\"journal\") or [[output]] tables".into()),
+    }
+}
+
+/// One `[[output]]` table: `to`, and optionally `match`, `format`, `transport`, `program`,
+/// `hostname`, `source`.
+fn output_from(table: &toml::Table) -> Result<OutputSpec, String> {
+    let string = |key: &str| -> Result<Option<&str>, String> {
+        match table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(format!("'{key}' must be a string")),
+        }
+    };
+    let list = |key: &str| -> Result<Vec<String>, String> {
+        match table.get(key) {
+            None => Ok(Vec::new()),
+            Some(toml::Value::String(s)) => Ok(vec![s.clone()]),
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| format!("'{key}' must be a list of strings"))
+                })
+                .collect(),
+            Some(_) => Err(format!("'{key}' must be a list of strings")),
+        }
+    };
+    const KEYS: [&str; 7] = [
+        "to",
+        "match",
+        "format",
+        "transport",
+        "program",
+        "hostname",
+        "source",
+    ];
+    if let Some(unknown) = table.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown key '{unknown}' (expected one of {})",
+            KEYS.join(", ")
+        ));
+    }
+    let target: Output = string("to")?
+        .ok_or("'to' is missing: journal, stderr or file:PATH")?
+        .parse()?;
+    let format = match string("format")? {
+        Some(f) => f.parse()?,
+        None => LineFormat::Traditional,
+    };
+    if format != LineFormat::Traditional && matches!(target, Output::Journal | Output::Auto) {
+        return Err(format!(
+            "'format' applies to file and stderr outputs, not {target}"
+        ));
+    }
+    let mut route = Route::all();
+    if let Some(selector) = string("match")? {
+        route.selector = selector.parse()?;
+    }
+    route.transports = list("transport")?
+        .iter()
+        .map(|t| {
+            Transport::from_name(t)
+                .ok_or_else(|| format!("'{t}' is not a transport: unix, unix-stream, udp or tcp"))
+        })
+        .collect::<Result<_, _>>()?;
+    route.programs = list("program")?;
+    route.hostnames = list("hostname")?;
+    route.sources = list("source")?
+        .iter()
+        .map(|n| n.parse())
+        .collect::<Result<_, _>>()?;
+    Ok(OutputSpec {
+        target,
+        route,
+        format,
+    })
 }
 
 /// The built-in inputs of a newcomer's `cargo run --release`.
@@ -450,7 +616,6 @@ impl fmt::Display for Config {
         }
         let listen: Vec<String> = self.listen.iter().map(|a| q(&a.to_string())).collect();
         writeln!(f, "listen = [{}]", listen.join(", "))?;
-        writeln!(f, "output = {}", q(&self.output.to_string()))?;
         if let Some(p) = &self.pidfile {
             writeln!(f, "pidfile = {}", q(&p.display().to_string()))?;
         }
@@ -487,7 +652,33 @@ impl fmt::Display for Config {
             f,
             "journal-socket = {}",
             q(&self.journal_socket.display().to_string())
-        )
+        )?;
+        // Tables last: TOML puts every key after a table header into that table.
+        for out in &self.outputs {
+            let list = |items: Vec<String>| {
+                let quoted: Vec<String> = items.iter().map(|i| q(i)).collect();
+                format!("[{}]", quoted.join(", "))
+            };
+            writeln!(f, "\n[[output]]\nto = {}", q(&out.target.to_string()))?;
+            writeln!(f, "match = {}", q(&out.route.selector.to_string()))?;
+            writeln!(f, "format = {}", q(&out.format.to_string()))?;
+            let r = &out.route;
+            if !r.transports.is_empty() {
+                let names = r.transports.iter().map(|t| t.name().to_owned()).collect();
+                writeln!(f, "transport = {}", list(names))?;
+            }
+            if !r.programs.is_empty() {
+                writeln!(f, "program = {}", list(r.programs.clone()))?;
+            }
+            if !r.hostnames.is_empty() {
+                writeln!(f, "hostname = {}", list(r.hostnames.clone()))?;
+            }
+            if !r.sources.is_empty() {
+                let nets = r.sources.iter().map(|n| n.to_string()).collect();
+                writeln!(f, "source = {}", list(nets))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -515,7 +706,7 @@ mod tests {
             ]
         );
         assert!(c.listen_is_default);
-        assert_eq!(c.output, Output::Auto);
+        assert_eq!(c.outputs, vec![OutputSpec::everything(Output::Auto)]);
         assert_eq!(c.umask, 0o027);
         assert_eq!(c.heartbeat, Some(Duration::from_secs(300)));
     }
@@ -534,7 +725,7 @@ mod tests {
     fn flags_win_over_the_file() {
         let cli = Cli {
             listen: vec!["tcp://127.0.0.1:1".parse().unwrap()],
-            output: Some("stderr".into()),
+            output: vec!["stderr".into()],
             ..Cli::default()
         };
         let c = Config::from_toml(
@@ -544,7 +735,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.listen, cli.listen);
-        assert_eq!(c.output, Output::Stderr);
+        assert_eq!(c.outputs, vec![OutputSpec::everything(Output::Stderr)]);
         assert_eq!(c.heartbeat, None);
     }
 
@@ -607,6 +798,75 @@ mod tests {
         parsed.listen_is_default = true;
         defaults.file = None;
         assert_eq!(parsed, defaults);
+    }
+
+    #[test]
+    fn output_tables_choose_with_rules_and_print_back() {
+        let text = "[[output]]\nto = \"journal\"\nmatch = \"*.*;auth,authpriv.none\"\n\
+                    [[output]]\nto = \"file:/var/log/auth.log\"\nmatch = \"auth,authpriv.*\"\n\
+                    format = \"json\"\n\
+                    [[output]]\nto = \"file:/var/log/remote.log\"\ntransport = [\"udp\", \"tcp\"]\n\
+                    program = \"sshd\"\nhostname = [\"gw1\"]\nsource = [\"10.0.0.0/8\"]\n";
+        let c = Config::from_toml(text, &Cli::default(), &env()).unwrap();
+        assert_eq!(c.outputs.len(), 3);
+        assert_eq!(c.outputs[1].format, LineFormat::Json);
+        assert_eq!(
+            c.outputs[2].route.transports,
+            [Transport::Udp, Transport::Tcp]
+        );
+        assert_eq!(c.outputs[2].route.programs, ["sshd"]);
+        let again = Config::from_toml(&c.to_string(), &Cli::default(), &env()).unwrap();
+        assert_eq!(c.outputs, again.outputs);
+        // --output replaces the file's outputs; each takes everything.
+        let cli = Cli {
+            output: vec!["stderr".into(), "file:/tmp/x.log".into()],
+            ..Cli::default()
+        };
+        let c = Config::from_toml(text, &cli, &env()).unwrap();
+        assert_eq!(
+            c.outputs,
+            [
+                OutputSpec::everything(Output::Stderr),
+                OutputSpec::everything(Output::File("/tmp/x.log".into()))
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_output_tables_say_which_and_why() {
+        for (text, needle) in [
+            ("[[output]]\nmatch = \"*.*\"\n", "'to' is missing"),
+            (
+                "[[output]]\nto = \"journal\"\nfromat = \"json\"\n",
+                "unknown key 'fromat'",
+            ),
+            (
+                "[[output]]\nto = \"journal\"\nformat = \"json\"\n",
+                "applies to file",
+            ),
+            (
+                "[[output]]\nto = \"stderr\"\nmatch = \"mial.*\"\n",
+                "'mial'",
+            ),
+            (
+                "[[output]]\nto = \"stderr\"\ntransport = [\"smtp\"]\n",
+                "not a transport",
+            ),
+            (
+                "[[output]]\nto = \"stderr\"\nsource = [\"10.0.0.0/40\"]\n",
+                "not a network",
+            ),
+            (
+                "[[output]]\nto = \"stderr\"\n[[output]]\nto = \"relative.log\"\n",
+                "output #2",
+            ),
+            ("output = []\n", "no output"),
+        ] {
+            let err = Config::from_toml(text, &Cli::default(), &env())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
     }
 
     #[test]

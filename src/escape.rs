@@ -139,6 +139,13 @@ pub fn unescape(escaped: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// True for a character the file escaping writes as an escape: C0 and C1 controls, DEL, line
+/// separators and the invisible format characters. Other encoders (JSON) use it to escape the
+/// same set their own way.
+pub fn is_control_or_invisible(c: char) -> bool {
+    c < ' ' || c == '\u{7f}' || is_escaped_char(c, LINE)
+}
+
 /// Characters written as `\u{..}`: C1 controls and line separators always; the invisible format
 /// characters (Unicode category Cf that reorder or hide text) where `how` asks.
 fn is_escaped_char(c: char, how: Escaping) -> bool {

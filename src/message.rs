@@ -79,6 +79,18 @@ impl Transport {
         }
     }
 
+    /// The transport named as `name` gives it.
+    pub fn from_name(name: &str) -> Option<Transport> {
+        [
+            Transport::UnixDatagram,
+            Transport::UnixStream,
+            Transport::Udp,
+            Transport::Tcp,
+        ]
+        .into_iter()
+        .find(|t| t.name() == name)
+    }
+
     /// True for AF_UNIX transports, whose messages follow syslog(3)'s host-less form.
     pub fn is_local(self) -> bool {
         matches!(self, Transport::UnixDatagram | Transport::UnixStream)

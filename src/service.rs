@@ -25,7 +25,7 @@ use crate::event::Control;
 use crate::lifecycle::notify::Notifier;
 use crate::message::Message;
 use crate::ratelimit::{RateLimiter, Source};
-use crate::sinks::{BACKLOG_LIMIT, Sink};
+use crate::sinks::{BACKLOG_LIMIT, OutputSet};
 use crate::sources::{self, Input, Listener, Shared};
 use crate::stats::{Snapshot, Stats};
 
@@ -35,6 +35,8 @@ const QUEUE_BATCHES: usize = 8;
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a stop keeps retrying an output that refuses the backlog.
 const STOP_RETRY_LIMIT: Duration = Duration::from_secs(10);
+/// The pause between those retries.
+const STOP_RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Everything `Service::new` needs from start-up.
 pub struct Startup {
@@ -46,8 +48,8 @@ pub struct Startup {
     pub config: Config,
     /// Bound listeners.
     pub listeners: Vec<Listener>,
-    /// The open output.
-    pub sink: Sink,
+    /// The open outputs.
+    pub outputs: OutputSet,
     /// True when running in the foreground (decides `auto` output).
     pub foreground: bool,
 }
@@ -61,7 +63,7 @@ pub struct Service {
     inputs: Vec<Input>,
     stopping_inputs: Vec<Input>,
     next_input_id: u64,
-    sink: Sink,
+    outputs: OutputSet,
     notifier: Notifier,
     stats: Arc<Stats>,
     limiter: RateLimiter,
@@ -81,13 +83,12 @@ struct Timers {
     status: Option<Instant>,
     last_status: Option<Instant>,
     heartbeat: Option<Instant>,
-    retry: Option<Instant>,
-    backoff: Duration,
 }
 
 impl Timers {
-    fn next(&self) -> Option<Instant> {
-        [self.watchdog, self.status, self.heartbeat, self.retry]
+    /// The earliest deadline, with the outputs' earliest retry.
+    fn next(&self, retry: Option<Instant>) -> Option<Instant> {
+        [self.watchdog, self.status, self.heartbeat, retry]
             .into_iter()
             .flatten()
             .min()
@@ -121,7 +122,7 @@ impl Service {
             inputs: Vec::new(),
             stopping_inputs: Vec::new(),
             next_input_id: 0,
-            sink: start.sink,
+            outputs: start.outputs,
             notifier: Notifier::default(),
             stats,
             shared,
@@ -165,7 +166,7 @@ impl Service {
         log::info!(
             "listening on {}; writing to {}",
             self.bound().join(", "),
-            self.sink.describe()
+            self.outputs.describe()
         );
         let status = self.status_line();
         self.notifier.ready(&status);
@@ -191,12 +192,12 @@ impl Service {
     }
 
     fn wait_and_handle(&mut self) {
-        let accepting = self.sink.backlog_bytes() < BACKLOG_LIMIT;
+        let accepting = self.outputs.largest_backlog() < BACKLOG_LIMIT;
         let never_rx = never();
         let messages = if accepting { &self.messages } else { &never_rx };
         let timeout = self
             .timers
-            .next()
+            .next(self.outputs.next_retry())
             .map(|t| t.saturating_duration_since(Instant::now()));
         let control = &self.control;
         let event = match timeout {
@@ -215,15 +216,14 @@ impl Service {
             Some(Event::Batch(batch)) => {
                 self.accept(batch);
                 // Take what else is already queued, so one write covers many batches.
-                while self.sink.backlog_bytes() < BACKLOG_LIMIT {
+                while self.outputs.largest_backlog() < BACKLOG_LIMIT {
                     match self.messages.try_recv() {
                         Ok(batch) => self.accept(batch),
                         Err(_) => break,
                     }
                 }
-                if self.timers.retry.is_none() {
-                    self.write_out();
-                }
+                // Outputs waiting for their retry keep what they were given until then.
+                self.write_out(false);
             }
             None => {}
         }
@@ -231,45 +231,28 @@ impl Service {
 
     fn accept(&mut self, batch: Vec<Message>) {
         let now = Instant::now();
-        let mut limited = 0;
+        let (mut limited, mut unrouted) = (0, 0);
         for msg in &batch {
-            if self.limiter.allow(Source::of(msg), now) {
-                self.sink.accept(msg);
-            } else {
+            if !self.limiter.allow(Source::of(msg), now) {
                 limited += 1;
+            } else if !self.outputs.accept(msg) {
+                unrouted += 1;
             }
         }
         Stats::add(&self.stats.rate_limited, limited);
+        Stats::add(&self.stats.unrouted, unrouted);
     }
 
-    /// Hands the backlog to the output; on failure arms a retry with backoff.
-    fn write_out(&mut self) -> bool {
-        let out = self.sink.write_out();
+    /// Hands the outputs their backlogs (`all`: those waiting for a retry too); counts what
+    /// they took. True when nothing is left anywhere.
+    fn write_out(&mut self, all: bool) -> bool {
+        let out = self.outputs.write_out(all);
         Stats::add(&self.stats.written, out.written);
         Stats::add(&self.stats.rejected, out.rejected);
-        match out.error {
-            None => {
-                if self.timers.retry.take().is_some() {
-                    log::info!("output {} is writable again", self.sink.describe());
-                }
-                self.timers.backoff = Duration::ZERO;
-                true
-            }
-            Some(e) => {
-                Stats::add(&self.stats.output_errors, 1);
-                if self.timers.retry.is_none() {
-                    log::error!(
-                        "cannot write to {}: {e}; keeping {} messages and retrying",
-                        self.sink.describe(),
-                        self.sink.backlog_messages()
-                    );
-                }
-                self.timers.backoff = (self.timers.backoff * 2)
-                    .clamp(Duration::from_millis(50), Duration::from_secs(2));
-                self.timers.retry = Some(Instant::now() + self.timers.backoff);
-                false
-            }
+        if out.error.is_some() {
+            Stats::add(&self.stats.output_errors, 1);
         }
+        self.outputs.backlog_messages() == 0
     }
 
     fn handle_control(&mut self, control: Control) {
@@ -307,16 +290,14 @@ impl Service {
             Ok(()) => log::info!(
                 "reloaded: listening on {}; writing to {}",
                 self.bound().join(", "),
-                self.sink.describe()
+                self.outputs.describe()
             ),
             Err(e) => {
                 log::error!("reload failed, keeping the running configuration: {e}");
                 // logrotate's postrotate sends SIGHUP whatever the configuration says: the files
                 // are reopened even when the new configuration is refused.
                 crate::selflog::reopen();
-                if let Err(e) = self.sink.reopen() {
-                    log::error!("cannot reopen {}: {e}", self.sink.describe());
-                }
+                self.outputs.reopen();
             }
         }
         let status = self.status_line();
@@ -345,31 +326,11 @@ impl Service {
                 fresh.push(sources::bind::bind(addr, &new.limits)?);
             }
         }
-        let mut new_sink = None;
-        if self
-            .sink
-            .serves(&new.output, &new.journal_socket, self.foreground)
-        {
-            self.sink.reopen().map_err(|source| Error::Output {
-                output: self.sink.describe(),
-                source,
-            })?;
-        } else {
-            let sink = Sink::open(&new.output, &new.journal_socket, self.foreground)?;
-            self.write_out();
-            if self.sink.backlog_messages() > 0 {
-                return Err(Error::Runtime(format!(
-                    "output {} still holds {} messages it cannot write; not switching outputs",
-                    self.sink.describe(),
-                    self.sink.backlog_messages()
-                )));
-            }
-            new_sink = Some(sink);
-        }
+        let outputs =
+            self.outputs
+                .reconfigured(&new.outputs, &new.journal_socket, self.foreground)?;
         // Committed from here on.
-        if let Some(sink) = new_sink {
-            self.sink = sink;
-        }
+        self.outputs = outputs;
         crate::selflog::reopen();
         self.shared.limits = new.limits.clone();
         self.shared.escape_controls = new.escape_control_characters;
@@ -412,8 +373,8 @@ impl Service {
             let half = self.notifier.watchdog_interval().unwrap_or_default() / 2;
             self.timers.watchdog = Some(now + half);
         }
-        if due(self.timers.retry) {
-            self.write_out();
+        if due(self.outputs.next_retry()) {
+            self.write_out(false);
         }
         if due(self.timers.status) {
             self.timers.status = None;
@@ -427,9 +388,10 @@ impl Service {
         }
         if due(self.timers.heartbeat) {
             log::info!(
-                "heartbeat: up {}, {}",
+                "heartbeat: up {}, {}; outputs: {}",
                 uptime(self.started.elapsed()),
-                self.stats.snapshot()
+                self.stats.snapshot(),
+                self.outputs.status()
             );
             self.timers.heartbeat = self.config.heartbeat.map(|d| now + d);
         }
@@ -437,14 +399,14 @@ impl Service {
 
     fn final_write_out(&mut self) {
         let deadline = Instant::now() + STOP_RETRY_LIMIT;
-        while !self.write_out() && Instant::now() < deadline {
-            std::thread::sleep(self.timers.backoff);
+        while !self.write_out(true) && Instant::now() < deadline {
+            std::thread::sleep(STOP_RETRY_PAUSE);
         }
-        let left = self.sink.backlog_messages();
+        let left = self.outputs.backlog_messages();
         if left > 0 {
             log::error!(
-                "stopping with {left} accepted messages that {} did not take",
-                self.sink.describe()
+                "stopping with {left} accepted messages the outputs did not take: {}",
+                self.outputs.status()
             );
         }
     }
@@ -452,13 +414,13 @@ impl Service {
     fn status_line(&self) -> String {
         let s = self.stats.snapshot();
         format!(
-            "Listening on {}; output {}; received {}, written {}, dropped {}, queued {}",
+            "Listening on {}; received {}, written {}, dropped {}, queued {}; outputs: {}",
             self.bound().join(", "),
-            self.sink.describe(),
             s.received,
             s.written,
             s.dropped(),
-            self.sink.backlog_messages()
+            self.outputs.backlog_messages(),
+            self.outputs.status()
         )
     }
 }

@@ -1,7 +1,7 @@
 //! Counters shared by the inputs and the service loop, read for STATUS= and the heartbeat.
 //!
-//! Every message that enters is counted once as received and ends in exactly one of: written,
-//! rejected by the output, or a named drop. Relaxed atomics: the counters are reports, not
+//! Every message that enters is counted once as received and ends written (once per output
+//! that took it), rejected by an output, or in a named drop (oversized, rate-limited, unrouted). Relaxed atomics: the counters are reports, not
 //! synchronisation.
 
 use std::fmt;
@@ -20,6 +20,8 @@ pub struct Stats {
     pub truncated: AtomicU64,
     /// Messages suppressed by the per-source rate limit.
     pub rate_limited: AtomicU64,
+    /// Messages no output's route took.
+    pub unrouted: AtomicU64,
     /// Entries the output refused for good.
     pub rejected: AtomicU64,
     /// Failed attempts to write to the output (retried).
@@ -46,6 +48,8 @@ pub struct Snapshot {
     /// See `Stats`.
     pub rate_limited: u64,
     /// See `Stats`.
+    pub unrouted: u64,
+    /// See `Stats`.
     pub rejected: u64,
     /// See `Stats`.
     pub output_errors: u64,
@@ -71,6 +75,7 @@ impl Stats {
             oversized: self.oversized.load(Relaxed),
             truncated: self.truncated.load(Relaxed),
             rate_limited: self.rate_limited.load(Relaxed),
+            unrouted: self.unrouted.load(Relaxed),
             rejected: self.rejected.load(Relaxed),
             output_errors: self.output_errors.load(Relaxed),
             refused_connections: self.refused_connections.load(Relaxed),
@@ -81,9 +86,9 @@ impl Stats {
 }
 
 impl Snapshot {
-    /// Messages dropped on purpose (a limit said so).
+    /// Messages dropped on purpose (a limit or the routing rules said so).
     pub fn dropped(&self) -> u64 {
-        self.oversized + self.rate_limited + self.rejected
+        self.oversized + self.rate_limited + self.unrouted + self.rejected
     }
 }
 
@@ -91,7 +96,8 @@ impl fmt::Display for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "received {}, written {}, dropped {} (oversized {}, rate-limited {}, rejected {}), \
+            "received {}, written {}, dropped {} (oversized {}, rate-limited {}, unrouted {}, \
+             rejected {}), \
              truncated {}, output errors {}, refused connections {}, idle connections closed {}, \
              read errors {}",
             self.received,
@@ -99,6 +105,7 @@ impl fmt::Display for Snapshot {
             self.dropped(),
             self.oversized,
             self.rate_limited,
+            self.unrouted,
             self.rejected,
             self.truncated,
             self.output_errors,

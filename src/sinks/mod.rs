@@ -8,7 +8,12 @@
 //! on the inputs instead.
 
 pub mod journal;
+pub mod json;
 pub mod line;
+pub mod rfc5424;
+mod set;
+
+pub use set::OutputSet;
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -17,7 +22,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::config::Output;
+use crate::config::{LineFormat, Output};
 use crate::error::{Error, Result};
 use crate::message::Message;
 use journal::JournalWriter;
@@ -49,6 +54,7 @@ pub struct WriteOut {
 /// An open output with its backlog.
 pub struct Sink {
     target: Target,
+    format: LineFormat,
     local_host: String,
     /// Text outputs: escaped lines not yet written. Each line holds exactly one raw newline (the
     /// escaping guarantees it), so counting newlines in a partial write counts messages.
@@ -61,8 +67,14 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Opens the configured output. `foreground` decides what `auto` means without a journal.
-    pub fn open(output: &Output, journal_socket: &Path, foreground: bool) -> Result<Sink> {
+    /// Opens the configured output. `foreground` decides what `auto` means without a journal;
+    /// `format` is how file and stderr outputs write lines.
+    pub fn open(
+        output: &Output,
+        format: LineFormat,
+        journal_socket: &Path,
+        foreground: bool,
+    ) -> Result<Sink> {
         let fail = |source| Error::Output {
             output: output.to_string(),
             source,
@@ -81,6 +93,7 @@ impl Sink {
             .unwrap_or_else(|_| "localhost".into());
         Ok(Sink {
             target,
+            format,
             local_host,
             text: Vec::with_capacity(64 * 1024),
             text_messages: 0,
@@ -108,10 +121,21 @@ impl Sink {
                 self.entries.push_back(entry);
             }
             Target::Stderr | Target::File { .. } => {
-                line::format_line(&mut self.text, msg, &self.local_host);
+                match self.format {
+                    LineFormat::Traditional => {
+                        line::format_line(&mut self.text, msg, &self.local_host)
+                    }
+                    LineFormat::Rfc5424 => rfc5424::format(&mut self.text, msg, &self.local_host),
+                    LineFormat::Json => json::format(&mut self.text, msg, &self.local_host),
+                }
                 self.text_messages += 1;
             }
         }
+    }
+
+    /// How its lines are written.
+    pub fn format(&self) -> LineFormat {
+        self.format
     }
 
     /// Bytes waiting in the backlog.

@@ -14,6 +14,7 @@ mod fork;
 mod hostile;
 mod inputs;
 mod lifecycle;
+mod outputs;
 mod supervisors;
 mod systemd;
 
@@ -25,6 +26,7 @@ fn main() -> std::process::ExitCode {
         hostile::TESTS,
         inputs::TESTS,
         lifecycle::TESTS,
+        outputs::TESTS,
         supervisors::TESTS,
         systemd::TESTS,
     ])

@@ -1,0 +1,236 @@
+//! Several outputs at once, chosen by syslog.conf rules: every message lands in exactly the
+//! outputs whose rules take it, in the format each asks for, and one no rule takes is counted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::Test;
+use crate::support::*;
+
+/// The tests of this module, for the harness.
+pub const TESTS: &[Test] = tests![
+    debian_rules_place_every_facility_and_severity_where_rsyslog_does,
+    outputs_take_what_their_rules_say_in_their_formats_and_the_rest_is_unrouted,
+];
+
+/// One message per facility and severity (192), each text naming both.
+fn corpus() -> Vec<(String, Vec<u8>)> {
+    (0..24u8)
+        .flat_map(|f| (0..8u8).map(move |s| (f, s)))
+        .map(|(f, s)| {
+            let marker = format!("corpus-f{f}-s{s}");
+            let raw = format!("<{}>Nov 22 00:00:33 app[1]: {marker}", f * 8 + s);
+            (marker, raw.into_bytes())
+        })
+        .collect()
+}
+
+/// Which corpus markers each file holds.
+fn placement(dir: &Path, files: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
+    files
+        .iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+            let markers = text
+                .split_whitespace()
+                .filter(|w| w.starts_with("corpus-"))
+                .map(str::to_owned)
+                .collect();
+            (name.to_string(), markers)
+        })
+        .collect()
+}
+
+const DEBIAN_FILES: [&str; 6] = [
+    "syslog", "auth.log", "cron.log", "kern.log", "mail.log", "user.log",
+];
+
+fn debian_rules_place_every_facility_and_severity_where_rsyslog_does() {
+    require!(have("rsyslogd"), "rsyslog (rsyslogd), the reference");
+    let work = tempdir();
+    let (ours, theirs) = (work.path().join("logger"), work.path().join("rsyslog"));
+    std::fs::create_dir_all(&ours).unwrap();
+    std::fs::create_dir_all(&theirs).unwrap();
+
+    // rsyslog with Debian's own rules, reading a socket of its own.
+    let rules: String = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/examples/debian-rules.toml"),
+    )
+    .unwrap()
+    .lines()
+    .filter_map(|l| l.strip_prefix("#   "))
+    .filter(|l| l.contains("/var/log/"))
+    .map(|l| {
+        l.replace("-/var/log/", "/var/log/")
+            .replace("/var/log/", &format!("{}/", theirs.display()))
+    })
+    .map(|l| l + "\n")
+    .collect();
+    assert_eq!(rules.lines().count(), 6, "{rules}");
+    let rs_sock = work.path().join("rsyslog.sock");
+    let conf = work.path().join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "global(workDirectory=\"{w}\")\n\
+             module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
+             input(type=\"imuxsock\" Socket=\"{s}\" RateLimit.Interval=\"0\" UseSpecialParser=\"off\")\n\
+             {rules}",
+            w = work.path().display(),
+            s = rs_sock.display()
+        ),
+    )
+    .unwrap();
+    let mut rsyslog = Command::new("rsyslogd")
+        .args(["-n", "-i"])
+        .arg(work.path().join("rsyslog.pid"))
+        .arg("-f")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !rs_sock.exists() {
+        assert!(Instant::now() < deadline, "rsyslog never made its socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // logger with the shipped example, paths moved into the test directory.
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/examples/debian-rules.toml"),
+    )
+    .unwrap()
+    .replace("/var/log/", &format!("{}/", ours.display()));
+    let b = Builder::new().config(&example);
+    let sock = b.dir().join("log");
+    let d = b.arg(format!("--listen=unix://{}", sock.display())).start();
+
+    let client = UnixDatagram::unbound().unwrap();
+    for (_, raw) in corpus() {
+        client.send_to(&raw, &sock).unwrap();
+        client.send_to(&raw, &rs_sock).unwrap();
+    }
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    // rsyslog reads its socket and writes asynchronously, and leaves what it has not read at a
+    // stop: it is done once the last message sent (every file's rules take it or not, but
+    // syslog takes facility 23) is in its syslog file.
+    let last = theirs.join("syslog");
+    let deadline = Instant::now() + WAIT;
+    while !std::fs::read_to_string(&last)
+        .unwrap_or_default()
+        .contains("corpus-f23-s7")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "rsyslog never wrote the whole corpus"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(rsyslog.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = wait_output(
+        std::mem::replace(&mut rsyslog, Command::new("true").spawn().unwrap()),
+        WAIT,
+    );
+    assert!(
+        out.status.success(),
+        "rsyslog: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = rsyslog.wait();
+
+    let (ours, theirs) = (
+        placement(&ours, &DEBIAN_FILES),
+        placement(&theirs, &DEBIAN_FILES),
+    );
+    let total: usize = theirs.values().map(BTreeSet::len).sum();
+    assert!(
+        total >= 192,
+        "rsyslog placed only {total} messages: {theirs:?}"
+    );
+    for file in DEBIAN_FILES {
+        assert_eq!(ours[file], theirs[file], "{file}: logger vs rsyslog");
+    }
+}
+
+fn outputs_take_what_their_rules_say_in_their_formats_and_the_rest_is_unrouted() {
+    // Outside the daemon's directory, which goes with it at the stop.
+    let work = tempdir();
+    let dir = work.path().to_owned();
+    let d = Builder::new()
+        .config(&format!(
+            "[[output]]\nto = \"file:{d}/auth.json\"\nmatch = \"auth,authpriv.*\"\nformat = \"json\"\n\
+             [[output]]\nto = \"file:{d}/kern-net.log\"\nmatch = \"kern.warning\"\n\
+             format = \"rfc5424\"\ntransport = [\"udp\"]\n\
+             [[output]]\nto = \"file:{d}/all.log\"\nmatch = \"*.*;auth,authpriv.none;kern.none\"\n\
+             program = [\"cron\", \"app\"]\n",
+            d = dir.display()
+        ))
+        .arg("--listen=udp://127.0.0.1:0")
+        .arg(format!("--listen=unix://{}/log", dir.display()))
+        .start();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let unix = UnixDatagram::unbound().unwrap();
+    let local = dir.join("log");
+    udp.send_to(
+        b"<38>Nov 22 00:00:33 gw1 sshd[5]: auth-over-udp",
+        d.addr("udp"),
+    )
+    .unwrap();
+    unix.send_to(b"<86>Nov 22 00:00:33 sudo: authpriv-local", &local)
+        .unwrap();
+    udp.send_to(b"<3>Nov 22 00:00:33 r1 kernel: kern-err-udp", d.addr("udp"))
+        .unwrap();
+    unix.send_to(
+        b"<3>Nov 22 00:00:33 kernel: kern-err-local-unrouted",
+        &local,
+    )
+    .unwrap();
+    udp.send_to(
+        b"<6>Nov 22 00:00:33 r1 kernel: kern-info-udp-unrouted",
+        d.addr("udp"),
+    )
+    .unwrap();
+    unix.send_to(b"<78>Nov 22 00:00:33 cron[9]: cron-local", &local)
+        .unwrap();
+    unix.send_to(b"<13>Nov 22 00:00:33 other: user-other-unrouted", &local)
+        .unwrap();
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let (auth, kern, all) = (read("auth.json"), read("kern-net.log"), read("all.log"));
+    assert_eq!(auth.lines().count(), 2, "{auth}");
+    assert!(
+        auth.lines().all(|l| l.starts_with("{\"@timestamp\":")),
+        "{auth}"
+    );
+    assert!(
+        auth.contains("\"message\":\"auth-over-udp\"")
+            && auth.contains("\"source\":{\"ip\":\"127.0.0.1\"")
+    );
+    assert!(
+        auth.contains("\"message\":\"authpriv-local\"") && auth.contains("\"transport\":\"unix\"")
+    );
+    assert_eq!(kern.lines().count(), 1, "{kern}");
+    assert!(
+        kern.starts_with("<3>1 ")
+            && kern.contains("transport=\"udp\"")
+            && kern.ends_with("] kern-err-udp\n"),
+        "{kern}"
+    );
+    assert_eq!(all.lines().count(), 1, "{all}");
+    assert!(all.contains(" cron[9] cron.info: cron-local"), "{all}");
+    assert!(
+        stderr.contains("unrouted 3"),
+        "the stop summary counts what no output took: {stderr}"
+    );
+}
