@@ -146,15 +146,16 @@ impl OutputSet {
         journal_socket: &Path,
         foreground: bool,
     ) -> Result<OutputSet> {
-        let kept: Vec<Option<usize>> = specs
-            .iter()
-            .map(|spec| {
-                self.outputs.iter().position(|o| {
-                    o.sink.format() == spec.format
-                        && o.sink.serves(&spec.target, journal_socket, foreground)
-                })
-            })
-            .collect();
+        // Each running output is kept for at most one spec (two specs may name one place).
+        let mut kept: Vec<Option<usize>> = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let found = self.outputs.iter().enumerate().position(|(i, o)| {
+                !kept.contains(&Some(i))
+                    && o.sink.format() == spec.format
+                    && o.sink.serves(&spec.target, journal_socket, foreground)
+            });
+            kept.push(found);
+        }
         // Open what is new first: if one fails, nothing has changed.
         let mut fresh = Vec::new();
         for (spec, kept) in specs.iter().zip(&kept) {

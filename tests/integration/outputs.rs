@@ -14,6 +14,7 @@ use crate::support::*;
 pub const TESTS: &[Test] = tests![
     debian_rules_place_every_facility_and_severity_where_rsyslog_does,
     outputs_take_what_their_rules_say_in_their_formats_and_the_rest_is_unrouted,
+    a_reload_keeps_adds_and_removes_outputs,
 ];
 
 /// One message per facility and severity (192), each text naming both.
@@ -232,5 +233,52 @@ fn outputs_take_what_their_rules_say_in_their_formats_and_the_rest_is_unrouted()
     assert!(
         stderr.contains("unrouted 3"),
         "the stop summary counts what no output took: {stderr}"
+    );
+}
+
+fn a_reload_keeps_adds_and_removes_outputs() {
+    let work = tempdir();
+    let dir = work.path().to_owned();
+    let table = |file: &str, select: &str| {
+        format!(
+            "[[output]]\nto = \"file:{}/{file}\"\nmatch = \"{select}\"\n",
+            dir.display()
+        )
+    };
+    let b = Builder::new().config(&table("kept.log", "*.*"));
+    let config = b.dir().join("logger.toml");
+    let d = b.arg("--listen=udp://127.0.0.1:0").start();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"<13>t: before", d.addr("udp")).unwrap();
+    // Kept (same file), narrowed, and the same file named again (a second output); a new one.
+    std::fs::write(
+        &config,
+        table("kept.log", "user.*") + &table("kept.log", "mail.*") + &table("added.log", "*.*"),
+    )
+    .unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    d.notify.expect("READY=1");
+    udp.send_to(b"<13>t: after", d.addr("udp")).unwrap();
+    udp.send_to(b"<22>t: mail-after", d.addr("udp")).unwrap();
+    // Removed: both outputs of kept.log go; what they held was written before.
+    std::fs::write(&config, table("added.log", "*.*")).unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    d.notify.expect("READY=1");
+    udp.send_to(b"<13>t: last", d.addr("udp")).unwrap();
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("reload failed"), "{stderr}");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let (kept, added) = (read("kept.log"), read("added.log"));
+    assert!(
+        kept.contains("before") && kept.contains(": after"),
+        "{kept}"
+    );
+    assert_eq!(kept.matches("mail-after").count(), 1, "{kept}");
+    assert!(!kept.contains("last"), "{kept}");
+    assert!(!added.contains("before"), "{added}");
+    assert!(
+        added.contains(": after") && added.contains("mail-after") && added.contains("last"),
+        "{added}"
     );
 }
