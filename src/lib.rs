@@ -154,7 +154,7 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
     let activated = sources::bind::adopt(activation)?;
     let listeners = sources::bind::bind_all(&config, activated)?;
     let foreground = !config.fork;
-    let outputs = sinks::OutputSet::open(&config.outputs, &config.journal_socket, foreground)?;
+    let mut outputs = sinks::OutputSet::open(&config.outputs, &config.journal_socket, foreground)?;
 
     // Held until the service returns: dropping it removes the PID file.
     let _pidfile = match config.fork {
@@ -162,6 +162,12 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
         false => None,
     };
     if let Some(credentials) = &credentials {
+        // Files we created as root become the user's, so that after the drop a SIGHUP can
+        // reopen them, and logrotate's `create` (which copies the old file's owner) makes new
+        // ones the user can open.
+        let (uid, gid) = credentials.ids();
+        outputs.hand_over_files(uid, gid);
+        selflog::hand_over_file(uid, gid);
         lifecycle::daemon::drop_privileges(credentials)?;
     }
     let startup = Startup {

@@ -51,8 +51,15 @@ pub fn daemon_backend(journal_socket: &Path, log_file: &Path) -> Backend {
 
 enum Active {
     Journal(systemd_journal_logger::JournalLog),
-    Stderr { prefixed: bool },
-    File { path: PathBuf, file: File },
+    Stderr {
+        prefixed: bool,
+    },
+    File {
+        path: PathBuf,
+        file: File,
+        /// Created by us, not found: it may be given to `--user`.
+        created: bool,
+    },
 }
 
 /// One logger for the life of the process whose backend can be switched (`--fork` starts on the
@@ -125,13 +132,20 @@ pub fn install(backend: &Backend, level: LevelFilter) -> Result<(), Error> {
         ),
         Backend::Terminal => Active::Stderr { prefixed: false },
         Backend::Prefixed => Active::Stderr { prefixed: true },
-        Backend::File(path) => Active::File {
-            file: crate::sinks::open_log_file(path).map_err(|source| Error::Output {
-                output: format!("log-file {}", path.display()),
-                source,
-            })?,
-            path: path.clone(),
-        },
+        Backend::File(path) => {
+            let (file, created) =
+                crate::sinks::open_log_file_noting_creation(path).map_err(|source| {
+                    Error::Output {
+                        output: format!("log-file {}", path.display()),
+                        source,
+                    }
+                })?;
+            Active::File {
+                file,
+                path: path.clone(),
+                created,
+            }
+        }
     };
     if let Ok(mut guard) = LOGGER.0.lock() {
         *guard = Some(active);
@@ -142,12 +156,25 @@ pub fn install(backend: &Backend, level: LevelFilter) -> Result<(), Error> {
     Ok(())
 }
 
+/// Before a privilege drop: makes our own log file the user's, as `Sink::hand_over` does.
+pub fn hand_over_file(uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
+    let Ok(guard) = LOGGER.0.lock() else { return };
+    if let Some(Active::File {
+        file,
+        created: true,
+        ..
+    }) = guard.as_ref()
+    {
+        let _ = nix::unistd::fchown(file, Some(uid), Some(gid));
+    }
+}
+
 /// Reopens the log file after logrotate moved it (SIGHUP).
 pub fn reopen() {
     let Ok(mut guard) = LOGGER.0.lock() else {
         return;
     };
-    if let Some(Active::File { path, file }) = guard.as_mut() {
+    if let Some(Active::File { path, file, .. }) = guard.as_mut() {
         match crate::sinks::open_log_file(path) {
             Ok(f) => *file = f,
             Err(e) => {

@@ -59,6 +59,13 @@ pub struct Credentials {
     name: String,
 }
 
+impl Credentials {
+    /// The user and group switched to.
+    pub fn ids(&self) -> (Uid, Gid) {
+        (self.uid, self.gid)
+    }
+}
+
 /// Resolves `--user`/`--group`; None when neither is given.
 pub fn resolve_credentials(config: &Config) -> Result<Option<Credentials>> {
     let user = match &config.user {

@@ -37,7 +37,12 @@ const JOURNAL_FULL_WAIT: Duration = Duration::from_millis(100);
 enum Target {
     Journal(JournalWriter),
     Stderr,
-    File { path: PathBuf, file: File },
+    File {
+        path: PathBuf,
+        file: File,
+        /// Created by us at start, not found: it may be given to `--user`.
+        created: bool,
+    },
 }
 
 /// What one `write_out` achieved.
@@ -82,10 +87,14 @@ impl Sink {
         let target = match resolve(output, journal_socket, foreground) {
             Output::Journal => Target::Journal(JournalWriter::open(journal_socket).map_err(fail)?),
             Output::Stderr => Target::Stderr,
-            Output::File(path) => Target::File {
-                file: open_log_file(&path).map_err(fail)?,
-                path,
-            },
+            Output::File(path) => {
+                let (file, created) = open_log_file_noting_creation(&path).map_err(fail)?;
+                Target::File {
+                    file,
+                    path,
+                    created,
+                }
+            }
             Output::Auto => unreachable!("resolve never returns auto"),
         };
         let local_host = nix::unistd::gethostname()
@@ -207,10 +216,29 @@ impl Sink {
 
     /// Reopens an output file (after logrotate moved it). Other outputs need nothing.
     pub fn reopen(&mut self) -> io::Result<()> {
-        if let Target::File { path, file } = &mut self.target {
+        if let Target::File { path, file, .. } = &mut self.target {
             *file = open_log_file(path)?;
         }
         Ok(())
+    }
+
+    /// Before a privilege drop: makes an output file we created the user's (through its
+    /// descriptor), so that the daemon can reopen it after logrotate, whose `create` copies the
+    /// old file's owner. A file that existed keeps its owner. A failure is logged: the daemon
+    /// writes through the descriptor it holds.
+    pub fn hand_over(&mut self, uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
+        if let Target::File {
+            path,
+            file,
+            created: true,
+        } = &self.target
+            && let Err(e) = nix::unistd::fchown(file, Some(uid), Some(gid))
+        {
+            log::warn!(
+                "cannot give {} to uid {uid}: {e}; it cannot be reopened after the drop",
+                path.display()
+            );
+        }
     }
 
     /// True when this sink writes to the same place `output` names, so a reload can keep it.
@@ -245,20 +273,37 @@ pub fn resolve(output: &Output, journal_socket: &Path, foreground: bool) -> Outp
 /// link's choosing, and so would a hard link to a file elsewhere. So a symbolic link is refused
 /// (O_NOFOLLOW), and so is anything but a regular file with exactly one link.
 pub fn open_log_file(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .append(true)
-        .read(true)
-        .create(true)
-        .mode(0o640)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
+    open_log_file_noting_creation(path).map(|(file, _)| file)
+}
+
+/// `open_log_file`, and whether this call created the file (so it may be given to the user the
+/// daemon runs as; a file that existed keeps its owner).
+pub fn open_log_file_noting_creation(path: &Path) -> io::Result<(File, bool)> {
+    let open = |create_new: bool| {
+        let mut options = OpenOptions::new();
+        options
+            .append(true)
+            .read(true)
+            .mode(0o640)
+            .custom_flags(nix::libc::O_NOFOLLOW);
+        if create_new {
+            options.create_new(true);
+        } else {
+            options.create(true);
+        }
+        options.open(path).map_err(|e| match e.raw_os_error() {
             Some(nix::libc::ELOOP) => io::Error::new(
                 e.kind(),
                 "the path is a symbolic link; logger does not follow links to output files",
             ),
             _ => e,
-        })?;
+        })
+    };
+    let (file, created) = match open(true) {
+        Ok(file) => (file, true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (open(false)?, false),
+        Err(e) => return Err(e),
+    };
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
         return Err(io::Error::new(
@@ -273,7 +318,7 @@ pub fn open_log_file(path: &Path) -> io::Result<File> {
         ));
     }
     end_torn_line(&file, meta.len())?;
-    Ok(file)
+    Ok((file, created))
 }
 
 /// A writer killed mid-line (SIGKILL, power loss) leaves a last line without its newline; the

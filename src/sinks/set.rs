@@ -112,6 +112,13 @@ impl OutputSet {
         }
     }
 
+    /// Gives every output file to the user the daemon is about to become (see `Sink`).
+    pub fn hand_over_files(&mut self, uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
+        for out in &mut self.outputs {
+            out.sink.hand_over(uid, gid);
+        }
+    }
+
     /// Outputs by name, for logs (`journal, file:/var/log/auth.log`).
     pub fn describe(&self) -> String {
         let names: Vec<String> = self.outputs.iter().map(|o| o.sink.describe()).collect();

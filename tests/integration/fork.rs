@@ -19,6 +19,7 @@ pub const TESTS: &[Test] = tests![
     start_stop_daemon_drives_fork_and_notify_await,
     fork_with_notify_fd_reports_readiness_on_the_descriptor_too,
     user_nobody_drops_root_after_binding,
+    user_nobody_reopens_the_files_logrotate_creates,
 ];
 
 fn proc_field(pid: i32, key: &str) -> String {
@@ -357,4 +358,50 @@ fn user_nobody_drops_root_after_binding() {
     f.stop();
     let log = std::fs::read_to_string(f.path("out.log")).unwrap();
     assert!(log.contains("still serving"), "{log}");
+}
+
+fn user_nobody_reopens_the_files_logrotate_creates() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    require!(is_root(), "root, to switch to user nobody");
+    let f = Forked::start(&["--user=nobody"]);
+    // The daemon created out.log as root before the drop; it must be nobody's to reopen.
+    let meta = std::fs::metadata(f.path("out.log")).unwrap();
+    assert_eq!(meta.uid(), 65534, "out.log belongs to uid {}", meta.uid());
+    std::fs::set_permissions(f.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    f.send("<13>rot: before");
+    // logrotate with `create`: rename, then a new file with the old one's owner and mode.
+    std::fs::rename(f.path("out.log"), f.path("out.log.1")).unwrap();
+    std::fs::write(f.path("out.log"), "").unwrap();
+    std::fs::set_permissions(
+        f.path("out.log"),
+        std::fs::Permissions::from_mode(meta.mode()),
+    )
+    .unwrap();
+    nix::unistd::chown(
+        &f.path("out.log"),
+        Some(nix::unistd::Uid::from_raw(meta.uid())),
+        Some(nix::unistd::Gid::from_raw(meta.gid())),
+    )
+    .unwrap();
+    kill(f.pid, nix::sys::signal::Signal::SIGHUP);
+    // Reloaded once its own log says so; then a new message must land in the new file.
+    let deadline = Instant::now() + WAIT;
+    while !std::fs::read_to_string(f.path("own.log"))
+        .unwrap_or_default()
+        .contains("reloaded")
+    {
+        assert!(Instant::now() < deadline, "no reload logged");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f.send("<13>rot: after");
+    f.stop();
+    let own = std::fs::read_to_string(f.path("own.log")).unwrap();
+    assert!(!own.contains("cannot reopen"), "{own}");
+    let new = std::fs::read_to_string(f.path("out.log")).unwrap();
+    let old = std::fs::read_to_string(f.path("out.log.1")).unwrap();
+    assert!(
+        new.contains("] user.notice: after"),
+        "new: {new}; old: {old}"
+    );
+    assert!(!old.contains("after"), "{old}");
 }
