@@ -587,7 +587,8 @@ pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("'{s}' is not a duration like 250ms, 30s, 5m or 1h"))?;
-    // Saturating below, then bounded by each key's range: no arithmetic on it can overflow.
+    // Minutes and hours saturate; each key's range (MAX_DURATION) then bounds the result, so
+    // no deadline computed from it can overflow the clock.
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),

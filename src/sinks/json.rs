@@ -121,7 +121,7 @@ fn string(out: &mut Vec<u8>, s: &str) {
             '\n' => out.extend_from_slice(b"\\n"),
             '\r' => out.extend_from_slice(b"\\r"),
             '\t' => out.extend_from_slice(b"\\t"),
-            c if needs_unicode_escape(c) => {
+            c if escape::is_control_or_invisible(c) => {
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
                     let _ = write!(out, "\\u{unit:04x}");
@@ -131,10 +131,6 @@ fn string(out: &mut Vec<u8>, s: &str) {
         }
     }
     out.push(b'"');
-}
-
-fn needs_unicode_escape(c: char) -> bool {
-    escape::is_control_or_invisible(c)
 }
 
 #[cfg(test)]
