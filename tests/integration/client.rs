@@ -105,7 +105,7 @@ fn util_linux_invocations_behave_as_util_linux_logger_alone() {
     let dir = tempdir();
     let sbin = dir.path().join("sbin");
     std::fs::create_dir(&sbin).unwrap();
-    std::fs::copy(BIN, sbin.join("logger")).unwrap();
+    install_daemon(&sbin.join("logger"));
     let path = installed_path(&sbin);
     let debian_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     let sock = dir.path().join("log");
@@ -188,7 +188,7 @@ fn daemon_command_lines_still_run_the_daemon_from_path() {
     let dir = tempdir();
     let sbin = dir.path().join("sbin");
     std::fs::create_dir(&sbin).unwrap();
-    std::fs::copy(BIN, sbin.join("logger")).unwrap();
+    install_daemon(&sbin.join("logger"));
     let path = installed_path(&sbin);
     // --help and --version are the daemon's, and the help says how to reach the client.
     let help = run("logger", &["--help".into()], &path, None);

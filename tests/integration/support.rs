@@ -133,6 +133,14 @@ pub fn tempdir() -> tempfile::TempDir {
         .expect("tempdir")
 }
 
+/// Puts the daemon at `path` as a hard link, never as a copy: a copy is written through a file
+/// descriptor that a test forking on another thread inherits until its exec, and executing the
+/// copy meanwhile fails with ETXTBSY ("Text file busy"). A link opens nothing for writing.
+pub fn install_daemon(path: &Path) {
+    std::fs::hard_link(BIN, path)
+        .unwrap_or_else(|e| panic!("link {BIN} to {}: {e}", path.display()));
+}
+
 impl Builder {
     pub fn new() -> Builder {
         Builder {
