@@ -29,6 +29,9 @@ pub const DEFAULT_RECEIVE_BUFFER: usize = 8 << 20;
 /// The longest duration any key takes (`heartbeat`, `idle-timeout`): a week. Bounded so that no
 /// deadline computed from one can overflow a clock.
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a stop waits for outputs by default: well inside systemd's TimeoutStopSec (90 s),
+/// so that the daemon, not SIGKILL, says what was lost.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where relayed messages go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +113,43 @@ impl fmt::Display for LineFormat {
     }
 }
 
-/// One output: where messages go, which of them, and how they are written.
+/// What an output does with a message when its queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueuePolicy {
+    /// Stop taking messages from the inputs until it has room: nothing is lost, TCP senders
+    /// are pushed back and datagrams wait in the kernel.
+    #[default]
+    Block,
+    /// Drop the message for this output (counted); the other outputs and the inputs go on.
+    Drop,
+}
+
+impl std::str::FromStr for QueuePolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "block" => Ok(QueuePolicy::Block),
+            "drop" => Ok(QueuePolicy::Drop),
+            _ => Err(format!("'{s}' is not a queue policy: block or drop")),
+        }
+    }
+}
+
+impl fmt::Display for QueuePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            QueuePolicy::Block => "block",
+            QueuePolicy::Drop => "drop",
+        })
+    }
+}
+
+/// The default bound of one output's queue, in bytes of messages: four full input batches.
+pub const DEFAULT_QUEUE_SIZE: usize = 1 << 20;
+/// The range `queue-size` accepts: from one largest message to 1 GiB.
+const QUEUE_SIZE_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..=1 << 30;
+
+/// One output: where messages go, which of them, how they are written, and how much may wait.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputSpec {
     /// Where.
@@ -119,6 +158,10 @@ pub struct OutputSpec {
     pub route: Route,
     /// How, for files and stderr.
     pub format: LineFormat,
+    /// What a full queue does (`queue-policy`).
+    pub policy: QueuePolicy,
+    /// The queue's bound in bytes (`queue-size`).
+    pub queue_size: usize,
 }
 
 impl OutputSpec {
@@ -128,6 +171,8 @@ impl OutputSpec {
             target,
             route: Route::all(),
             format: LineFormat::Traditional,
+            policy: QueuePolicy::Block,
+            queue_size: DEFAULT_QUEUE_SIZE,
         }
     }
 }
@@ -191,6 +236,8 @@ pub struct Config {
     pub escape_control_characters: bool,
     /// The journal socket to write to.
     pub journal_socket: PathBuf,
+    /// How long a stop may take to write out what was accepted before the rest is counted lost.
+    pub stop_timeout: Duration,
 }
 
 /// What the TOML file may say; every key mirrors a flag or names a limit.
@@ -215,6 +262,7 @@ struct FileConfig {
     rate_limit_burst: Option<u32>,
     escape_control_characters: Option<bool>,
     journal_socket: Option<PathBuf>,
+    stop_timeout: Option<String>,
 }
 
 /// The environment variables that choose the default socket directory.
@@ -355,9 +403,16 @@ impl Config {
                 .ok_or_else(|| bad("idle-timeout", "must be greater than 0".into()))?,
             None => Duration::from_secs(300),
         };
+        let stop_timeout = match &f.stop_timeout {
+            Some(s) => parse_duration(s)
+                .map_err(|e| bad("stop-timeout", e))?
+                .ok_or_else(|| bad("stop-timeout", "must be greater than 0".into()))?,
+            None => DEFAULT_STOP_TIMEOUT,
+        };
         for (key, d) in [
             ("heartbeat", heartbeat),
             ("idle-timeout", Some(idle_timeout)),
+            ("stop-timeout", Some(stop_timeout)),
         ] {
             if d.is_some_and(|d| d > MAX_DURATION) {
                 return Err(bad(key, "is longer than 7 days".into()));
@@ -448,6 +503,7 @@ impl Config {
             journal_socket: f
                 .journal_socket
                 .unwrap_or_else(|| PathBuf::from(JOURNAL_SOCKET)),
+            stop_timeout,
         })
     }
 }
@@ -495,7 +551,7 @@ fn output_from(table: &toml::Table) -> Result<OutputSpec, String> {
             Some(_) => Err(format!("'{key}' must be a list of strings")),
         }
     };
-    const KEYS: [&str; 7] = [
+    const KEYS: [&str; 9] = [
         "to",
         "match",
         "format",
@@ -503,6 +559,8 @@ fn output_from(table: &toml::Table) -> Result<OutputSpec, String> {
         "program",
         "hostname",
         "source",
+        "queue-policy",
+        "queue-size",
     ];
     if let Some(unknown) = table.keys().find(|k| !KEYS.contains(&k.as_str())) {
         return Err(format!(
@@ -539,10 +597,30 @@ fn output_from(table: &toml::Table) -> Result<OutputSpec, String> {
         .iter()
         .map(|n| n.parse())
         .collect::<Result<_, _>>()?;
+    let policy = match string("queue-policy")? {
+        Some(p) => p.parse()?,
+        None => QueuePolicy::Block,
+    };
+    let queue_size = match table.get("queue-size") {
+        None => DEFAULT_QUEUE_SIZE,
+        Some(toml::Value::Integer(n)) => usize::try_from(*n)
+            .ok()
+            .filter(|n| QUEUE_SIZE_RANGE.contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "'queue-size' {n} is outside {}..={} bytes",
+                    QUEUE_SIZE_RANGE.start(),
+                    QUEUE_SIZE_RANGE.end()
+                )
+            })?,
+        Some(_) => return Err("'queue-size' must be a number of bytes".into()),
+    };
     Ok(OutputSpec {
         target,
         route,
         format,
+        policy,
+        queue_size,
     })
 }
 
@@ -654,6 +732,11 @@ impl fmt::Display for Config {
             "journal-socket = {}",
             q(&self.journal_socket.display().to_string())
         )?;
+        writeln!(
+            f,
+            "stop-timeout = {}",
+            q(&fmt_duration(Some(self.stop_timeout)))
+        )?;
         // Tables last: TOML puts every key after a table header into that table.
         for out in &self.outputs {
             let list = |items: Vec<String>| {
@@ -663,6 +746,8 @@ impl fmt::Display for Config {
             writeln!(f, "\n[[output]]\nto = {}", q(&out.target.to_string()))?;
             writeln!(f, "match = {}", q(&out.route.selector.to_string()))?;
             writeln!(f, "format = {}", q(&out.format.to_string()))?;
+            writeln!(f, "queue-policy = {}", q(&out.policy.to_string()))?;
+            writeln!(f, "queue-size = {}", out.queue_size)?;
             let r = &out.route;
             if !r.transports.is_empty() {
                 let names = r.transports.iter().map(|t| t.name().to_owned()).collect();

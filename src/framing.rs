@@ -92,6 +92,11 @@ fn find_delimiter(data: &[u8]) -> Option<usize> {
 }
 
 impl Framer {
+    /// Changes the largest message (a reload); a frame already cut keeps the old decision.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
     /// A framer for messages of at most `max` bytes.
     pub fn new(max: usize) -> Framer {
         Framer {

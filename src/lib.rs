@@ -154,7 +154,7 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
     let activated = sources::bind::adopt(activation)?;
     let listeners = sources::bind::bind_all(&config, activated)?;
     let foreground = !config.fork;
-    let mut outputs = sinks::OutputSet::open(&config.outputs, &config.journal_socket, foreground)?;
+    let mut outputs = sinks::Opened::open(&config.outputs, &config.journal_socket, foreground)?;
 
     // Held until the service returns: dropping it removes the PID file.
     let _pidfile = match config.fork {

@@ -236,6 +236,15 @@ impl Route {
         }
     }
 
+    /// True if it takes every message (the loop then skips matching).
+    pub fn is_all(&self) -> bool {
+        self.selector.takes.iter().all(|&t| t == 0xff)
+            && self.programs.is_empty()
+            && self.hostnames.is_empty()
+            && self.transports.is_empty()
+            && self.sources.is_empty()
+    }
+
     /// True if this output takes `msg`.
     pub fn matches(&self, msg: &Message) -> bool {
         let (Some(facility), Some(severity)) =

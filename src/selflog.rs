@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
@@ -82,12 +83,12 @@ impl Log for Switchable {
             Some(Active::Journal(j)) => j.log(r),
             Some(Active::Stderr { prefixed: true }) => {
                 let line = format!("<{}>{}\n", syslog_level(r.level()), r.args());
-                let _ = std::io::stderr().write_all(line.as_bytes());
+                write_stderr(line.as_bytes());
             }
             Some(Active::Stderr { prefixed: false }) => {
                 let level = r.level().as_str().to_lowercase();
                 let line = format!("logger: {level}: {}\n", r.args());
-                let _ = std::io::stderr().write_all(line.as_bytes());
+                write_stderr(line.as_bytes());
             }
             Some(Active::File { file, .. }) => {
                 let mut line = Vec::with_capacity(128);
@@ -107,6 +108,24 @@ impl Log for Switchable {
     }
 
     fn flush(&self) {}
+}
+
+/// How long one line of our own log waits for a stderr that nobody reads.
+const STDERR_STALL: Duration = Duration::from_secs(1);
+
+/// Writes a line of our own log to stderr unless stderr has stayed full for [`STDERR_STALL`]:
+/// a pipe nobody reads (the relay's own stderr output may be the one that filled it) must not
+/// stop the service loop, which logs as it stops. Such a line is lost; the journal or a
+/// terminal never stalls that long.
+fn write_stderr(line: &[u8]) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let stderr = std::io::stderr();
+    let mut fds = [PollFd::new(stderr.as_fd(), PollFlags::POLLOUT)];
+    let timeout = PollTimeout::try_from(STDERR_STALL).unwrap_or(PollTimeout::MAX);
+    if matches!(poll(&mut fds, timeout), Ok(n) if n > 0) {
+        let _ = stderr.lock().write_all(line);
+    }
 }
 
 fn syslog_level(level: Level) -> u8 {

@@ -1,17 +1,20 @@
 //! The service loop: one thread that owns the output, applies the rate limit, keeps the counters
 //! honest and talks to the service manager.
 //!
-//! It waits on exactly three things: control events (signals, inputs that stopped), message
-//! batches from the input threads, and its own next deadline (watchdog ping, throttled STATUS=,
-//! heartbeat, output retry). Nothing else wakes it, so an idle daemon sleeps between watchdog
-//! pings. Because WATCHDOG=1 is sent from here, a stuck loop misses its pings and systemd
-//! restarts it.
+//! It waits on four things: control events (signals, inputs that stopped), message batches
+//! from the input threads, a token from an output that has room again, and its own next deadline
+//! (watchdog ping, throttled STATUS=, heartbeat, the stop deadline). Nothing else wakes it, so
+//! an idle daemon sleeps between watchdog pings. It never writes an output itself (each has its
+//! own thread, `sinks::set`), so it never blocks on one. Because WATCHDOG=1 is sent from here, a
+//! stuck loop misses its pings and systemd restarts it.
 //!
 //! Stop protocol: STOPPING=1, every input drains its socket and reports `InputStopped`, the loop
-//! takes every batch still queued, writes the backlog out (retrying a restarting journal for a
-//! bounded time), and returns. Reload protocol: RELOADING=1, load and validate the new
-//! configuration, bind new listeners before stopping old ones (unchanged listeners keep serving
-//! throughout), reopen or switch the output, READY=1. Any failure keeps the running configuration.
+//! hands every batch still queued to the outputs, and each output writes out what it holds;
+//! `stop-timeout` after SIGTERM, whatever is still queued is logged and counted as lost, per
+//! output, and the loop returns. Reload protocol: RELOADING=1, load and validate the new
+//! configuration, then a plan that may fail without changing anything (bind new listeners,
+//! open new outputs, start their threads), then a commit that cannot fail (swap outputs, stop
+//! listeners no longer wanted, hand the new limits to every input), READY=1.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,18 +28,14 @@ use crate::event::Control;
 use crate::lifecycle::notify::Notifier;
 use crate::message::Message;
 use crate::ratelimit::{RateLimiter, Source};
-use crate::sinks::{BACKLOG_LIMIT, OutputSet};
-use crate::sources::{self, Input, Listener, Shared};
+use crate::sinks::{MAX_BATCH, Opened, OutputSet};
+use crate::sources::{self, Input, Listener, Settings, Shared, Tunables};
 use crate::stats::{Snapshot, Stats};
 
 /// Batches that may wait between the inputs and the loop (each up to `sources::BATCH` messages).
 const QUEUE_BATCHES: usize = 8;
 /// STATUS= is sent at most this often.
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
-/// How long a stop keeps retrying an output that refuses the backlog.
-const STOP_RETRY_LIMIT: Duration = Duration::from_secs(10);
-/// The pause between those retries.
-const STOP_RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Everything `Service::new` needs from start-up.
 pub struct Startup {
@@ -48,8 +47,8 @@ pub struct Startup {
     pub config: Config,
     /// Bound listeners.
     pub listeners: Vec<Listener>,
-    /// The open outputs.
-    pub outputs: OutputSet,
+    /// The open outputs, not started yet.
+    pub outputs: Opened,
     /// True when running in the foreground (decides `auto` output).
     pub foreground: bool,
 }
@@ -73,7 +72,8 @@ pub struct Service {
     started: Instant,
     timers: Timers,
     reported: Snapshot,
-    terminating: bool,
+    /// Set by SIGTERM: when what is still queued is given up.
+    stop_deadline: Option<Instant>,
 }
 
 /// The loop's deadlines; `None` means not armed.
@@ -83,15 +83,24 @@ struct Timers {
     status: Option<Instant>,
     last_status: Option<Instant>,
     heartbeat: Option<Instant>,
+    /// While outputs hold messages, their counters change without waking the loop: it looks
+    /// again at this time.
+    refresh: Option<Instant>,
 }
 
 impl Timers {
-    /// The earliest deadline, with the outputs' earliest retry.
-    fn next(&self, retry: Option<Instant>) -> Option<Instant> {
-        [self.watchdog, self.status, self.heartbeat, retry]
-            .into_iter()
-            .flatten()
-            .min()
+    /// The earliest deadline.
+    fn next(&self, stop: Option<Instant>) -> Option<Instant> {
+        [
+            self.watchdog,
+            self.status,
+            self.heartbeat,
+            self.refresh,
+            stop,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -106,13 +115,13 @@ impl Service {
             messages: messages_tx,
             control: control_tx.clone(),
             stats: stats.clone(),
-            limits: start.config.limits.clone(),
-            escape_controls: start.config.escape_control_characters,
+            settings: Arc::new(Settings::new(tunables(&start.config))),
         };
         crate::lifecycle::signals::spawn(control_tx).map_err(|source| Error::Os {
             step: "installing signal handlers",
             source,
         })?;
+        let outputs = OutputSet::start(start.outputs, stats.clone())?;
         let mut service = Service {
             cli: start.cli,
             env: start.env,
@@ -122,7 +131,7 @@ impl Service {
             inputs: Vec::new(),
             stopping_inputs: Vec::new(),
             next_input_id: 0,
-            outputs: start.outputs,
+            outputs,
             notifier: Notifier::default(),
             stats,
             shared,
@@ -131,7 +140,7 @@ impl Service {
             started: Instant::now(),
             timers: Timers::default(),
             reported: Snapshot::default(),
-            terminating: false,
+            stop_deadline: None,
         };
         for listener in start.listeners {
             service.spawn_input(listener)?;
@@ -145,13 +154,17 @@ impl Service {
     }
 
     fn spawn_input(&mut self, listener: Listener) -> Result<()> {
+        let input = self.start_input(listener)?;
+        self.inputs.push(input);
+        Ok(())
+    }
+
+    fn start_input(&mut self, listener: Listener) -> Result<Input> {
         let id = self.next_input_id;
         self.next_input_id += 1;
         let address = listener.addr.to_string();
-        let input = Input::spawn(id, listener, self.shared.clone())
-            .map_err(|source| Error::Listen { address, source })?;
-        self.inputs.push(input);
-        Ok(())
+        Input::spawn(id, listener, self.shared.clone())
+            .map_err(|source| Error::Listen { address, source })
     }
 
     /// Announces readiness and serves until SIGTERM/SIGINT; returns after the drain.
@@ -175,90 +188,113 @@ impl Service {
         while !self.finished() {
             self.wait_and_handle();
             self.run_timers();
-            // After events and timers alike: a retry that succeeds is a change to report too.
+            // After events and timers alike: an output's progress is a change to report too.
             self.schedule_status();
         }
-        self.final_write_out();
+        let deadline = self.stop_deadline.unwrap_or_else(Instant::now);
+        let mut lost = self.give_up_queued_batches();
+        lost += self.outputs.stop(deadline);
+        Stats::add(&self.stats.lost, lost);
         let s = self.stats.snapshot();
         log::info!("stopped after {}: {s}", uptime(self.started.elapsed()));
         Ok(())
     }
 
+    fn terminating(&self) -> bool {
+        self.stop_deadline.is_some()
+    }
+
     fn finished(&self) -> bool {
-        self.terminating
-            && self.inputs.is_empty()
-            && self.stopping_inputs.is_empty()
-            && self.messages.is_empty()
+        let Some(deadline) = self.stop_deadline else {
+            return false;
+        };
+        let drained =
+            self.inputs.is_empty() && self.stopping_inputs.is_empty() && self.messages.is_empty();
+        drained || Instant::now() >= deadline
+    }
+
+    /// At a stop that ran out of time while a blocked output held the inputs back: the batches
+    /// still between the inputs and the loop are lost. Counted and said.
+    fn give_up_queued_batches(&mut self) -> u64 {
+        let lost: usize = self.messages.try_iter().map(|b| b.len()).sum();
+        if lost > 0 {
+            log::error!(
+                "stop-timeout reached with {lost} accepted messages not yet handed to an output; \
+                 they are lost"
+            );
+        }
+        lost as u64
     }
 
     fn wait_and_handle(&mut self) {
-        let accepting = self.outputs.largest_backlog() < BACKLOG_LIMIT;
         let never_rx = never();
-        let messages = if accepting { &self.messages } else { &never_rx };
+        let messages = if self.outputs.has_room() {
+            &self.messages
+        } else {
+            &never_rx
+        };
+        let now = Instant::now();
+        self.timers.refresh = (self.outputs.queued() > 0).then(|| now + STATUS_INTERVAL);
         let timeout = self
             .timers
-            .next(self.outputs.next_retry())
-            .map(|t| t.saturating_duration_since(Instant::now()));
+            .next(self.stop_deadline)
+            .map(|t| t.saturating_duration_since(now));
         let control = &self.control;
+        let wake = self.outputs.wake();
         let event = match timeout {
             Some(t) => select! {
                 recv(control) -> c => c.ok().map(Event::Control),
                 recv(messages) -> m => m.ok().map(Event::Batch),
+                recv(wake) -> _ => Some(Event::Room),
                 default(t) => None,
             },
             None => select! {
                 recv(control) -> c => c.ok().map(Event::Control),
                 recv(messages) -> m => m.ok().map(Event::Batch),
+                recv(wake) -> _ => Some(Event::Room),
             },
         };
         match event {
             Some(Event::Control(c)) => self.handle_control(c),
             Some(Event::Batch(batch)) => {
                 self.accept(batch);
-                // Take what else is already queued, so one write covers many batches.
-                while self.outputs.largest_backlog() < BACKLOG_LIMIT {
+                // Take what else is already queued while the outputs have room.
+                while self.outputs.has_room() {
                     match self.messages.try_recv() {
                         Ok(batch) => self.accept(batch),
                         Err(_) => break,
                     }
                 }
-                // Outputs waiting for their retry keep what they were given until then.
-                self.write_out(false);
             }
+            Some(Event::Room) => self.outputs.reap(),
             None => {}
         }
     }
 
-    fn accept(&mut self, batch: Vec<Message>) {
+    /// Rate-limits a batch and hands it to the outputs, at most [`MAX_BATCH`] messages at a time.
+    fn accept(&mut self, mut batch: Vec<Message>) {
+        while batch.len() > MAX_BATCH {
+            let rest = batch.split_off(MAX_BATCH);
+            self.accept(batch);
+            batch = rest;
+        }
         let now = Instant::now();
-        let (mut limited, mut unrouted) = (0, 0);
-        for msg in &batch {
-            if !self.limiter.allow(Source::of(msg), now) {
-                limited += 1;
-            } else if !self.outputs.accept(msg) {
-                unrouted += 1;
+        let mut allowed = 0u64;
+        for (i, msg) in batch.iter().enumerate() {
+            if self.limiter.allow(Source::of(msg), now) {
+                allowed |= 1 << i;
             }
         }
+        let limited = batch.len() as u64 - u64::from(allowed.count_ones());
         Stats::add(&self.stats.rate_limited, limited);
+        let unrouted = self.outputs.accept(batch, allowed);
         Stats::add(&self.stats.unrouted, unrouted);
-    }
-
-    /// Hands the outputs their backlogs (`all`: those waiting for a retry too); counts what
-    /// they took. True when nothing is left anywhere.
-    fn write_out(&mut self, all: bool) -> bool {
-        let out = self.outputs.write_out(all);
-        Stats::add(&self.stats.written, out.written);
-        Stats::add(&self.stats.rejected, out.rejected);
-        if out.error.is_some() {
-            Stats::add(&self.stats.output_errors, 1);
-        }
-        self.outputs.backlog_messages() == 0
     }
 
     fn handle_control(&mut self, control: Control) {
         match control {
-            Control::Terminate if !self.terminating => {
-                self.terminating = true;
+            Control::Terminate if !self.terminating() => {
+                self.stop_deadline = Some(Instant::now() + self.config.stop_timeout);
                 log::info!("stopping: draining inputs and writing out what was accepted");
                 self.notifier
                     .stopping("Stopping: writing out accepted messages");
@@ -268,7 +304,7 @@ impl Service {
                 }
             }
             Control::Terminate => {}
-            Control::Reload if self.terminating => {}
+            Control::Reload if self.terminating() => {}
             Control::Reload => self.reload(),
             Control::InputStopped(id) => {
                 if let Some(pos) = self.stopping_inputs.iter().position(|i| i.id == id) {
@@ -305,8 +341,18 @@ impl Service {
         self.timers.last_status = Some(Instant::now());
     }
 
-    /// Applies a validated configuration, or changes nothing and says why.
+    /// Applies a validated configuration, or changes nothing and says why: first a plan that
+    /// may fail and changes nothing running, then a commit that cannot fail.
     fn apply(&mut self, new: Config) -> Result<()> {
+        let plan = self.plan(&new)?;
+        self.commit(new, plan);
+        Ok(())
+    }
+
+    /// Binds the listeners the new configuration adds, opens its new outputs and starts their
+    /// threads. On any failure everything it started is stopped again (an input already started
+    /// has its messages delivered to the running outputs) and nothing else has changed.
+    fn plan(&mut self, new: &Config) -> Result<Plan> {
         let activated = self.inputs.iter().any(|i| i.activated);
         let wanted: Vec<_> = if new.listen_is_default && activated {
             Vec::new()
@@ -318,30 +364,49 @@ impl Service {
         }
         // Bind everything new first: if one fails, nothing has changed yet.
         let mut fresh = Vec::new();
-        let serves = |i: &Input, addr: &crate::listen::ListenAddr| {
-            i.addr == *addr || i.bound == addr.to_string()
-        };
         for addr in &wanted {
             if !self.inputs.iter().any(|i| serves(i, addr)) {
                 fresh.push(sources::bind::bind(addr, &new.limits)?);
             }
         }
-        let outputs =
-            self.outputs
-                .reconfigured(&new.outputs, &new.journal_socket, self.foreground)?;
-        // Committed from here on.
-        self.outputs = outputs;
-        crate::selflog::reopen();
-        self.shared.limits = new.limits.clone();
-        self.shared.escape_controls = new.escape_control_characters;
+        let outputs = self
+            .outputs
+            .plan(&new.outputs, &new.journal_socket, self.foreground)?;
+        let mut started = Vec::with_capacity(fresh.len());
         for listener in fresh {
-            self.spawn_input(listener)?;
+            match self.start_input(listener) {
+                Ok(input) => started.push(input),
+                Err(e) => {
+                    for input in started {
+                        input.stop();
+                        self.stopping_inputs.push(input);
+                    }
+                    return Err(e);
+                }
+            }
         }
+        Ok(Plan {
+            wanted,
+            started,
+            outputs,
+        })
+    }
+
+    /// Switches to the planned configuration. Nothing here can fail.
+    fn commit(&mut self, new: Config, plan: Plan) {
+        self.outputs.commit(plan.outputs);
+        crate::selflog::reopen();
+        // New inputs were started with the old settings: they take these at once, like the rest.
+        self.shared.settings.replace(tunables(&new));
+        self.inputs.extend(plan.started);
         let (keep, stop): (Vec<_>, Vec<_>) = self
             .inputs
             .drain(..)
-            .partition(|i| i.activated || wanted.iter().any(|a| serves(i, a)));
+            .partition(|i| i.activated || plan.wanted.iter().any(|a| serves(i, a)));
         self.inputs = keep;
+        for input in &self.inputs {
+            input.wake();
+        }
         for input in stop {
             log::info!("no longer listening on {}", input.bound);
             input.stop();
@@ -352,7 +417,6 @@ impl Service {
         let now = Instant::now();
         self.timers.heartbeat = new.heartbeat.map(|d| now + d);
         self.config = new;
-        Ok(())
     }
 
     fn schedule_status(&mut self) {
@@ -372,9 +436,6 @@ impl Service {
             self.notifier.watchdog();
             let half = self.notifier.watchdog_interval().unwrap_or_default() / 2;
             self.timers.watchdog = Some(now + half);
-        }
-        if due(self.outputs.next_retry()) {
-            self.write_out(false);
         }
         if due(self.timers.status) {
             self.timers.status = None;
@@ -397,20 +458,6 @@ impl Service {
         }
     }
 
-    fn final_write_out(&mut self) {
-        let deadline = Instant::now() + STOP_RETRY_LIMIT;
-        while !self.write_out(true) && Instant::now() < deadline {
-            std::thread::sleep(STOP_RETRY_PAUSE);
-        }
-        let left = self.outputs.backlog_messages();
-        if left > 0 {
-            log::error!(
-                "stopping with {left} accepted messages the outputs did not take: {}",
-                self.outputs.status()
-            );
-        }
-    }
-
     fn status_line(&self) -> String {
         let s = self.stats.snapshot();
         format!(
@@ -419,15 +466,40 @@ impl Service {
             s.received,
             s.written,
             s.dropped(),
-            self.outputs.backlog_messages(),
+            self.outputs.queued(),
             self.outputs.status()
         )
+    }
+}
+
+/// A reload prepared by `Service::plan`.
+struct Plan {
+    /// The listeners the new configuration wants.
+    wanted: Vec<crate::listen::ListenAddr>,
+    /// Inputs started for listeners that are new.
+    started: Vec<Input>,
+    /// The outputs.
+    outputs: crate::sinks::Plan,
+}
+
+/// True if `input` serves `addr` (as configured, or as bound: port 0 resolved).
+fn serves(input: &Input, addr: &crate::listen::ListenAddr) -> bool {
+    input.addr == *addr || input.bound == addr.to_string()
+}
+
+/// What inputs take from a configuration.
+fn tunables(config: &Config) -> Tunables {
+    Tunables {
+        limits: config.limits.clone(),
+        escape_controls: config.escape_control_characters,
     }
 }
 
 enum Event {
     Control(Control),
     Batch(Vec<Message>),
+    /// An output has room again, or one a reload removed has ended.
+    Room,
 }
 
 fn uptime(d: Duration) -> String {

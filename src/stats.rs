@@ -24,6 +24,10 @@ pub struct Stats {
     pub unrouted: AtomicU64,
     /// Entries the output refused for good.
     pub rejected: AtomicU64,
+    /// Messages an output with `queue-policy = "drop"` dropped because its queue was full.
+    pub queue_dropped: AtomicU64,
+    /// Accepted messages still queued when stop-timeout ran out.
+    pub lost: AtomicU64,
     /// Failed attempts to write to the output (retried).
     pub output_errors: AtomicU64,
     /// Stream connections closed at once because max-connections was reached.
@@ -52,6 +56,10 @@ pub struct Snapshot {
     /// See `Stats`.
     pub rejected: u64,
     /// See `Stats`.
+    pub queue_dropped: u64,
+    /// See `Stats`.
+    pub lost: u64,
+    /// See `Stats`.
     pub output_errors: u64,
     /// See `Stats`.
     pub refused_connections: u64,
@@ -77,6 +85,8 @@ impl Stats {
             rate_limited: self.rate_limited.load(Relaxed),
             unrouted: self.unrouted.load(Relaxed),
             rejected: self.rejected.load(Relaxed),
+            queue_dropped: self.queue_dropped.load(Relaxed),
+            lost: self.lost.load(Relaxed),
             output_errors: self.output_errors.load(Relaxed),
             refused_connections: self.refused_connections.load(Relaxed),
             idle_closed: self.idle_closed.load(Relaxed),
@@ -88,7 +98,7 @@ impl Stats {
 impl Snapshot {
     /// Messages dropped on purpose (a limit or the routing rules said so).
     pub fn dropped(&self) -> u64 {
-        self.oversized + self.rate_limited + self.unrouted + self.rejected
+        self.oversized + self.rate_limited + self.unrouted + self.rejected + self.queue_dropped
     }
 }
 
@@ -97,7 +107,7 @@ impl fmt::Display for Snapshot {
         write!(
             f,
             "received {}, written {}, dropped {} (oversized {}, rate-limited {}, unrouted {}, \
-             rejected {}), \
+             rejected {}, queue full {}), lost at stop {}, \
              truncated {}, output errors {}, refused connections {}, idle connections closed {}, \
              read errors {}",
             self.received,
@@ -107,6 +117,8 @@ impl fmt::Display for Snapshot {
             self.rate_limited,
             self.unrouted,
             self.rejected,
+            self.queue_dropped,
+            self.lost,
             self.truncated,
             self.output_errors,
             self.refused_connections,

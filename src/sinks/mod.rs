@@ -3,21 +3,23 @@
 //!
 //! A `Sink` accepts a message by encoding it at once (a journal entry or an escaped line) into its
 //! backlog; `Sink::write_out` hands the backlog to the output and keeps whatever the output refused
-//! (journald restarting, disk full) for the next attempt. Nothing accepted is dropped here: the
-//! service loop stops taking new messages while the backlog is over its bound, which pushes back
-//! on the inputs instead.
+//! (journald restarting, disk full) for the next attempt. Nothing accepted is dropped here. Each
+//! sink lives on its own thread (`worker`), behind a queue bounded in bytes; `set` routes
+//! messages to them and applies each output's queue policy.
 
 pub mod journal;
 pub mod json;
 pub mod line;
 pub mod rfc5424;
 mod set;
+mod worker;
 
-pub use set::OutputSet;
+pub use set::{MAX_BATCH, Opened, OutputSet, Plan};
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -27,8 +29,6 @@ use crate::error::{Error, Result};
 use crate::message::Message;
 use journal::JournalWriter;
 
-/// Above this many bytes of backlog the service loop stops taking messages.
-pub const BACKLOG_LIMIT: usize = 256 * 1024;
 /// How long to let journald work through a full queue before sending again.
 const JOURNAL_FULL_PAUSE: Duration = Duration::from_millis(1);
 /// How long one write-out waits on a full journal queue before leaving it to the retry timer.
@@ -202,7 +202,13 @@ impl Sink {
                     self.entry_bytes -= sent;
                 }
             }
-            Target::Stderr => write_text(&mut io::stderr().lock(), &mut self.text, &mut out),
+            // Through the descriptor, not std's lock: while a pipe nobody reads blocks this
+            // thread, our own log (`selflog`) must still be able to try stderr.
+            Target::Stderr => write_text(
+                &mut FdWriter(io::stderr().as_fd()),
+                &mut self.text,
+                &mut out,
+            ),
             Target::File { file, .. } => write_text(file, &mut self.text, &mut out),
         }
         if self.text.is_empty() {
@@ -354,6 +360,19 @@ fn is_transient(e: &io::Error) -> bool {
     ];
     e.raw_os_error()
         .is_some_and(|code| transient.iter().any(|t| *t as i32 == code))
+}
+
+/// Writes straight to a descriptor.
+struct FdWriter<'a>(std::os::fd::BorrowedFd<'a>);
+
+impl Write for FdWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        nix::unistd::write(self.0, buf).map_err(io::Error::from)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 fn count_lines(text: &[u8]) -> usize {

@@ -1,253 +1,380 @@
 //! The outputs as a set: each message goes to every output whose route takes it, and each
-//! output keeps its own backlog, its own retry timer and its own counters, so one that refuses
-//! (journald restarting, a full disk) is retried on its own while the others go on.
+//! output has its own thread, its own byte-bounded queue and its own counters, so one that
+//! refuses or blocks (journald restarting, a full disk, an unread pipe) stalls neither the
+//! others nor the service loop.
 //!
-//! Policy when an output is stuck: `block`. While any output's backlog is over
-//! [`super::BACKLOG_LIMIT`], the service loop takes no new batches and the inputs push back;
-//! nothing accepted is dropped. (Per-output threads and a `drop` policy are the next step of
-//! issue 14; see ARCHITECTURE.md.)
+//! When an output's queue is full its `queue-policy` decides: `block` (the default) holds the
+//! inputs back until it has room, so nothing accepted is lost; `drop` drops the message for that
+//! output alone, counted. Routing happens here, on the loop; encoding and writing on each
+//! output's thread. A batch is shared, not copied: each output gets the batch and a bit mask of
+//! the messages it takes (a batch holds at most [`MAX_BATCH`] messages).
+//!
+//! Lifecycle: outputs are opened before `--fork` and the privilege drop ([`Opened`]: no thread
+//! may exist across a fork) and started after. A reload is a plan ([`OutputSet::plan`]: opens
+//! and starts what is new, changes nothing running) and a commit that cannot fail. An output a
+//! reload removes goes on writing what it holds, then ends. A stop gives every output until a
+//! deadline, then counts what is still queued as lost, per output.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
 
-use crate::config::OutputSpec;
-use crate::error::Result;
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::config::{LineFormat, Output, OutputSpec, QueuePolicy};
+use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::route::Route;
+use crate::stats::Stats;
 
-use super::{Sink, WriteOut};
+use super::Sink;
+use super::worker::{Item, Worker};
 
-/// Retry backoff bounds for an output that refuses what it is given.
-const BACKOFF_MIN: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// The most messages one batch may hold: one bit each in a `u64` mask.
+pub const MAX_BATCH: usize = 64;
 
-/// One output with its route and its own retry state and counters.
-struct Routed {
-    route: Route,
-    sink: Sink,
-    /// When to try again after a failed write; None while it writes.
-    retry: Option<Instant>,
-    backoff: Duration,
-    written: u64,
-    errors: u64,
+/// Outputs opened at start-up, before any thread exists.
+pub struct Opened {
+    outputs: Vec<(OutputSpec, Place, Sink)>,
 }
 
-/// Every configured output.
-pub struct OutputSet {
-    outputs: Vec<Routed>,
+/// Where an output writes, resolved (`auto` decided), to tell whether a reload keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Place {
+    output: Output,
+    format: LineFormat,
+    journal_socket: PathBuf,
 }
 
-impl OutputSet {
+impl Place {
+    fn of(spec: &OutputSpec, journal_socket: &Path, foreground: bool) -> Place {
+        let output = super::resolve(&spec.target, journal_socket, foreground);
+        Place {
+            journal_socket: match output {
+                Output::Journal => journal_socket.to_owned(),
+                _ => PathBuf::new(),
+            },
+            output,
+            format: spec.format,
+        }
+    }
+}
+
+impl Opened {
     /// Opens every output; any one failing fails the whole (start-up reports it).
-    pub fn open(specs: &[OutputSpec], journal_socket: &Path, foreground: bool) -> Result<Self> {
+    pub fn open(specs: &[OutputSpec], journal_socket: &Path, foreground: bool) -> Result<Opened> {
         let outputs = specs
             .iter()
             .map(|spec| {
-                Ok(Routed::new(
-                    spec.route.clone(),
-                    Sink::open(&spec.target, spec.format, journal_socket, foreground)?,
+                let sink = Sink::open(&spec.target, spec.format, journal_socket, foreground)?;
+                Ok((
+                    spec.clone(),
+                    Place::of(spec, journal_socket, foreground),
+                    sink,
                 ))
             })
             .collect::<Result<_>>()?;
-        Ok(OutputSet { outputs })
+        Ok(Opened { outputs })
     }
 
-    /// Hands `msg` to every output whose route takes it; false if none does (unrouted).
-    pub fn accept(&mut self, msg: &Message) -> bool {
-        let mut taken = false;
-        for out in &mut self.outputs {
-            if out.route.matches(msg) {
-                out.sink.accept(msg);
-                taken = true;
-            }
+    /// Gives every output file we created to the user the daemon is about to become (see
+    /// `Sink::hand_over`).
+    pub fn hand_over_files(&mut self, uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
+        for (_, _, sink) in &mut self.outputs {
+            sink.hand_over(uid, gid);
         }
-        taken
     }
 
-    /// The largest backlog of any output, in bytes: the loop stops taking messages while one
-    /// is over the bound.
-    pub fn largest_backlog(&self) -> usize {
-        self.outputs
+    /// Outputs by name, for logs.
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self.outputs.iter().map(|(_, _, s)| s.describe()).collect();
+        names.join(", ")
+    }
+}
+
+/// One running output as the loop sees it.
+struct Routed {
+    route: Route,
+    policy: QueuePolicy,
+    place: Place,
+    worker: Worker,
+}
+
+/// Every running output.
+pub struct OutputSet {
+    outputs: Vec<Routed>,
+    /// Outputs a reload removed, writing out what they hold.
+    retiring: Vec<Worker>,
+    stats: Arc<Stats>,
+    wake_tx: Sender<()>,
+    wake: Receiver<()>,
+}
+
+/// What a reload will change, prepared without changing anything: new outputs are open and
+/// their threads idle until the commit. Dropping a plan ends them.
+pub struct Plan {
+    /// For each new spec: the running output it keeps, or a new one.
+    outputs: Vec<(OutputSpec, Kept)>,
+}
+
+enum Kept {
+    Running(usize),
+    New(Place, Worker),
+}
+
+impl OutputSet {
+    /// Starts a thread for each opened output.
+    pub fn start(opened: Opened, stats: Arc<Stats>) -> Result<OutputSet> {
+        let (wake_tx, wake) = bounded(1);
+        let mut set = OutputSet {
+            outputs: Vec::new(),
+            retiring: Vec::new(),
+            stats,
+            wake_tx,
+            wake,
+        };
+        for (spec, place, sink) in opened.outputs {
+            let worker = set.spawn(sink, spec.queue_size)?;
+            set.outputs.push(Routed::new(&spec, place, worker));
+        }
+        Ok(set)
+    }
+
+    fn spawn(&self, sink: Sink, limit: usize) -> Result<Worker> {
+        Worker::spawn(sink, limit, self.stats.clone(), self.wake_tx.clone()).map_err(|source| {
+            Error::Os {
+                step: "starting an output thread",
+                source,
+            }
+        })
+    }
+
+    /// A token arrives here when an output has room again or has ended.
+    pub fn wake(&self) -> &Receiver<()> {
+        &self.wake
+    }
+
+    /// True unless a `block` output's queue is full: then the loop must not take messages.
+    pub fn has_room(&self) -> bool {
+        !self
+            .outputs
             .iter()
-            .map(|o| o.sink.backlog_bytes())
-            .max()
-            .unwrap_or(0)
+            .any(|o| o.policy == QueuePolicy::Block && o.worker.gauge.full())
     }
 
-    /// Messages waiting in all backlogs.
-    pub fn backlog_messages(&self) -> usize {
-        self.outputs.iter().map(|o| o.sink.backlog_messages()).sum()
-    }
-
-    /// The earliest retry any output waits for.
-    pub fn next_retry(&self) -> Option<Instant> {
-        self.outputs.iter().filter_map(|o| o.retry).min()
-    }
-
-    /// Writes out every output that is not waiting for its retry (all of them when `now_all`),
-    /// arming the retry of those that fail. Returns the sums.
-    pub fn write_out(&mut self, now_all: bool) -> WriteOut {
-        let now = Instant::now();
-        let mut total = WriteOut::default();
-        for out in &mut self.outputs {
-            if !now_all && out.retry.is_some_and(|t| t > now) {
+    /// Hands the messages of `batch` whose bit is set in `allowed` (at most [`MAX_BATCH`]) to
+    /// every output whose route takes them. Returns how many no output took (unrouted).
+    pub fn accept(&mut self, batch: Vec<Message>, allowed: u64) -> u64 {
+        debug_assert!(batch.len() <= MAX_BATCH);
+        let batch = Arc::new(batch);
+        let mut routed = 0u64;
+        for out in &self.outputs {
+            let mask = if out.route.is_all() {
+                allowed
+            } else {
+                select(&batch, allowed, |m| out.route.matches(m))
+            };
+            routed |= mask;
+            if mask == 0 {
                 continue;
             }
-            let result = out.write_out();
-            total.written += result.written;
-            total.rejected += result.rejected;
-            if result.error.is_some() {
-                total.error = result.error;
+            let n = u64::from(mask.count_ones());
+            let gauge = &out.worker.gauge;
+            if out.policy == QueuePolicy::Drop && gauge.full() {
+                gauge.dropped.fetch_add(n, Relaxed);
+                Stats::add(&self.stats.queue_dropped, n);
+                continue;
             }
+            let bytes = weight(&batch, mask);
+            gauge.queued_bytes.fetch_add(bytes, Relaxed);
+            gauge.queued.fetch_add(n, Relaxed);
+            out.worker.send(Item::Batch {
+                batch: batch.clone(),
+                mask,
+                bytes,
+            });
         }
-        total
+        u64::from((allowed & !routed).count_ones())
     }
 
-    /// Reopens every file (SIGHUP: logrotate moved them); logs the ones that fail.
-    pub fn reopen(&mut self) {
-        for out in &mut self.outputs {
-            if let Err(e) = out.sink.reopen() {
-                log::error!("cannot reopen {}: {e}", out.sink.describe());
-            }
-        }
+    /// Messages waiting in every output, retiring ones included.
+    pub fn queued(&self) -> u64 {
+        self.workers().map(|w| w.gauge.queued.load(Relaxed)).sum()
     }
 
-    /// Gives every output file to the user the daemon is about to become (see `Sink`).
-    pub fn hand_over_files(&mut self, uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
-        for out in &mut self.outputs {
-            out.sink.hand_over(uid, gid);
+    /// Joins outputs a reload removed once they have written out what they held.
+    pub fn reap(&mut self) {
+        self.retiring.retain_mut(|w| {
+            let done = w.reap();
+            if done {
+                log::info!("output {} wrote out what it held and was closed", w.name);
+            }
+            !done
+        });
+    }
+
+    /// Reopens every file (SIGHUP: logrotate moved them); each thread logs its failures.
+    pub fn reopen(&self) {
+        for out in &self.outputs {
+            out.worker.send(Item::Reopen);
         }
     }
 
     /// Outputs by name, for logs (`journal, file:/var/log/auth.log`).
     pub fn describe(&self) -> String {
-        let names: Vec<String> = self.outputs.iter().map(|o| o.sink.describe()).collect();
+        let names: Vec<&str> = self
+            .outputs
+            .iter()
+            .map(|o| o.worker.name.as_str())
+            .collect();
         names.join(", ")
     }
 
     /// Compact per-output counters for STATUS= and the heartbeat.
     pub fn status(&self) -> String {
         let parts: Vec<String> = self
-            .outputs
-            .iter()
-            .map(|o| {
+            .workers()
+            .map(|w| {
+                let g = &w.gauge;
                 format!(
-                    "{} written {} queued {} errors {}",
-                    o.sink.describe(),
-                    o.written,
-                    o.sink.backlog_messages(),
-                    o.errors
+                    "{} written {} queued {} dropped {} errors {}",
+                    w.name,
+                    g.written.load(Relaxed),
+                    g.queued.load(Relaxed),
+                    g.dropped.load(Relaxed) + g.rejected.load(Relaxed),
+                    g.errors.load(Relaxed)
                 )
             })
             .collect();
         parts.join("; ")
     }
 
-    /// Builds the set a reload asks for: outputs that stay (same place, same format) are kept
-    /// with their backlogs and reopened, new ones opened. Returns the new set, or an error with
-    /// nothing changed: the caller commits by replacing `self`, which cannot fail. Outputs that
-    /// go must have written out everything first.
-    pub fn reconfigured(
-        &mut self,
+    /// Prepares the set a reload asks for: outputs that stay (same place, same format) are kept
+    /// with their queues, new ones opened and started. Changes nothing running; an error leaves
+    /// everything as it was.
+    pub fn plan(
+        &self,
         specs: &[OutputSpec],
         journal_socket: &Path,
         foreground: bool,
-    ) -> Result<OutputSet> {
+    ) -> Result<Plan> {
+        let mut outputs = Vec::with_capacity(specs.len());
         // Each running output is kept for at most one spec (two specs may name one place).
-        let mut kept: Vec<Option<usize>> = Vec::with_capacity(specs.len());
+        let mut taken = vec![false; self.outputs.len()];
         for spec in specs {
-            let found = self.outputs.iter().enumerate().position(|(i, o)| {
-                !kept.contains(&Some(i))
-                    && o.sink.format() == spec.format
-                    && o.sink.serves(&spec.target, journal_socket, foreground)
-            });
-            kept.push(found);
-        }
-        // Open what is new first: if one fails, nothing has changed.
-        let mut fresh = Vec::new();
-        for (spec, kept) in specs.iter().zip(&kept) {
-            if kept.is_none() {
-                fresh.push(Sink::open(
-                    &spec.target,
-                    spec.format,
-                    journal_socket,
-                    foreground,
-                )?);
-            }
-        }
-        for (i, out) in self.outputs.iter_mut().enumerate() {
-            if !kept.contains(&Some(i)) {
-                out.write_out();
-                if out.sink.backlog_messages() > 0 {
-                    return Err(crate::error::Error::Runtime(format!(
-                        "output {} still holds {} messages it cannot write; not removing it",
-                        out.sink.describe(),
-                        out.sink.backlog_messages()
-                    )));
+            let place = Place::of(spec, journal_socket, foreground);
+            let running =
+                (0..self.outputs.len()).find(|&i| !taken[i] && self.outputs[i].place == place);
+            let kept = match running {
+                Some(i) => {
+                    taken[i] = true;
+                    Kept::Running(i)
                 }
-            }
+                None => {
+                    let sink = Sink::open(&spec.target, spec.format, journal_socket, foreground)?;
+                    Kept::New(place, self.spawn(sink, spec.queue_size)?)
+                }
+            };
+            outputs.push((spec.clone(), kept));
         }
-        // Past every check: move the kept outputs over.
+        Ok(Plan { outputs })
+    }
+
+    /// Applies a plan. Kept outputs take their new route and policy and reopen their files;
+    /// removed ones write out what they hold, then end.
+    pub fn commit(&mut self, plan: Plan) {
         let mut old: Vec<Option<Routed>> = self.outputs.drain(..).map(Some).collect();
-        let mut fresh = fresh.into_iter();
-        let outputs = specs
-            .iter()
-            .zip(kept)
-            .map(|(spec, kept)| match kept.and_then(|i| old[i].take()) {
-                Some(mut out) => {
+        for (spec, kept) in plan.outputs {
+            let out = match kept {
+                Kept::Running(i) => {
+                    let mut out = old[i].take().expect("a running output is kept once");
                     out.route = spec.route.clone();
-                    if let Err(e) = out.sink.reopen() {
-                        log::error!("cannot reopen {}: {e}", out.sink.describe());
-                    }
+                    out.policy = spec.policy;
+                    out.worker.gauge.limit.store(spec.queue_size, Relaxed);
+                    out.worker.send(Item::Reopen);
                     out
                 }
-                None => Routed::new(
-                    spec.route.clone(),
-                    fresh.next().expect("one fresh sink per new spec"),
-                ),
-            })
-            .collect();
-        Ok(OutputSet { outputs })
+                Kept::New(place, worker) => Routed::new(&spec, place, worker),
+            };
+            self.outputs.push(out);
+        }
+        for out in old.into_iter().flatten() {
+            log::info!("no longer writing to {}", out.worker.name);
+            out.worker.send(Item::Stop);
+            self.retiring.push(out.worker);
+        }
+    }
+
+    /// Stops every output: each writes out what it holds until `deadline`; what is still
+    /// queued then is logged and counted as lost, per output. Returns the messages lost.
+    pub fn stop(mut self, deadline: Instant) -> u64 {
+        for out in &self.outputs {
+            out.worker.send(Item::Stop);
+        }
+        let mut workers: Vec<Worker> = self.outputs.drain(..).map(|o| o.worker).collect();
+        workers.append(&mut self.retiring);
+        loop {
+            workers.retain_mut(|w| !w.reap());
+            if workers.is_empty() || self.wake.recv_deadline(deadline).is_err() {
+                break;
+            }
+        }
+        workers.retain_mut(|w| !w.reap());
+        let mut lost = 0;
+        for w in &workers {
+            let n = w.gauge.queued.load(Relaxed);
+            log::error!(
+                "stop-timeout reached: {} did not take {n} accepted messages; they are lost",
+                w.name
+            );
+            lost += n;
+        }
+        // The threads still writing are left to the process exit.
+        lost
+    }
+
+    fn workers(&self) -> impl Iterator<Item = &Worker> {
+        self.outputs
+            .iter()
+            .map(|o| &o.worker)
+            .chain(self.retiring.iter())
     }
 }
 
 impl Routed {
-    fn new(route: Route, sink: Sink) -> Routed {
+    fn new(spec: &OutputSpec, place: Place, worker: Worker) -> Routed {
         Routed {
-            route,
-            sink,
-            retry: None,
-            backoff: Duration::ZERO,
-            written: 0,
-            errors: 0,
+            route: spec.route.clone(),
+            policy: spec.policy,
+            place,
+            worker,
         }
     }
+}
 
-    /// Hands the backlog to the output; on failure arms its retry with backoff and says so
-    /// once, when it starts failing.
-    fn write_out(&mut self) -> WriteOut {
-        let out = self.sink.write_out();
-        self.written += out.written;
-        match &out.error {
-            None => {
-                if self.retry.take().is_some() {
-                    log::info!("output {} is writable again", self.sink.describe());
-                }
-                self.backoff = Duration::ZERO;
-            }
-            Some(e) => {
-                self.errors += 1;
-                if self.retry.is_none() {
-                    log::error!(
-                        "cannot write to {}: {e}; keeping {} messages and retrying",
-                        self.sink.describe(),
-                        self.sink.backlog_messages()
-                    );
-                }
-                self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
-                self.retry = Some(Instant::now() + self.backoff);
-            }
+/// The bits of `allowed` whose message `takes` says yes to.
+fn select(batch: &[Message], allowed: u64, takes: impl Fn(&Message) -> bool) -> u64 {
+    let mut mask = 0;
+    let mut bits = allowed;
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        if takes(&batch[i]) {
+            mask |= 1 << i;
         }
-        out
     }
+    mask
+}
+
+/// What the messages of `mask` weigh in bytes.
+fn weight(batch: &[Message], mask: u64) -> usize {
+    let mut bytes = 0;
+    let mut bits = mask;
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        bytes += batch[i].weight();
+    }
+    bytes
 }

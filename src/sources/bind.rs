@@ -131,7 +131,11 @@ pub fn bind(addr: &ListenAddr, limits: &Limits) -> Result<Listener> {
 /// Gives a datagram socket a receive buffer of `asked` bytes: past net.core.rmem_max when we may
 /// (SO_RCVBUFFORCE needs CAP_NET_ADMIN, as journald does it), else as much as the kernel allows,
 /// with a warning that says how much that is, since datagrams beyond it are lost unseen.
-fn size_receive_buffer(socket: &impl AsFd, addr: &ListenAddr, asked: usize) -> io::Result<()> {
+pub(super) fn size_receive_buffer(
+    socket: &impl AsFd,
+    addr: &ListenAddr,
+    asked: usize,
+) -> io::Result<()> {
     use nix::sys::socket::{getsockopt, setsockopt};
     if setsockopt(socket, sockopt::RcvBufForce, &asked).is_err() {
         setsockopt(socket, sockopt::RcvBuf, &asked)?;

@@ -16,8 +16,9 @@ use nix::sys::socket::{
     recvmmsg, recvmsg, sockopt,
 };
 
+use super::bind::size_receive_buffer;
 use super::coalesce::Coalescer;
-use super::{Batch, Ctx, Listener, SOCKET, Socket};
+use super::{Batch, Ctx, Listener, SOCKET, Socket, Tunables};
 use crate::message::{Credentials, Origin, Transport};
 use crate::parse::parse;
 use crate::stats::Stats;
@@ -28,7 +29,7 @@ enum Datagram {
     Unix(mio::net::UnixDatagram),
 }
 
-pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
+pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
     let mut socket = match take_socket(&mut listener) {
         Ok(s) => s,
         Err(e) => {
@@ -44,7 +45,7 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         log::error!("input {}: cannot poll the socket: {e}", listener.addr);
         return ctx.finish();
     }
-    let max = ctx.shared.limits.max_message_size;
+    let mut max = ctx.limits().max_message_size;
     let rcvbuf = match &socket {
         Datagram::Udp(s) => getsockopt(s, sockopt::RcvBuf),
         Datagram::Unix(s) => getsockopt(s, sockopt::RcvBuf),
@@ -74,6 +75,13 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
             log::error!("input {}: poll failed: {e}", listener.addr);
             break;
         }
+        if let Some(old) = ctx.refresh() {
+            batch.escape = ctx.tunables.escape_controls;
+            if let Err(e) = apply(&ctx, &old, &mut reader, &listener) {
+                log::error!("input {}: cannot apply the new limits: {e}", listener.addr);
+            }
+            max = ctx.limits().max_message_size;
+        }
         // Read until the kernel queue is empty (mio is edge-triggered); on stop this is the drain.
         let stopping = ctx.stopping();
         let mut drained = Drained::default();
@@ -92,6 +100,25 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
     drop(reader);
     drop(listener);
     ctx.finish();
+}
+
+/// Applies reloaded limits: receive buffers for a new max-message-size, and the socket's
+/// receive buffer for a new receive-buffer (sockets we bound; the manager's keep theirs).
+fn apply(ctx: &Ctx, old: &Tunables, reader: &mut Reader, listener: &Listener) -> io::Result<()> {
+    let (new, old) = (ctx.limits(), &old.limits);
+    if new.max_message_size != old.max_message_size {
+        match reader {
+            Reader::Udp(_, buf) => *buf = UdpBatch::new(new.max_message_size + 1)?,
+            Reader::Unix(_, buf) => *buf = Pages::zeroed(new.max_message_size + 1)?,
+        }
+    }
+    if new.receive_buffer != old.receive_buffer && !listener.activated {
+        match reader {
+            Reader::Udp(s, _) => size_receive_buffer(s, &listener.addr, new.receive_buffer)?,
+            Reader::Unix(s, _) => size_receive_buffer(s, &listener.addr, new.receive_buffer)?,
+        }
+    }
+    Ok(())
 }
 
 fn take_socket(listener: &mut Listener) -> io::Result<Datagram> {

@@ -13,8 +13,8 @@ mod datagram;
 mod stream;
 
 use std::io;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
@@ -45,10 +45,46 @@ pub struct Shared {
     pub control: Sender<Control>,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// The settings a reload may change under a running input.
+    pub settings: Arc<Settings>,
+}
+
+/// What an input reads from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tunables {
     /// Size and connection limits.
     pub limits: Limits,
     /// Escape control characters in what is received (`escape-control-characters`).
     pub escape_controls: bool,
+}
+
+/// The current `Tunables` of every input. A reload replaces them and wakes each input, which
+/// takes the new ones before it reads again; between wake-ups an input checks one counter.
+#[derive(Debug)]
+pub struct Settings {
+    generation: AtomicU64,
+    current: Mutex<Tunables>,
+}
+
+impl Settings {
+    /// Settings starting at `tunables`.
+    pub fn new(tunables: Tunables) -> Settings {
+        Settings {
+            generation: AtomicU64::new(0),
+            current: Mutex::new(tunables),
+        }
+    }
+
+    /// Replaces them; inputs take them at their next wake-up (see `Input::wake`).
+    pub fn replace(&self, tunables: Tunables) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = tunables;
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    fn get(&self) -> (u64, Tunables) {
+        let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        (self.generation.load(Ordering::Acquire), current.clone())
+    }
 }
 
 /// A running input thread.
@@ -71,9 +107,37 @@ struct Ctx {
     id: u64,
     stop: Arc<AtomicBool>,
     shared: Shared,
+    /// The settings it runs with, and their generation.
+    tunables: Tunables,
+    generation: u64,
 }
 
 impl Ctx {
+    fn new(id: u64, stop: Arc<AtomicBool>, shared: Shared) -> Ctx {
+        let (generation, tunables) = shared.settings.get();
+        Ctx {
+            id,
+            stop,
+            shared,
+            tunables,
+            generation,
+        }
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.tunables.limits
+    }
+
+    /// Takes settings a reload replaced; returns the old ones if they changed.
+    fn refresh(&mut self) -> Option<Tunables> {
+        if self.shared.settings.generation.load(Ordering::Acquire) == self.generation {
+            return None;
+        }
+        let (generation, tunables) = self.shared.settings.get();
+        self.generation = generation;
+        Some(std::mem::replace(&mut self.tunables, tunables))
+    }
+
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Acquire)
     }
@@ -82,7 +146,7 @@ impl Ctx {
         Batch {
             messages: Vec::with_capacity(BATCH),
             bytes: 0,
-            escape: self.shared.escape_controls,
+            escape: self.tunables.escape_controls,
             to_loop: self.shared.messages.clone(),
             loop_gone: false,
         }
@@ -148,11 +212,7 @@ impl Input {
         let addr = listener.addr.clone();
         let bound = listener.bound();
         let activated = listener.activated;
-        let ctx = Ctx {
-            id,
-            stop: stop.clone(),
-            shared,
-        };
+        let ctx = Ctx::new(id, stop.clone(), shared);
         let thread = std::thread::Builder::new()
             .name(format!("input-{id}"))
             .spawn(move || {
@@ -171,6 +231,11 @@ impl Input {
             waker,
             thread: Some(thread),
         })
+    }
+
+    /// Wakes the thread so that it takes new settings now rather than at its next message.
+    pub fn wake(&self) {
+        let _ = self.waker.wake();
     }
 
     /// Asks the thread to drain its socket and exit; it reports `InputStopped` when done.

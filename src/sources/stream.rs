@@ -148,7 +148,7 @@ fn push_frame(
     }
 }
 
-pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
+pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
     let mut server = match take_listener(&mut listener) {
         Ok(s) => s,
         Err(e) => {
@@ -164,7 +164,6 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         log::error!("input {}: cannot poll the socket: {e}", listener.addr);
         return ctx.finish();
     }
-    let limits = ctx.shared.limits.clone();
     let mut table = Table {
         map: HashMap::new(),
         next_token: FIRST_CONNECTION,
@@ -180,12 +179,11 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
     let mut events = Events::with_capacity(256);
     loop {
         // Only connections need a timer (idle timeout); an idle listener sleeps until woken.
+        let idle_timeout = ctx.limits().idle_timeout;
         let timeout = table
             .map
             .values()
-            .map(|c| {
-                (c.last_active + limits.idle_timeout).saturating_duration_since(Instant::now())
-            })
+            .map(|c| (c.last_active + idle_timeout).saturating_duration_since(Instant::now()))
             .min();
         if let Err(e) = poll.poll(&mut events, timeout)
             && e.kind() != io::ErrorKind::Interrupted
@@ -193,6 +191,13 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
             log::error!("input {}: poll failed: {e}", listener.addr);
             break;
         }
+        if ctx.refresh().is_some() {
+            batch.escape = ctx.tunables.escape_controls;
+            for conn in table.map.values_mut() {
+                conn.framer.set_max(ctx.limits().max_message_size);
+            }
+        }
+        let idle_timeout = ctx.limits().idle_timeout;
         let stopping = ctx.stopping();
         // A socket the service manager holds outlives us: connections still in its accept queue
         // at a stop are left there for the next instance instead of being taken and closed.
@@ -217,7 +222,7 @@ pub(super) fn run(ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         }
         let now = Instant::now();
         table.map.retain(|_, c| {
-            let idle = now.saturating_duration_since(c.last_active) >= limits.idle_timeout;
+            let idle = now.saturating_duration_since(c.last_active) >= idle_timeout;
             if idle {
                 Stats::add(&ctx.shared.stats.idle_closed, 1);
                 let origin = &c.origin;
@@ -262,7 +267,7 @@ fn accept_pending(
     chunk: &mut [u8],
     batch: &mut Batch,
 ) {
-    let limits = &ctx.shared.limits;
+    let limits = ctx.limits();
     loop {
         let accepted = match server {
             StreamListener::Tcp(l) => l.accept().map(|(s, peer)| {

@@ -1,0 +1,278 @@
+//! One output's thread and the queue in front of it.
+//!
+//! The service loop hands an output a shared batch and the bits of the messages its route took;
+//! the thread encodes them into the sink's backlog and writes them out, retrying with backoff
+//! while the output refuses (journald restarting, a full disk). A blocked write blocks this
+//! thread only.
+//!
+//! The queue is bounded in bytes, not messages: the loop adds each message's weight when it
+//! hands a batch over, the thread swaps that for the encoded size once it has encoded it, and
+//! subtracts what it wrote. `Gauge::queued_bytes` is therefore everything this output holds
+//! (shared batches waiting in the channel, counted by the messages it takes, and its encoded
+//! backlog). When a write brings it back under the bound, the thread wakes the loop, which
+//! may be holding the inputs back for it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, unbounded};
+
+use crate::message::Message;
+use crate::stats::Stats;
+
+use super::Sink;
+
+/// Retry backoff bounds for an output that refuses what it is given.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// What the loop sends an output's thread.
+pub enum Item {
+    /// The messages of `batch` whose bits are set in `mask`, weighing `bytes`.
+    Batch {
+        batch: Arc<Vec<Message>>,
+        mask: u64,
+        bytes: usize,
+    },
+    /// Reopen the file (SIGHUP).
+    Reopen,
+    /// Write out what is left, then end.
+    Stop,
+}
+
+/// An output's counters and queue size, shared by its thread and the loop.
+#[derive(Debug, Default)]
+pub struct Gauge {
+    /// Bytes held: see the module documentation.
+    pub queued_bytes: AtomicUsize,
+    /// The queue's bound in bytes (a reload may change it).
+    pub limit: AtomicUsize,
+    /// Messages handed over and not yet written or rejected.
+    pub queued: AtomicU64,
+    /// Messages written.
+    pub written: AtomicU64,
+    /// Messages the output refused for good.
+    pub rejected: AtomicU64,
+    /// Messages dropped because the queue was full (`queue-policy = "drop"`).
+    pub dropped: AtomicU64,
+    /// Failed writes (each retried).
+    pub errors: AtomicU64,
+    /// The thread has ended (after `Item::Stop`, everything written).
+    pub done: AtomicBool,
+}
+
+impl Gauge {
+    /// True while the queue holds its bound or more.
+    pub fn full(&self) -> bool {
+        self.queued_bytes.load(Relaxed) >= self.limit.load(Relaxed)
+    }
+}
+
+/// The loop's handle on an output's thread.
+pub struct Worker {
+    items: Sender<Item>,
+    /// Its counters.
+    pub gauge: Arc<Gauge>,
+    /// What it writes to, for logs and STATUS=.
+    pub name: String,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts the thread for `sink`. `wake` is the loop's: a token there says an output has
+    /// room again or has ended.
+    pub fn spawn(
+        sink: Sink,
+        limit: usize,
+        stats: Arc<Stats>,
+        wake: Sender<()>,
+    ) -> std::io::Result<Worker> {
+        let (items, rx) = unbounded();
+        let gauge = Arc::new(Gauge::default());
+        gauge.limit.store(limit, Relaxed);
+        let name = sink.describe();
+        let thread = Thread {
+            sink,
+            items: rx,
+            gauge: gauge.clone(),
+            stats,
+            wake,
+            retry: None,
+            backoff: Duration::ZERO,
+        };
+        let handle = std::thread::Builder::new()
+            .name("output".into())
+            .spawn(move || thread.run())?;
+        Ok(Worker {
+            items,
+            gauge,
+            name,
+            thread: Some(handle),
+        })
+    }
+
+    /// Queues `item`. The thread outlives its handle's sends (it ends only after `Stop` or when
+    /// the handle is dropped), so this fails only if it panicked; the messages are then counted
+    /// as dropped.
+    pub fn send(&self, item: Item) {
+        if let Err(e) = self.items.send(item)
+            && let Item::Batch { mask, .. } = e.0
+        {
+            let n = u64::from(mask.count_ones());
+            self.gauge.queued.fetch_sub(n, Relaxed);
+            self.gauge.dropped.fetch_add(n, Relaxed);
+        }
+    }
+
+    /// Joins the thread if it has ended; true if it has.
+    pub fn reap(&mut self) -> bool {
+        if !self.gauge.done.load(Relaxed) {
+            return false;
+        }
+        if let Some(handle) = self.thread.take() {
+            let _ = handle.join();
+        }
+        true
+    }
+}
+
+/// The thread's own state.
+struct Thread {
+    sink: Sink,
+    items: Receiver<Item>,
+    gauge: Arc<Gauge>,
+    stats: Arc<Stats>,
+    wake: Sender<()>,
+    /// When to try again after a failed write; None while it writes.
+    retry: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Thread {
+    fn run(mut self) {
+        let mut stopping = false;
+        loop {
+            let pending = self.sink.backlog_messages() > 0;
+            // Wait for messages, or for the retry of those it holds.
+            let item = if stopping {
+                if !pending {
+                    break;
+                }
+                if let Some(t) = self.retry {
+                    std::thread::sleep(t.saturating_duration_since(Instant::now()));
+                }
+                None
+            } else if !pending {
+                self.items.recv().ok()
+            } else if let Some(t) = self.retry {
+                match self.items.recv_deadline(t) {
+                    Ok(item) => Some(item),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        stopping = true;
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            // The handle was dropped (a reload plan that was not committed, or the loop ended).
+            if item.is_none() && !pending && !stopping {
+                break;
+            }
+            // Take it and whatever else is queued, so that one write covers many batches.
+            let mut next = item;
+            while let Some(item) = next.take() {
+                stopping |= self.take(item);
+                if !stopping {
+                    next = match self.items.try_recv() {
+                        Ok(item) => Some(item),
+                        Err(TryRecvError::Empty) => None,
+                        Err(TryRecvError::Disconnected) => {
+                            stopping = true;
+                            None
+                        }
+                    };
+                }
+            }
+            if self.sink.backlog_messages() > 0 && self.retry.is_none_or(|t| t <= Instant::now()) {
+                self.write_out();
+            }
+        }
+        self.gauge.done.store(true, Relaxed);
+        let _ = self.wake.try_send(());
+    }
+
+    /// Handles one item; true for `Stop`.
+    fn take(&mut self, item: Item) -> bool {
+        match item {
+            Item::Batch { batch, mask, bytes } => {
+                let before = self.sink.backlog_bytes();
+                let mut bits = mask;
+                while bits != 0 {
+                    let i = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    self.sink.accept(&batch[i]);
+                }
+                let encoded = self.sink.backlog_bytes() - before;
+                // Swap the weight the loop counted for what the encoding holds.
+                self.gauge.queued_bytes.fetch_add(encoded, Relaxed);
+                self.release(bytes);
+                false
+            }
+            Item::Reopen => {
+                if let Err(e) = self.sink.reopen() {
+                    log::error!("cannot reopen {}: {e}", self.sink.describe());
+                }
+                false
+            }
+            Item::Stop => true,
+        }
+    }
+
+    /// Takes `n` bytes off the queue; wakes the loop if that makes room.
+    fn release(&self, n: usize) {
+        let before = self.gauge.queued_bytes.fetch_sub(n, Relaxed);
+        let limit = self.gauge.limit.load(Relaxed);
+        if before >= limit && before - n < limit {
+            let _ = self.wake.try_send(());
+        }
+    }
+
+    /// Hands the backlog to the output; on failure arms the retry with backoff and says so
+    /// once, when it starts failing.
+    fn write_out(&mut self) {
+        let before = self.sink.backlog_bytes();
+        let out = self.sink.write_out();
+        self.release(before - self.sink.backlog_bytes());
+        let g = &self.gauge;
+        g.queued.fetch_sub(out.written + out.rejected, Relaxed);
+        g.written.fetch_add(out.written, Relaxed);
+        g.rejected.fetch_add(out.rejected, Relaxed);
+        Stats::add(&self.stats.written, out.written);
+        Stats::add(&self.stats.rejected, out.rejected);
+        match &out.error {
+            None => {
+                if self.retry.take().is_some() {
+                    log::info!("output {} is writable again", self.sink.describe());
+                }
+                self.backoff = Duration::ZERO;
+            }
+            Some(e) => {
+                g.errors.fetch_add(1, Relaxed);
+                Stats::add(&self.stats.output_errors, 1);
+                if self.retry.is_none() {
+                    log::error!(
+                        "cannot write to {}: {e}; keeping {} messages and retrying",
+                        self.sink.describe(),
+                        self.sink.backlog_messages()
+                    );
+                }
+                self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                self.retry = Some(Instant::now() + self.backoff);
+            }
+        }
+    }
+}
