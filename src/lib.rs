@@ -32,6 +32,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod coalesce;
 pub mod config;
 pub mod error;
 pub mod escape;

@@ -34,6 +34,8 @@ use crate::stats::{Snapshot, Stats};
 
 /// Batches that may wait between the inputs and the loop (each up to `sources::BATCH` messages).
 const QUEUE_BATCHES: usize = 8;
+/// After stop-timeout, how long inputs get to hand over what they drained, counted as lost.
+const STOP_GRACE: Duration = Duration::from_millis(500);
 /// STATUS= is sent at most this often.
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -196,7 +198,9 @@ impl Service {
         lost += self.outputs.stop(deadline);
         Stats::add(&self.stats.lost, lost);
         let s = self.stats.snapshot();
-        log::info!("stopped after {}: {s}", uptime(self.started.elapsed()));
+        let summary = format!("stopped after {}: {s}", uptime(self.started.elapsed()));
+        self.notifier.status(&summary);
+        log::info!("{summary}");
         Ok(())
     }
 
@@ -214,9 +218,29 @@ impl Service {
     }
 
     /// At a stop that ran out of time while a blocked output held the inputs back: the batches
-    /// still between the inputs and the loop are lost. Counted and said.
+    /// still between the inputs and the loop are lost. Counted and said, including the ones
+    /// inputs finish draining meanwhile (they no longer wait for room), for a short while.
     fn give_up_queued_batches(&mut self) -> u64 {
-        let lost: usize = self.messages.try_iter().map(|b| b.len()).sum();
+        let grace = Instant::now() + STOP_GRACE;
+        let mut lost = 0;
+        loop {
+            lost += self.messages.try_iter().map(|b| b.len()).sum::<usize>();
+            if self.stopping_inputs.is_empty() && self.inputs.is_empty() {
+                break;
+            }
+            match self.control.recv_deadline(grace) {
+                Ok(Control::InputStopped(id)) => {
+                    for list in [&mut self.stopping_inputs, &mut self.inputs] {
+                        if let Some(pos) = list.iter().position(|i| i.id == id) {
+                            list.swap_remove(pos).join();
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        lost += self.messages.try_iter().map(|b| b.len()).sum::<usize>();
         if lost > 0 {
             log::error!(
                 "stop-timeout reached with {lost} accepted messages not yet handed to an output; \
@@ -265,6 +289,7 @@ impl Service {
                         Err(_) => break,
                     }
                 }
+                self.outputs.flush();
             }
             Some(Event::Room) => self.outputs.reap(),
             None => {}

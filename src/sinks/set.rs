@@ -29,7 +29,7 @@ use crate::route::Route;
 use crate::stats::Stats;
 
 use super::Sink;
-use super::worker::{Item, Worker};
+use super::worker::{Item, Share, Worker};
 
 /// The most messages one batch may hold: one bit each in a `u64` mask.
 pub const MAX_BATCH: usize = 64;
@@ -169,7 +169,7 @@ impl OutputSet {
         debug_assert!(batch.len() <= MAX_BATCH);
         let batch = Arc::new(batch);
         let mut routed = 0u64;
-        for out in &self.outputs {
+        for out in &mut self.outputs {
             let mask = if out.route.is_all() {
                 allowed
             } else {
@@ -189,13 +189,21 @@ impl OutputSet {
             let bytes = weight(&batch, mask);
             gauge.queued_bytes.fetch_add(bytes, Relaxed);
             gauge.queued.fetch_add(n, Relaxed);
-            out.worker.send(Item::Batch {
+            out.worker.push(Share {
                 batch: batch.clone(),
                 mask,
                 bytes,
             });
         }
         u64::from((allowed & !routed).count_ones())
+    }
+
+    /// Sends each output what `accept` gave it since the last flush: the loop calls it once it
+    /// has taken every batch that was waiting, so an output's thread wakes once for them all.
+    pub fn flush(&mut self) {
+        for out in &mut self.outputs {
+            out.worker.flush();
+        }
     }
 
     /// Messages waiting in every output, retiring ones included.
@@ -215,8 +223,8 @@ impl OutputSet {
     }
 
     /// Reopens every file (SIGHUP: logrotate moved them); each thread logs its failures.
-    pub fn reopen(&self) {
-        for out in &self.outputs {
+    pub fn reopen(&mut self) {
+        for out in &mut self.outputs {
             out.worker.send(Item::Reopen);
         }
     }
@@ -299,7 +307,7 @@ impl OutputSet {
             };
             self.outputs.push(out);
         }
-        for out in old.into_iter().flatten() {
+        for mut out in old.into_iter().flatten() {
             log::info!("no longer writing to {}", out.worker.name);
             out.worker.send(Item::Stop);
             self.retiring.push(out.worker);
@@ -309,7 +317,7 @@ impl OutputSet {
     /// Stops every output: each writes out what it holds until `deadline`; what is still
     /// queued then is logged and counted as lost, per output. Returns the messages lost.
     pub fn stop(mut self, deadline: Instant) -> u64 {
-        for out in &self.outputs {
+        for out in &mut self.outputs {
             out.worker.send(Item::Stop);
         }
         let mut workers: Vec<Worker> = self.outputs.drain(..).map(|o| o.worker).collect();

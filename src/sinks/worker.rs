@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, unbounded};
 
+use crate::coalesce::Coalescer;
 use crate::message::Message;
 use crate::stats::Stats;
 
@@ -28,14 +29,21 @@ use super::Sink;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
+/// The messages of `batch` whose bits are set in `mask`, weighing `bytes`: one output's share
+/// of a batch.
+pub struct Share {
+    /// The batch, shared by every output that takes some of it.
+    pub batch: Arc<Vec<Message>>,
+    /// Bit `i`: this output takes `batch[i]`.
+    pub mask: u64,
+    /// What those messages weigh.
+    pub bytes: usize,
+}
+
 /// What the loop sends an output's thread.
 pub enum Item {
-    /// The messages of `batch` whose bits are set in `mask`, weighing `bytes`.
-    Batch {
-        batch: Arc<Vec<Message>>,
-        mask: u64,
-        bytes: usize,
-    },
+    /// The shares of every batch the loop took in one round: one wake-up of the thread for all.
+    Batches(Vec<Share>),
     /// Reopen the file (SIGHUP).
     Reopen,
     /// Write out what is left, then end.
@@ -73,6 +81,8 @@ impl Gauge {
 /// The loop's handle on an output's thread.
 pub struct Worker {
     items: Sender<Item>,
+    /// Shares taken this round, sent together by `flush`.
+    pending: Vec<Share>,
     /// Its counters.
     pub gauge: Arc<Gauge>,
     /// What it writes to, for logs and STATUS=.
@@ -101,26 +111,46 @@ impl Worker {
             wake,
             retry: None,
             backoff: Duration::ZERO,
+            coalescer: Coalescer::new(limit),
         };
         let handle = std::thread::Builder::new()
             .name("output".into())
             .spawn(move || thread.run())?;
         Ok(Worker {
             items,
+            pending: Vec::new(),
             gauge,
             name,
             thread: Some(handle),
         })
     }
 
-    /// Queues `item`. The thread outlives its handle's sends (it ends only after `Stop` or when
-    /// the handle is dropped), so this fails only if it panicked; the messages are then counted
-    /// as dropped.
-    pub fn send(&self, item: Item) {
+    /// Adds a share to this round's; the caller has counted it in the gauge.
+    pub fn push(&mut self, share: Share) {
+        self.pending.push(share);
+    }
+
+    /// Sends this round's shares.
+    pub fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let shares = std::mem::take(&mut self.pending);
+            self.deliver(Item::Batches(shares));
+        }
+    }
+
+    /// Sends `item` after this round's shares.
+    pub fn send(&mut self, item: Item) {
+        self.flush();
+        self.deliver(item);
+    }
+
+    /// The thread outlives its handle's sends (it ends only after `Stop` or when the handle is
+    /// dropped), so this fails only if it panicked; the messages are then counted as dropped.
+    fn deliver(&self, item: Item) {
         if let Err(e) = self.items.send(item)
-            && let Item::Batch { mask, .. } = e.0
+            && let Item::Batches(shares) = e.0
         {
-            let n = u64::from(mask.count_ones());
+            let n: u64 = shares.iter().map(|s| u64::from(s.mask.count_ones())).sum();
             self.gauge.queued.fetch_sub(n, Relaxed);
             self.gauge.dropped.fetch_add(n, Relaxed);
         }
@@ -148,6 +178,8 @@ struct Thread {
     /// When to try again after a failed write; None while it writes.
     retry: Option<Instant>,
     backoff: Duration,
+    /// The pause after a heavy write that lets the next one cover more (see `coalesce`).
+    coalescer: Coalescer,
 }
 
 impl Thread {
@@ -198,7 +230,10 @@ impl Thread {
                 }
             }
             if self.sink.backlog_messages() > 0 && self.retry.is_none_or(|t| t <= Instant::now()) {
-                self.write_out();
+                let (messages, bytes) = self.write_out();
+                if !stopping && self.retry.is_none() {
+                    self.coalescer.wait(messages, bytes);
+                }
             }
         }
         self.gauge.done.store(true, Relaxed);
@@ -208,18 +243,20 @@ impl Thread {
     /// Handles one item; true for `Stop`.
     fn take(&mut self, item: Item) -> bool {
         match item {
-            Item::Batch { batch, mask, bytes } => {
-                let before = self.sink.backlog_bytes();
-                let mut bits = mask;
-                while bits != 0 {
-                    let i = bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    self.sink.accept(&batch[i]);
+            Item::Batches(shares) => {
+                for Share { batch, mask, bytes } in shares {
+                    let before = self.sink.backlog_bytes();
+                    let mut bits = mask;
+                    while bits != 0 {
+                        let i = bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        self.sink.accept(&batch[i]);
+                    }
+                    let encoded = self.sink.backlog_bytes() - before;
+                    // Swap the weight the loop counted for what the encoding holds.
+                    self.gauge.queued_bytes.fetch_add(encoded, Relaxed);
+                    self.release(bytes);
                 }
-                let encoded = self.sink.backlog_bytes() - before;
-                // Swap the weight the loop counted for what the encoding holds.
-                self.gauge.queued_bytes.fetch_add(encoded, Relaxed);
-                self.release(bytes);
                 false
             }
             Item::Reopen => {
@@ -242,11 +279,12 @@ impl Thread {
     }
 
     /// Hands the backlog to the output; on failure arms the retry with backoff and says so
-    /// once, when it starts failing.
-    fn write_out(&mut self) {
+    /// once, when it starts failing. Returns the messages and bytes written.
+    fn write_out(&mut self) -> (usize, usize) {
         let before = self.sink.backlog_bytes();
         let out = self.sink.write_out();
-        self.release(before - self.sink.backlog_bytes());
+        let bytes = before - self.sink.backlog_bytes();
+        self.release(bytes);
         let g = &self.gauge;
         g.queued.fetch_sub(out.written + out.rejected, Relaxed);
         g.written.fetch_add(out.written, Relaxed);
@@ -274,5 +312,6 @@ impl Thread {
                 self.retry = Some(Instant::now() + self.backoff);
             }
         }
+        (out.written as usize, bytes)
     }
 }

@@ -17,8 +17,8 @@ use nix::sys::socket::{
 };
 
 use super::bind::size_receive_buffer;
-use super::coalesce::Coalescer;
 use super::{Batch, Ctx, Listener, SOCKET, Socket, Tunables};
+use crate::coalesce::Coalescer;
 use crate::message::{Credentials, Origin, Transport};
 use crate::parse::parse;
 use crate::stats::Stats;

@@ -8,7 +8,6 @@
 //! a reload loses no accepted message.
 
 pub mod bind;
-mod coalesce;
 mod datagram;
 mod stream;
 

@@ -22,6 +22,7 @@ pub const TESTS: &[Test] = tests![
     a_journal_that_stops_reading_neither_blocks_the_loop_nor_loses_an_entry,
     an_entry_too_large_for_a_datagram_goes_through_a_sealed_memfd,
     datagram_sockets_get_the_receive_buffer_asked_and_say_when_the_kernel_caps_it,
+    reloaded_limits_reach_running_listeners_and_open_connections,
 ];
 
 /// A daemon writing to a journal socket the test binds: the real native protocol, read back here.
@@ -670,4 +671,63 @@ fn datagram_sockets_get_the_receive_buffer_asked_and_say_when_the_kernel_caps_it
         stderr.lines().filter(|l| l.contains(&warning)).count() == 2,
         "one warning per datagram socket with {warning:?} in {stderr}"
     );
+}
+
+/// A reload that raises max-message-size reaches the listeners that keep running and the
+/// connections already open on them, not only listeners bound afterwards.
+fn reloaded_limits_reach_running_listeners_and_open_connections() {
+    let b = Builder::new();
+    let dir = b.dir().display().to_string();
+    let config = |size: usize| {
+        format!(
+            "listen = [\"unix://{dir}/log\", \"tcp://127.0.0.1:0\"]\nheartbeat = \"0\"\n\
+             max-message-size = {size}\noutput = \"file:{dir}/out.log\"\n"
+        )
+    };
+    let d = b.config(&config(8192)).start();
+    let out = d.path("out.log");
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    let wait_for = |text: &str| {
+        let deadline = std::time::Instant::now() + WAIT;
+        while !read().contains(text) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{text} never reached the file ({} lines)",
+                read().lines().count()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let big = |tag: &str| format!("<13>app: {tag} {}", "x".repeat(10_000));
+    let unix = UnixDatagram::unbound().unwrap();
+    let mut tcp = TcpStream::connect(d.addr("tcp")).unwrap();
+    // At 8192: the datagram is cut, the TCP frame dropped (a small one after it proves it was read).
+    unix.send_to(big("dgram-before").as_bytes(), d.path("log"))
+        .unwrap();
+    let frame = big("tcp-before");
+    write!(tcp, "{} {frame}", frame.len()).unwrap();
+    tcp.write_all(b"17 <13>app: small-ok").unwrap();
+    wait_for("dgram-before");
+    wait_for("small-ok");
+    assert!(!read().contains(&"x".repeat(10_000)), "cut at 8192");
+    assert!(!read().contains("tcp-before"), "dropped at 8192");
+    // Raised by a reload: the same listener and the same connection take it whole.
+    std::fs::write(d.path("logger.toml"), config(65536)).unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    d.notify.expect("READY=1");
+    unix.send_to(big("dgram-after").as_bytes(), d.path("log"))
+        .unwrap();
+    let frame = big("tcp-after");
+    write!(tcp, "{} {frame}", frame.len()).unwrap();
+    wait_for("dgram-after");
+    wait_for("tcp-after");
+    let log = read();
+    for tag in ["dgram-after", "tcp-after"] {
+        let line = log.lines().find(|l| l.contains(tag)).unwrap();
+        assert!(
+            line.contains(&"x".repeat(10_000)),
+            "{tag} was cut: {} bytes",
+            line.len()
+        );
+    }
 }

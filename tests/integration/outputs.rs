@@ -15,6 +15,8 @@ pub const TESTS: &[Test] = tests![
     debian_rules_place_every_facility_and_severity_where_rsyslog_does,
     outputs_take_what_their_rules_say_in_their_formats_and_the_rest_is_unrouted,
     a_reload_keeps_adds_and_removes_outputs,
+    a_stuck_output_that_drops_stalls_neither_the_others_nor_the_stop,
+    a_stuck_output_that_blocks_holds_the_inputs_back_and_the_stop_ends_on_time,
 ];
 
 /// One message per facility and severity (192), each text naming both.
@@ -286,4 +288,129 @@ fn a_reload_keeps_adds_and_removes_outputs() {
     assert!(!kept.contains("last"), "{kept}");
     assert!(!added.contains("before"), "{added}");
     assert!(added.contains(": after"), "{added}");
+}
+
+/// A daemon whose stderr output nobody reads (the test reads stderr only after the exit), with
+/// the smallest queue, beside a file output; our own log goes to the same stderr.
+fn stuck_stderr(policy: &str) -> Daemon {
+    let b = Builder::new();
+    let dir = b.dir().display().to_string();
+    b.config(&format!(
+        "listen = [\"unix://{dir}/log\"]\nheartbeat = \"0\"\nstop-timeout = \"1s\"\n\
+         [[output]]\nto = \"stderr\"\nqueue-policy = \"{policy}\"\nqueue-size = 65536\n\
+         [[output]]\nto = \"file:{dir}/out.log\"\n"
+    ))
+    .start()
+}
+
+/// Sends numbered 200-byte messages until `n` are sent or the socket stays full for a second
+/// (the daemon holds the inputs back); returns how many were sent.
+fn send_until_held_back(d: &Daemon, n: usize) -> usize {
+    let sock = UnixDatagram::unbound().unwrap();
+    sock.set_write_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let pad = "p".repeat(180);
+    for i in 0..n {
+        let msg = format!("<13>app: stuck-{i:05} {pad}");
+        if sock.send_to(msg.as_bytes(), d.path("log")).is_err() {
+            return i;
+        }
+    }
+    n
+}
+
+/// The last STATUS= the daemon sent before it exited, from what is left in the socket.
+fn last_status(d: &Daemon) -> String {
+    let mut last = String::new();
+    while let Some(datagram) = d.notify.recv(Duration::from_millis(200)) {
+        if let Some(s) = datagram.lines().find_map(|l| l.strip_prefix("STATUS=")) {
+            last = s.to_owned();
+        }
+    }
+    last
+}
+
+/// The number after `counter` in a STATUS= or log line (`lost at stop 12`).
+fn counter(text: &str, counter: &str) -> u64 {
+    let at = text
+        .find(counter)
+        .unwrap_or_else(|| panic!("no '{counter}' in {text}"));
+    text[at + counter.len()..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after '{counter}' in {text}"))
+}
+
+/// Lines in the file.
+fn lines_in(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+/// SIGTERM, and the bounded wait for the exit: stop-timeout (1 s) plus a second for each of our
+/// own log lines that finds stderr full, with room for a busy machine.
+fn stop_stuck(d: &mut Daemon) -> (std::process::Output, String) {
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let out = d.wait_exit(Duration::from_secs(30));
+    (out, last_status(d))
+}
+
+fn a_stuck_output_that_drops_stalls_neither_the_others_nor_the_stop() {
+    const N: usize = 3000;
+    let mut d = stuck_stderr("drop");
+    // 600 KB: far more than the pipe and the stderr queue hold together.
+    assert_eq!(send_until_held_back(&d, N), N, "the inputs were held back");
+    let file = d.path("out.log");
+    let deadline = Instant::now() + WAIT;
+    while lines_in(&file) < N {
+        assert!(
+            Instant::now() < deadline,
+            "the file output has {} of {N} lines while stderr is stuck",
+            lines_in(&file)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // STATUS= counts what the stuck output dropped, per output.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = d
+            .notify
+            .recv(Duration::from_millis(500))
+            .unwrap_or_default();
+        if status.contains("STATUS=") && !status.contains("stderr written 0") {
+            let stderr_part = status.split("stderr").nth(1).unwrap();
+            if counter(stderr_part, "dropped") > 0 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "no STATUS= with stderr's drops");
+    }
+    let (out, last) = stop_stuck(&mut d);
+    assert!(out.status.success(), "{}", out.status);
+    assert_eq!(lines_in(&file), N);
+    // What the stuck queue still held is counted as lost in the final status.
+    assert!(counter(&last, "lost at stop") > 0, "{last}");
+    assert!(counter(&last, "queue full") > 0, "{last}");
+}
+
+fn a_stuck_output_that_blocks_holds_the_inputs_back_and_the_stop_ends_on_time() {
+    let mut d = stuck_stderr("block");
+    // The stuck stderr queue fills and the inputs are held back: the socket fills up.
+    let sent = send_until_held_back(&d, 100_000);
+    assert!(sent < 100_000, "the inputs were never held back");
+    let (out, last) = stop_stuck(&mut d);
+    assert!(out.status.success(), "{}", out.status);
+    let written = lines_in(&d.path("out.log")) as u64;
+    // Every accepted message is written to the file, or counted as lost at the stop.
+    let lost = counter(&last, "lost at stop");
+    let received = counter(&last, "received");
+    assert!(lost > 0, "{last}");
+    assert!(
+        written + lost >= received,
+        "written {written} + lost {lost} < received {received}: {last}"
+    );
 }

@@ -332,15 +332,23 @@ impl Daemon {
 
     /// Like `stop`, for a test that already sent the signal.
     pub fn stop_after_signal(mut self) -> (ExitStatus, String, String) {
-        let out = wait_output(
-            std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap()),
-            WAIT,
-        );
+        let out = self.wait_exit(WAIT);
         let log = std::fs::read_to_string(self.path("out.log")).unwrap_or_default();
         (
             out.status,
             log,
             String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Daemon {
+    /// Waits for the daemon to exit (after a signal the test sent), at most `limit`; its
+    /// notification socket stays readable.
+    pub fn wait_exit(&mut self, limit: Duration) -> Output {
+        wait_output(
+            std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap()),
+            limit,
         )
     }
 }

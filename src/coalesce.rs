@@ -1,6 +1,7 @@
-//! Receive coalescing for datagram inputs: under a heavy stream, let the kernel queue fill for a
-//! moment before draining it again, so that one wake-up reads hundreds of datagrams instead of a
-//! handful.
+//! Coalescing under load: under a heavy stream, let a queue fill for a moment before draining it
+//! again, so that one wake-up takes hundreds of messages instead of a handful. Datagram inputs
+//! use it on their socket's queue, outputs on theirs (`sinks::worker`), where "datagrams" are
+//! messages and the capacity is the queue's bound.
 //!
 //! Without it an input wakes for nearly every datagram that finds it waiting, and so does the
 //! service loop for every small batch: at 300k msg/s that is tens of thousands of context switches
