@@ -54,7 +54,14 @@ impl std::str::FromStr for Output {
             "journal" => Ok(Output::Journal),
             "stderr" => Ok(Output::Stderr),
             _ => match s.strip_prefix("file:") {
-                Some(p) if p.starts_with('/') => Ok(Output::File(PathBuf::from(p))),
+                Some(p) if p.starts_with('/') => {
+                    let path = PathBuf::from(p);
+                    if crate::template::Template::is_template(&path) {
+                        crate::template::Template::parse(&path)
+                            .map_err(|e| format!("invalid output '{s}': {e}"))?;
+                    }
+                    Ok(Output::File(path))
+                }
                 Some(_) => Err(format!(
                     "invalid output '{s}': the file path must be absolute"
                 )),

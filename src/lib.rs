@@ -50,6 +50,7 @@ pub mod sinks;
 pub mod sources;
 pub mod stats;
 pub mod sys;
+pub mod template;
 
 use std::process::ExitCode;
 

@@ -12,6 +12,7 @@ pub mod json;
 pub mod line;
 pub mod rfc5424;
 mod set;
+mod templated;
 mod worker;
 
 pub use set::{MAX_BATCH, Opened, OutputSet, Plan};
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 use crate::config::{LineFormat, Output};
 use crate::error::{Error, Result};
 use crate::message::Message;
+use crate::template::Template;
 use journal::JournalWriter;
 
 /// How long to let journald work through a full queue before sending again.
@@ -43,6 +45,8 @@ enum Target {
         /// Created by us at start, not found: it may be given to `--user`.
         created: bool,
     },
+    /// One file per rendered path template.
+    Templated(templated::Templated),
 }
 
 /// What one `write_out` achieved.
@@ -87,6 +91,11 @@ impl Sink {
         let target = match resolve(output, journal_socket, foreground) {
             Output::Journal => Target::Journal(JournalWriter::open(journal_socket).map_err(fail)?),
             Output::Stderr => Target::Stderr,
+            Output::File(path) if Template::is_template(&path) => {
+                let template = Template::parse(&path)
+                    .map_err(|e| fail(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+                Target::Templated(templated::Templated::open(template).map_err(fail)?)
+            }
             Output::File(path) => {
                 let (file, created) = open_log_file_noting_creation(&path).map_err(fail)?;
                 Target::File {
@@ -117,26 +126,25 @@ impl Sink {
             Target::Journal(_) => "journal".into(),
             Target::Stderr => "stderr".into(),
             Target::File { path, .. } => format!("file:{}", path.display()),
+            Target::Templated(t) => t.describe(),
         }
     }
 
     /// Accepts a message into the backlog.
     pub fn accept(&mut self, msg: &Message) {
-        match &self.target {
+        match &mut self.target {
             Target::Journal(_) => {
                 let mut entry = Vec::with_capacity(128 + msg.text().len());
                 journal::encode(&mut entry, msg);
                 self.entry_bytes += entry.len();
                 self.entries.push_back(entry);
             }
+            Target::Templated(t) => {
+                let (format, host) = (self.format, &self.local_host);
+                t.accept(msg, host, |buf| format_line(format, buf, msg, host));
+            }
             Target::Stderr | Target::File { .. } => {
-                match self.format {
-                    LineFormat::Traditional => {
-                        line::format_line(&mut self.text, msg, &self.local_host)
-                    }
-                    LineFormat::Rfc5424 => rfc5424::format(&mut self.text, msg, &self.local_host),
-                    LineFormat::Json => json::format(&mut self.text, msg, &self.local_host),
-                }
+                format_line(self.format, &mut self.text, msg, &self.local_host);
                 self.text_messages += 1;
             }
         }
@@ -149,12 +157,20 @@ impl Sink {
 
     /// Bytes waiting in the backlog.
     pub fn backlog_bytes(&self) -> usize {
-        self.text.len() + self.entry_bytes
+        let templated = match &self.target {
+            Target::Templated(t) => t.backlog_bytes(),
+            _ => 0,
+        };
+        self.text.len() + self.entry_bytes + templated
     }
 
     /// Messages waiting in the backlog.
     pub fn backlog_messages(&self) -> usize {
-        self.entries.len() + self.text_messages
+        let templated = match &self.target {
+            Target::Templated(t) => t.backlog_messages(),
+            _ => 0,
+        };
+        self.entries.len() + self.text_messages + templated
     }
 
     /// Hands the backlog to the output; keeps what it did not take.
@@ -210,6 +226,10 @@ impl Sink {
                 &mut out,
             ),
             Target::File { file, .. } => write_text(file, &mut self.text, &mut out),
+            Target::Templated(t) => {
+                t.write_out(&mut out);
+                return out;
+            }
         }
         if self.text.is_empty() {
             out.written += self.text_messages as u64;
@@ -222,8 +242,10 @@ impl Sink {
 
     /// Reopens an output file (after logrotate moved it). Other outputs need nothing.
     pub fn reopen(&mut self) -> io::Result<()> {
-        if let Target::File { path, file, .. } = &mut self.target {
-            *file = open_log_file(path)?;
+        match &mut self.target {
+            Target::File { path, file, .. } => *file = open_log_file(path)?,
+            Target::Templated(t) => t.reopen(),
+            _ => {}
         }
         Ok(())
     }
@@ -233,6 +255,9 @@ impl Sink {
     /// old file's owner. A file that existed keeps its owner. A failure is logged: the daemon
     /// writes through the descriptor it holds.
     pub fn hand_over(&mut self, uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
+        if let Target::Templated(t) = &self.target {
+            t.hand_over(uid, gid);
+        }
         if let Target::File {
             path,
             file,
@@ -310,6 +335,13 @@ pub fn open_log_file_noting_creation(path: &Path) -> io::Result<(File, bool)> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (open(false)?, false),
         Err(e) => return Err(e),
     };
+    check_log_file(&file)?;
+    Ok((file, created))
+}
+
+/// The checks every output file passes once open: a regular file with exactly one link, and a
+/// torn last line ended (see `end_torn_line`).
+fn check_log_file(file: &File) -> io::Result<()> {
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
         return Err(io::Error::new(
@@ -323,8 +355,7 @@ pub fn open_log_file_noting_creation(path: &Path) -> io::Result<(File, bool)> {
             "the file has other hard links; logger appends only to a file of its own name",
         ));
     }
-    end_torn_line(&file, meta.len())?;
-    Ok((file, created))
+    end_torn_line(file, meta.len())
 }
 
 /// A writer killed mid-line (SIGKILL, power loss) leaves a last line without its newline; the
@@ -372,6 +403,15 @@ impl Write for FdWriter<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// One message as a line in `format`.
+fn format_line(format: LineFormat, buf: &mut Vec<u8>, msg: &Message, local_host: &str) {
+    match format {
+        LineFormat::Traditional => line::format_line(buf, msg, local_host),
+        LineFormat::Rfc5424 => rfc5424::format(buf, msg, local_host),
+        LineFormat::Json => json::format(buf, msg, local_host),
     }
 }
 

@@ -17,6 +17,7 @@ pub const TESTS: &[Test] = tests![
     a_reload_keeps_adds_and_removes_outputs,
     a_stuck_output_that_drops_stalls_neither_the_others_nor_the_stop,
     a_stuck_output_that_blocks_holds_the_inputs_back_and_the_stop_ends_on_time,
+    a_collector_writes_per_host_files_and_follows_no_planted_link,
 ];
 
 /// One message per facility and severity (192), each text naming both.
@@ -413,4 +414,79 @@ fn a_stuck_output_that_blocks_holds_the_inputs_back_and_the_stop_ends_on_time() 
         written + lost >= received,
         "written {written} + lost {lost} < received {received}: {last}"
     );
+}
+
+/// `file:DIR/{hostname}/{program}.log` on a collector: one file per sender and program, hostile
+/// names kept to one path component, a link a local user planted under the directory refused
+/// (its lines rejected and counted) while the other hosts go on, and SIGHUP reopening them all.
+fn a_collector_writes_per_host_files_and_follows_no_planted_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let b = Builder::new();
+    let dir = b.dir().to_owned();
+    let remote = dir.join("remote");
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(remote.join("web1")).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, remote.join("evil")).unwrap();
+    let d = b
+        .config(&format!(
+            "heartbeat = \"0\"\n[[output]]\nto = \"file:{}/{{hostname}}/{{program}}.log\"\n",
+            remote.display()
+        ))
+        .arg("--listen=udp://127.0.0.1:0")
+        .start();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let send = |line: &str| {
+        udp.send_to(line.as_bytes(), d.addr("udp")).unwrap();
+    };
+    send("<38>Nov 24 05:00:00 web1 sshd[1]: web1-sshd");
+    send("<13>Nov 24 05:00:00 evil app: into-the-link");
+    send("<13>Nov 24 05:00:00 .. ..: dot-dot");
+    send("<13>Nov 24 05:00:00 db-2 cron: db2-cron");
+    let wait_for = |path: &Path, text: &str| {
+        let deadline = Instant::now() + WAIT;
+        while !std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .contains(text)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{text} never reached {}",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for(&remote.join("web1/sshd.log"), "web1-sshd");
+    wait_for(&remote.join("db-2/cron.log"), "db2-cron");
+    wait_for(&remote.join("__/__.log"), "dot-dot");
+    // The planted link: nothing written through it, the refusal counted.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = d
+            .notify
+            .recv(Duration::from_millis(500))
+            .unwrap_or_default();
+        if status.contains("STATUS=") && counter(&status, "dropped") == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refused lines were not counted"
+        );
+    }
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    let mode = std::fs::metadata(remote.join("db-2"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o027, 0, "directory mode {mode:o}");
+    // logrotate moves every file; SIGHUP reopens each at its next line.
+    std::fs::rename(remote.join("web1/sshd.log"), remote.join("web1/sshd.log.1")).unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    d.notify.expect("READY=1");
+    send("<38>Nov 24 05:00:01 web1 sshd[1]: after-rotation");
+    wait_for(&remote.join("web1/sshd.log"), "after-rotation");
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
 }
