@@ -22,7 +22,9 @@ INPUTS (--listen, repeatable; also `listen = [...]` in the configuration file)
 OUTPUTS (--output, repeatable; also `output = \"...\"` or [[output]] tables in the file)
     journal      one journal entry per message, with SYSLOG_IDENTIFIER, SYSLOG_PID, PRIORITY,
                  SYSLOG_FACILITY, SYSLOG_TIMESTAMP and LOGGER_* origin fields
-    file:PATH    one line per message, control characters escaped; reopened on SIGHUP
+    file:PATH    one line per message, control characters escaped; reopened on SIGHUP.
+                 PATH may hold {hostname}, {peer}, {program}, {facility}, {date}: one file per
+                 value (sanitised to one path component; links under it are never followed)
     stderr       the same lines on standard error
     auto         stderr when run in a terminal; else journal if /run/systemd/journal/socket
                  exists; else stderr in the foreground, file:/var/log/logger.log with --fork
@@ -32,19 +34,24 @@ OUTPUTS (--output, repeatable; also `output = \"...\"` or [[output]] tables in t
                                       =sev, !sev, none, *, lists with `,`, joined with `;`
       format = \"traditional\"          traditional | rfc5424 | json (files and stderr)
       transport = [\"udp\", \"tcp\"]      and optionally program, hostname, source (networks)
+      queue-policy = \"block\"          when its queue is full: block (hold the inputs back,
+                                      lose nothing) or drop (drop for this output, counted)
+      queue-size = 1048576            the queue's bound in bytes
     A message goes to every output that takes it; one no output takes is counted unrouted.
+    Each output writes from its own thread: a stuck one holds up no other, unless it blocks.
 
 CONFIGURATION FILE (TOML; flags win over the file)
     --config FILE, else /etc/logger/logger.toml if it exists, else the defaults. Keys:
     listen, output, pidfile, user, group, umask, log-level, log-file, heartbeat,
     max-message-size, max-connections, idle-timeout, receive-buffer, rate-limit,
-    rate-limit-burst, escape-control-characters, journal-socket. Run --check-config to see
-    the effective values.
+    rate-limit-burst, escape-control-characters, journal-socket, stop-timeout. Run
+    --check-config to see the effective values.
 
 SIGNALS
     SIGHUP           reload: re-read the configuration, reopen output files, rebind changed
                      listeners; an invalid new configuration is logged and the old one kept
-    SIGTERM, SIGINT  stop accepting, write out everything accepted, exit 0
+    SIGTERM, SIGINT  stop accepting, write out everything accepted, exit 0; an output still
+                     blocked after stop-timeout (10s) has what it holds logged as lost
 
 EXIT STATUS
     0   success                      69  unavailable: address in use, output or PID file

@@ -875,8 +875,10 @@ mod tests {
             Config::from_toml(shipped, &Cli::default(), &Env::default()).unwrap(),
             Config::from_toml("", &Cli::default(), &Env::default()).unwrap()
         );
-        // Uncommented, every key but the examples (user, pidfile) gives the defaults again.
-        let uncommented: String = shipped
+        // Uncommented, every key but the examples (user, pidfile, the [[output]] table at the
+        // end) gives the defaults again.
+        let defaults_part = shipped.split("#[[output]]").next().unwrap();
+        let uncommented: String = defaults_part
             .lines()
             .filter_map(|l| l.strip_prefix('#'))
             .filter(|l| l.contains(" = ") && !l.starts_with("user") && !l.starts_with("pidfile"))
@@ -891,6 +893,41 @@ mod tests {
         parsed.listen_is_default = true;
         defaults.file = None;
         assert_eq!(parsed, defaults);
+    }
+
+    #[test]
+    fn queues_and_the_stop_deadline_are_configured_checked_and_printed_back() {
+        let text = "stop-timeout = \"3s\"\n[[output]]\nto = \"stderr\"\nqueue-policy = \"drop\"\n\
+                    queue-size = 65536\n[[output]]\nto = \"file:/var/log/r/{hostname}.log\"\n";
+        let c = Config::from_toml(text, &Cli::default(), &env()).unwrap();
+        assert_eq!(c.stop_timeout, Duration::from_secs(3));
+        assert_eq!(c.outputs[0].policy, QueuePolicy::Drop);
+        assert_eq!(c.outputs[0].queue_size, 65536);
+        assert_eq!(c.outputs[1].policy, QueuePolicy::Block);
+        assert_eq!(c.outputs[1].queue_size, DEFAULT_QUEUE_SIZE);
+        let again = Config::from_toml(&c.to_string(), &Cli::default(), &env()).unwrap();
+        assert_eq!(again.outputs, c.outputs);
+        for (bad, key) in [
+            ("stop-timeout = \"0\"", "stop-timeout"),
+            ("stop-timeout = \"8d\"", "stop-timeout"),
+            (
+                "[[output]]\nto = \"stderr\"\nqueue-policy = \"maybe\"",
+                "queue policy",
+            ),
+            (
+                "[[output]]\nto = \"stderr\"\nqueue-size = 100",
+                "queue-size",
+            ),
+            (
+                "[[output]]\nto = \"file:/l/{host}.log\"",
+                "unknown placeholder",
+            ),
+        ] {
+            let err = Config::from_toml(bad, &Cli::default(), &env())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -18,14 +18,14 @@
 //!
 //! I/O:
 //! - [`sources`]: binding/adopting sockets and one input thread per listener.
-//! - [`sinks`]: the outputs and their backlog.
-//! - [`service`]: the loop that owns the output, the timers and the notifications.
+//! - [`sinks`]: the outputs, each on its own thread behind a byte-bounded queue.
+//! - [`service`]: the loop that routes to the outputs, owns the timers and the notifications.
 //! - [`lifecycle`]: sd_notify / notify-fd / fork pipe, signals, `--fork`, the PID file.
 //! - [`selflog`]: the daemon's own log. [`stats`]: counters.
 //! - [`sys`]: the only module with `unsafe` (fork, env, adopting descriptors).
 //!
 //! Start-up order (see [`run`]): parse → configure → read and clear the manager's environment →
-//! bind (or adopt) every listener → open the output → fork if asked (still single-threaded) →
+//! bind (or adopt) every listener → open the outputs → fork if asked (still single-threaded) →
 //! start threads → READY=1.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

@@ -9,8 +9,8 @@
 //! hands a batch over, the thread swaps that for the encoded size once it has encoded it, and
 //! subtracts what it wrote. `Gauge::queued_bytes` is therefore everything this output holds
 //! (shared batches waiting in the channel, counted by the messages it takes, and its encoded
-//! backlog). When a write brings it back under the bound, the thread wakes the loop, which
-//! may be holding the inputs back for it.
+//! backlog). When a write brings it back under half the bound, the thread wakes the loop,
+//! which may be holding the inputs back for it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -269,11 +269,13 @@ impl Thread {
         }
     }
 
-    /// Takes `n` bytes off the queue; wakes the loop if that makes room.
+    /// Takes `n` bytes off the queue; wakes the loop when that brings it under half its bound.
+    /// Half, not the bound itself: a loop woken at the first free byte would take one batch
+    /// and find the queue full again, a wake-up per batch; from half it takes many at once.
     fn release(&self, n: usize) {
         let before = self.gauge.queued_bytes.fetch_sub(n, Relaxed);
-        let limit = self.gauge.limit.load(Relaxed);
-        if before >= limit && before - n < limit {
+        let low = self.gauge.limit.load(Relaxed) / 2;
+        if before >= low && before - n < low {
             let _ = self.wake.try_send(());
         }
     }
