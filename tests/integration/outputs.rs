@@ -320,6 +320,26 @@ fn send_until_held_back(d: &Daemon, n: usize) -> usize {
     n
 }
 
+/// Waits (bounded) for a STATUS= that `wanted` accepts; `what` names it in the failure.
+fn wait_for_status(d: &Daemon, what: &str, wanted: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let datagram = d
+            .notify
+            .recv(Duration::from_millis(500))
+            .unwrap_or_default();
+        if let Some(status) = datagram.lines().find_map(|l| l.strip_prefix("STATUS="))
+            && wanted(status)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no STATUS= with {what} within {WAIT:?}"
+        );
+    }
+}
+
 /// The last STATUS= the daemon sent before it exited, from what is left in the socket.
 fn last_status(d: &Daemon) -> String {
     let mut last = String::new();
@@ -376,20 +396,10 @@ fn a_stuck_output_that_drops_stalls_neither_the_others_nor_the_stop() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // STATUS= counts what the stuck output dropped, per output.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let status = d
-            .notify
-            .recv(Duration::from_millis(500))
-            .unwrap_or_default();
-        if status.contains("STATUS=") && !status.contains("stderr written 0") {
-            let stderr_part = status.split("stderr").nth(1).unwrap();
-            if counter(stderr_part, "dropped") > 0 {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "no STATUS= with stderr's drops");
-    }
+    wait_for_status(&d, "stderr's drops", |status| {
+        let stderr_part = status.split("stderr").nth(1).unwrap_or("");
+        stderr_part.contains("dropped") && counter(stderr_part, "dropped") > 0
+    });
     let (out, last) = stop_stuck(&mut d);
     assert!(out.status.success(), "{}", out.status);
     assert_eq!(lines_in(&file), N);
@@ -461,20 +471,9 @@ fn a_collector_writes_per_host_files_and_follows_no_planted_link() {
     wait_for(&remote.join("db-2/cron.log"), "db2-cron");
     wait_for(&remote.join("__/__.log"), "dot-dot");
     // The planted link: nothing written through it, the refusal counted.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let status = d
-            .notify
-            .recv(Duration::from_millis(500))
-            .unwrap_or_default();
-        if status.contains("STATUS=") && counter(&status, "dropped") == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the refused lines were not counted"
-        );
-    }
+    wait_for_status(&d, "the refused lines counted", |status| {
+        counter(status, "dropped") == 1
+    });
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     let mode = std::fs::metadata(remote.join("db-2"))
         .unwrap()
