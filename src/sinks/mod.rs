@@ -150,11 +150,6 @@ impl Sink {
         }
     }
 
-    /// How its lines are written.
-    pub fn format(&self) -> LineFormat {
-        self.format
-    }
-
     /// Bytes waiting in the backlog.
     pub fn backlog_bytes(&self) -> usize {
         let templated = match &self.target {
@@ -269,16 +264,6 @@ impl Sink {
                 "cannot give {} to uid {uid}: {e}; it cannot be reopened after the drop",
                 path.display()
             );
-        }
-    }
-
-    /// True when this sink writes to the same place `output` names, so a reload can keep it.
-    pub fn serves(&self, output: &Output, journal_socket: &Path, foreground: bool) -> bool {
-        match (&self.target, resolve(output, journal_socket, foreground)) {
-            (Target::Journal(w), Output::Journal) => w.path() == journal_socket,
-            (Target::Stderr, Output::Stderr) => true,
-            (Target::File { path, .. }, Output::File(p)) => *path == p,
-            _ => false,
         }
     }
 }
