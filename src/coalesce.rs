@@ -1,7 +1,9 @@
 //! Coalescing under load: under a heavy stream, let a queue fill for a moment before draining it
 //! again, so that one wake-up takes hundreds of messages instead of a handful. Datagram inputs
-//! use it on their socket's queue, outputs on theirs (`sinks::worker`), where "datagrams" are
-//! messages and the capacity is the queue's bound.
+//! use it on their socket's queue, the service loop on the queue of batches from the inputs,
+//! and outputs on theirs (`sinks::worker`); for the last two "datagrams" are messages, the
+//! capacity is the queue's bound and the overhead what the queue charges a message beyond its
+//! bytes.
 //!
 //! Without it an input wakes for nearly every datagram that finds it waiting, and so does the
 //! service loop for every small batch: at 300k msg/s that is tens of thousands of context switches
@@ -30,18 +32,28 @@ const MIN_PAUSE: Duration = Duration::from_micros(50);
 /// rounded up so the estimate errs towards shorter pauses.
 const OVERHEAD_PER_DATAGRAM: usize = 2048;
 
-/// Decides the pause after each drain of one socket.
+/// Decides the pause after each drain of one queue.
 pub struct Coalescer {
-    /// The socket's receive buffer, as the kernel accounts it (SO_RCVBUF).
+    /// What the queue holds, as it accounts it (for a socket, SO_RCVBUF).
     capacity: usize,
+    /// What it charges an item beyond the item's own bytes.
+    overhead: usize,
     last_drain: Option<Instant>,
 }
 
 impl Coalescer {
     /// For a socket whose SO_RCVBUF reads `capacity` bytes.
     pub fn new(capacity: usize) -> Coalescer {
+        Coalescer::with_overhead(capacity, OVERHEAD_PER_DATAGRAM)
+    }
+
+    /// For a queue of `capacity` bytes that charges each item `overhead` bytes beyond its own
+    /// (a queue bounded in slots of a byte-bounded size: the slot size over the items a slot
+    /// holds at most).
+    pub fn with_overhead(capacity: usize, overhead: usize) -> Coalescer {
         Coalescer {
             capacity,
+            overhead,
             last_drain: None,
         }
     }
@@ -61,7 +73,7 @@ impl Coalescer {
         if datagrams < BURST || since.is_zero() {
             return None;
         }
-        let charge = bytes / datagrams + OVERHEAD_PER_DATAGRAM;
+        let charge = bytes / datagrams + self.overhead;
         if datagrams.saturating_mul(charge) > self.capacity / 2 {
             // The queue was over half full: the input is not keeping up, and a pause would
             // only turn into drops. Read on at once.

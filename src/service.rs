@@ -1,5 +1,6 @@
-//! The service loop: one thread that owns the output, applies the rate limit, keeps the counters
-//! honest and talks to the service manager.
+//! The service loop: one thread that takes the inputs' batches, applies the rate limit, hands
+//! each message to the outputs that route it, keeps the counters honest and talks to the
+//! service manager.
 //!
 //! It waits on four things: control events (signals, inputs that stopped), message batches
 //! from the input threads, a token from an output that has room again, and its own next deadline
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, bounded, never, select, unbounded};
 
 use crate::cli::Cli;
+use crate::coalesce::Coalescer;
 use crate::config::{Config, Env};
 use crate::error::{Error, Result};
 use crate::event::Control;
@@ -76,6 +78,8 @@ pub struct Service {
     reported: Snapshot,
     /// Set by SIGTERM: when what is still queued is given up.
     stop_deadline: Option<Instant>,
+    /// The pause after a heavy round that lets the next one take more.
+    coalescer: Coalescer,
 }
 
 /// The loop's deadlines; `None` means not armed.
@@ -143,6 +147,12 @@ impl Service {
             timers: Timers::default(),
             reported: Snapshot::default(),
             stop_deadline: None,
+            // The queue of batches as the coalescer sees it: QUEUE_BATCHES slots of at most
+            // BATCH_BYTES, each message charged a slot's share of it.
+            coalescer: Coalescer::with_overhead(
+                QUEUE_BATCHES * sources::BATCH_BYTES,
+                sources::BATCH_BYTES / sources::BATCH,
+            ),
         };
         for listener in start.listeners {
             service.spawn_input(listener)?;
@@ -281,15 +291,26 @@ impl Service {
         match event {
             Some(Event::Control(c)) => self.handle_control(c),
             Some(Event::Batch(batch)) => {
-                self.accept(batch);
+                let (mut messages, mut bytes) = (0, 0);
+                let mut take = |service: &mut Service, batch: Vec<Message>| {
+                    messages += batch.len();
+                    bytes += batch.iter().map(Message::weight).sum::<usize>();
+                    service.accept(batch);
+                };
+                take(self, batch);
                 // Take what else is already queued while the outputs have room.
                 while self.outputs.has_room() {
                     match self.messages.try_recv() {
-                        Ok(batch) => self.accept(batch),
+                        Ok(batch) => take(self, batch),
                         Err(_) => break,
                     }
                 }
                 self.outputs.flush();
+                // Under a heavy stream, let batches gather before the next round (see
+                // `coalesce`): one wake-up of the loop, and of each output, for several.
+                if !self.terminating() {
+                    self.coalescer.wait(messages, bytes);
+                }
             }
             Some(Event::Room) => self.outputs.reap(),
             None => {}

@@ -80,7 +80,7 @@ fn put_digits(digits: &mut [u8], mut n: u64) {
 }
 
 /// Appends `n` in decimal, zero-padded to at least `width` digits.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64, width: usize) {
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64, width: usize) {
     let mut digits = [b'0'; 20];
     let mut i = digits.len();
     while n > 0 || digits.len() - i < width {
