@@ -50,9 +50,12 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
     out.extend_from_slice(b",\"name\":\"");
     out.extend_from_slice(msg.severity_name().as_bytes());
     out.extend_from_slice(b"\"}");
-    let hostname = msg
-        .hostname()
-        .or_else(|| msg.origin.peer.is_none().then_some(Cow::Borrowed(local_host)));
+    let hostname = msg.hostname().or_else(|| {
+        msg.origin
+            .peer
+            .is_none()
+            .then_some(Cow::Borrowed(local_host))
+    });
     for (key, value) in [
         ("hostname", hostname),
         ("appname", msg.app_name()),

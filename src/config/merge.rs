@@ -1,0 +1,115 @@
+//! The layers of the effective configuration: the defaults, then the file's keys, then the
+//! flags (each the key of the same name, read the same way), then the checks that span several
+//! keys. Every key is read through `schema`; nothing here knows one key's range or syntax.
+
+use std::collections::HashSet;
+
+use super::document::{Document, Spanned, Table, Value, flag_value};
+use super::schema::{self, KEYS};
+use super::values::OutputSpec;
+use super::{Config, Env};
+use crate::cli::Cli;
+use crate::error::{Error, Result};
+
+/// `table`'s entries in the order the file gives them (the map itself is sorted by name), so
+/// that the first error reported is the first in the file.
+pub fn in_file_order<'a, 't>(
+    table: &'a Table<'t>,
+) -> Vec<(
+    &'a Spanned<std::borrow::Cow<'t, str>>,
+    &'a Spanned<Value<'t>>,
+)> {
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by_key(|(name, _)| name.span().start);
+    entries
+}
+
+/// Builds the configuration from the defaults, `doc` (if a file was read) and the flags.
+pub fn merge(doc: Option<&Document<'_>>, cli: &Cli, env: &Env) -> Result<Config> {
+    let mut c = Config::defaults(env);
+    if let Some(doc) = doc {
+        for (name, value) in in_file_order(&doc.root) {
+            let Some(key) = schema::find(KEYS, name.get_ref()) else {
+                return Err(doc.error_at(
+                    name.span(),
+                    &format!(
+                        "unknown key '{}' (expected one of {})",
+                        name.get_ref(),
+                        schema::names(KEYS)
+                    ),
+                ));
+            };
+            (key.read)(&mut c, value.get_ref()).map_err(|f| {
+                doc.error_at(
+                    f.at.unwrap_or(value.span()),
+                    &format!("key '{}': {}", key.name, f.message),
+                )
+            })?;
+        }
+    }
+    flags(&mut c, cli)?;
+    check(&c).map_err(|e| {
+        let origin = doc.map_or("the command line", |d| d.origin());
+        Error::Config(format!("{origin}: {e}"))
+    })?;
+    Ok(c)
+}
+
+/// The flags, over the file: each is its key, given on the command line.
+fn flags(c: &mut Config, cli: &Cli) -> Result<()> {
+    if !cli.listen.is_empty() {
+        c.listen = cli.listen.clone();
+        c.listen_is_default = false;
+    }
+    if !cli.output.is_empty() {
+        c.outputs = cli
+            .output
+            .iter()
+            .map(|s| s.parse().map(OutputSpec::everything))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::Config(format!("--output: {e}")))?;
+    }
+    let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    for (name, text) in [
+        ("pidfile", path(&cli.pidfile)),
+        ("user", cli.user.clone()),
+        ("group", cli.group.clone()),
+        ("umask", cli.umask.clone()),
+        ("log-level", cli.log_level.clone()),
+    ] {
+        let Some(text) = text else { continue };
+        let key = schema::find(KEYS, name).expect("every flag with a value is a key");
+        (key.read)(c, &flag_value(&text))
+            .map_err(|f| Error::Config(format!("--{name}: {}", f.message)))?;
+    }
+    if let Some(fd) = cli.notify_fd
+        && fd < 3
+    {
+        return Err(Error::Usage(format!(
+            "--notify-fd {fd}: the descriptor must be 3 or above (0-2 are stdio)"
+        )));
+    }
+    c.fork = cli.fork;
+    c.notify_fd = cli.notify_fd;
+    Ok(())
+}
+
+/// What no single key can check.
+fn check(c: &Config) -> Result<(), String> {
+    // An empty list serves only what the service manager passes (socket activation);
+    // `sources::bind::bind_all` refuses to start with nothing at all.
+    let mut seen = HashSet::new();
+    if let Some(dup) = c.listen.iter().find(|a| !seen.insert(*a)) {
+        return Err(format!("key 'listen': {dup} is listed twice"));
+    }
+    if c.outputs.is_empty() {
+        return Err("key 'output': no output: give at least one".into());
+    }
+    if c.group.is_some() && c.user.is_none() {
+        return Err(
+            "key 'group': needs a user too: a group alone would keep uid 0 and every capability"
+                .into(),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! The effective configuration as a file that `--config` accepts back (`--check-config`):
+//! every key through `schema`, in its order, then one `[[output]]` table per output.
+
+use std::fmt;
+
+use super::Config;
+use super::schema::{KEYS, Key, OUTPUT_KEYS};
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(p) => writeln!(f, "# effective configuration (file {})", p.display())?,
+            None => writeln!(f, "# effective configuration (built-in defaults)")?,
+        }
+        keys(f, KEYS, self)?;
+        // Tables last: TOML puts every key after a table header into that table.
+        for output in &self.outputs {
+            writeln!(f, "\n[[output]]")?;
+            keys(f, OUTPUT_KEYS, output)?;
+        }
+        Ok(())
+    }
+}
+
+/// `name = value` for each key of `keys` that `of` sets.
+fn keys<T>(f: &mut fmt::Formatter<'_>, keys: &[Key<T>], of: &T) -> fmt::Result {
+    for key in keys {
+        if let Some(value) = (key.show)(of) {
+            writeln!(f, "{} = {value}", key.name)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! The values keys hold that are more than a number or a path: where an output writes, its
+//! line format and queue policy, an output as a whole, and durations. Each parses from the
+//! text an operator writes and prints back to it. Pure.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::route::Route;
+
+/// Where relayed messages go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Journal if its socket exists, else stderr in the foreground, else the file.
+    Auto,
+    /// The systemd journal, native protocol.
+    Journal,
+    /// Readable lines on stderr.
+    Stderr,
+    /// Readable lines appended to a file.
+    File(PathBuf),
+}
+
+impl std::str::FromStr for Output {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Output::Auto),
+            "journal" => Ok(Output::Journal),
+            "stderr" => Ok(Output::Stderr),
+            _ => match s.strip_prefix("file:") {
+                Some(p) if p.starts_with('/') => {
+                    let path = PathBuf::from(p);
+                    if crate::template::Template::is_template(&path) {
+                        crate::template::Template::parse(&path)
+                            .map_err(|e| format!("invalid output '{s}': {e}"))?;
+                    }
+                    Ok(Output::File(path))
+                }
+                Some(_) => Err(format!(
+                    "invalid output '{s}': the file path must be absolute"
+                )),
+                None => Err(format!(
+                    "invalid output '{s}': expected auto, journal, stderr or file:PATH"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Auto => f.write_str("auto"),
+            Output::Journal => f.write_str("journal"),
+            Output::Stderr => f.write_str("stderr"),
+            Output::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+/// How a file or stderr output writes each message (one line each, whatever the format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LineFormat {
+    /// `TIME HOST TAG[PID] FACILITY.SEVERITY: TEXT`.
+    #[default]
+    Traditional,
+    /// RFC 5424 with MSGID and structured data kept, and our origin as an SD-ELEMENT.
+    Rfc5424,
+    /// One JSON object per line, Elastic Common Schema names (`log.syslog.*`).
+    Json,
+}
+
+impl std::str::FromStr for LineFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "traditional" => Ok(LineFormat::Traditional),
+            "rfc5424" => Ok(LineFormat::Rfc5424),
+            "json" => Ok(LineFormat::Json),
+            _ => Err(format!(
+                "'{s}' is not a format: traditional, rfc5424 or json"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for LineFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LineFormat::Traditional => "traditional",
+            LineFormat::Rfc5424 => "rfc5424",
+            LineFormat::Json => "json",
+        })
+    }
+}
+
+/// What an output does with a message when its queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueuePolicy {
+    /// Stop taking messages from the inputs until it has room: nothing is lost, TCP senders
+    /// are pushed back and datagrams wait in the kernel.
+    #[default]
+    Block,
+    /// Drop the message for this output (counted); the other outputs and the inputs go on.
+    Drop,
+}
+
+impl std::str::FromStr for QueuePolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "block" => Ok(QueuePolicy::Block),
+            "drop" => Ok(QueuePolicy::Drop),
+            _ => Err(format!("'{s}' is not a queue policy: block or drop")),
+        }
+    }
+}
+
+impl fmt::Display for QueuePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            QueuePolicy::Block => "block",
+            QueuePolicy::Drop => "drop",
+        })
+    }
+}
+
+/// The default bound of one output's queue, in bytes of messages: four full input batches.
+pub const DEFAULT_QUEUE_SIZE: usize = 1 << 20;
+/// The range `queue-size` accepts: from one largest message to 1 GiB.
+pub const QUEUE_SIZE_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..=1 << 30;
+
+/// One output: where messages go, which of them, how they are written, and how much may wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSpec {
+    /// Where.
+    pub target: Output,
+    /// Which messages (`match`, `transport`, `program`, `hostname`, `source`).
+    pub route: Route,
+    /// How, for files and stderr.
+    pub format: LineFormat,
+    /// What a full queue does (`queue-policy`).
+    pub policy: QueuePolicy,
+    /// The queue's bound in bytes (`queue-size`).
+    pub queue_size: usize,
+}
+
+impl OutputSpec {
+    /// Every message, in the traditional format: what `--output` and `output = "..."` mean.
+    pub fn everything(target: Output) -> OutputSpec {
+        OutputSpec {
+            target,
+            route: Route::all(),
+            format: LineFormat::Traditional,
+            policy: QueuePolicy::Block,
+            queue_size: DEFAULT_QUEUE_SIZE,
+        }
+    }
+}
+
+/// Parses `"0"` (off), `"250ms"`, `"30s"`, `"5m"`, `"1h"` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 250ms, 30s, 5m or 1h"))?;
+    // Minutes and hours saturate; each key's range (MAX_DURATION) then bounds the result, so
+    // no deadline computed from it can overflow the clock.
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(format!("'{s}' has an unknown unit (use ms, s, m or h)")),
+    };
+    Ok((!d.is_zero()).then_some(d))
+}
+
+pub fn fmt_duration(d: Option<Duration>) -> String {
+    match d {
+        None => "0".into(),
+        Some(d) if d.subsec_millis() != 0 => format!("{}ms", d.as_millis()),
+        Some(d) => format!("{}s", d.as_secs()),
+    }
+}
