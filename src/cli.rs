@@ -43,9 +43,9 @@ OUTPUTS (--output, repeatable; also `output = \"...\"` or [[output]] tables in t
 CONFIGURATION FILE (TOML; flags win over the file)
     --config FILE, else /etc/logger/logger.toml if it exists, else the defaults. Keys:
     listen, output, pidfile, user, group, umask, log-level, log-file, heartbeat,
-    max-message-size, max-connections, idle-timeout, receive-buffer, rate-limit,
-    rate-limit-burst, escape-control-characters, journal-socket, stop-timeout. Run
-    --check-config to see the effective values.
+    max-message-size, max-connections, max-connections-per-source, frame-timeout,
+    idle-timeout, receive-buffer, rate-limit, rate-limit-burst, escape-control-characters,
+    journal-socket, stop-timeout. Run --check-config to see the effective values.
 
 SIGNALS
     SIGHUP           reload: re-read the configuration, reopen output files, rebind changed

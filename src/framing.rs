@@ -111,6 +111,12 @@ impl Framer {
         self.buf.len()
     }
 
+    /// True between the first byte of a frame and its end (including while the rest of an
+    /// oversized frame is skipped).
+    pub fn in_frame(&self) -> bool {
+        !self.buf.is_empty() || self.skip != Skip::None
+    }
+
     /// Adds bytes read from the connection and emits every frame they complete.
     pub fn feed(&mut self, data: &[u8], mut emit: impl FnMut(Frame<'_>)) {
         if self.buf.is_empty() {

@@ -1,8 +1,9 @@
 //! Per-source rate limiting: a token bucket for each sender, so one chatty router cannot spend the
 //! whole journald budget of the `logger` unit.
 //!
-//! A source is the remote IP address for network transports and the sender's pid for local ones
-//! (the socket itself when the kernel gave no credentials). Suppressed messages are counted per
+//! A source is the remote IP address for network transports (IPv6 by its /64: see
+//! [`sender_net`]) and the sender's pid for local ones (the socket itself when the kernel gave
+//! no credentials). Suppressed messages are counted per
 //! source and reported in one summary line by the service loop. Pure: time is passed in.
 
 use std::collections::HashMap;
@@ -31,16 +32,30 @@ impl Source {
     /// The source of a message.
     pub fn of(msg: &Message) -> Source {
         match (msg.origin.peer, msg.origin.credentials) {
-            (Some(peer), _) => Source::Remote(peer.ip()),
+            (Some(peer), _) => Source::Remote(sender_net(peer.ip())),
             (None, Some(c)) => Source::LocalPid(c.pid),
             (None, None) => Source::Local,
         }
     }
 }
 
+/// The address that stands for one sender: IPv4 as it is, IPv6 by its /64 (a host is given a
+/// whole /64 and may send from any address in it, so keying by address would give it 2^64
+/// buckets or connection counts), an IPv4-mapped IPv6 address as the IPv4 one.
+pub fn sender_net(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Source::Remote(IpAddr::V6(net)) => write!(f, "{net}/64"),
             Source::Remote(ip) => write!(f, "{ip}"),
             Source::LocalPid(pid) => write!(f, "local pid {pid}"),
             Source::Local => f.write_str("local senders"),
@@ -157,5 +172,17 @@ mod tests {
         });
         let now = Instant::now();
         assert!((0..100_000).all(|_| rl.allow(Source::Local, now)));
+    }
+
+    #[test]
+    fn an_ipv6_host_is_one_source_whatever_address_of_its_64_it_sends_from() {
+        let net = |s: &str| sender_net(s.parse().unwrap());
+        assert_eq!(net("2001:db8:1:2::1"), net("2001:db8:1:2:ffff:1:2:3"));
+        assert_ne!(net("2001:db8:1:2::1"), net("2001:db8:1:3::1"));
+        assert_eq!(net("::ffff:192.0.2.7"), net("192.0.2.7"));
+        assert_eq!(
+            Source::Remote(net("2001:db8:1:2::9")).to_string(),
+            "2001:db8:1:2::/64"
+        );
     }
 }

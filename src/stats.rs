@@ -34,6 +34,10 @@ pub struct Stats {
     pub refused_connections: AtomicU64,
     /// Stream connections closed for idling.
     pub idle_closed: AtomicU64,
+    /// Stream connections closed for not finishing a frame within frame-timeout.
+    pub slow_closed: AtomicU64,
+    /// Stream connections closed at max-connections to make room for a source holding fewer.
+    pub evicted: AtomicU64,
     /// Socket read errors (other than would-block).
     pub read_errors: AtomicU64,
 }
@@ -66,6 +70,10 @@ pub struct Snapshot {
     /// See `Stats`.
     pub idle_closed: u64,
     /// See `Stats`.
+    pub slow_closed: u64,
+    /// See `Stats`.
+    pub evicted: u64,
+    /// See `Stats`.
     pub read_errors: u64,
 }
 
@@ -90,6 +98,8 @@ impl Stats {
             output_errors: self.output_errors.load(Relaxed),
             refused_connections: self.refused_connections.load(Relaxed),
             idle_closed: self.idle_closed.load(Relaxed),
+            slow_closed: self.slow_closed.load(Relaxed),
+            evicted: self.evicted.load(Relaxed),
             read_errors: self.read_errors.load(Relaxed),
         }
     }
@@ -109,7 +119,7 @@ impl fmt::Display for Snapshot {
             "received {}, written {}, dropped {} (oversized {}, rate-limited {}, unrouted {}, \
              rejected {}, queue full {}), lost at stop {}, \
              truncated {}, output errors {}, refused connections {}, idle connections closed {}, \
-             read errors {}",
+             slow connections closed {}, connections evicted {}, read errors {}",
             self.received,
             self.written,
             self.dropped(),
@@ -123,6 +133,8 @@ impl fmt::Display for Snapshot {
             self.output_errors,
             self.refused_connections,
             self.idle_closed,
+            self.slow_closed,
+            self.evicted,
             self.read_errors
         )
     }

@@ -48,8 +48,14 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Limits {
     /// Largest message accepted whole; longer datagrams are truncated, longer TCP frames dropped.
     pub max_message_size: usize,
-    /// Concurrent stream connections per listener; more are accepted and closed at once.
+    /// Concurrent stream connections per listener; past it a newcomer takes the place of a
+    /// connection from the source holding the most, or is closed at once.
     pub max_connections: usize,
+    /// Concurrent stream connections per listener from one source (an IPv4 address, an IPv6
+    /// /64, a local user).
+    pub max_connections_per_source: usize,
+    /// A stream connection that starts a frame must finish it within this long.
+    pub frame_timeout: Duration,
     /// A stream connection that sends nothing for this long is closed.
     pub idle_timeout: Duration,
     /// The receive buffer asked for datagram sockets we bind (adopted ones keep theirs).
@@ -198,6 +204,8 @@ impl Config {
             limits: Limits {
                 max_message_size: 64 * 1024,
                 max_connections: 256,
+                max_connections_per_source: 32,
+                frame_timeout: Duration::from_secs(30),
                 idle_timeout: Duration::from_secs(300),
                 receive_buffer: DEFAULT_RECEIVE_BUFFER,
             },

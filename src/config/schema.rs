@@ -144,6 +144,26 @@ pub const KEYS: &[Key<Config>] = &[
         show: |c| Some(c.limits.max_connections.to_string()),
     },
     Key {
+        name: "max-connections-per-source",
+        read: |c, v| {
+            let n = integer(v)?;
+            c.limits.max_connections_per_source = usize::try_from(n)
+                .ok()
+                .filter(|_| CONNECTIONS_RANGE.contains(&n))
+                .ok_or_else(|| format!("{n} is outside 1..=65536"))?;
+            Ok(())
+        },
+        show: |c| Some(c.limits.max_connections_per_source.to_string()),
+    },
+    Key {
+        name: "frame-timeout",
+        read: |c, v| {
+            c.limits.frame_timeout = positive_duration(v)?;
+            Ok(())
+        },
+        show: |c| Some(quote(&fmt_duration(Some(c.limits.frame_timeout)))),
+    },
+    Key {
         name: "idle-timeout",
         read: |c, v| {
             c.limits.idle_timeout = positive_duration(v)?;

@@ -1,14 +1,26 @@
 //! Stream inputs: TCP and AF_UNIX stream sockets, framed per RFC 6587 by `framing::Framer`.
 //!
-//! One thread serves the listener and all its connections through one epoll set. At
-//! max-connections a new connection takes the place of the one idle longest (if idle for a
-//! second); otherwise it is closed at once (the client sees a reset, not a hang in the backlog)
-//! and counted. A connection silent for idle-timeout is closed. Per connection the memory
-//! is the framer's buffer, bounded by max-message-size plus one read.
+//! One thread serves the listener and all its connections through one epoll set, and reads them
+//! in turns: a connection with data reads at most [`TURN`] bytes, then waits for every other
+//! ready connection to have had its turn. One flooding client therefore delays the others by a
+//! turn each, never starves them, and a stop is never held up by a client that keeps sending.
+//!
+//! What a LAN host can hold is bounded three ways. Per source (an IPv4 address, an IPv6 /64, a
+//! local user) at most max-connections-per-source connections; past it, the newcomer is closed.
+//! At max-connections a newcomer takes the place of a connection of the source holding the
+//! most, if that source holds more than the newcomer's (else of the connection idle longest, if
+//! idle a second; else it is closed at once: the client sees a reset, not a hang in the
+//! backlog). A connection that started a frame must finish it within frame-timeout (slowloris:
+//! one byte every half second is never idle), and one silent for idle-timeout is closed. Each
+//! closure is counted by reason. When accept(2) fails for want of descriptors or memory it is
+//! retried after [`ACCEPT_RETRY`] rather than at the next connection's arrival (the listener is
+//! edge-triggered). Per connection the memory is the framer's buffer, bounded by
+//! max-message-size plus one read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
-use std::time::{Instant, SystemTime};
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::{Events, Interest, Token};
 
@@ -16,13 +28,22 @@ use super::{Batch, Ctx, Listener, SOCKET, Socket};
 use crate::framing::{Frame, Framer};
 use crate::message::{Credentials, Origin, Transport};
 use crate::parse::parse;
+use crate::ratelimit::sender_net;
 use crate::stats::Stats;
 use crate::sys::Pages;
 
 const FIRST_CONNECTION: usize = 2;
 const READ_CHUNK: usize = 64 * 1024;
+/// What one connection reads in its turn before the next ready connection gets one.
+const TURN: usize = READ_CHUNK;
+/// What a stop reads of each connection at most: more than Linux lets a TCP receive buffer
+/// hold by default (tcp_rmem's 6 MiB), so what the kernel accepted is taken, while a client
+/// that keeps sending cannot hold the stop.
+const STOP_READ: usize = 16 << 20;
 /// A connection idle this long may be closed to make room for a new one at max-connections.
-const EVICT_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+const EVICT_AFTER: Duration = Duration::from_secs(1);
+/// accept(2) failed for want of descriptors or memory: try again after this long.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 enum StreamListener {
     Tcp(mio::net::TcpListener),
@@ -64,46 +85,164 @@ impl mio::event::Source for Stream {
     }
 }
 
-/// The connections of one listener, by poll token.
+/// Who holds a connection, for the per-source bounds: a network sender by [`sender_net`], a
+/// local one by uid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SourceKey {
+    Net(IpAddr),
+    User(u32),
+    Unknown,
+}
+
+impl SourceKey {
+    fn of(origin: &Origin) -> SourceKey {
+        match (origin.peer, origin.credentials) {
+            (Some(peer), _) => SourceKey::Net(sender_net(peer.ip())),
+            (None, Some(c)) => SourceKey::User(c.uid),
+            (None, None) => SourceKey::Unknown,
+        }
+    }
+}
+
+/// The connections of one listener, by poll token, with how many each source holds and which
+/// have data waiting for their turn.
 struct Table {
     map: HashMap<usize, Connection>,
+    per_source: HashMap<SourceKey, usize>,
+    /// Connections with unread data, in the order of their turns; each at most once.
+    ready: VecDeque<usize>,
     next_token: usize,
+}
+
+impl Table {
+    fn new() -> Table {
+        Table {
+            map: HashMap::new(),
+            per_source: HashMap::new(),
+            ready: VecDeque::new(),
+            next_token: FIRST_CONNECTION,
+        }
+    }
+
+    fn held_by(&self, source: SourceKey) -> usize {
+        self.per_source.get(&source).copied().unwrap_or(0)
+    }
+
+    fn insert(&mut self, token: usize, conn: Connection) {
+        *self.per_source.entry(conn.source).or_insert(0) += 1;
+        self.map.insert(token, conn);
+        self.mark_ready(token);
+    }
+
+    /// Removes a connection and deregisters it; its socket closes when it is dropped.
+    fn remove(&mut self, poll: &mio::Poll, token: usize) -> Option<Connection> {
+        let mut conn = self.map.remove(&token)?;
+        if let Some(n) = self.per_source.get_mut(&conn.source) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(&conn.source);
+            }
+        }
+        let _ = poll.registry().deregister(&mut conn.stream);
+        Some(conn)
+    }
+
+    /// Queues a connection's turn, unless it is queued already.
+    fn mark_ready(&mut self, token: usize) {
+        if let Some(conn) = self.map.get_mut(&token)
+            && !conn.queued
+        {
+            conn.queued = true;
+            self.ready.push_back(token);
+        }
+    }
+
+    /// The source holding the most connections, and how many.
+    fn heaviest(&self) -> Option<(SourceKey, usize)> {
+        self.per_source
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(k, n)| (*k, *n))
+    }
+
+    /// The connection of `source` (any source if None) idle longest.
+    fn idlest(&self, source: Option<SourceKey>) -> Option<(usize, Instant)> {
+        self.map
+            .iter()
+            .filter(|(_, c)| source.is_none_or(|s| c.source == s))
+            .min_by_key(|(_, c)| c.last_active)
+            .map(|(t, c)| (*t, c.last_active))
+    }
 }
 
 struct Connection {
     stream: Stream,
     framer: Framer,
     origin: Origin,
+    source: SourceKey,
     last_active: Instant,
+    /// When the frame being received began; None between frames.
+    frame_started: Option<Instant>,
+    /// Its turn is in `Table::ready`.
+    queued: bool,
 }
 
 enum ReadState {
-    Open,
+    /// The socket would block: nothing more until epoll says so.
+    Drained,
+    /// It read its budget; there may be more.
+    More,
+    /// The peer closed, or reading failed, or the loop is gone.
     Closed,
 }
 
 impl Connection {
-    /// Reads until the socket would block or closes, feeding frames into `batch`.
-    fn read_available(&mut self, ctx: &Ctx, chunk: &mut [u8], batch: &mut Batch) -> ReadState {
-        loop {
+    fn new(stream: Stream, origin: Origin, max_message_size: usize) -> Connection {
+        Connection {
+            stream,
+            framer: Framer::new(max_message_size),
+            source: SourceKey::of(&origin),
+            origin,
+            last_active: Instant::now(),
+            frame_started: None,
+            queued: false,
+        }
+    }
+
+    /// Reads up to `budget` bytes (or until the socket would block or closes), feeding frames
+    /// into `batch`.
+    fn read(&mut self, ctx: &Ctx, chunk: &mut [u8], batch: &mut Batch, budget: usize) -> ReadState {
+        let mut taken = 0;
+        while taken < budget {
             match self.stream.read(chunk) {
                 Ok(0) => {
                     self.emit_finish(ctx, batch);
                     return ReadState::Closed;
                 }
                 Ok(n) => {
-                    self.last_active = Instant::now();
+                    taken += n;
+                    let now = Instant::now();
+                    self.last_active = now;
                     let origin = &self.origin;
                     let stats = &ctx.shared.stats;
-                    let now = SystemTime::now();
+                    let received = SystemTime::now();
+                    let mut frames = 0usize;
                     self.framer.feed(&chunk[..n], |frame| {
-                        push_frame(frame, origin, stats, now, batch)
+                        frames += 1;
+                        push_frame(frame, origin, stats, received, batch)
                     });
+                    // The deadline runs from the start of the frame in progress: a frame
+                    // finished restarts it, a frame still open keeps it.
+                    if !self.framer.in_frame() {
+                        self.frame_started = None;
+                    } else if frames > 0 || self.frame_started.is_none() {
+                        self.frame_started = Some(now);
+                    }
                     if !batch.loop_alive() {
                         return ReadState::Closed;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadState::Open,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadState::Drained,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     if e.kind() != io::ErrorKind::ConnectionReset {
@@ -114,6 +253,7 @@ impl Connection {
                 }
             }
         }
+        ReadState::More
     }
 
     fn emit_finish(&mut self, ctx: &Ctx, batch: &mut Batch) {
@@ -121,6 +261,16 @@ impl Connection {
         let stats = &ctx.shared.stats;
         self.framer
             .finish(|frame| push_frame(frame, origin, stats, SystemTime::now(), batch));
+    }
+
+    /// When it must next be looked at: idle-timeout after its last byte, or frame-timeout
+    /// after the start of an unfinished frame.
+    fn deadline(&self, idle: Duration, frame: Duration) -> Instant {
+        let idle = self.last_active + idle;
+        match self.frame_started {
+            Some(t) => idle.min(t + frame),
+            None => idle,
+        }
     }
 }
 
@@ -148,6 +298,13 @@ fn push_frame(
     }
 }
 
+/// The listening socket's state between wake-ups.
+struct Acceptor {
+    server: StreamListener,
+    /// accept(2) is failing for want of resources: when to try again.
+    retry: Option<Instant>,
+}
+
 pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
     let mut server = match take_listener(&mut listener) {
         Ok(s) => s,
@@ -164,10 +321,11 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         log::error!("input {}: cannot poll the socket: {e}", listener.addr);
         return ctx.finish();
     }
-    let mut table = Table {
-        map: HashMap::new(),
-        next_token: FIRST_CONNECTION,
+    let mut acceptor = Acceptor {
+        server,
+        retry: None,
     };
+    let mut table = Table::new();
     let mut chunk = match Pages::zeroed(READ_CHUNK) {
         Ok(c) => c,
         Err(e) => {
@@ -178,13 +336,21 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
     let mut batch = ctx.batch();
     let mut events = Events::with_capacity(256);
     loop {
-        // Only connections need a timer (idle timeout); an idle listener sleeps until woken.
-        let idle_timeout = ctx.limits().idle_timeout;
-        let timeout = table
-            .map
-            .values()
-            .map(|c| (c.last_active + idle_timeout).saturating_duration_since(Instant::now()))
-            .min();
+        // Turns still owed: look at the sockets without sleeping. Otherwise sleep until the
+        // first deadline (an idle listener with no connections sleeps until woken).
+        let timeout = if table.ready.is_empty() {
+            let (idle, frame) = (ctx.limits().idle_timeout, ctx.limits().frame_timeout);
+            let now = Instant::now();
+            table
+                .map
+                .values()
+                .map(|c| c.deadline(idle, frame))
+                .chain(acceptor.retry)
+                .min()
+                .map(|t| t.saturating_duration_since(now))
+        } else {
+            Some(Duration::ZERO)
+        };
         if let Err(e) = poll.poll(&mut events, timeout)
             && e.kind() != io::ErrorKind::Interrupted
         {
@@ -197,71 +363,128 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
                 conn.framer.set_max(ctx.limits().max_message_size);
             }
         }
-        let idle_timeout = ctx.limits().idle_timeout;
         let stopping = ctx.stopping();
         // A socket the service manager holds outlives us: connections still in its accept queue
         // at a stop are left there for the next instance instead of being taken and closed.
         let accepting = !(stopping && listener.activated);
+        let mut accept_now = acceptor.retry.is_some_and(|t| t <= Instant::now());
         for event in events.iter() {
             match event.token() {
-                SOCKET if !accepting => {}
-                SOCKET => accept_pending(
-                    &ctx, &poll, &server, &mut table, &listener, &mut chunk, &mut batch,
-                ),
-                Token(t) => {
-                    let Some(conn) = table.map.get_mut(&t) else {
-                        continue;
-                    };
-                    if let ReadState::Closed = conn.read_available(&ctx, &mut chunk, &mut batch)
-                        && let Some(mut conn) = table.map.remove(&t)
-                    {
-                        let _ = poll.registry().deregister(&mut conn.stream);
-                    }
+                SOCKET => accept_now = true,
+                Token(t) => table.mark_ready(t),
+            }
+        }
+        if accept_now && accepting {
+            accept_pending(
+                &ctx,
+                &poll,
+                &mut acceptor,
+                &mut table,
+                &listener,
+                &mut chunk,
+                &mut batch,
+            );
+        }
+        // One turn for each connection ready now; one that read its whole turn goes to the
+        // back of the line.
+        for _ in 0..table.ready.len() {
+            let Some(token) = table.ready.pop_front() else {
+                break;
+            };
+            let Some(conn) = table.map.get_mut(&token) else {
+                continue;
+            };
+            conn.queued = false;
+            match conn.read(&ctx, &mut chunk, &mut batch, TURN) {
+                ReadState::Drained => {}
+                ReadState::More => table.mark_ready(token),
+                ReadState::Closed => {
+                    table.remove(&poll, token);
                 }
             }
         }
-        let now = Instant::now();
-        table.map.retain(|_, c| {
-            let idle = now.saturating_duration_since(c.last_active) >= idle_timeout;
-            if idle {
-                Stats::add(&ctx.shared.stats.idle_closed, 1);
-                let origin = &c.origin;
-                let stats = &ctx.shared.stats;
-                c.framer
-                    .finish(|f| push_frame(f, origin, stats, SystemTime::now(), &mut batch));
-                let _ = poll.registry().deregister(&mut c.stream);
-            }
-            !idle
-        });
+        close_overdue(&ctx, &poll, &mut table, &mut batch);
         if stopping {
             // Take what the kernel already holds: connections still in the accept queue (their
             // data was accepted by the kernel on our behalf) unless the manager keeps them for
             // the next instance, then every connection's unread bytes; then close them all.
             if accepting {
+                acceptor.retry = None;
                 accept_pending(
-                    &ctx, &poll, &server, &mut table, &listener, &mut chunk, &mut batch,
+                    &ctx,
+                    &poll,
+                    &mut acceptor,
+                    &mut table,
+                    &listener,
+                    &mut chunk,
+                    &mut batch,
                 );
             }
-            for (_, mut conn) in table.map.drain() {
-                conn.read_available(&ctx, &mut chunk, &mut batch);
-                conn.emit_finish(&ctx, &mut batch);
+            let tokens: Vec<usize> = table.map.keys().copied().collect();
+            for token in tokens {
+                if let Some(mut conn) = table.remove(&poll, token)
+                    && !matches!(
+                        conn.read(&ctx, &mut chunk, &mut batch, STOP_READ),
+                        ReadState::Closed
+                    )
+                {
+                    conn.emit_finish(&ctx, &mut batch);
+                }
             }
         }
         if !batch.flush() || stopping {
             break;
         }
     }
-    drop(server);
+    drop(acceptor);
     drop(listener);
     ctx.finish();
 }
 
-/// Accepts every queued connection. At max-connections the connection idle longest makes room
-/// if it has been idle for `EVICT_AFTER`; otherwise the new one is closed at once and counted.
+/// Closes connections silent for idle-timeout, and those that have not finished a frame
+/// within frame-timeout; each counted.
+fn close_overdue(ctx: &Ctx, poll: &mio::Poll, table: &mut Table, batch: &mut Batch) {
+    let (idle, frame) = (ctx.limits().idle_timeout, ctx.limits().frame_timeout);
+    let now = Instant::now();
+    let overdue: Vec<(usize, bool)> = table
+        .map
+        .iter()
+        .filter(|(_, c)| c.deadline(idle, frame) <= now)
+        .map(|(t, c)| (*t, now.saturating_duration_since(c.last_active) >= idle))
+        .collect();
+    for (token, was_idle) in overdue {
+        let Some(mut conn) = table.remove(poll, token) else {
+            continue;
+        };
+        if was_idle {
+            Stats::add(&ctx.shared.stats.idle_closed, 1);
+        } else {
+            Stats::add(&ctx.shared.stats.slow_closed, 1);
+            log::debug!(
+                "closed a connection from {}: a frame unfinished after frame-timeout",
+                describe(&conn.origin)
+            );
+        }
+        // What it sent of an unfinished octet-counted frame is kept, marked truncated.
+        conn.emit_finish(ctx, batch);
+    }
+}
+
+fn describe(origin: &Origin) -> String {
+    match (origin.peer, origin.credentials) {
+        (Some(peer), _) => peer.to_string(),
+        (None, Some(c)) => format!("pid {} uid {}", c.pid, c.uid),
+        (None, None) => "a local peer".into(),
+    }
+}
+
+/// Accepts every queued connection, within the per-source and total bounds (see the module
+/// documentation). New connections are queued for a turn: edge-triggered epoll would not
+/// report data that arrived before registration.
 fn accept_pending(
     ctx: &Ctx,
     poll: &mio::Poll,
-    server: &StreamListener,
+    acceptor: &mut Acceptor,
     table: &mut Table,
     listener: &Listener,
     chunk: &mut [u8],
@@ -269,7 +492,7 @@ fn accept_pending(
 ) {
     let limits = ctx.limits();
     loop {
-        let accepted = match server {
+        let accepted = match &acceptor.server {
             StreamListener::Tcp(l) => l.accept().map(|(s, peer)| {
                 let _ = s.set_nodelay(true);
                 let origin = Origin {
@@ -288,24 +511,36 @@ fn accept_pending(
                 (Stream::Unix(s), origin)
             }),
         };
-        let (mut stream, origin) = match accepted {
+        let (stream, origin) = match accepted {
             Ok(accepted) => accepted,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                // EMFILE and friends: log, and let the next readiness retry.
-                log::warn!("input {}: accept failed: {e}", listener.addr);
+            Err(e) if out_of_resources(&e) => {
+                // The connection stays in the backlog; the listener will not be reported
+                // readable again until another one arrives, so come back on a timer.
+                if acceptor.retry.is_none() {
+                    log::warn!(
+                        "input {}: accept failed: {e}; retrying every {} ms",
+                        listener.addr,
+                        ACCEPT_RETRY.as_millis()
+                    );
+                }
+                acceptor.retry = Some(Instant::now() + ACCEPT_RETRY);
                 return;
             }
+            // The peer gave up while queued (ECONNABORTED) and the like: the next one.
+            Err(_) => continue,
         };
-        if table.map.len() >= limits.max_connections
-            && !evict_idlest(ctx, poll, &mut table.map, batch)
-        {
+        let mut conn = Connection::new(stream, origin, limits.max_message_size);
+        if !admit(ctx, poll, table, conn.source, chunk, batch) {
             Stats::add(&ctx.shared.stats.refused_connections, 1);
             log::debug!(
-                "input {}: refused a connection: max-connections ({}) reached",
+                "input {}: refused a connection from {}: max-connections ({}) or \
+                 max-connections-per-source ({}) reached",
                 listener.addr,
-                limits.max_connections
+                describe(&conn.origin),
+                limits.max_connections,
+                limits.max_connections_per_source
             );
             continue;
         }
@@ -313,46 +548,73 @@ fn accept_pending(
         table.next_token = token.wrapping_add(1).max(FIRST_CONNECTION);
         if poll
             .registry()
-            .register(&mut stream, Token(token), Interest::READABLE)
+            .register(&mut conn.stream, Token(token), Interest::READABLE)
             .is_ok()
         {
-            let mut conn = Connection {
-                stream,
-                framer: Framer::new(limits.max_message_size),
-                origin,
-                last_active: Instant::now(),
-            };
-            // Data may have arrived before registration; edge-triggered epoll would not report
-            // it again, so read once now.
-            match conn.read_available(ctx, chunk, batch) {
-                ReadState::Open => {
-                    table.map.insert(token, conn);
-                }
-                ReadState::Closed => {
-                    let _ = poll.registry().deregister(&mut conn.stream);
-                }
-            }
+            table.insert(token, conn);
         }
+    }
+    if acceptor.retry.take().is_some() {
+        log::info!("input {}: accepting connections again", listener.addr);
     }
 }
 
-/// Closes the connection idle longest, if it has been idle long enough to be a fair choice.
-fn evict_idlest(
+/// accept(2) errors that say "not now" rather than "not this one".
+fn out_of_resources(e: &io::Error) -> bool {
+    use nix::errno::Errno;
+    matches!(
+        e.raw_os_error().map(Errno::from_raw),
+        Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)
+    )
+}
+
+/// Whether a newcomer from `source` may have a connection, making room if need be. A source at
+/// max-connections-per-source may replace its own connection idle longest, if idle for
+/// `EVICT_AFTER`. At max-connections, a source holding more than the newcomer's would once it
+/// is in gives up its connection idle longest (counted as evicted); failing that, the
+/// connection idle longest gives way if idle for `EVICT_AFTER` (counted as idle). What an evicted connection has sent is read first, one
+/// turn's worth.
+fn admit(
     ctx: &Ctx,
     poll: &mio::Poll,
-    connections: &mut HashMap<usize, Connection>,
+    table: &mut Table,
+    source: SourceKey,
+    chunk: &mut [u8],
     batch: &mut Batch,
 ) -> bool {
-    let Some((&token, conn)) = connections.iter().min_by_key(|(_, c)| c.last_active) else {
+    let limits = ctx.limits();
+    let held = table.held_by(source);
+    let long_idle =
+        |(t, last): (usize, Instant)| (last.elapsed() >= EVICT_AFTER).then_some((t, false));
+    let victim = if held >= limits.max_connections_per_source {
+        // At its own bound, a source's new connection may replace its own idle one.
+        table.idlest(Some(source)).and_then(long_idle)
+    } else if table.map.len() < limits.max_connections {
+        return true;
+    } else {
+        match table.heaviest() {
+            Some((heavy, n)) if heavy != source && n > held + 1 => {
+                table.idlest(Some(heavy)).map(|(t, _)| (t, true))
+            }
+            _ => table.idlest(None).and_then(long_idle),
+        }
+    };
+    let Some((token, evicted)) = victim else {
         return false;
     };
-    if conn.last_active.elapsed() < EVICT_AFTER {
-        return false;
-    }
-    if let Some(mut conn) = connections.remove(&token) {
-        conn.emit_finish(ctx, batch);
-        let _ = poll.registry().deregister(&mut conn.stream);
-        Stats::add(&ctx.shared.stats.idle_closed, 1);
+    if let Some(mut conn) = table.remove(poll, token) {
+        if !matches!(conn.read(ctx, chunk, batch, TURN), ReadState::Closed) {
+            conn.emit_finish(ctx, batch);
+        }
+        let stats = &ctx.shared.stats;
+        Stats::add(
+            if evicted {
+                &stats.evicted
+            } else {
+                &stats.idle_closed
+            },
+            1,
+        );
     }
     true
 }

@@ -13,6 +13,7 @@ mod faults;
 mod fork;
 mod hostile;
 mod inputs;
+mod lan;
 mod lifecycle;
 mod outputs;
 mod supervisors;
@@ -25,6 +26,7 @@ fn main() -> std::process::ExitCode {
         fork::TESTS,
         hostile::TESTS,
         inputs::TESTS,
+        lan::TESTS,
         lifecycle::TESTS,
         outputs::TESTS,
         supervisors::TESTS,

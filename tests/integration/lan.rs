@@ -1,0 +1,306 @@
+//! What a host on the LAN can do to the stream inputs, each case an attack that worked: one
+//! connection flooding, connections that dribble a byte at a time, one host holding every slot,
+//! and a connection burst that exhausts the daemon's descriptors.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::harness::Test;
+use crate::support::*;
+
+/// The tests of this module, for the harness.
+pub const TESTS: &[Test] = tests![
+    a_flooding_connection_starves_neither_a_quiet_one_nor_the_stop,
+    a_host_holding_every_slot_gives_one_up_to_another_host,
+    a_connection_that_never_finishes_its_frame_is_closed,
+    one_host_gets_at_most_its_share_of_connections,
+    connections_queued_while_descriptors_ran_out_are_served_once_they_free_up,
+];
+
+/// A TCP connection to `to` from the local address `from` (any 127.0.0.0/8 address is this
+/// host: a second "host" for tests).
+fn connect_from(from: &str, to: &str) -> TcpStream {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    let from: SocketAddr = format!("{from}:0").parse().unwrap();
+    let to: SocketAddr = to.parse().unwrap();
+    let (SocketAddr::V4(from), SocketAddr::V4(to)) = (from, to) else {
+        panic!("IPv4 only");
+    };
+    let fd: OwnedFd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::from(from),
+    )
+    .unwrap();
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(to)).unwrap();
+    TcpStream::from(fd)
+}
+
+/// Waits (bounded) until `out.log` holds every one of `lines`; panics naming the missing ones.
+fn wait_for_lines(d: &Daemon, lines: &[String], limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let log = std::fs::read_to_string(d.path("out.log")).unwrap_or_default();
+        let missing: Vec<&String> = lines.iter().filter(|l| !log.contains(*l)).collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after {limit:?}, {} of {} lines missing, e.g. {:?}",
+            missing.len(),
+            lines.len(),
+            missing[0]
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// True once the peer has closed `s` (read returns 0 or a reset), within `limit`.
+fn closed_by_peer(s: &mut TcpStream, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => {}
+        }
+    }
+    false
+}
+
+fn a_flooding_connection_starves_neither_a_quiet_one_nor_the_stop() {
+    // Only the quiet client's messages are written: the flood is counted unrouted, so the
+    // test measures reading, not the disk.
+    let b = Builder::new().arg("--listen=tcp://127.0.0.1:0");
+    let out = b.dir().join("out.log");
+    let mut d = b
+        .config(&format!(
+            "rate-limit = 0\n[[output]]\nto = \"file:{}\"\nprogram = \"quiet\"\n",
+            out.display()
+        ))
+        .start();
+    let tcp = d.addr("tcp");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooded = Arc::new(AtomicU64::new(0));
+    let flooder = {
+        let (stop, flooded, tcp) = (stop.clone(), flooded.clone(), tcp.clone());
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(&tcp).unwrap();
+            let chunk =
+                b"<13>flood: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n"
+                    .repeat(512);
+            let started = Instant::now();
+            // Until told, or the daemon closes the connection, or 60 s (a daemon that never
+            // stops under the flood fails the test below well before).
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+                if s.write_all(&chunk).is_err() {
+                    break;
+                }
+                flooded.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+        })
+    };
+    let deadline = Instant::now() + WAIT;
+    while flooded.load(Ordering::Relaxed) < 16 << 20 {
+        assert!(Instant::now() < deadline, "the flood did not get going");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut quiet = TcpStream::connect(&tcp).unwrap();
+    let lines: Vec<String> = (0..20).map(|i| format!("quiet user.notice: {i}")).collect();
+    for i in 0..20 {
+        quiet
+            .write_all(format!("<13>quiet: {i}\n").as_bytes())
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Every one while the flood goes on.
+    wait_for_lines(&d, &lines, WAIT);
+    assert!(
+        !flooder.is_finished(),
+        "the flood ended before the quiet client was served"
+    );
+    // A stop under the flood ends without waiting for the flood to.
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let out = d.wait_exit(WAIT);
+    stop.store(true, Ordering::Relaxed);
+    flooder.join().unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+fn a_host_holding_every_slot_gives_one_up_to_another_host() {
+    // 16 connections from one host, each dribbling a frame it never finishes: never idle, and
+    // inside frame-timeout. Another host's connection still gets a slot.
+    let d = Builder::new()
+        .standard()
+        .config("max-connections = 16\nframe-timeout = \"60s\"\n")
+        .start();
+    let tcp = d.addr("tcp");
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut hogs: Vec<TcpStream> = (0..16).map(|_| connect_from("127.0.0.1", &tcp)).collect();
+    for h in &mut hogs {
+        h.write_all(b"<13>hog: ").unwrap();
+    }
+    let dribbler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for h in &mut hogs {
+                    let _ = h.write_all(b"x");
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            hogs
+        })
+    };
+    // The hogs hold every slot once the daemon has taken them; then another host connects.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut good = connect_from("127.0.0.2", &tcp);
+    good.write_all(b"<13>good: from another host\n").unwrap();
+    wait_for_lines(&d, &["good user.notice: from another host".into()], WAIT);
+    stop.store(true, Ordering::Relaxed);
+    let hogs = dribbler.join().unwrap();
+    let (status, _, stderr) = d.stop();
+    drop(hogs);
+    assert!(status.success());
+    assert!(stderr.contains("connections evicted 1"), "{stderr}");
+}
+
+fn a_connection_that_never_finishes_its_frame_is_closed() {
+    let d = Builder::new()
+        .standard()
+        .config("frame-timeout = \"1s\"\n")
+        .start();
+    let mut slow = TcpStream::connect(d.addr("tcp")).unwrap();
+    slow.write_all(b"<13>slow: ").unwrap();
+    let writer = {
+        let mut w = slow.try_clone().unwrap();
+        std::thread::spawn(move || {
+            // One byte every 200 ms: never idle for idle-timeout.
+            for _ in 0..100 {
+                if w.write_all(b"x").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    assert!(
+        closed_by_peer(&mut slow, WAIT),
+        "a dribbling connection was not closed after frame-timeout"
+    );
+    // A connection that finishes its frames in time is not.
+    let mut ok = TcpStream::connect(d.addr("tcp")).unwrap();
+    for i in 0..8 {
+        ok.write_all(format!("<13>ok: {i}\n").as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!closed_by_peer(&mut ok, Duration::from_millis(300)));
+    writer.join().unwrap();
+    let (status, log, stderr) = d.stop();
+    assert!(status.success());
+    assert!(log.contains("ok user.notice: 7"), "{log}");
+    assert!(stderr.contains("slow connections closed 1"), "{stderr}");
+}
+
+fn one_host_gets_at_most_its_share_of_connections() {
+    let d = Builder::new()
+        .standard()
+        .config("max-connections-per-source = 4\n")
+        .start();
+    let tcp = d.addr("tcp");
+    // Four busy connections: never idle, so none may be replaced.
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy: Vec<TcpStream> = (0..4).map(|_| connect_from("127.0.0.1", &tcp)).collect();
+    let keeper = {
+        let stop = stop.clone();
+        let mut busy = busy;
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                for b in &mut busy {
+                    let _ = b.write_all(format!("<13>busy: {n}\n").as_bytes());
+                    n += 1;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let mut fifth = connect_from("127.0.0.1", &tcp);
+    assert!(
+        closed_by_peer(&mut fifth, WAIT),
+        "a fifth connection from one host was kept"
+    );
+    // Another host is not affected.
+    let mut other = connect_from("127.0.0.2", &tcp);
+    other.write_all(b"<13>other: served\n").unwrap();
+    wait_for_lines(&d, &["other user.notice: served".into()], WAIT);
+    stop.store(true, Ordering::Relaxed);
+    keeper.join().unwrap();
+    let (status, _, stderr) = d.stop();
+    assert!(status.success());
+    assert!(stderr.contains("refused connections 1"), "{stderr}");
+}
+
+fn connections_queued_while_descriptors_ran_out_are_served_once_they_free_up() {
+    require!(have("prlimit"), "needs util-linux prlimit");
+    // Few descriptors: the daemon's own (sockets, output, epoll, ...) and a handful more.
+    let d = Builder::new()
+        .standard()
+        .wrapped_in(&["prlimit", "--nofile=40:40", "--"])
+        .start();
+    let tcp = d.addr("tcp");
+    let used = std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+        .unwrap()
+        .count();
+    assert!(used < 36, "the daemon already uses {used} descriptors");
+    // More clients than it has descriptors for; each sends one message and keeps its
+    // connection open, so those accepted hold their descriptors.
+    let mut clients: Vec<TcpStream> = (0..30)
+        .map(|i| {
+            let mut c = TcpStream::connect(&tcp).unwrap();
+            c.write_all(format!("<13>queued: client {i}\n").as_bytes())
+                .unwrap();
+            c
+        })
+        .collect();
+    let lines: Vec<String> = (0..30)
+        .map(|i| format!("queued user.notice: client {i}"))
+        .collect();
+    // Not all of them fit: accept(2) has failed with EMFILE.
+    let deadline = Instant::now() + WAIT;
+    let served = loop {
+        let log = std::fs::read_to_string(d.path("out.log")).unwrap_or_default();
+        let served = lines.iter().filter(|l| log.contains(*l)).count();
+        if served >= 40 - used - 2 || Instant::now() > deadline {
+            break served;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        served < 30,
+        "all 30 served with {used} of 40 descriptors in use"
+    );
+    // The clients hang up; the daemon frees their descriptors and, with no new connection
+    // arriving to wake the listener, still takes the ones left in the backlog.
+    clients.clear();
+    wait_for_lines(&d, &lines, WAIT);
+    let (status, _, stderr) = d.stop();
+    assert!(status.success());
+    assert!(stderr.contains("accept failed"), "{stderr}");
+}
