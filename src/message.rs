@@ -69,6 +69,12 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// A connection-oriented transport: its sender can be held back (TCP's window, a full
+    /// socket buffer), so it needs no rate limit to be fair.
+    pub fn is_stream(self) -> bool {
+        matches!(self, Transport::UnixStream | Transport::Tcp)
+    }
+
     /// The name used in the `LOGGER_TRANSPORT` journal field.
     pub fn name(self) -> &'static str {
         match self {

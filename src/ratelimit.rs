@@ -1,5 +1,9 @@
-//! Per-source rate limiting: a token bucket for each sender, so one chatty router cannot spend the
-//! whole journald budget of the `logger` unit.
+//! Per-source rate limiting: a token bucket for each datagram sender (UDP and local datagrams),
+//! so one chatty router cannot spend the whole journald budget of the `logger` unit. Stream
+//! senders are not limited: reading in turns and backpressure make them fair, and dropping
+//! frames a relay already handed over would lose what it was told was delivered. It cannot
+//! protect capacity against a UDP flood: the kernel drops what the socket cannot hold before
+//! any limit sees it.
 //!
 //! A source is the remote IP address for network transports (IPv6 by its /64: see
 //! [`sender_net`]) and the sender's pid for local ones (the socket itself when the kernel gave

@@ -19,6 +19,7 @@ pub const TESTS: &[Test] = tests![
     a_connection_that_never_finishes_its_frame_is_closed,
     one_host_gets_at_most_its_share_of_connections,
     connections_queued_while_descriptors_ran_out_are_served_once_they_free_up,
+    a_heavy_stream_sender_is_held_back_not_rate_limited_while_a_datagram_flood_is,
 ];
 
 /// A TCP connection to `to` from the local address `from` (any 127.0.0.0/8 address is this
@@ -303,4 +304,47 @@ fn connections_queued_while_descriptors_ran_out_are_served_once_they_free_up() {
     let (status, _, stderr) = d.stop();
     assert!(status.success());
     assert!(stderr.contains("accept failed"), "{stderr}");
+}
+
+fn a_heavy_stream_sender_is_held_back_not_rate_limited_while_a_datagram_flood_is() {
+    let d = Builder::new()
+        .standard()
+        .config("rate-limit = 100\nrate-limit-burst = 100\n")
+        .start();
+    // A relay handing over 5,000 messages at once over TCP: every one is written.
+    let mut relay = TcpStream::connect(d.addr("tcp")).unwrap();
+    let batch: String = (0..5000).map(|i| format!("<13>tcp: {i}\n")).collect();
+    relay.write_all(batch.as_bytes()).unwrap();
+    let tcp_lines: Vec<String> = (0..5000).map(|i| format!("tcp user.notice: {i}")).collect();
+    wait_for_lines(&d, &tcp_lines, WAIT);
+    // The same from one UDP sender: the burst, then 100 a second.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let started = Instant::now();
+    for i in 0..5000 {
+        udp.send_to(format!("<13>udp: {i}").as_bytes(), d.addr("udp"))
+            .unwrap();
+    }
+    let allowed = 100 + 100 * (started.elapsed().as_secs() as usize + 1);
+    // The daemon has seen them all once its counters say so; then stop and count.
+    let (status, log, stderr) = d.stop();
+    assert!(status.success());
+    let udp_written = log
+        .lines()
+        .filter(|l| l.contains(" udp user.notice: "))
+        .count();
+    assert!(
+        udp_written <= allowed,
+        "{udp_written} UDP messages written; the limit allows {allowed}"
+    );
+    let limited: usize = stderr
+        .split("rate-limited ")
+        .last()
+        .and_then(|rest| rest.split([',', ')']).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no rate-limited count: {stderr}"));
+    // Every datagram the kernel kept is written or counted (none of the TCP ones).
+    assert!(
+        limited > 0 && limited + udp_written <= 5000,
+        "{udp_written} UDP written, {limited} rate-limited: {stderr}"
+    );
 }
