@@ -38,6 +38,7 @@ pub mod error;
 pub mod escape;
 pub mod event;
 pub mod framing;
+pub mod gate;
 pub mod lifecycle;
 pub mod listen;
 pub mod message;

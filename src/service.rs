@@ -27,6 +27,7 @@ use crate::coalesce::Coalescer;
 use crate::config::{Config, Env};
 use crate::error::{Error, Result};
 use crate::event::Control;
+use crate::gate::Gate;
 use crate::lifecycle::notify::Notifier;
 use crate::message::Message;
 use crate::ratelimit::{RateLimiter, Source};
@@ -120,6 +121,7 @@ impl Service {
         let shared = Shared {
             messages: messages_tx,
             control: control_tx.clone(),
+            in_flight: Arc::new(Gate::new(sources::IN_FLIGHT_BYTES)),
             stats: stats.clone(),
             settings: Arc::new(Settings::new(tunables(&start.config))),
         };
@@ -150,7 +152,7 @@ impl Service {
             // The queue of batches as the coalescer sees it: QUEUE_BATCHES slots of at most
             // BATCH_BYTES, each message charged a slot's share of it.
             coalescer: Coalescer::with_overhead(
-                QUEUE_BATCHES * sources::BATCH_BYTES,
+                sources::IN_FLIGHT_BYTES,
                 sources::BATCH_BYTES / sources::BATCH,
             ),
         };
@@ -234,7 +236,7 @@ impl Service {
         let grace = Instant::now() + STOP_GRACE;
         let mut lost = 0;
         loop {
-            lost += self.messages.try_iter().map(|b| b.len()).sum::<usize>();
+            lost += self.drop_queued_batches();
             if self.stopping_inputs.is_empty() && self.inputs.is_empty() {
                 break;
             }
@@ -250,7 +252,9 @@ impl Service {
                 Err(_) => break,
             }
         }
-        lost += self.messages.try_iter().map(|b| b.len()).sum::<usize>();
+        lost += self.drop_queued_batches();
+        // Inputs still waiting to hand a batch over give up: nobody will take it.
+        self.shared.in_flight.close();
         if lost > 0 {
             log::error!(
                 "stop-timeout reached with {lost} accepted messages not yet handed to an output; \
@@ -258,6 +262,19 @@ impl Service {
             );
         }
         lost as u64
+    }
+
+    /// Drops the batches waiting for the loop, giving their bytes back; returns how many
+    /// messages they held.
+    fn drop_queued_batches(&mut self) -> usize {
+        let mut n = 0;
+        for batch in self.messages.try_iter() {
+            n += batch.len();
+            self.shared
+                .in_flight
+                .give(batch.iter().map(Message::weight).sum());
+        }
+        n
     }
 
     fn wait_and_handle(&mut self) {
@@ -293,9 +310,11 @@ impl Service {
             Some(Event::Batch(batch)) => {
                 let (mut messages, mut bytes) = (0, 0);
                 let mut take = |service: &mut Service, batch: Vec<Message>| {
+                    let weight = batch.iter().map(Message::weight).sum::<usize>();
                     messages += batch.len();
-                    bytes += batch.iter().map(Message::weight).sum::<usize>();
+                    bytes += weight;
                     service.accept(batch);
+                    service.shared.in_flight.give(weight);
                 };
                 take(self, batch);
                 // Take what else is already queued while the outputs have room.

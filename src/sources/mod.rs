@@ -21,16 +21,19 @@ use mio::{Poll, Token, Waker};
 
 use crate::config::Limits;
 use crate::event::Control;
+use crate::gate::Gate;
 use crate::message::Message;
 use crate::stats::Stats;
 pub use bind::{Listener, Socket};
 
 /// Messages per batch sent to the service loop, at most.
 pub const BATCH: usize = 64;
-/// Bytes per batch, at most (plus the one message that crosses it): with the loop's bounded
-/// queue of batches, what waits between the inputs and the loop is bounded in bytes, however
-/// large the messages are.
+/// Bytes per batch, at most (plus the one message that crosses it).
 pub const BATCH_BYTES: usize = 256 * 1024;
+/// What the batches on their way from every input to the loop may weigh together: eight full
+/// batches. Bounded in bytes, not batches (`gate::Gate`), so that 2 MiB messages, each a batch
+/// of its own, cannot queue eight times 2 MiB; one message larger than this passes alone.
+pub const IN_FLIGHT_BYTES: usize = 8 * BATCH_BYTES;
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -42,6 +45,8 @@ pub struct Shared {
     pub messages: Sender<Vec<Message>>,
     /// `InputStopped` goes here.
     pub control: Sender<Control>,
+    /// The bytes of batches on their way to the loop, bounded (see [`IN_FLIGHT_BYTES`]).
+    pub in_flight: Arc<Gate>,
     /// Counters.
     pub stats: Arc<Stats>,
     /// The settings a reload may change under a running input.
@@ -147,6 +152,7 @@ impl Ctx {
             bytes: 0,
             escape: self.tunables.escape_controls,
             to_loop: self.shared.messages.clone(),
+            in_flight: self.shared.in_flight.clone(),
             loop_gone: false,
         }
     }
@@ -166,6 +172,7 @@ struct Batch {
     bytes: usize,
     escape: bool,
     to_loop: Sender<Vec<Message>>,
+    in_flight: Arc<Gate>,
     loop_gone: bool,
 }
 
@@ -188,8 +195,13 @@ impl Batch {
     /// Sends what it holds; false once the service loop is gone.
     fn flush(&mut self) -> bool {
         if !self.messages.is_empty() && !self.loop_gone {
-            let full = std::mem::replace(&mut self.messages, Vec::with_capacity(BATCH));
-            self.loop_gone = self.to_loop.send(full).is_err();
+            // Waits while the batches already on their way weigh the budget: the
+            // backpressure on the input, in bytes.
+            self.loop_gone = !self.in_flight.take(self.bytes);
+            if !self.loop_gone {
+                let full = std::mem::replace(&mut self.messages, Vec::with_capacity(BATCH));
+                self.loop_gone = self.to_loop.send(full).is_err();
+            }
         }
         self.messages.clear();
         self.bytes = 0;

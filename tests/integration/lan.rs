@@ -20,6 +20,7 @@ pub const TESTS: &[Test] = tests![
     one_host_gets_at_most_its_share_of_connections,
     connections_queued_while_descriptors_ran_out_are_served_once_they_free_up,
     a_heavy_stream_sender_is_held_back_not_rate_limited_while_a_datagram_flood_is,
+    large_messages_queue_what_they_weigh_not_eight_batches_of_them,
 ];
 
 /// A TCP connection to `to` from the local address `from` (any 127.0.0.0/8 address is this
@@ -347,4 +348,60 @@ fn a_heavy_stream_sender_is_held_back_not_rate_limited_while_a_datagram_flood_is
         limited > 0 && limited + udp_written <= 5000,
         "{udp_written} UDP written, {limited} rate-limited: {stderr}"
     );
+}
+
+/// Anonymous memory (heap, stacks) of a process in kB: what its queues cost, without the
+/// binary's pages (a debug build maps far more of them).
+fn rss_anon(pid: nix::unistd::Pid) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap()
+}
+
+fn large_messages_queue_what_they_weigh_not_eight_batches_of_them() {
+    // 2 MiB messages, each a batch of its own, into an output that never takes any (a journal
+    // socket nobody reads): everything queues as far as the bounds allow. A queue of eight
+    // batches held 16 MiB of them (22 MB of heap here, 8.4 MB now); batches in flight are now bounded in
+    // bytes, and the output's queue by its queue-size.
+    let b = Builder::new().arg("--listen=tcp://127.0.0.1:0");
+    let journal = b.dir().join("journal.sock");
+    let _stuck = std::os::unix::net::UnixDatagram::bind(&journal).unwrap();
+    let mut d = b
+        .arg("--output=journal")
+        .config(&format!(
+            "max-message-size = \"2M\"\njournal-socket = \"{}\"\n",
+            journal.display()
+        ))
+        .start();
+    let mut body = b"<13>big: ".to_vec();
+    body.resize(2_000_000, b'x');
+    let mut frame = format!("{} ", body.len()).into_bytes();
+    frame.extend_from_slice(&body);
+    let tcp = d.addr("tcp");
+    // The sender blocks once the daemon stops reading; it ends when the daemon is killed.
+    std::thread::spawn(move || {
+        let mut s = TcpStream::connect(tcp).unwrap();
+        for _ in 0..40 {
+            if s.write_all(&frame).is_err() {
+                return;
+            }
+        }
+    });
+    // Sample the heap until it has not grown for a second (everything queued that can be).
+    let (mut peak, mut grew) = (0, Instant::now());
+    let deadline = Instant::now() + WAIT;
+    while grew.elapsed() < Duration::from_secs(1) && Instant::now() < deadline {
+        let now = rss_anon(d.pid());
+        if now > peak {
+            (peak, grew) = (now, Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    assert!(peak < 14 * 1024, "heap peaked at {peak} kB");
+    assert!(peak > 4 * 1024, "only {peak} kB: the flood did not get in");
 }
