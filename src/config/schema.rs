@@ -134,11 +134,7 @@ pub const KEYS: &[Key<Config>] = &[
     Key {
         name: "max-connections",
         read: |c, v| {
-            let n = integer(v)?;
-            c.limits.max_connections = usize::try_from(n)
-                .ok()
-                .filter(|_| CONNECTIONS_RANGE.contains(&n))
-                .ok_or_else(|| format!("{n} is outside 1..=65536"))?;
+            c.limits.max_connections = connections(v)?;
             Ok(())
         },
         show: |c| Some(c.limits.max_connections.to_string()),
@@ -146,11 +142,7 @@ pub const KEYS: &[Key<Config>] = &[
     Key {
         name: "max-connections-per-source",
         read: |c, v| {
-            let n = integer(v)?;
-            c.limits.max_connections_per_source = usize::try_from(n)
-                .ok()
-                .filter(|_| CONNECTIONS_RANGE.contains(&n))
-                .ok_or_else(|| format!("{n} is outside 1..=65536"))?;
+            c.limits.max_connections_per_source = connections(v)?;
             Ok(())
         },
         show: |c| Some(c.limits.max_connections_per_source.to_string()),
@@ -379,6 +371,15 @@ fn absolute(v: &Value<'_>) -> Result<PathBuf, String> {
         return Err(format!("{} must be an absolute path", path.display()));
     }
     Ok(path)
+}
+
+/// A number of connections.
+fn connections(v: &Value<'_>) -> Result<usize, String> {
+    let n = integer(v)?;
+    usize::try_from(n)
+        .ok()
+        .filter(|_| CONNECTIONS_RANGE.contains(&n))
+        .ok_or_else(|| format!("{n} is outside 1..=65536"))
 }
 
 /// A count that fits a u32.
