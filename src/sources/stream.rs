@@ -367,7 +367,9 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         // A socket the service manager holds outlives us: connections still in its accept queue
         // at a stop are left there for the next instance instead of being taken and closed.
         let accepting = !(stopping && listener.activated);
-        let mut accept_now = acceptor.retry.is_some_and(|t| t <= Instant::now());
+        // A stop takes what the kernel already holds, connections still in the accept queue
+        // included (their data was accepted on our behalf), unless the manager keeps them.
+        let mut accept_now = stopping || acceptor.retry.is_some_and(|t| t <= Instant::now());
         for event in events.iter() {
             match event.token() {
                 SOCKET => accept_now = true,
@@ -405,21 +407,8 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         }
         close_overdue(&ctx, &poll, &mut table, &mut batch);
         if stopping {
-            // Take what the kernel already holds: connections still in the accept queue (their
-            // data was accepted by the kernel on our behalf) unless the manager keeps them for
-            // the next instance, then every connection's unread bytes; then close them all.
-            if accepting {
-                acceptor.retry = None;
-                accept_pending(
-                    &ctx,
-                    &poll,
-                    &mut acceptor,
-                    &mut table,
-                    &listener,
-                    &mut chunk,
-                    &mut batch,
-                );
-            }
+            // Every connection's unread bytes (bounded: a client that keeps sending cannot
+            // hold the stop), then close them all.
             let tokens: Vec<usize> = table.map.keys().copied().collect();
             for token in tokens {
                 if let Some(mut conn) = table.remove(&poll, token)

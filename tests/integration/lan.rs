@@ -68,6 +68,27 @@ fn wait_for_lines(d: &Daemon, lines: &[String], limit: Duration) {
     }
 }
 
+/// The descriptors `d` has open.
+fn open_fds(d: &Daemon) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+        .unwrap()
+        .count()
+}
+
+/// Waits (bounded) until the daemon holds `n` descriptors: it has accepted the connections the
+/// test opened.
+fn wait_for_fds(d: &Daemon, n: usize) {
+    let deadline = Instant::now() + WAIT;
+    while open_fds(d) < n {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon holds {} descriptors, not {n}",
+            open_fds(d)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// True once the peer has closed `s` (read returns 0 or a reset), within `limit`.
 fn closed_by_peer(s: &mut TcpStream, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
@@ -153,6 +174,7 @@ fn a_host_holding_every_slot_gives_one_up_to_another_host() {
         .start();
     let tcp = d.addr("tcp");
     let stop = Arc::new(AtomicBool::new(false));
+    let before = open_fds(&d);
     let mut hogs: Vec<TcpStream> = (0..16).map(|_| connect_from("127.0.0.1", &tcp)).collect();
     for h in &mut hogs {
         h.write_all(b"<13>hog: ").unwrap();
@@ -170,7 +192,7 @@ fn a_host_holding_every_slot_gives_one_up_to_another_host() {
         })
     };
     // The hogs hold every slot once the daemon has taken them; then another host connects.
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for_fds(&d, before + 16);
     let mut good = connect_from("127.0.0.2", &tcp);
     good.write_all(b"<13>good: from another host\n").unwrap();
     wait_for_lines(&d, &["good user.notice: from another host".into()], WAIT);
@@ -227,6 +249,7 @@ fn one_host_gets_at_most_its_share_of_connections() {
     let tcp = d.addr("tcp");
     // Four busy connections: never idle, so none may be replaced.
     let stop = Arc::new(AtomicBool::new(false));
+    let before = open_fds(&d);
     let busy: Vec<TcpStream> = (0..4).map(|_| connect_from("127.0.0.1", &tcp)).collect();
     let keeper = {
         let stop = stop.clone();
@@ -242,7 +265,7 @@ fn one_host_gets_at_most_its_share_of_connections() {
             }
         })
     };
-    std::thread::sleep(Duration::from_millis(200));
+    wait_for_fds(&d, before + 4);
     let mut fifth = connect_from("127.0.0.1", &tcp);
     assert!(
         closed_by_peer(&mut fifth, WAIT),
@@ -267,9 +290,7 @@ fn connections_queued_while_descriptors_ran_out_are_served_once_they_free_up() {
         .wrapped_in(&["prlimit", "--nofile=40:40", "--"])
         .start();
     let tcp = d.addr("tcp");
-    let used = std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
-        .unwrap()
-        .count();
+    let used = open_fds(&d);
     assert!(used < 36, "the daemon already uses {used} descriptors");
     // More clients than it has descriptors for; each sends one message and keeps its
     // connection open, so those accepted hold their descriptors.
