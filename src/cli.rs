@@ -14,10 +14,24 @@ INPUTS (--listen, repeatable; also `listen = [...]` in the configuration file)
     unix-stream:///PATH   stream socket, framed like TCP
     udp://ADDR:PORT       syslog over UDP (RFC 5426); IPv6 as udp://[::1]:514
     tcp://ADDR:PORT       syslog over TCP (RFC 6587: octet counting or newline framing)
+    tls://ADDR:PORT       syslog over TLS (RFC 5425; 6514 is its port); needs an [[input]]
     Port 0 picks a free port; the bound address is logged and sent in STATUS=.
-    Under socket activation (LISTEN_FDS, e.g. logger.socket) the passed sockets are used.
+    Under socket activation (LISTEN_FDS, e.g. logger.socket) the passed sockets are used; one
+    named FileDescriptorName=tls is served as TLS with the [[input]] at its address.
     Default: udp://127.0.0.1:5514, tcp://127.0.0.1:5514 and unix://DIR/log, where DIR is
     $RUNTIME_DIRECTORY, else $XDG_RUNTIME_DIR/logger, else /run/logger.
+    An [[input]] table says more about one input (any listen or [[input]] replaces the default):
+      listen = \"tls://0.0.0.0:6514\"
+      allow = [\"10.0.0.0/8\", \"2001:db8::/32\"]  only these networks, checked before parsing
+      tls-cert = \"/etc/logger/tls/server.pem\"   certificate chain (PEM), and its key:
+      tls-key = \"/etc/logger/tls/server.key\"    re-read on SIGHUP (a bad new one keeps the old)
+      tls-client-ca = \"/etc/logger/tls/ca.pem\"  set: clients need a certificate from these CAs
+      tls-client-names = [\"*.example.net\"]      and one of these names (DNS SAN or CN)
+      tls-client-fingerprints = [\"SHA256:AB:..\"] or pin certificates by SHA-256 fingerprint
+      tls-crl = [\"/etc/logger/tls/ca.crl\"]      revocation lists for the client CA
+      and its own max-message-size, max-connections, ... (the limits below) if it needs them.
+    A TLS handshake must finish within frame-timeout; a client's verified certificate names
+    it in LOGGER_TLS_PEER (tls-peer in rfc5424, tls_peer in json).
 
 OUTPUTS (--output, repeatable; also `output = \"...\"` or [[output]] tables in the file)
     journal      one journal entry per message, with SYSLOG_IDENTIFIER, SYSLOG_PID, PRIORITY,
@@ -42,7 +56,7 @@ OUTPUTS (--output, repeatable; also `output = \"...\"` or [[output]] tables in t
 
 CONFIGURATION FILE (TOML; flags win over the file)
     --config FILE, else /etc/logger/logger.toml if it exists, else the defaults. Keys:
-    listen, output, pidfile, user, group, umask, log-level, log-file, heartbeat,
+    listen, input, output, pidfile, user, group, umask, log-level, log-file, heartbeat,
     max-message-size, max-connections, max-connections-per-source, frame-timeout,
     idle-timeout, receive-buffer, rate-limit, rate-limit-burst, escape-control-characters,
     journal-socket, stop-timeout. Run --check-config to see the effective values.
@@ -86,7 +100,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Receive messages on URL (repeatable): unix:///PATH, unix-stream:///PATH, udp://ADDR:PORT,
-    /// tcp://ADDR:PORT.
+    /// tcp://ADDR:PORT (tls:// needs an [[input]] table for its certificate).
     #[arg(long, value_name = "URL")]
     pub listen: Vec<ListenAddr>,
 

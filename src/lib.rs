@@ -30,6 +30,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod allow;
 pub mod cli;
 pub mod client;
 pub mod coalesce;
@@ -52,6 +53,7 @@ pub mod sources;
 pub mod stats;
 pub mod sys;
 pub mod template;
+pub mod tls;
 
 use std::process::ExitCode;
 

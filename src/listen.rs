@@ -1,44 +1,101 @@
-//! Listen addresses: the `--listen` URL syntax, parsed and printed.
+//! Listen addresses: the `listen` URL syntax (`udp://ADDR:PORT`, `tls://ADDR:PORT`,
+//! `unix:///path`, ...), parsed and printed.
 //!
 //! Pure: parsing validates the form (scheme, absolute path, address and port) and never touches a
-//! socket. Binding lives in `sources::bind`.
+//! socket. A listen address is a transport (what the scheme names, the same `Transport` a
+//! message records) and an endpoint (a path or an IP address and port). Binding lives in
+//! `sources::bind`.
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// Where `logger` receives messages.
+use crate::message::Transport;
+
+/// Where a socket lives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ListenAddr {
-    /// `unix:///path`: a datagram socket, what syslog(3) and `logger -u` send to.
-    UnixDatagram(PathBuf),
-    /// `unix-stream:///path`: a stream socket, framed like TCP.
-    UnixStream(PathBuf),
-    /// `udp://ADDR:PORT`.
-    Udp(SocketAddr),
-    /// `tcp://ADDR:PORT`, framed per RFC 6587.
-    Tcp(SocketAddr),
+pub enum Endpoint {
+    /// An AF_UNIX socket file.
+    Path(PathBuf),
+    /// An IP address and port.
+    Inet(SocketAddr),
+}
+
+/// Where `logger` receives messages, and over what.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenAddr {
+    /// The scheme: `unix` (datagrams, what syslog(3) and `logger -u` send to), `unix-stream`,
+    /// `udp`, `tcp` (RFC 6587 framing) or `tls` (RFC 5425: TCP under TLS, octet-counted).
+    pub transport: Transport,
+    /// The socket's path or address.
+    pub endpoint: Endpoint,
 }
 
 impl ListenAddr {
-    /// True for the two stream kinds (TCP framing applies).
+    /// An AF_UNIX listen address (`transport` is `UnixDatagram` or `UnixStream`).
+    pub fn path(transport: Transport, path: impl Into<PathBuf>) -> ListenAddr {
+        ListenAddr {
+            transport,
+            endpoint: Endpoint::Path(path.into()),
+        }
+    }
+
+    /// An IP listen address (`transport` is `Udp`, `Tcp` or `Tls`).
+    pub fn inet(transport: Transport, addr: SocketAddr) -> ListenAddr {
+        ListenAddr {
+            transport,
+            endpoint: Endpoint::Inet(addr),
+        }
+    }
+
+    /// True for the stream kinds (RFC 6587 framing applies).
     pub fn is_stream(&self) -> bool {
-        matches!(self, ListenAddr::UnixStream(_) | ListenAddr::Tcp(_))
+        self.transport.is_stream()
+    }
+
+    /// The endpoint alone, for messages: the path, or ADDR:PORT.
+    pub fn endpoint_text(&self) -> String {
+        match &self.endpoint {
+            Endpoint::Path(p) => p.display().to_string(),
+            Endpoint::Inet(a) => a.to_string(),
+        }
+    }
+
+    /// The socket file, for AF_UNIX addresses.
+    pub fn socket_path(&self) -> Option<&Path> {
+        match &self.endpoint {
+            Endpoint::Path(p) => Some(p),
+            Endpoint::Inet(_) => None,
+        }
+    }
+
+    /// The IP address and port, for network addresses.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        match self.endpoint {
+            Endpoint::Inet(a) => Some(a),
+            Endpoint::Path(_) => None,
+        }
     }
 }
+
+const FORMS: &str =
+    "unix:///path, unix-stream:///path, udp://ADDR:PORT, tcp://ADDR:PORT or tls://ADDR:PORT";
 
 impl FromStr for ListenAddr {
     type Err = String;
 
     fn from_str(url: &str) -> Result<Self, String> {
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| format!("invalid listen address '{url}': expected {FORMS}"))?;
+        let transport = Transport::from_name(scheme).ok_or_else(|| {
             format!(
-                "invalid listen address '{url}': expected unix:///path, unix-stream:///path, \
-                 udp://ADDR:PORT or tcp://ADDR:PORT"
+                "invalid listen address '{url}': unknown scheme '{scheme}' (use unix, \
+                 unix-stream, udp, tcp or tls)"
             )
         })?;
-        let path = |rest: &str| -> Result<PathBuf, String> {
+        if transport.is_local() {
             if !rest.starts_with('/') {
                 return Err(format!(
                     "invalid listen address '{url}': the socket path must be absolute"
@@ -50,36 +107,24 @@ impl FromStr for ListenAddr {
                     "invalid listen address '{url}': the socket path is longer than 107 bytes"
                 ));
             }
-            Ok(PathBuf::from(rest))
-        };
-        let inet = |rest: &str| -> Result<SocketAddr, String> {
-            rest.parse().map_err(|_| {
-                format!(
-                    "invalid listen address '{url}': expected ADDR:PORT with a numeric address \
-                     (IPv6 as [::1]:PORT)"
-                )
-            })
-        };
-        match scheme {
-            "unix" => path(rest).map(ListenAddr::UnixDatagram),
-            "unix-stream" => path(rest).map(ListenAddr::UnixStream),
-            "udp" => inet(rest).map(ListenAddr::Udp),
-            "tcp" => inet(rest).map(ListenAddr::Tcp),
-            other => Err(format!(
-                "invalid listen address '{url}': unknown scheme '{other}' (use unix, unix-stream, \
-                 udp or tcp)"
-            )),
+            return Ok(ListenAddr::path(transport, rest));
         }
+        let addr = rest.parse().map_err(|_| {
+            format!(
+                "invalid listen address '{url}': expected ADDR:PORT with a numeric address \
+                 (IPv6 as [::1]:PORT)"
+            )
+        })?;
+        Ok(ListenAddr::inet(transport, addr))
     }
 }
 
 impl fmt::Display for ListenAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ListenAddr::UnixDatagram(p) => write!(f, "unix://{}", p.display()),
-            ListenAddr::UnixStream(p) => write!(f, "unix-stream://{}", p.display()),
-            ListenAddr::Udp(a) => write!(f, "udp://{a}"),
-            ListenAddr::Tcp(a) => write!(f, "tcp://{a}"),
+        let scheme = self.transport.name();
+        match &self.endpoint {
+            Endpoint::Path(p) => write!(f, "{scheme}://{}", p.display()),
+            Endpoint::Inet(a) => write!(f, "{scheme}://{a}"),
         }
     }
 }
@@ -96,10 +141,14 @@ mod tests {
             "udp://127.0.0.1:5514",
             "tcp://[::1]:0",
             "tcp://0.0.0.0:514",
+            "tls://0.0.0.0:6514",
         ] {
             let addr: ListenAddr = url.parse().unwrap();
             assert_eq!(addr.to_string(), url);
         }
+        let tls: ListenAddr = "tls://[::]:6514".parse().unwrap();
+        assert!(tls.is_stream());
+        assert_eq!(tls.transport, Transport::Tls);
     }
 
     #[test]
@@ -108,7 +157,8 @@ mod tests {
             ("udp:127.0.0.1:1", "expected unix://"),
             ("unix://relative/path", "must be absolute"),
             ("tcp://localhost:514", "numeric address"),
-            ("tcp://127.0.0.1", "numeric address"),
+            ("tls://127.0.0.1", "numeric address"),
+            ("tls:///run/x", "numeric address"),
             ("http://127.0.0.1:80", "unknown scheme 'http'"),
         ] {
             let err = url.parse::<ListenAddr>().unwrap_err();

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Default priority of a message without a valid `<PRI>`: user.notice (RFC 3164 section 4.3.3).
@@ -56,7 +57,7 @@ pub enum Format {
 }
 
 /// How the message reached us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Transport {
     /// AF_UNIX datagram.
     UnixDatagram,
@@ -66,13 +67,18 @@ pub enum Transport {
     Udp,
     /// TCP.
     Tcp,
+    /// TCP under TLS (RFC 5425).
+    Tls,
 }
 
 impl Transport {
     /// A connection-oriented transport: its sender can be held back (TCP's window, a full
     /// socket buffer), so it needs no rate limit to be fair.
     pub fn is_stream(self) -> bool {
-        matches!(self, Transport::UnixStream | Transport::Tcp)
+        matches!(
+            self,
+            Transport::UnixStream | Transport::Tcp | Transport::Tls
+        )
     }
 
     /// The name used in the `LOGGER_TRANSPORT` journal field.
@@ -82,6 +88,7 @@ impl Transport {
             Transport::UnixStream => "unix-stream",
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
         }
     }
 
@@ -92,6 +99,7 @@ impl Transport {
             Transport::UnixStream,
             Transport::Udp,
             Transport::Tcp,
+            Transport::Tls,
         ]
         .into_iter()
         .find(|t| t.name() == name)
@@ -123,6 +131,8 @@ pub struct Origin {
     pub peer: Option<SocketAddr>,
     /// The sender's credentials for local transports, when the kernel gave them.
     pub credentials: Option<Credentials>,
+    /// The verified TLS peer (`tls::identity::describe`), for TLS with client certificates.
+    pub tls_peer: Option<Arc<str>>,
 }
 
 impl Origin {
@@ -132,6 +142,7 @@ impl Origin {
             transport,
             peer: None,
             credentials: None,
+            tls_peer: None,
         }
     }
 }

@@ -8,8 +8,8 @@
 //! Pure: parsing reports errors as text; matching never fails and does no I/O.
 
 use std::fmt;
-use std::net::IpAddr;
 
+use crate::allow::Network;
 use crate::message::{FACILITY_NAMES, Message, SEVERITY_NAMES, Transport};
 
 /// A facility, 0..=23 (RFC 5424 table 1).
@@ -150,64 +150,6 @@ impl fmt::Debug for Selector {
     }
 }
 
-/// An IPv4 or IPv6 network (`10.0.0.0/8`, `2001:db8::/32`); a bare address is its own /32 or
-/// /128.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Network {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Network {
-    /// True if `ip` lies in this network. An IPv4 address mapped into IPv6 (`::ffff:a.b.c.d`,
-    /// as a dual-stack socket reports it) counts as the IPv4 address.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
-            }
-            _ => false,
-        }
-    }
-}
-
-fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
-    let (whole, bits) = (usize::from(prefix / 8), prefix % 8);
-    a[..whole] == b[..whole] && (bits == 0 || (a[whole] ^ b[whole]) & (0xffu8 << (8 - bits)) == 0)
-}
-
-impl std::str::FromStr for Network {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Network, String> {
-        let bad = || format!("'{text}' is not a network like 10.0.0.0/8 or 2001:db8::/32");
-        let (addr, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text, None),
-        };
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
-            None => max,
-        };
-        Ok(Network { addr, prefix })
-    }
-}
-
-impl fmt::Display for Network {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
 /// Which messages an output takes: a selector and optional narrower matches. An empty list
 /// means "any".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,27 +267,6 @@ mod tests {
     }
 
     #[test]
-    fn networks_contain_their_addresses_v4_v6_and_mapped() {
-        let lan: Network = "10.0.0.0/8".parse().unwrap();
-        assert!(lan.contains("10.255.0.1".parse().unwrap()));
-        assert!(!lan.contains("11.0.0.1".parse().unwrap()));
-        assert!(lan.contains("::ffff:10.1.2.3".parse().unwrap()));
-        let odd: Network = "192.168.4.0/22".parse().unwrap();
-        assert!(odd.contains("192.168.7.255".parse().unwrap()));
-        assert!(!odd.contains("192.168.8.0".parse().unwrap()));
-        let v6: Network = "2001:db8::/32".parse().unwrap();
-        assert!(v6.contains("2001:db8:ffff::1".parse().unwrap()));
-        assert!(!v6.contains("2001:db9::1".parse().unwrap()));
-        assert!(!v6.contains("10.0.0.1".parse().unwrap()));
-        let host: Network = "192.0.2.7".parse().unwrap();
-        assert!(host.contains("192.0.2.7".parse().unwrap()));
-        assert!(!host.contains("192.0.2.8".parse().unwrap()));
-        for bad in ["10.0.0.0/33", "2001:db8::/129", "nonsense", "10.0.0.0/x"] {
-            assert!(bad.parse::<Network>().is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn routes_narrow_by_program_hostname_transport_and_source() {
         let msg = parse(
             b"<38>Nov 22 00:00:33 gw1 sshd[5]: Accepted",
@@ -353,6 +274,7 @@ mod tests {
                 transport: Transport::Udp,
                 peer: Some("10.1.2.3:514".parse().unwrap()),
                 credentials: None,
+                tls_peer: None,
             },
             SystemTime::UNIX_EPOCH,
             false,

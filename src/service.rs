@@ -24,16 +24,19 @@ use crossbeam_channel::{Receiver, bounded, never, select, unbounded};
 
 use crate::cli::Cli;
 use crate::coalesce::Coalescer;
+use crate::config::InputSpec;
 use crate::config::{Config, Env};
 use crate::error::{Error, Result};
 use crate::event::Control;
 use crate::gate::Gate;
 use crate::lifecycle::notify::Notifier;
 use crate::message::Message;
+use crate::message::Transport;
 use crate::ratelimit::{RateLimiter, Source};
 use crate::sinks::{MAX_BATCH, Opened, OutputSet};
-use crate::sources::{self, Input, Listener, Settings, Shared, Tunables};
+use crate::sources::{self, Input, Listener, Shared, Tunables};
 use crate::stats::{Snapshot, Stats};
+use crate::tls;
 
 /// Batches that may wait between the inputs and the loop (each up to `sources::BATCH` messages).
 const QUEUE_BATCHES: usize = 8;
@@ -123,7 +126,6 @@ impl Service {
             control: control_tx.clone(),
             in_flight: Arc::new(Gate::new(sources::IN_FLIGHT_BYTES)),
             stats: stats.clone(),
-            settings: Arc::new(Settings::new(tunables(&start.config))),
         };
         crate::lifecycle::signals::spawn(control_tx).map_err(|source| Error::Os {
             step: "installing signal handlers",
@@ -174,10 +176,15 @@ impl Service {
     }
 
     fn start_input(&mut self, listener: Listener) -> Result<Input> {
+        let tunables = tunables(&listener.spec, &self.config, None)?;
+        self.start_input_with(listener, tunables)
+    }
+
+    fn start_input_with(&mut self, listener: Listener, tunables: Tunables) -> Result<Input> {
         let id = self.next_input_id;
         self.next_input_id += 1;
-        let address = listener.addr.to_string();
-        Input::spawn(id, listener, self.shared.clone())
+        let address = listener.addr().to_string();
+        Input::spawn(id, listener, tunables, self.shared.clone())
             .map_err(|source| Error::Listen { address, source })
     }
 
@@ -379,7 +386,7 @@ impl Service {
                     self.stopping_inputs.swap_remove(pos).join();
                 } else if let Some(pos) = self.inputs.iter().position(|i| i.id == id) {
                     let input = self.inputs.swap_remove(pos);
-                    log::error!("input {} stopped unexpectedly", input.addr);
+                    log::error!("input {} stopped unexpectedly", input.spec.listen);
                     input.join();
                 }
             }
@@ -417,32 +424,50 @@ impl Service {
         Ok(())
     }
 
-    /// Binds the listeners the new configuration adds, opens its new outputs and starts their
-    /// threads. On any failure everything it started is stopped again (an input already started
-    /// has its messages delivered to the running outputs) and nothing else has changed.
+    /// Binds the listeners the new configuration adds, reads every TLS input's certificates
+    /// again, opens the new outputs and starts their threads. On any failure everything it
+    /// started is stopped again (an input already started has its messages delivered to the
+    /// running outputs) and nothing else has changed. A running TLS input whose new files
+    /// cannot be read keeps its certificates, and says so; a new one refuses the reload.
     fn plan(&mut self, new: &Config) -> Result<Plan> {
         let activated = self.inputs.iter().any(|i| i.activated);
-        let wanted: Vec<_> = if new.listen_is_default && activated {
-            Vec::new()
+        let wanted: &[InputSpec] = if new.inputs_are_default && activated {
+            &[]
         } else {
-            new.listen.clone()
+            &new.inputs
         };
         if wanted.is_empty() && !activated {
             return Err(sources::bind::nothing_to_serve());
         }
+        // What each running input becomes (none: it stops).
+        let mut retuned = Vec::with_capacity(self.inputs.len());
+        for input in &self.inputs {
+            let spec = if input.activated {
+                Some(sources::bind::adopted_spec(&input.spec.listen, new)?)
+            } else {
+                wanted.iter().find(|s| serves(input, &s.listen)).cloned()
+            };
+            if let Some(spec) = spec {
+                let old = input.settings.current();
+                let tunables = tunables(&spec, new, Some(&old))?;
+                retuned.push((input.id, spec, tunables));
+            }
+        }
         // Bind everything new first: if one fails, nothing has changed yet.
         let mut fresh = Vec::new();
-        for addr in &wanted {
-            if !self.inputs.iter().any(|i| serves(i, addr)) {
-                fresh.push(sources::bind::bind(addr, &new.limits)?);
+        for spec in wanted {
+            if !self.inputs.iter().any(|i| serves(i, &spec.listen)) {
+                let listener = sources::bind::bind(spec)?;
+                let tunables = tunables(spec, new, None)?;
+                fresh.push((listener, tunables));
             }
         }
         let outputs = self
             .outputs
             .plan(&new.outputs, &new.journal_socket, self.foreground)?;
         let mut started = Vec::with_capacity(fresh.len());
-        for listener in fresh {
-            match self.start_input(listener) {
+        for (listener, tunables) in fresh {
+            match self.start_input_with(listener, tunables) {
                 Ok(input) => started.push(input),
                 Err(e) => {
                     for input in started {
@@ -454,27 +479,31 @@ impl Service {
             }
         }
         Ok(Plan {
-            wanted,
+            retuned,
             started,
             outputs,
         })
     }
 
     /// Switches to the planned configuration. Nothing here can fail.
-    fn commit(&mut self, new: Config, plan: Plan) {
+    fn commit(&mut self, new: Config, mut plan: Plan) {
         self.outputs.commit(plan.outputs);
         crate::selflog::reopen();
-        // New inputs were started with the old settings: they take these at once, like the rest.
-        self.shared.settings.replace(tunables(&new));
-        self.inputs.extend(plan.started);
         let (keep, stop): (Vec<_>, Vec<_>) = self
             .inputs
             .drain(..)
-            .partition(|i| i.activated || plan.wanted.iter().any(|a| serves(i, a)));
+            .partition(|i| plan.retuned.iter().any(|(id, ..)| *id == i.id));
         self.inputs = keep;
-        for input in &self.inputs {
+        for input in &mut self.inputs {
+            let Some(pos) = plan.retuned.iter().position(|(id, ..)| *id == input.id) else {
+                continue;
+            };
+            let (_, spec, tunables) = plan.retuned.swap_remove(pos);
+            input.spec = spec;
+            input.settings.replace(tunables);
             input.wake();
         }
+        self.inputs.extend(plan.started);
         for input in stop {
             log::info!("no longer listening on {}", input.bound);
             input.stop();
@@ -542,8 +571,8 @@ impl Service {
 
 /// A reload prepared by `Service::plan`.
 struct Plan {
-    /// The listeners the new configuration wants.
-    wanted: Vec<crate::listen::ListenAddr>,
+    /// Each running input that stays, by id: what it serves now and its settings.
+    retuned: Vec<(u64, InputSpec, Tunables)>,
     /// Inputs started for listeners that are new.
     started: Vec<Input>,
     /// The outputs.
@@ -552,15 +581,34 @@ struct Plan {
 
 /// True if `input` serves `addr` (as configured, or as bound: port 0 resolved).
 fn serves(input: &Input, addr: &crate::listen::ListenAddr) -> bool {
-    input.addr == *addr || input.bound == addr.to_string()
+    input.spec.listen == *addr || input.bound == addr.to_string()
 }
 
-/// What inputs take from a configuration.
-fn tunables(config: &Config) -> Tunables {
-    Tunables {
-        limits: config.limits.clone(),
+/// What the input `spec` of `config` runs with. A TLS input's files are read here; when they
+/// cannot be, an input that had certificates (`old`) keeps them, and a new one cannot start.
+fn tunables(spec: &InputSpec, config: &Config, old: Option<&Tunables>) -> Result<Tunables> {
+    let tls = match spec.listen.transport {
+        Transport::Tls => match tls::Server::load(&spec.tls) {
+            Ok(server) => Some(server),
+            Err(e) => match old.and_then(|o| o.tls.clone()) {
+                Some(running) => {
+                    log::error!(
+                        "input {}: {e}; new connections keep the certificates it had",
+                        spec.listen
+                    );
+                    Some(running)
+                }
+                None => return Err(Error::Config(format!("input {}: {e}", spec.listen))),
+            },
+        },
+        _ => None,
+    };
+    Ok(Tunables {
+        limits: spec.limits.clone(),
+        allow: spec.allow.clone(),
+        tls,
         escape_controls: config.escape_control_characters,
-    }
+    })
 }
 
 enum Event {

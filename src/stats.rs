@@ -40,6 +40,15 @@ pub struct Stats {
     pub evicted: AtomicU64,
     /// Socket read errors (other than would-block).
     pub read_errors: AtomicU64,
+    /// Datagrams and connections from addresses outside the input's allow-list, refused
+    /// before anything was read or parsed.
+    pub not_allowed: AtomicU64,
+    /// TLS connections closed before or during the handshake: a certificate refused, a
+    /// protocol error, the handshake not finished within frame-timeout.
+    pub tls_failed: AtomicU64,
+    /// Connections to a TLS input that did not start with a TLS handshake (plaintext syslog,
+    /// garbage), closed at their first bytes.
+    pub not_tls: AtomicU64,
 }
 
 /// A consistent-enough copy of the counters.
@@ -75,6 +84,12 @@ pub struct Snapshot {
     pub evicted: u64,
     /// See `Stats`.
     pub read_errors: u64,
+    /// See `Stats`.
+    pub not_allowed: u64,
+    /// See `Stats`.
+    pub tls_failed: u64,
+    /// See `Stats`.
+    pub not_tls: u64,
 }
 
 impl Stats {
@@ -101,6 +116,9 @@ impl Stats {
             slow_closed: self.slow_closed.load(Relaxed),
             evicted: self.evicted.load(Relaxed),
             read_errors: self.read_errors.load(Relaxed),
+            not_allowed: self.not_allowed.load(Relaxed),
+            tls_failed: self.tls_failed.load(Relaxed),
+            not_tls: self.not_tls.load(Relaxed),
         }
     }
 }
@@ -119,7 +137,8 @@ impl fmt::Display for Snapshot {
             "received {}, written {}, dropped {} (oversized {}, rate-limited {}, unrouted {}, \
              rejected {}, queue full {}), lost at stop {}, \
              truncated {}, output errors {}, refused connections {}, idle connections closed {}, \
-             slow connections closed {}, connections evicted {}, read errors {}",
+             slow connections closed {}, connections evicted {}, read errors {}, \
+             refused as not allowed {}, TLS handshakes failed {}, not TLS {}",
             self.received,
             self.written,
             self.dropped(),
@@ -135,7 +154,10 @@ impl fmt::Display for Snapshot {
             self.idle_closed,
             self.slow_closed,
             self.evicted,
-            self.read_errors
+            self.read_errors,
+            self.not_allowed,
+            self.tls_failed,
+            self.not_tls
         )
     }
 }

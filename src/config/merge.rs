@@ -5,7 +5,8 @@
 use std::collections::HashSet;
 
 use super::document::{Document, Spanned, Table, Value, flag_value};
-use super::schema::{self, KEYS};
+use super::input::InputSpec;
+use super::schema::{self, KEYS, LIMIT_KEYS};
 use super::values::OutputSpec;
 use super::{Config, Env};
 use crate::cli::Cli;
@@ -28,26 +29,43 @@ pub fn in_file_order<'a, 't>(
 pub fn merge(doc: Option<&Document<'_>>, cli: &Cli, env: &Env) -> Result<Config> {
     let mut c = Config::defaults(env);
     if let Some(doc) = doc {
-        for (name, value) in in_file_order(&doc.root) {
-            let Some(key) = schema::find(KEYS, name.get_ref()) else {
+        let mut entries = in_file_order(&doc.root);
+        // Inputs last: they start from the top-level limits, wherever the file sets them.
+        entries.sort_by_key(|(name, _)| matches!(name.get_ref().as_ref(), "listen" | "input"));
+        for (name, value) in entries {
+            let name_text = name.get_ref().as_ref();
+            let fail = |f: super::document::Fault| {
+                doc.error_at(
+                    f.at.unwrap_or(value.span()),
+                    &format!("key '{name_text}': {}", f.message),
+                )
+            };
+            if let Some(key) = schema::find(KEYS, name_text) {
+                (key.read)(&mut c, value.get_ref()).map_err(fail)?;
+            } else if let Some(key) = schema::find(LIMIT_KEYS, name_text) {
+                (key.read)(&mut c.limits, value.get_ref()).map_err(fail)?;
+            } else {
                 return Err(doc.error_at(
                     name.span(),
                     &format!(
-                        "unknown key '{}' (expected one of {})",
-                        name.get_ref(),
-                        schema::names(KEYS)
+                        "unknown key '{name_text}' (expected one of {}, {})",
+                        schema::names(KEYS),
+                        schema::names(LIMIT_KEYS)
                     ),
                 ));
-            };
-            (key.read)(&mut c, value.get_ref()).map_err(|f| {
-                doc.error_at(
-                    f.at.unwrap_or(value.span()),
-                    &format!("key '{}': {}", key.name, f.message),
-                )
-            })?;
+            }
+        }
+    }
+    if c.inputs_are_default {
+        c.inputs = Config::defaults(env).inputs;
+        for input in &mut c.inputs {
+            input.limits = c.limits.clone();
         }
     }
     flags(&mut c, cli)?;
+    // One order whatever the file's: the inputs `listen` prints, then the [[input]] tables.
+    let limits = c.limits.clone();
+    c.inputs.sort_by_key(|i| !i.is_plain(&limits));
     check(&c).map_err(|e| {
         let origin = doc.map_or("the command line", |d| d.origin());
         Error::Config(format!("{origin}: {e}"))
@@ -58,8 +76,12 @@ pub fn merge(doc: Option<&Document<'_>>, cli: &Cli, env: &Env) -> Result<Config>
 /// The flags, over the file: each is its key, given on the command line.
 fn flags(c: &mut Config, cli: &Cli) -> Result<()> {
     if !cli.listen.is_empty() {
-        c.listen = cli.listen.clone();
-        c.listen_is_default = false;
+        c.inputs = cli
+            .listen
+            .iter()
+            .map(|a| InputSpec::plain(a.clone(), &c.limits))
+            .collect();
+        c.inputs_are_default = false;
     }
     if !cli.output.is_empty() {
         c.outputs = cli
@@ -99,8 +121,16 @@ fn check(c: &Config) -> Result<(), String> {
     // An empty list serves only what the service manager passes (socket activation);
     // `sources::bind::bind_all` refuses to start with nothing at all.
     let mut seen = HashSet::new();
-    if let Some(dup) = c.listen.iter().find(|a| !seen.insert(*a)) {
-        return Err(format!("key 'listen': {dup} is listed twice"));
+    // TCP and TLS share the port space, UDP has its own; a path is one file whatever the kind.
+    let socket = |a: &crate::listen::ListenAddr| {
+        let stream = a.socket_addr().map(|_| a.is_stream());
+        (stream, a.endpoint.clone())
+    };
+    if let Some(dup) = c.listen().find(|a| !seen.insert(socket(a))) {
+        return Err(format!(
+            "key 'listen': {} is listed twice ({dup})",
+            dup.endpoint_text()
+        ));
     }
     if c.outputs.is_empty() {
         return Err("key 'output': no output: give at least one".into());

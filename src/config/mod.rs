@@ -12,6 +12,7 @@
 //! - [`document`](self::document): the TOML text with each key's line, and the value readers.
 
 mod document;
+mod input;
 mod merge;
 mod schema;
 mod show;
@@ -23,8 +24,10 @@ use std::time::Duration;
 use crate::cli::Cli;
 use crate::error::{Error, Result};
 use crate::listen::ListenAddr;
+use crate::message::Transport;
 
 use document::Document;
+pub use input::{Fingerprint, InputSpec, TlsSpec};
 pub use values::{DEFAULT_QUEUE_SIZE, LineFormat, Output, OutputSpec, QueuePolicy, parse_duration};
 
 /// The file read when `--config` is not given, if it exists.
@@ -76,10 +79,10 @@ pub struct RateLimit {
 pub struct Config {
     /// The file this came from, if any.
     pub file: Option<PathBuf>,
-    /// Inputs.
-    pub listen: Vec<ListenAddr>,
-    /// True when `listen` is the built-in default (socket activation then replaces it).
-    pub listen_is_default: bool,
+    /// Inputs: `listen` entries first, then `[[input]]` tables that say more than an address.
+    pub inputs: Vec<InputSpec>,
+    /// True when `inputs` is the built-in default (socket activation then replaces it).
+    pub inputs_are_default: bool,
     /// Outputs; a message goes to every one whose route takes it.
     pub outputs: Vec<OutputSpec>,
     /// Daemonize.
@@ -185,10 +188,10 @@ impl Config {
 
     /// The built-in defaults: what an empty file and no flags give.
     pub fn defaults(env: &Env) -> Config {
-        Config {
+        let mut config = Config {
             file: None,
-            listen: default_listen(env),
-            listen_is_default: true,
+            inputs: Vec::new(),
+            inputs_are_default: true,
             outputs: vec![OutputSpec::everything(Output::Auto)],
             fork: false,
             pidfile: None,
@@ -216,17 +219,36 @@ impl Config {
             escape_control_characters: true,
             journal_socket: PathBuf::from(JOURNAL_SOCKET),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
+        };
+        config.inputs = default_inputs(env, &config.limits);
+        config
+    }
+
+    /// The first `listen` or `[[input]]` replaces the built-in inputs; later ones add to it.
+    fn take_over_inputs(&mut self) {
+        if self.inputs_are_default {
+            self.inputs.clear();
+            self.inputs_are_default = false;
         }
+    }
+
+    /// The listen addresses of every input.
+    pub fn listen(&self) -> impl Iterator<Item = &ListenAddr> {
+        self.inputs.iter().map(|i| &i.listen)
     }
 }
 
 /// The built-in inputs of a newcomer's `cargo run --release`.
-fn default_listen(env: &Env) -> Vec<ListenAddr> {
-    vec![
-        ListenAddr::Udp("127.0.0.1:5514".parse().expect("literal address")),
-        ListenAddr::Tcp("127.0.0.1:5514".parse().expect("literal address")),
-        ListenAddr::UnixDatagram(env.socket_dir().join("log")),
+fn default_inputs(env: &Env, limits: &Limits) -> Vec<InputSpec> {
+    let loopback = "127.0.0.1:5514".parse().expect("literal address");
+    [
+        ListenAddr::inet(Transport::Udp, loopback),
+        ListenAddr::inet(Transport::Tcp, loopback),
+        ListenAddr::path(Transport::UnixDatagram, env.socket_dir().join("log")),
     ]
+    .into_iter()
+    .map(|a| InputSpec::plain(a, limits))
+    .collect()
 }
 
 #[cfg(test)]

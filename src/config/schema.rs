@@ -7,11 +7,13 @@
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
-use super::Config;
 use super::document::{
     Fault, Table, Value, boolean, duration, integer, positive_duration, size, string, strings,
 };
+use super::input::InputSpec;
 use super::values::{LineFormat, Output, OutputSpec, QUEUE_SIZE_RANGE, fmt_duration};
+use super::{Config, Limits};
+use crate::allow::{AllowList, Network};
 use crate::listen::ListenAddr;
 use crate::message::Transport;
 
@@ -49,14 +51,27 @@ pub const KEYS: &[Key<Config>] = &[
     Key {
         name: "listen",
         read: |c, v| {
-            c.listen = strings(v)?
+            let listen: Vec<ListenAddr> = strings(v)?
                 .iter()
                 .map(|u| u.parse::<ListenAddr>())
                 .collect::<Result<_, _>>()?;
-            c.listen_is_default = false;
+            c.take_over_inputs();
+            let limits = c.limits.clone();
+            c.inputs
+                .extend(listen.into_iter().map(|a| InputSpec::plain(a, &limits)));
             Ok(())
         },
-        show: |c| Some(list(c.listen.iter().map(ToString::to_string))),
+        show: |c| {
+            let plain: Vec<String> = c
+                .inputs
+                .iter()
+                .filter(|i| i.is_plain(&c.limits))
+                .map(|i| i.listen.to_string())
+                .collect();
+            // With only [[input]] tables, they say it; `listen = []` alone says "only what
+            // the service manager passes".
+            (!plain.is_empty() || c.inputs.is_empty()).then(|| list(plain.iter()))
+        },
     },
     Key {
         name: "pidfile",
@@ -124,54 +139,6 @@ pub const KEYS: &[Key<Config>] = &[
         show: |c| Some(quote(&fmt_duration(c.heartbeat))),
     },
     Key {
-        name: "max-message-size",
-        read: |c, v| {
-            c.limits.max_message_size = size(v, MESSAGE_SIZE_RANGE)?;
-            Ok(())
-        },
-        show: |c| Some(c.limits.max_message_size.to_string()),
-    },
-    Key {
-        name: "max-connections",
-        read: |c, v| {
-            c.limits.max_connections = connections(v)?;
-            Ok(())
-        },
-        show: |c| Some(c.limits.max_connections.to_string()),
-    },
-    Key {
-        name: "max-connections-per-source",
-        read: |c, v| {
-            c.limits.max_connections_per_source = connections(v)?;
-            Ok(())
-        },
-        show: |c| Some(c.limits.max_connections_per_source.to_string()),
-    },
-    Key {
-        name: "frame-timeout",
-        read: |c, v| {
-            c.limits.frame_timeout = positive_duration(v)?;
-            Ok(())
-        },
-        show: |c| Some(quote(&fmt_duration(Some(c.limits.frame_timeout)))),
-    },
-    Key {
-        name: "idle-timeout",
-        read: |c, v| {
-            c.limits.idle_timeout = positive_duration(v)?;
-            Ok(())
-        },
-        show: |c| Some(quote(&fmt_duration(Some(c.limits.idle_timeout)))),
-    },
-    Key {
-        name: "receive-buffer",
-        read: |c, v| {
-            c.limits.receive_buffer = size(v, RECEIVE_BUFFER_RANGE)?;
-            Ok(())
-        },
-        show: |c| Some(c.limits.receive_buffer.to_string()),
-    },
-    Key {
         name: "rate-limit",
         read: |c, v| {
             c.rate_limit.per_second = count(v)?;
@@ -220,7 +187,229 @@ pub const KEYS: &[Key<Config>] = &[
         // Printed as [[output]] tables by `show`.
         show: |_| None,
     },
+    Key {
+        name: "input",
+        read: |c, v| {
+            let tables = inputs(v, &c.limits)?;
+            c.take_over_inputs();
+            c.inputs.extend(tables);
+            Ok(())
+        },
+        // Printed as [[input]] tables by `show`.
+        show: |_| None,
+    },
 ];
+
+/// The limits, top-level keys that an `[[input]]` table may set for itself.
+pub const LIMIT_KEYS: &[Key<Limits>] = &[
+    Key {
+        name: "max-message-size",
+        read: |l, v| {
+            l.max_message_size = size(v, MESSAGE_SIZE_RANGE)?;
+            Ok(())
+        },
+        show: |l| Some(l.max_message_size.to_string()),
+    },
+    Key {
+        name: "max-connections",
+        read: |l, v| {
+            l.max_connections = connections(v)?;
+            Ok(())
+        },
+        show: |l| Some(l.max_connections.to_string()),
+    },
+    Key {
+        name: "max-connections-per-source",
+        read: |l, v| {
+            l.max_connections_per_source = connections(v)?;
+            Ok(())
+        },
+        show: |l| Some(l.max_connections_per_source.to_string()),
+    },
+    Key {
+        name: "frame-timeout",
+        read: |l, v| {
+            l.frame_timeout = positive_duration(v)?;
+            Ok(())
+        },
+        show: |l| Some(quote(&fmt_duration(Some(l.frame_timeout)))),
+    },
+    Key {
+        name: "idle-timeout",
+        read: |l, v| {
+            l.idle_timeout = positive_duration(v)?;
+            Ok(())
+        },
+        show: |l| Some(quote(&fmt_duration(Some(l.idle_timeout)))),
+    },
+    Key {
+        name: "receive-buffer",
+        read: |l, v| {
+            l.receive_buffer = size(v, RECEIVE_BUFFER_RANGE)?;
+            Ok(())
+        },
+        show: |l| Some(l.receive_buffer.to_string()),
+    },
+];
+
+/// The keys of an `[[input]]` table besides the limits, in the order `--check-config` prints
+/// them.
+pub const INPUT_KEYS: &[Key<InputSpec>] = &[
+    Key {
+        name: "listen",
+        read: |i, v| {
+            i.listen = string(v)?.parse()?;
+            Ok(())
+        },
+        show: |i| Some(quote(&i.listen.to_string())),
+    },
+    Key {
+        name: "allow",
+        read: |i, v| {
+            let networks = strings(v)?
+                .iter()
+                .map(|n| n.parse::<Network>())
+                .collect::<Result<Vec<_>, _>>()?;
+            if networks.is_empty() {
+                return Err(
+                    "an empty list would refuse everyone: leave 'allow' out to allow \
+                            everyone"
+                        .into(),
+                );
+            }
+            i.allow = AllowList::new(networks);
+            Ok(())
+        },
+        show: |i| some_list(i.allow.networks().iter()),
+    },
+    Key {
+        name: "tls-cert",
+        read: |i, v| {
+            i.tls.cert = Some(absolute(v)?);
+            Ok(())
+        },
+        show: |i| i.tls.cert.as_ref().map(|p| quote(&p.display().to_string())),
+    },
+    Key {
+        name: "tls-key",
+        read: |i, v| {
+            i.tls.key = Some(absolute(v)?);
+            Ok(())
+        },
+        show: |i| i.tls.key.as_ref().map(|p| quote(&p.display().to_string())),
+    },
+    Key {
+        name: "tls-client-ca",
+        read: |i, v| {
+            i.tls.client_ca = Some(absolute(v)?);
+            Ok(())
+        },
+        show: |i| {
+            i.tls
+                .client_ca
+                .as_ref()
+                .map(|p| quote(&p.display().to_string()))
+        },
+    },
+    Key {
+        name: "tls-client-names",
+        read: |i, v| {
+            i.tls.client_names = strings(v)?;
+            if let Some(bad) = i
+                .tls
+                .client_names
+                .iter()
+                .find(|n| !crate::tls::valid_name_pattern(n))
+            {
+                return Err(
+                    format!("'{bad}' is not a host name or a pattern like *.example.net").into(),
+                );
+            }
+            Ok(())
+        },
+        show: |i| some_list(i.tls.client_names.iter()),
+    },
+    Key {
+        name: "tls-client-fingerprints",
+        read: |i, v| {
+            i.tls.client_fingerprints = strings(v)?
+                .iter()
+                .map(|f| f.parse())
+                .collect::<Result<_, _>>()?;
+            Ok(())
+        },
+        show: |i| some_list(i.tls.client_fingerprints.iter()),
+    },
+    Key {
+        name: "tls-crl",
+        read: |i, v| {
+            i.tls.crls = match v {
+                Value::String(_) => vec![absolute(v)?],
+                _ => strings(v)?
+                    .iter()
+                    .map(|p| absolute(&Value::String(p.as_str().into())))
+                    .collect::<Result<_, _>>()?,
+            };
+            Ok(())
+        },
+        show: |i| some_list(i.tls.crls.iter().map(|p| p.display().to_string())),
+    },
+];
+
+/// `[[input]]` tables, each starting from the top-level `limits`.
+fn inputs(v: &Value<'_>, limits: &Limits) -> Result<Vec<InputSpec>, Fault> {
+    let Value::Array(tables) = v else {
+        return Err("expected [[input]] tables".into());
+    };
+    tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let in_input = |f: Fault| Fault {
+                message: format!("input #{}: {}", i + 1, f.message),
+                at: f.at.or(Some(t.span())),
+            };
+            match t.get_ref() {
+                Value::Table(table) => input(table, limits).map_err(in_input),
+                _ => Err(in_input("expected an [[input]] table".into())),
+            }
+        })
+        .collect()
+}
+
+/// One `[[input]]` table.
+fn input(table: &Table<'_>, limits: &Limits) -> Result<InputSpec, Fault> {
+    let placeholder = ListenAddr::inet(Transport::Udp, ([0, 0, 0, 0], 0).into());
+    let mut spec = InputSpec::plain(placeholder, limits);
+    let mut listen = false;
+    for (name, value) in super::merge::in_file_order(table) {
+        let name_text = name.get_ref().as_ref();
+        let at = |f: Fault| Fault {
+            message: format!("'{name_text}': {}", f.message),
+            at: f.at.or(Some(value.span())),
+        };
+        if let Some(key) = find(INPUT_KEYS, name_text) {
+            (key.read)(&mut spec, value.get_ref()).map_err(at)?;
+        } else if let Some(key) = find(LIMIT_KEYS, name_text) {
+            (key.read)(&mut spec.limits, value.get_ref()).map_err(at)?;
+        } else {
+            return Err(Fault {
+                message: format!(
+                    "unknown key '{name_text}' (expected one of {}, {})",
+                    names(INPUT_KEYS),
+                    names(LIMIT_KEYS)
+                ),
+                at: Some(name.span()),
+            });
+        }
+        listen |= name_text == "listen";
+    }
+    if !listen {
+        return Err("'listen' is missing: the address to serve, like tls://0.0.0.0:6514".into());
+    }
+    spec.check()?;
+    Ok(spec)
+}
 
 /// The keys of an `[[output]]` table, in the order `--check-config` prints them.
 pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
@@ -271,7 +460,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
                 .iter()
                 .map(|t| {
                     Transport::from_name(t).ok_or_else(|| {
-                        format!("'{t}' is not a transport: unix, unix-stream, udp or tcp")
+                        format!("'{t}' is not a transport: unix, unix-stream, udp, tcp or tls")
                     })
                 })
                 .collect::<Result<_, _>>()?;

@@ -13,7 +13,7 @@ fn env() -> Env {
 #[test]
 fn defaults_listen_on_loopback_and_the_runtime_socket() {
     let c = Config::from_toml("", &Cli::default(), &env()).unwrap();
-    let listen: Vec<String> = c.listen.iter().map(|a| a.to_string()).collect();
+    let listen: Vec<String> = c.listen().map(|a| a.to_string()).collect();
     assert_eq!(
         listen,
         [
@@ -22,7 +22,7 @@ fn defaults_listen_on_loopback_and_the_runtime_socket() {
             "unix:///run/user/1000/logger/log"
         ]
     );
-    assert!(c.listen_is_default);
+    assert!(c.inputs_are_default);
     assert_eq!(c.outputs, vec![OutputSpec::everything(Output::Auto)]);
     assert_eq!(c.umask, 0o027);
     assert_eq!(c.heartbeat, Some(Duration::from_secs(300)));
@@ -51,7 +51,7 @@ fn flags_win_over_the_file() {
         &env(),
     )
     .unwrap();
-    assert_eq!(c.listen, cli.listen);
+    assert_eq!(c.listen().cloned().collect::<Vec<_>>(), cli.listen);
     assert_eq!(c.outputs, vec![OutputSpec::everything(Output::Stderr)]);
     assert_eq!(c.heartbeat, None);
 }
@@ -118,8 +118,8 @@ fn the_shipped_file_is_the_defaults_commented_out() {
         .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
     // The listen list as written is the default, but written: socket activation replaces
     // only the built-in one.
-    assert!(!parsed.listen_is_default);
-    parsed.listen_is_default = true;
+    assert!(!parsed.inputs_are_default);
+    parsed.inputs_are_default = true;
     defaults.file = None;
     assert_eq!(parsed, defaults);
 }
@@ -259,7 +259,11 @@ fn every_key_is_documented_in_help_and_the_shipped_file() {
         .split([',', '.', ' ', '\n'])
         .filter(|w| !w.is_empty())
         .collect();
-    let mut declared: Vec<&str> = schema::KEYS.iter().map(|k| k.name).collect();
+    let mut declared: Vec<&str> = schema::KEYS
+        .iter()
+        .map(|k| k.name)
+        .chain(schema::LIMIT_KEYS.iter().map(|k| k.name))
+        .collect();
     listed.sort_unstable();
     declared.sort_unstable();
     assert_eq!(listed, declared, "--help's key list");
@@ -270,11 +274,30 @@ fn every_key_is_documented_in_help_and_the_shipped_file() {
             key.name
         );
     }
+    for key in schema::INPUT_KEYS {
+        assert!(
+            help.contains(key.name),
+            "--help does not show [[input]] key {}",
+            key.name
+        );
+    }
     let shipped = include_str!("../../packaging/logger.toml");
-    for key in schema::KEYS.iter().filter(|k| k.name != "output") {
+    let top = schema::KEYS
+        .iter()
+        .filter(|k| !["output", "input"].contains(&k.name));
+    for name in top
+        .map(|k| k.name)
+        .chain(schema::LIMIT_KEYS.iter().map(|k| k.name))
+    {
+        assert!(
+            shipped.contains(&format!("#{name} = ")),
+            "packaging/logger.toml does not show {name}"
+        );
+    }
+    for key in schema::INPUT_KEYS {
         assert!(
             shipped.contains(&format!("#{} = ", key.name)),
-            "packaging/logger.toml does not show {}",
+            "packaging/logger.toml's [[input]] example does not show {}",
             key.name
         );
     }
@@ -337,6 +360,6 @@ fn strings_print_back_as_toml_whatever_they_hold() {
     assert_eq!(c.log_file, PathBuf::from(path));
     let mut again = Config::from_toml(&c.to_string(), &Cli::default(), &env()).unwrap();
     // Printed, the built-in listen list is a list like any other.
-    again.listen_is_default = true;
+    again.inputs_are_default = true;
     assert_eq!(again, c);
 }

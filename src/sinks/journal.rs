@@ -63,6 +63,9 @@ pub fn encode(out: &mut Vec<u8>, msg: &Message) {
     if let Some(peer) = msg.origin.peer {
         put_field(out, "LOGGER_PEER", peer.to_string().as_bytes());
     }
+    if let Some(peer) = &msg.origin.tls_peer {
+        put_field(out, "LOGGER_TLS_PEER", peer.as_bytes());
+    }
     if let Some(c) = msg.origin.credentials {
         put_field(out, "LOGGER_PEER_PID", c.pid.to_string().as_bytes());
         put_field(out, "LOGGER_PEER_UID", c.uid.to_string().as_bytes());

@@ -98,6 +98,10 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
         out.extend_from_slice(b",\"structured_data\":");
         string(out, &sd);
     }
+    if let Some(peer) = &msg.origin.tls_peer {
+        out.extend_from_slice(b",\"tls_peer\":");
+        string(out, peer);
+    }
     if let Some(c) = msg.origin.credentials {
         let _ = write!(
             out,
@@ -173,6 +177,7 @@ mod tests {
                 transport: Transport::Udp,
                 peer: Some("10.1.2.3:514".parse().unwrap()),
                 credentials: None,
+                tls_peer: None,
             },
             UNIX_EPOCH,
             false,

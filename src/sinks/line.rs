@@ -133,6 +133,7 @@ mod tests {
                 transport: Transport::Udp,
                 peer: Some("192.0.2.1:514".parse().unwrap()),
                 credentials: None,
+                tls_peer: None,
             },
             UNIX_EPOCH,
             false,

@@ -54,6 +54,11 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
     if let Some(peer) = msg.origin.peer {
         let _ = write!(out, " peer=\"{peer}\"");
     }
+    if let Some(peer) = &msg.origin.tls_peer {
+        out.extend_from_slice(b" tls-peer=\"");
+        param_value(out, peer.as_bytes(), how);
+        out.push(b'"');
+    }
     if let Some(c) = msg.origin.credentials {
         let _ = write!(
             out,
@@ -116,6 +121,7 @@ mod tests {
             transport: Transport::Tcp,
             peer: Some("192.0.2.9:40000".parse().unwrap()),
             credentials: None,
+            tls_peer: None,
         };
         let msg = parse(sent, origin, received, false);
         let mut line = Vec::new();
@@ -153,6 +159,7 @@ mod tests {
                     uid: 1000,
                     gid: 1000,
                 }),
+                tls_peer: None,
             },
             UNIX_EPOCH,
             false,

@@ -6,39 +6,30 @@
 
 use std::fs;
 use std::io;
-use std::net::{TcpListener, UdpSocket};
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-use nix::sys::socket::{AddressFamily, SockType, SockaddrLike, SockaddrStorage, sockopt};
+use nix::sys::socket::{
+    AddressFamily, SockType, SockaddrLike, SockaddrStorage, getsockname, sockopt,
+};
 
-use crate::config::{Config, Limits};
+use crate::config::{Config, InputSpec};
 use crate::error::{Error, Result};
-use crate::listen::ListenAddr;
+use crate::listen::{Endpoint, ListenAddr};
+use crate::message::Transport;
 use crate::sys;
 
-/// A bound or adopted socket.
-#[derive(Debug)]
-pub enum Socket {
-    /// UDP.
-    Udp(UdpSocket),
-    /// AF_UNIX datagram.
-    UnixDatagram(UnixDatagram),
-    /// TCP listener.
-    Tcp(TcpListener),
-    /// AF_UNIX stream listener.
-    UnixStream(UnixListener),
-}
-
-/// A socket ready to be served, with what it is.
+/// A socket ready to be served, with the input it serves.
 #[derive(Debug)]
 pub struct Listener {
-    /// The address as configured (or derived, for an adopted socket).
-    pub addr: ListenAddr,
-    /// The socket.
-    pub socket: Socket,
+    /// The input as configured (or derived, for an adopted socket no input names).
+    pub spec: InputSpec,
+    /// The socket: of the kind `spec.listen.transport` says (a UDP or AF_UNIX datagram socket,
+    /// a listening TCP or AF_UNIX stream socket); taken by the input thread that serves it.
+    socket: Option<OwnedFd>,
     /// A socket file we created and must remove when we stop serving it.
     pub owned_path: Option<PathBuf>,
     /// Passed by the service manager (never closed or unlinked by a reload).
@@ -46,14 +37,33 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// The address it serves.
+    pub fn addr(&self) -> &ListenAddr {
+        &self.spec.listen
+    }
+
     /// The address actually bound (port 0 resolved), as a listen URL.
     pub fn bound(&self) -> String {
-        let resolved = match &self.socket {
-            Socket::Udp(s) => s.local_addr().ok().map(ListenAddr::Udp),
-            Socket::Tcp(s) => s.local_addr().ok().map(ListenAddr::Tcp),
-            _ => None,
-        };
-        resolved.unwrap_or_else(|| self.addr.clone()).to_string()
+        let addr = self.addr();
+        let resolved = addr.socket_addr().and_then(|_| {
+            let fd = self.socket.as_ref()?.as_raw_fd();
+            let local: SockaddrStorage = getsockname(fd).ok()?;
+            let ip = local
+                .as_sockaddr_in()
+                .map(|a| SocketAddr::from(*a))
+                .or_else(|| local.as_sockaddr_in6().map(|a| SocketAddr::from(*a)))?;
+            Some(ListenAddr::inet(addr.transport, ip))
+        });
+        resolved.unwrap_or_else(|| addr.clone()).to_string()
+    }
+}
+
+impl Listener {
+    /// The socket, for the thread that serves it (once).
+    pub fn take_socket(&mut self) -> io::Result<OwnedFd> {
+        self.socket
+            .take()
+            .ok_or_else(|| io::Error::other("the socket was taken already"))
     }
 }
 
@@ -65,23 +75,70 @@ impl Drop for Listener {
     }
 }
 
-/// Binds every configured address, adopting activated sockets first. When sockets were passed
-/// and the listen list is the built-in default, the passed sockets replace the default.
+/// Binds every configured input, adopting activated sockets first (each takes the
+/// configuration of the input whose address it has, see [`serving`]). When sockets were
+/// passed and the inputs are the built-in default, the passed sockets replace the default.
 pub fn bind_all(config: &Config, activated: Vec<Listener>) -> Result<Vec<Listener>> {
-    let mut listeners = activated;
-    if config.listen_is_default && !listeners.is_empty() {
+    let mut listeners = Vec::with_capacity(activated.len() + config.inputs.len());
+    for mut listener in activated {
+        listener.spec = adopted_spec(&listener.spec.listen, config)?;
+        listeners.push(listener);
+    }
+    if config.inputs_are_default && !listeners.is_empty() {
         return Ok(listeners);
     }
-    for addr in &config.listen {
-        if listeners.iter().any(|l| l.addr == *addr) {
+    for spec in &config.inputs {
+        if listeners
+            .iter()
+            .any(|l| serving(&l.spec.listen, &spec.listen))
+        {
             continue;
         }
-        listeners.push(bind(addr, &config.limits)?);
+        listeners.push(bind(spec)?);
     }
     if listeners.is_empty() {
         return Err(nothing_to_serve());
     }
     Ok(listeners)
+}
+
+/// True if a socket at `socket` serves the configured `wanted`: the same kind of socket at
+/// the same path, or the same port with the same address (or either the wildcard, since
+/// `ListenStream=6514` binds `[::]:6514`). TCP and TLS are the same kind of socket.
+pub fn serving(socket: &ListenAddr, wanted: &ListenAddr) -> bool {
+    if socket.is_stream() != wanted.is_stream() {
+        return false;
+    }
+    match (socket.socket_addr(), wanted.socket_addr()) {
+        (Some(a), Some(b)) => {
+            a.port() == b.port()
+                && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        }
+        (None, None) => socket.endpoint == wanted.endpoint,
+        _ => false,
+    }
+}
+
+/// The configuration of an adopted socket at `addr`: the input configured at its address,
+/// else a plain input with the top-level limits. A socket passed as TLS
+/// (`FileDescriptorName=tls`) needs a `tls://` input to give it a certificate.
+pub fn adopted_spec(addr: &ListenAddr, config: &Config) -> Result<InputSpec> {
+    let configured = config.inputs.iter().find(|i| {
+        serving(addr, &i.listen)
+            && (addr.transport != Transport::Tls || i.listen.transport == Transport::Tls)
+    });
+    match configured {
+        Some(spec) => {
+            let mut spec = spec.clone();
+            spec.listen.endpoint = addr.endpoint.clone();
+            Ok(spec)
+        }
+        None if addr.transport == Transport::Tls => Err(Error::Config(format!(
+            "the socket passed as TLS ({addr}) has no [[input]] with listen = \"{addr}\" and \
+             its tls-cert and tls-key"
+        ))),
+        None => Ok(InputSpec::plain(addr.clone(), &config.limits)),
+    }
 }
 
 /// The error for a configuration that would serve nothing: `listen = []` without sockets
@@ -92,37 +149,39 @@ pub fn nothing_to_serve() -> Error {
     )
 }
 
-/// Binds one address.
-pub fn bind(addr: &ListenAddr, limits: &Limits) -> Result<Listener> {
+/// Binds one input's socket.
+pub fn bind(spec: &InputSpec) -> Result<Listener> {
+    let addr = &spec.listen;
     let fail = |source: io::Error| Error::Listen {
         address: addr.to_string(),
         source,
     };
-    let (socket, owned_path) = match addr {
-        ListenAddr::Udp(a) => {
+    let limits = &spec.limits;
+    let (socket, owned_path): (OwnedFd, _) = match (&addr.endpoint, addr.transport) {
+        (Endpoint::Inet(a), Transport::Udp) => {
             let s = UdpSocket::bind(a).map_err(fail)?;
             size_receive_buffer(&s, addr, limits.receive_buffer).map_err(fail)?;
-            (Socket::Udp(s), None)
+            (s.into(), None)
         }
-        ListenAddr::Tcp(a) => (Socket::Tcp(TcpListener::bind(a).map_err(fail)?), None),
-        ListenAddr::UnixDatagram(path) => {
+        (Endpoint::Inet(a), _) => (TcpListener::bind(a).map_err(fail)?.into(), None),
+        (Endpoint::Path(path), Transport::UnixStream) => {
+            prepare_path(path, true).map_err(fail)?;
+            let s = with_socket_umask(|| UnixListener::bind(path)).map_err(fail)?;
+            (s.into(), Some(path.clone()))
+        }
+        (Endpoint::Path(path), _) => {
             prepare_path(path, false).map_err(fail)?;
             let s = with_socket_umask(|| UnixDatagram::bind(path)).map_err(fail)?;
             let owned = Some(path.clone());
             nix::sys::socket::setsockopt(&s, sockopt::PassCred, &true)
                 .map_err(|e| fail(e.into()))?;
             size_receive_buffer(&s, addr, limits.receive_buffer).map_err(fail)?;
-            (Socket::UnixDatagram(s), owned)
-        }
-        ListenAddr::UnixStream(path) => {
-            prepare_path(path, true).map_err(fail)?;
-            let s = with_socket_umask(|| UnixListener::bind(path)).map_err(fail)?;
-            (Socket::UnixStream(s), Some(path.clone()))
+            (s.into(), owned)
         }
     };
     Ok(Listener {
-        addr: addr.clone(),
-        socket,
+        spec: spec.clone(),
+        socket: Some(socket),
         owned_path,
         activated: false,
     })
@@ -225,47 +284,58 @@ pub fn adopt(fds: Vec<(RawFd, String)>) -> Result<Vec<Listener>> {
                 source,
             };
             let owned = sys::adopt_fd(fd).map_err(fail)?;
-            adopt_one(owned).map_err(fail)
+            adopt_one(owned, &name).map_err(fail)
         })
         .collect()
 }
 
-fn adopt_one(fd: OwnedFd) -> io::Result<Listener> {
+/// What a passed socket is, from the socket itself; TLS if the manager named it so
+/// (`FileDescriptorName=tls`, or a name starting `tls-`).
+fn adopt_one(fd: OwnedFd, name: &str) -> io::Result<Listener> {
     let kind = nix::sys::socket::getsockopt(&fd.as_fd(), sockopt::SockType)?;
-    let local: SockaddrStorage =
-        nix::sys::socket::getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
+    let local: SockaddrStorage = getsockname(fd.as_raw_fd())?;
     let unsupported = || io::Error::new(io::ErrorKind::Unsupported, "unsupported socket type");
-    let (addr, socket) = match (local.family(), kind) {
+    let inet = local
+        .as_sockaddr_in()
+        .map(|a| SocketAddr::from(*a))
+        .or_else(|| local.as_sockaddr_in6().map(|a| SocketAddr::from(*a)));
+    let path = || {
+        local
+            .as_unix_addr()
+            .and_then(|u| u.path())
+            .map(Path::to_owned)
+            .ok_or_else(unsupported)
+    };
+    let tls = name == "tls" || name.starts_with("tls-");
+    let addr = match (local.family(), kind) {
         (Some(AddressFamily::Inet | AddressFamily::Inet6), SockType::Datagram) => {
-            let s = UdpSocket::from(fd);
-            (ListenAddr::Udp(s.local_addr()?), Socket::Udp(s))
+            ListenAddr::inet(Transport::Udp, inet.ok_or_else(unsupported)?)
         }
         (Some(AddressFamily::Inet | AddressFamily::Inet6), SockType::Stream) => {
-            let s = TcpListener::from(fd);
-            (ListenAddr::Tcp(s.local_addr()?), Socket::Tcp(s))
+            let transport = if tls { Transport::Tls } else { Transport::Tcp };
+            ListenAddr::inet(transport, inet.ok_or_else(unsupported)?)
         }
         (Some(AddressFamily::Unix), SockType::Datagram) => {
-            let s = UnixDatagram::from(fd);
-            nix::sys::socket::setsockopt(&s, sockopt::PassCred, &true)?;
-            let path = s.local_addr()?.as_pathname().map(Path::to_owned);
-            (
-                ListenAddr::UnixDatagram(path.ok_or_else(unsupported)?),
-                Socket::UnixDatagram(s),
-            )
+            nix::sys::socket::setsockopt(&fd, sockopt::PassCred, &true)?;
+            ListenAddr::path(Transport::UnixDatagram, path()?)
         }
         (Some(AddressFamily::Unix), SockType::Stream) => {
-            let s = UnixListener::from(fd);
-            let path = s.local_addr()?.as_pathname().map(Path::to_owned);
-            (
-                ListenAddr::UnixStream(path.ok_or_else(unsupported)?),
-                Socket::UnixStream(s),
-            )
+            ListenAddr::path(Transport::UnixStream, path()?)
         }
         _ => return Err(unsupported()),
     };
+    if tls && addr.transport != Transport::Tls {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "named for TLS, but not a TCP socket",
+        ));
+    }
     Ok(Listener {
-        addr,
-        socket,
+        spec: InputSpec::plain(
+            addr,
+            &crate::config::Config::defaults(&Default::default()).limits,
+        ),
+        socket: Some(fd),
         owned_path: None,
         activated: true,
     })

@@ -17,7 +17,7 @@ use nix::sys::socket::{
 };
 
 use super::bind::size_receive_buffer;
-use super::{Batch, Ctx, Listener, SOCKET, Socket, Tunables};
+use super::{Batch, Ctx, Listener, SOCKET, Tunables};
 use crate::coalesce::Coalescer;
 use crate::message::{Credentials, Origin, Transport};
 use crate::parse::parse;
@@ -33,7 +33,7 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
     let mut socket = match take_socket(&mut listener) {
         Ok(s) => s,
         Err(e) => {
-            log::error!("input {}: {e}", listener.addr);
+            log::error!("input {}: {e}", listener.addr());
             return ctx.finish();
         }
     };
@@ -42,7 +42,7 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         Datagram::Unix(s) => poll.registry().register(s, SOCKET, Interest::READABLE),
     };
     if let Err(e) = registered {
-        log::error!("input {}: cannot poll the socket: {e}", listener.addr);
+        log::error!("input {}: cannot poll the socket: {e}", listener.addr());
         return ctx.finish();
     }
     let mut max = ctx.limits().max_message_size;
@@ -61,7 +61,7 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         Err(e) => {
             log::error!(
                 "input {}: cannot map its receive buffer: {e}",
-                listener.addr
+                listener.addr()
             );
             return ctx.finish();
         }
@@ -72,13 +72,16 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         if let Err(e) = poll.poll(&mut events, None)
             && e.kind() != io::ErrorKind::Interrupted
         {
-            log::error!("input {}: poll failed: {e}", listener.addr);
+            log::error!("input {}: poll failed: {e}", listener.addr());
             break;
         }
         if let Some(old) = ctx.refresh() {
             batch.escape = ctx.tunables.escape_controls;
             if let Err(e) = apply(&ctx, &old, &mut reader, &listener) {
-                log::error!("input {}: cannot apply the new limits: {e}", listener.addr);
+                log::error!(
+                    "input {}: cannot apply the new limits: {e}",
+                    listener.addr()
+                );
             }
             max = ctx.limits().max_message_size;
         }
@@ -86,7 +89,7 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         let stopping = ctx.stopping();
         let mut drained = Drained::default();
         let alive = match &mut reader {
-            Reader::Udp(s, udp) => udp.drain(s, &ctx, max, &mut batch, &mut drained),
+            Reader::Udp(s, udp) => udp.drain(s, &mut ctx, max, &mut batch, &mut drained),
             Reader::Unix(s, buf) => drain_unix(s, buf, &ctx, max, &mut batch, &mut drained),
         };
         if !alive || !batch.flush() {
@@ -114,25 +117,30 @@ fn apply(ctx: &Ctx, old: &Tunables, reader: &mut Reader, listener: &Listener) ->
     }
     if new.receive_buffer != old.receive_buffer && !listener.activated {
         match reader {
-            Reader::Udp(s, _) => size_receive_buffer(s, &listener.addr, new.receive_buffer)?,
-            Reader::Unix(s, _) => size_receive_buffer(s, &listener.addr, new.receive_buffer)?,
+            Reader::Udp(s, _) => size_receive_buffer(s, listener.addr(), new.receive_buffer)?,
+            Reader::Unix(s, _) => size_receive_buffer(s, listener.addr(), new.receive_buffer)?,
         }
     }
     Ok(())
 }
 
 fn take_socket(listener: &mut Listener) -> io::Result<Datagram> {
-    let placeholder = Socket::UnixDatagram(std::os::unix::net::UnixDatagram::unbound()?);
-    match std::mem::replace(&mut listener.socket, placeholder) {
-        Socket::Udp(s) => {
+    let fd = listener.take_socket()?;
+    match listener.addr().transport {
+        Transport::Udp => {
+            let s = std::net::UdpSocket::from(fd);
             s.set_nonblocking(true)?;
             Ok(Datagram::Udp(mio::net::UdpSocket::from_std(s)))
         }
-        Socket::UnixDatagram(s) => {
+        Transport::UnixDatagram => {
+            let s = std::os::unix::net::UnixDatagram::from(fd);
             s.set_nonblocking(true)?;
             Ok(Datagram::Unix(mio::net::UnixDatagram::from_std(s)))
         }
-        _ => Err(io::Error::other("not a datagram socket")),
+        other => Err(io::Error::other(format!(
+            "a {} socket is not a datagram socket",
+            other.name()
+        ))),
     }
 }
 
@@ -219,6 +227,7 @@ fn recv_unix(s: &mio::net::UnixDatagram, buf: &mut [u8]) -> io::Result<(usize, O
             transport: Transport::UnixDatagram,
             peer: None,
             credentials,
+            tls_peer: None,
         },
     ))
 }
@@ -291,7 +300,7 @@ impl UdpBatch {
     fn drain(
         &mut self,
         socket: &mio::net::UdpSocket,
-        ctx: &Ctx,
+        ctx: &mut Ctx,
         max: usize,
         batch: &mut Batch,
         drained: &mut Drained,
@@ -308,11 +317,17 @@ impl UdpBatch {
                 }
             }
             let now = SystemTime::now();
-            let stats = &ctx.shared.stats;
-            Stats::add(&stats.received, self.received.len() as u64);
+            let mut admitted = 0;
             for i in 0..self.received.len() {
                 let (len, peer, cut) = self.received[i];
                 drained.add(len);
+                if let Some(peer) = peer
+                    && !ctx.admits(peer, "datagram")
+                {
+                    continue;
+                }
+                admitted += 1;
+                let stats = &ctx.shared.stats;
                 let truncated = cut || len > max;
                 if truncated {
                     Stats::add(&stats.truncated, 1);
@@ -320,6 +335,7 @@ impl UdpBatch {
                 let data = self.datagram(i, len.min(max));
                 batch.push(parse(data, origin_udp_opt(peer), now, truncated));
             }
+            Stats::add(&ctx.shared.stats.received, admitted);
             if !batch.loop_alive() {
                 return false;
             }
@@ -366,5 +382,6 @@ fn origin_udp_opt(peer: Option<std::net::SocketAddr>) -> Origin {
         transport: Transport::Udp,
         peer,
         credentials: None,
+        tls_peer: None,
     }
 }

@@ -9,9 +9,11 @@
 
 pub mod bind;
 mod datagram;
+mod refusals;
 mod stream;
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -19,12 +21,14 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 use mio::{Poll, Token, Waker};
 
-use crate::config::Limits;
+use crate::allow::AllowList;
+use crate::config::{InputSpec, Limits};
 use crate::event::Control;
 use crate::gate::Gate;
 use crate::message::Message;
 use crate::stats::Stats;
-pub use bind::{Listener, Socket};
+use crate::tls;
+pub use bind::Listener;
 
 /// Messages per batch sent to the service loop, at most.
 pub const BATCH: usize = 64;
@@ -49,20 +53,22 @@ pub struct Shared {
     pub in_flight: Arc<Gate>,
     /// Counters.
     pub stats: Arc<Stats>,
-    /// The settings a reload may change under a running input.
-    pub settings: Arc<Settings>,
 }
 
-/// What an input reads from the configuration.
+/// What an input reads from the configuration: everything a reload may change under it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tunables {
-    /// Size and connection limits.
+    /// Its size and connection limits.
     pub limits: Limits,
+    /// The networks it serves (checked before anything is parsed).
+    pub allow: AllowList,
+    /// Its certificates and client verification, for TLS.
+    pub tls: Option<tls::Server>,
     /// Escape control characters in what is received (`escape-control-characters`).
     pub escape_controls: bool,
 }
 
-/// The current `Tunables` of every input. A reload replaces them and wakes each input, which
+/// The current `Tunables` of one input. A reload replaces them and wakes the input, which
 /// takes the new ones before it reads again; between wake-ups an input checks one counter.
 #[derive(Debug)]
 pub struct Settings {
@@ -85,6 +91,11 @@ impl Settings {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
+    /// What it holds now.
+    pub fn current(&self) -> Tunables {
+        self.get().1
+    }
+
     fn get(&self) -> (u64, Tunables) {
         let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         (self.generation.load(Ordering::Acquire), current.clone())
@@ -95,12 +106,14 @@ impl Settings {
 pub struct Input {
     /// Identifies the thread in `Control::InputStopped`.
     pub id: u64,
-    /// The address it serves (as configured).
-    pub addr: crate::listen::ListenAddr,
+    /// The input it serves (as configured).
+    pub spec: InputSpec,
     /// The bound address (port 0 resolved).
     pub bound: String,
     /// Passed by the service manager.
     pub activated: bool,
+    /// What it runs with; a reload replaces them.
+    pub settings: Arc<Settings>,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     thread: Option<JoinHandle<()>>,
@@ -111,18 +124,28 @@ struct Ctx {
     id: u64,
     stop: Arc<AtomicBool>,
     shared: Shared,
+    settings: Arc<Settings>,
+    refusals: refusals::RefusalLog,
     /// The settings it runs with, and their generation.
     tunables: Tunables,
     generation: u64,
 }
 
 impl Ctx {
-    fn new(id: u64, stop: Arc<AtomicBool>, shared: Shared) -> Ctx {
-        let (generation, tunables) = shared.settings.get();
+    fn new(
+        id: u64,
+        stop: Arc<AtomicBool>,
+        shared: Shared,
+        settings: Arc<Settings>,
+        name: String,
+    ) -> Ctx {
+        let (generation, tunables) = settings.get();
         Ctx {
             id,
             stop,
             shared,
+            settings,
+            refusals: refusals::RefusalLog::new(name),
             tunables,
             generation,
         }
@@ -134,12 +157,30 @@ impl Ctx {
 
     /// Takes settings a reload replaced; returns the old ones if they changed.
     fn refresh(&mut self) -> Option<Tunables> {
-        if self.shared.settings.generation.load(Ordering::Acquire) == self.generation {
+        if self.settings.generation.load(Ordering::Acquire) == self.generation {
             return None;
         }
-        let (generation, tunables) = self.shared.settings.get();
+        let (generation, tunables) = self.settings.get();
         self.generation = generation;
         Some(std::mem::replace(&mut self.tunables, tunables))
+    }
+
+    /// True if the allow-list admits `peer`; a refusal is counted and said (at a bounded
+    /// rate) before anything it sent is looked at.
+    fn admits(&mut self, peer: SocketAddr, what: &str) -> bool {
+        if self.tunables.allow.allows(peer.ip()) {
+            return true;
+        }
+        Stats::add(&self.shared.stats.not_allowed, 1);
+        self.refusals.refused(format_args!(
+            "refused a {what} from {peer}: not in its allow-list"
+        ));
+        false
+    }
+
+    /// Counts and says a refusal for another reason.
+    fn refused(&mut self, what: std::fmt::Arguments<'_>) {
+        self.refusals.refused(what);
     }
 
     fn stopping(&self) -> bool {
@@ -215,19 +256,26 @@ impl Batch {
 }
 
 impl Input {
-    /// Starts a thread serving `listener`.
-    pub fn spawn(id: u64, listener: Listener, shared: Shared) -> io::Result<Input> {
+    /// Starts a thread serving `listener` with `tunables`: the one place an input's kind
+    /// chooses its code.
+    pub fn spawn(
+        id: u64,
+        listener: Listener,
+        tunables: Tunables,
+        shared: Shared,
+    ) -> io::Result<Input> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let stop = Arc::new(AtomicBool::new(false));
-        let addr = listener.addr.clone();
+        let spec = listener.spec.clone();
         let bound = listener.bound();
         let activated = listener.activated;
-        let ctx = Ctx::new(id, stop.clone(), shared);
+        let settings = Arc::new(Settings::new(tunables));
+        let ctx = Ctx::new(id, stop.clone(), shared, settings.clone(), bound.clone());
         let thread = std::thread::Builder::new()
             .name(format!("input-{id}"))
             .spawn(move || {
-                if listener.addr.is_stream() {
+                if listener.addr().is_stream() {
                     stream::run(ctx, poll, listener)
                 } else {
                     datagram::run(ctx, poll, listener)
@@ -235,9 +283,10 @@ impl Input {
             })?;
         Ok(Input {
             id,
-            addr,
+            spec,
             bound,
             activated,
+            settings,
             stop,
             waker,
             thread: Some(thread),

@@ -18,13 +18,13 @@
 //! max-message-size plus one read.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::{Events, Interest, Token};
 
-use super::{Batch, Ctx, Listener, SOCKET, Socket};
+use super::{Batch, Ctx, Listener, SOCKET};
 use crate::framing::{Frame, Framer};
 use crate::message::{Credentials, Origin, Transport};
 use crate::parse::parse;
@@ -61,6 +61,18 @@ impl Read for Stream {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
         }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -181,10 +193,90 @@ struct Connection {
     origin: Origin,
     source: SourceKey,
     last_active: Instant,
-    /// When the frame being received began; None between frames.
+    /// When the frame being received began (for TLS, the handshake: from the accept); None
+    /// between frames.
     frame_started: Option<Instant>,
     /// Its turn is in `Table::ready`.
     queued: bool,
+    /// The TLS session, for a TLS input.
+    tls: Option<Box<TlsSession>>,
+}
+
+/// A connection's TLS state: rustls' server connection, fed the bytes read from the socket
+/// and drained of the plaintext at once, so that it never holds more than a record.
+struct TlsSession {
+    conn: rustls::ServerConnection,
+    /// The first bytes were looked at (a TLS handshake starts with a handshake record).
+    started: bool,
+}
+
+/// Why a TLS connection was closed before it could send.
+enum TlsRefusal {
+    /// Its first byte was not a TLS handshake record's.
+    NotTls,
+    /// The handshake or a record failed.
+    Failed(rustls::Error),
+}
+
+/// The first byte of a TLS handshake record (ContentType handshake).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+impl TlsSession {
+    /// Takes `data` read from the socket: handshake records are answered on `stream`,
+    /// application data is decrypted into `plain` and handed to `deliver`.
+    fn feed(
+        &mut self,
+        mut data: &[u8],
+        stream: &mut Stream,
+        plain: &mut [u8],
+        mut deliver: impl FnMut(&[u8]),
+    ) -> Result<(), TlsRefusal> {
+        if !self.started && !data.is_empty() {
+            self.started = true;
+            if data[0] != TLS_HANDSHAKE_RECORD {
+                return Err(TlsRefusal::NotTls);
+            }
+        }
+        while !data.is_empty() {
+            if self.conn.read_tls(&mut data).is_err() {
+                // Its buffer is full: only possible if plaintext were left unread, which
+                // never happens below; refuse rather than spin.
+                return Err(TlsRefusal::Failed(rustls::Error::General(
+                    "record buffer full".into(),
+                )));
+            }
+            let processed = self.conn.process_new_packets();
+            // The handshake's answer, or the alert that says why it failed.
+            self.flush(stream);
+            processed.map_err(TlsRefusal::Failed)?;
+            loop {
+                match self.conn.reader().read(plain) {
+                    Ok(0) => break,
+                    Ok(n) => deliver(&plain[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what rustls has to send. A socket too full to take a handshake flight (a few
+    /// KiB, against a send buffer of 16 KiB at least) is a peer not reading: what is left is
+    /// sent at the next wake-up, and the frame-timeout deadline closes a peer that never reads.
+    fn flush(&mut self, stream: &mut Stream) {
+        while self.conn.wants_write() {
+            match self.conn.write_tls(stream) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
 }
 
 enum ReadState {
@@ -197,24 +289,52 @@ enum ReadState {
 }
 
 impl Connection {
-    fn new(stream: Stream, origin: Origin, max_message_size: usize) -> Connection {
+    fn new(
+        stream: Stream,
+        origin: Origin,
+        max_message_size: usize,
+        tls: Option<rustls::ServerConnection>,
+    ) -> Connection {
+        let now = Instant::now();
         Connection {
             stream,
             framer: Framer::new(max_message_size),
             source: SourceKey::of(&origin),
             origin,
-            last_active: Instant::now(),
-            frame_started: None,
+            last_active: now,
+            // A TLS handshake must be done within frame-timeout, like a frame.
+            frame_started: tls.as_ref().map(|_| now),
             queued: false,
+            tls: tls.map(|conn| {
+                Box::new(TlsSession {
+                    conn,
+                    started: false,
+                })
+            }),
         }
     }
 
+    /// True while a TLS handshake is not finished.
+    fn handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.handshaking())
+    }
+
     /// Reads up to `budget` bytes (or until the socket would block or closes), feeding frames
-    /// into `batch`.
-    fn read(&mut self, ctx: &Ctx, chunk: &mut [u8], batch: &mut Batch, budget: usize) -> ReadState {
+    /// into `batch`; through TLS, decrypted into `plain` first.
+    fn read(
+        &mut self,
+        ctx: &mut Ctx,
+        buffers: &mut Buffers,
+        batch: &mut Batch,
+        budget: usize,
+    ) -> ReadState {
         let mut taken = 0;
+        if let Some(tls) = &mut self.tls {
+            // What could not be sent at the last turn.
+            tls.flush(&mut self.stream);
+        }
         while taken < budget {
-            match self.stream.read(chunk) {
+            match self.stream.read(&mut buffers.chunk) {
                 Ok(0) => {
                     self.emit_finish(ctx, batch);
                     return ReadState::Closed;
@@ -223,17 +343,42 @@ impl Connection {
                     taken += n;
                     let now = Instant::now();
                     self.last_active = now;
-                    let origin = &self.origin;
+                    let Connection {
+                        stream,
+                        framer,
+                        origin,
+                        tls,
+                        ..
+                    } = self;
                     let stats = &ctx.shared.stats;
                     let received = SystemTime::now();
                     let mut frames = 0usize;
-                    self.framer.feed(&chunk[..n], |frame| {
-                        frames += 1;
-                        push_frame(frame, origin, stats, received, batch)
-                    });
-                    // The deadline runs from the start of the frame in progress: a frame
-                    // finished restarts it, a frame still open keeps it.
-                    if !self.framer.in_frame() {
+                    let mut take = |bytes: &[u8]| {
+                        framer.feed(bytes, |frame| {
+                            frames += 1;
+                            push_frame(frame, origin, stats, received, batch)
+                        })
+                    };
+                    let Buffers { chunk, plain } = buffers;
+                    let data = &chunk[..n];
+                    match tls {
+                        None => take(data),
+                        Some(tls) => {
+                            let was_handshaking = tls.handshaking();
+                            let plain = plain.get_or_insert_with(|| vec![0; TLS_RECORD]);
+                            let fed = tls.feed(data, stream, plain, &mut take);
+                            if let Err(refusal) = fed {
+                                self.refuse_tls(ctx, refusal);
+                                return ReadState::Closed;
+                            }
+                            if was_handshaking && !tls.handshaking() {
+                                self.handshake_done();
+                            }
+                        }
+                    }
+                    // The deadline runs from the start of the frame in progress (or of the
+                    // handshake): a frame finished restarts it, a frame still open keeps it.
+                    if !self.framer.in_frame() && !self.handshaking() {
                         self.frame_started = None;
                     } else if frames > 0 || self.frame_started.is_none() {
                         self.frame_started = Some(now);
@@ -256,7 +401,39 @@ impl Connection {
         ReadState::More
     }
 
+    /// The handshake is done: the verified client certificate, if any, names the sender of
+    /// every message on this connection.
+    fn handshake_done(&mut self) {
+        let Some(tls) = &self.tls else { return };
+        if let Some(cert) = tls.conn.peer_certificates().and_then(|c| c.first()) {
+            let peer = crate::tls::identity::describe(cert);
+            log::debug!("TLS client {} is {peer}", describe(&self.origin));
+            self.origin.tls_peer = Some(peer.into());
+        }
+    }
+
+    /// Counts and says why a TLS connection is closed before it could send.
+    fn refuse_tls(&self, ctx: &mut Ctx, refusal: TlsRefusal) {
+        let from = describe(&self.origin);
+        match refusal {
+            TlsRefusal::NotTls => {
+                Stats::add(&ctx.shared.stats.not_tls, 1);
+                ctx.refused(format_args!(
+                    "closed a connection from {from}: it did not start a TLS handshake \
+                     (plaintext syslog on a TLS port?)"
+                ));
+            }
+            TlsRefusal::Failed(e) => {
+                Stats::add(&ctx.shared.stats.tls_failed, 1);
+                ctx.refused(format_args!("TLS with {from} failed: {e}"));
+            }
+        }
+    }
+
     fn emit_finish(&mut self, ctx: &Ctx, batch: &mut Batch) {
+        if self.handshaking() {
+            return;
+        }
         let origin = &self.origin;
         let stats = &ctx.shared.stats;
         self.framer
@@ -298,6 +475,16 @@ fn push_frame(
     }
 }
 
+/// What a stream input reads into: the socket's bytes, and for TLS their plaintext (a
+/// record's worth, allocated for TLS inputs only).
+struct Buffers {
+    chunk: Pages,
+    plain: Option<Vec<u8>>,
+}
+
+/// The most plaintext one TLS record carries.
+const TLS_RECORD: usize = 16 * 1024;
+
 /// The listening socket's state between wake-ups.
 struct Acceptor {
     server: StreamListener,
@@ -309,7 +496,7 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
     let mut server = match take_listener(&mut listener) {
         Ok(s) => s,
         Err(e) => {
-            log::error!("input {}: {e}", listener.addr);
+            log::error!("input {}: {e}", listener.addr());
             return ctx.finish();
         }
     };
@@ -318,7 +505,7 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         StreamListener::Unix(l) => poll.registry().register(l, SOCKET, Interest::READABLE),
     };
     if let Err(e) = registered {
-        log::error!("input {}: cannot poll the socket: {e}", listener.addr);
+        log::error!("input {}: cannot poll the socket: {e}", listener.addr());
         return ctx.finish();
     }
     let mut acceptor = Acceptor {
@@ -326,10 +513,10 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         retry: None,
     };
     let mut table = Table::new();
-    let mut chunk = match Pages::zeroed(READ_CHUNK) {
-        Ok(c) => c,
+    let mut buffers = match Pages::zeroed(READ_CHUNK) {
+        Ok(chunk) => Buffers { chunk, plain: None },
         Err(e) => {
-            log::error!("input {}: cannot map its read buffer: {e}", listener.addr);
+            log::error!("input {}: cannot map its read buffer: {e}", listener.addr());
             return ctx.finish();
         }
     };
@@ -354,7 +541,7 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         if let Err(e) = poll.poll(&mut events, timeout)
             && e.kind() != io::ErrorKind::Interrupted
         {
-            log::error!("input {}: poll failed: {e}", listener.addr);
+            log::error!("input {}: poll failed: {e}", listener.addr());
             break;
         }
         if ctx.refresh().is_some() {
@@ -378,12 +565,12 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         }
         if accept_now && accepting {
             accept_pending(
-                &ctx,
+                &mut ctx,
                 &poll,
                 &mut acceptor,
                 &mut table,
                 &listener,
-                &mut chunk,
+                &mut buffers,
                 &mut batch,
             );
         }
@@ -397,7 +584,7 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
                 continue;
             };
             conn.queued = false;
-            match conn.read(&ctx, &mut chunk, &mut batch, TURN) {
+            match conn.read(&mut ctx, &mut buffers, &mut batch, TURN) {
                 ReadState::Drained => {}
                 ReadState::More => table.mark_ready(token),
                 ReadState::Closed => {
@@ -405,7 +592,7 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
                 }
             }
         }
-        close_overdue(&ctx, &poll, &mut table, &mut batch);
+        close_overdue(&mut ctx, &poll, &mut table, &mut batch);
         if stopping {
             // Every connection's unread bytes (bounded: a client that keeps sending cannot
             // hold the stop), then close them all.
@@ -413,7 +600,7 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
             for token in tokens {
                 if let Some(mut conn) = table.remove(&poll, token)
                     && !matches!(
-                        conn.read(&ctx, &mut chunk, &mut batch, STOP_READ),
+                        conn.read(&mut ctx, &mut buffers, &mut batch, STOP_READ),
                         ReadState::Closed
                     )
                 {
@@ -432,7 +619,7 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
 
 /// Closes connections silent for idle-timeout, and those that have not finished a frame
 /// within frame-timeout; each counted.
-fn close_overdue(ctx: &Ctx, poll: &mio::Poll, table: &mut Table, batch: &mut Batch) {
+fn close_overdue(ctx: &mut Ctx, poll: &mio::Poll, table: &mut Table, batch: &mut Batch) {
     let (idle, frame) = (ctx.limits().idle_timeout, ctx.limits().frame_timeout);
     let now = Instant::now();
     let overdue: Vec<(usize, bool)> = table
@@ -445,6 +632,14 @@ fn close_overdue(ctx: &Ctx, poll: &mio::Poll, table: &mut Table, batch: &mut Bat
         let Some(mut conn) = table.remove(poll, token) else {
             continue;
         };
+        if conn.handshaking() {
+            Stats::add(&ctx.shared.stats.tls_failed, 1);
+            ctx.refused(format_args!(
+                "closed a connection from {}: no TLS handshake within frame-timeout",
+                describe(&conn.origin)
+            ));
+            continue;
+        }
         if was_idle {
             Stats::add(&ctx.shared.stats.idle_closed, 1);
         } else {
@@ -471,23 +666,24 @@ fn describe(origin: &Origin) -> String {
 /// documentation). New connections are queued for a turn: edge-triggered epoll would not
 /// report data that arrived before registration.
 fn accept_pending(
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     poll: &mio::Poll,
     acceptor: &mut Acceptor,
     table: &mut Table,
     listener: &Listener,
-    chunk: &mut [u8],
+    buffers: &mut Buffers,
     batch: &mut Batch,
 ) {
-    let limits = ctx.limits();
+    let transport = listener.addr().transport;
     loop {
         let accepted = match &acceptor.server {
             StreamListener::Tcp(l) => l.accept().map(|(s, peer)| {
                 let _ = s.set_nodelay(true);
                 let origin = Origin {
-                    transport: Transport::Tcp,
+                    transport,
                     peer: Some(peer),
                     credentials: None,
+                    tls_peer: None,
                 };
                 (Stream::Tcp(s), origin)
             }),
@@ -496,6 +692,7 @@ fn accept_pending(
                     transport: Transport::UnixStream,
                     peer: None,
                     credentials: peer_credentials(&s),
+                    tls_peer: None,
                 };
                 (Stream::Unix(s), origin)
             }),
@@ -510,7 +707,7 @@ fn accept_pending(
                 if acceptor.retry.is_none() {
                     log::warn!(
                         "input {}: accept failed: {e}; retrying every {} ms",
-                        listener.addr,
+                        listener.addr(),
                         ACCEPT_RETRY.as_millis()
                     );
                 }
@@ -520,13 +717,35 @@ fn accept_pending(
             // The peer gave up while queued (ECONNABORTED) and the like: the next one.
             Err(_) => continue,
         };
-        let mut conn = Connection::new(stream, origin, limits.max_message_size);
-        if !admit(ctx, poll, table, conn.source, chunk, batch) {
+        // The allow-list first: a refused address costs an accept and a close, nothing more.
+        if let Some(peer) = origin.peer
+            && !ctx.admits(peer, "connection")
+        {
+            continue;
+        }
+        let tls = match &ctx.tunables.tls {
+            None => None,
+            Some(server) => match rustls::ServerConnection::new(server.config.clone()) {
+                Ok(conn) => Some(conn),
+                Err(e) => {
+                    log::error!("input {}: cannot start TLS: {e}", listener.addr());
+                    continue;
+                }
+            },
+        };
+        let interest = match tls {
+            // A handshake writes: its answer is sent when the socket has room.
+            Some(_) => Interest::READABLE | Interest::WRITABLE,
+            None => Interest::READABLE,
+        };
+        let limits = ctx.limits().clone();
+        let mut conn = Connection::new(stream, origin, limits.max_message_size, tls);
+        if !admit(ctx, poll, table, conn.source, buffers, batch) {
             Stats::add(&ctx.shared.stats.refused_connections, 1);
             log::debug!(
                 "input {}: refused a connection from {}: max-connections ({}) or \
                  max-connections-per-source ({}) reached",
-                listener.addr,
+                listener.addr(),
                 describe(&conn.origin),
                 limits.max_connections,
                 limits.max_connections_per_source
@@ -537,14 +756,14 @@ fn accept_pending(
         table.next_token = token.wrapping_add(1).max(FIRST_CONNECTION);
         if poll
             .registry()
-            .register(&mut conn.stream, Token(token), Interest::READABLE)
+            .register(&mut conn.stream, Token(token), interest)
             .is_ok()
         {
             table.insert(token, conn);
         }
     }
     if acceptor.retry.take().is_some() {
-        log::info!("input {}: accepting connections again", listener.addr);
+        log::info!("input {}: accepting connections again", listener.addr());
     }
 }
 
@@ -564,14 +783,14 @@ fn out_of_resources(e: &io::Error) -> bool {
 /// connection idle longest gives way if idle for `EVICT_AFTER` (counted as idle). What an evicted connection has sent is read first, one
 /// turn's worth.
 fn admit(
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     poll: &mio::Poll,
     table: &mut Table,
     source: SourceKey,
-    chunk: &mut [u8],
+    buffers: &mut Buffers,
     batch: &mut Batch,
 ) -> bool {
-    let limits = ctx.limits();
+    let limits = ctx.limits().clone();
     let held = table.held_by(source);
     let long_idle =
         |(t, last): (usize, Instant)| (last.elapsed() >= EVICT_AFTER).then_some((t, false));
@@ -592,7 +811,7 @@ fn admit(
         return false;
     };
     if let Some(mut conn) = table.remove(poll, token) {
-        if !matches!(conn.read(ctx, chunk, batch, TURN), ReadState::Closed) {
+        if !matches!(conn.read(ctx, buffers, batch, TURN), ReadState::Closed) {
             conn.emit_finish(ctx, batch);
         }
         let stats = &ctx.shared.stats;
@@ -609,17 +828,22 @@ fn admit(
 }
 
 fn take_listener(listener: &mut Listener) -> io::Result<StreamListener> {
-    let placeholder = Socket::UnixDatagram(std::os::unix::net::UnixDatagram::unbound()?);
-    match std::mem::replace(&mut listener.socket, placeholder) {
-        Socket::Tcp(s) => {
+    let fd = listener.take_socket()?;
+    match listener.addr().transport {
+        Transport::Tcp | Transport::Tls => {
+            let s = std::net::TcpListener::from(fd);
             s.set_nonblocking(true)?;
             Ok(StreamListener::Tcp(mio::net::TcpListener::from_std(s)))
         }
-        Socket::UnixStream(s) => {
+        Transport::UnixStream => {
+            let s = std::os::unix::net::UnixListener::from(fd);
             s.set_nonblocking(true)?;
             Ok(StreamListener::Unix(mio::net::UnixListener::from_std(s)))
         }
-        _ => Err(io::Error::other("not a stream listener")),
+        other => Err(io::Error::other(format!(
+            "a {} socket is not a stream listener",
+            other.name()
+        ))),
     }
 }
 
