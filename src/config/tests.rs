@@ -363,3 +363,111 @@ fn strings_print_back_as_toml_whatever_they_hold() {
     again.inputs_are_default = true;
     assert_eq!(again, c);
 }
+
+#[test]
+fn input_tables_take_allow_lists_tls_and_their_own_limits_and_print_back() {
+    let text = "max-connections = 100\nlisten = [\"udp://127.0.0.1:514\"]\n\
+                [[input]]\nlisten = \"tls://0.0.0.0:6514\"\nallow = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n\
+                tls-cert = \"/etc/logger/tls/server.pem\"\ntls-key = \"/etc/logger/tls/server.key\"\n\
+                tls-client-ca = \"/etc/logger/tls/clients.pem\"\ntls-client-names = [\"*.example.net\"]\n\
+                tls-crl = \"/etc/logger/tls/ca.crl\"\nmax-connections = 1000\n\
+                [[input]]\nlisten = \"tcp://0.0.0.0:514\"\n";
+    let c = Config::from_toml(text, &Cli::default(), &env()).unwrap();
+    let listen: Vec<String> = c.listen().map(ToString::to_string).collect();
+    // The plain ones first, whatever the file's order.
+    assert_eq!(
+        listen,
+        [
+            "udp://127.0.0.1:514",
+            "tcp://0.0.0.0:514",
+            "tls://0.0.0.0:6514"
+        ]
+    );
+    let tls = &c.inputs[2];
+    assert_eq!(tls.limits.max_connections, 1000);
+    assert_eq!(c.inputs[1].limits.max_connections, 100);
+    assert!(tls.allow.allows("10.1.2.3".parse().unwrap()));
+    assert!(!tls.allow.allows("192.0.2.1".parse().unwrap()));
+    assert!(tls.tls.verifies_clients());
+    assert_eq!(tls.tls.crls.len(), 1);
+    let shown = c.to_string();
+    assert!(
+        shown.contains("listen = [\"udp://127.0.0.1:514\", \"tcp://0.0.0.0:514\"]"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("[[input]]\nlisten = \"tls://0.0.0.0:6514\"\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("max-connections = 1000\n"), "{shown}");
+    let again = Config::from_toml(&shown, &Cli::default(), &env()).unwrap();
+    assert_eq!(again.inputs, c.inputs);
+}
+
+#[test]
+fn bad_input_tables_say_which_and_why() {
+    for (text, needle) in [
+        (
+            "[[input]]\nlisten = \"tls://0.0.0.0:6514\"\n",
+            "needs 'tls-cert' and 'tls-key'",
+        ),
+        (
+            "[[input]]\nlisten = \"udp://0.0.0.0:514\"\ntls-cert = \"/a.pem\"\n",
+            "apply to tls:// inputs only",
+        ),
+        (
+            "[[input]]\nlisten = \"unix:///run/l/log\"\nallow = [\"10.0.0.0/8\"]\n",
+            "a local socket's access",
+        ),
+        (
+            "[[input]]\nlisten = \"tls://0.0.0.0:1\"\ntls-cert = \"/a\"\ntls-key = \"/b\"\n\
+             tls-client-names = [\"x.example.net\"]\n",
+            "needs 'tls-client-ca'",
+        ),
+        (
+            "[[input]]\nlisten = \"tls://0.0.0.0:1\"\ntls-cert = \"relative.pem\"\ntls-key = \"/b\"\n",
+            "absolute path",
+        ),
+        (
+            "[[input]]\nlisten = \"udp://0.0.0.0:514\"\nallow = []\n",
+            "refuse everyone",
+        ),
+        (
+            "[[input]]\nlisten = \"udp://0.0.0.0:514\"\nallow = [\"10.0.0.0/33\"]\n",
+            "not a network",
+        ),
+        (
+            "[[input]]\nallow = [\"10.0.0.0/8\"]\n",
+            "'listen' is missing",
+        ),
+        (
+            "[[input]]\nlisten = \"udp://0.0.0.0:514\"\nlsten = 1\n",
+            "unknown key 'lsten'",
+        ),
+        (
+            "[[input]]\nlisten = \"tls://0.0.0.0:1\"\ntls-cert = \"/a\"\ntls-key = \"/b\"\n\
+             tls-client-fingerprints = [\"SHA256:AB\"]\n",
+            "not a SHA-256 fingerprint",
+        ),
+        (
+            "listen = [\"tcp://0.0.0.0:514\"]\n[[input]]\nlisten = \"tls://0.0.0.0:514\"\n\
+             tls-cert = \"/a\"\ntls-key = \"/b\"\n",
+            "listed twice",
+        ),
+    ] {
+        let err = Config::from_toml(text, &Cli::default(), &env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{text}: {err}");
+    }
+    // UDP and TCP may share a port; an [[input]] alone replaces the defaults.
+    let c = Config::from_toml(
+        "[[input]]\nlisten = \"udp://0.0.0.0:514\"\nallow = [\"10.0.0.0/8\"]\n\
+         [[input]]\nlisten = \"tcp://0.0.0.0:514\"\nallow = [\"10.0.0.0/8\"]\n",
+        &Cli::default(),
+        &env(),
+    )
+    .unwrap();
+    assert_eq!(c.inputs.len(), 2);
+    assert!(!c.inputs_are_default);
+}

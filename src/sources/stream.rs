@@ -223,13 +223,15 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 impl TlsSession {
     /// Takes `data` read from the socket: handshake records are answered on `stream`,
-    /// application data is decrypted into `plain` and handed to `deliver`.
+    /// application data is decrypted into `plain` and handed to `deliver` with `origin`, which
+    /// names the verified client from the moment the handshake completes.
     fn feed(
         &mut self,
         mut data: &[u8],
         stream: &mut Stream,
         plain: &mut [u8],
-        mut deliver: impl FnMut(&[u8]),
+        origin: &mut Origin,
+        mut deliver: impl FnMut(&[u8], &Origin),
     ) -> Result<(), TlsRefusal> {
         if !self.started && !data.is_empty() {
             self.started = true;
@@ -245,20 +247,34 @@ impl TlsSession {
                     "record buffer full".into(),
                 )));
             }
+            let was_handshaking = self.conn.is_handshaking();
             let processed = self.conn.process_new_packets();
             // The handshake's answer, or the alert that says why it failed.
             self.flush(stream);
             processed.map_err(TlsRefusal::Failed)?;
+            if was_handshaking && !self.conn.is_handshaking() {
+                self.established(origin);
+            }
             loop {
                 match self.conn.reader().read(plain) {
                     Ok(0) => break,
-                    Ok(n) => deliver(&plain[..n]),
+                    Ok(n) => deliver(&plain[..n], origin),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(_) => break,
                 }
             }
         }
         Ok(())
+    }
+
+    /// The handshake is done: the verified client certificate, if any, names the sender of
+    /// every message on this connection.
+    fn established(&self, origin: &mut Origin) {
+        if let Some(cert) = self.conn.peer_certificates().and_then(|c| c.first()) {
+            let peer = crate::tls::identity::describe(cert);
+            log::debug!("TLS client {} is {peer}", describe(origin));
+            origin.tls_peer = Some(peer.into());
+        }
     }
 
     /// Writes what rustls has to send. A socket too full to take a handshake flight (a few
@@ -353,7 +369,7 @@ impl Connection {
                     let stats = &ctx.shared.stats;
                     let received = SystemTime::now();
                     let mut frames = 0usize;
-                    let mut take = |bytes: &[u8]| {
+                    let mut take = |bytes: &[u8], origin: &Origin| {
                         framer.feed(bytes, |frame| {
                             frames += 1;
                             push_frame(frame, origin, stats, received, batch)
@@ -362,17 +378,12 @@ impl Connection {
                     let Buffers { chunk, plain } = buffers;
                     let data = &chunk[..n];
                     match tls {
-                        None => take(data),
+                        None => take(data, origin),
                         Some(tls) => {
-                            let was_handshaking = tls.handshaking();
                             let plain = plain.get_or_insert_with(|| vec![0; TLS_RECORD]);
-                            let fed = tls.feed(data, stream, plain, &mut take);
-                            if let Err(refusal) = fed {
+                            if let Err(refusal) = tls.feed(data, stream, plain, origin, take) {
                                 self.refuse_tls(ctx, refusal);
                                 return ReadState::Closed;
-                            }
-                            if was_handshaking && !tls.handshaking() {
-                                self.handshake_done();
                             }
                         }
                     }
@@ -399,17 +410,6 @@ impl Connection {
             }
         }
         ReadState::More
-    }
-
-    /// The handshake is done: the verified client certificate, if any, names the sender of
-    /// every message on this connection.
-    fn handshake_done(&mut self) {
-        let Some(tls) = &self.tls else { return };
-        if let Some(cert) = tls.conn.peer_certificates().and_then(|c| c.first()) {
-            let peer = crate::tls::identity::describe(cert);
-            log::debug!("TLS client {} is {peer}", describe(&self.origin));
-            self.origin.tls_peer = Some(peer.into());
-        }
     }
 
     /// Counts and says why a TLS connection is closed before it could send.

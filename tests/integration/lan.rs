@@ -21,6 +21,7 @@ pub const TESTS: &[Test] = tests![
     connections_queued_while_descriptors_ran_out_are_served_once_they_free_up,
     a_heavy_stream_sender_is_held_back_not_rate_limited_while_a_datagram_flood_is,
     large_messages_queue_what_they_weigh_not_eight_batches_of_them,
+    an_allow_list_refuses_other_networks_before_reading_a_byte,
 ];
 
 /// A TCP connection to `to` from the local address `from` (any 127.0.0.0/8 address is this
@@ -75,15 +76,31 @@ fn open_fds(d: &Daemon) -> usize {
         .count()
 }
 
-/// Waits (bounded) until the daemon holds `n` descriptors: it has accepted the connections the
-/// test opened.
-fn wait_for_fds(d: &Daemon, n: usize) {
+/// Connections to the local TCP `port` that a process has accepted: established sockets with
+/// an inode (one still in the accept queue has none yet).
+fn accepted(port: &str) -> usize {
+    let port = format!(":{:04X}", port.parse::<u16>().unwrap());
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 9 && f[1].ends_with(&port) && f[3] == "01" && f[9] != "0"
+        })
+        .count()
+}
+
+/// Waits (bounded) until the daemon has accepted `n` connections on its TCP port. Counting its
+/// descriptors instead is fooled by any it opens for a moment.
+fn wait_for_accepted(d: &Daemon, n: usize) {
+    let port = d.port("tcp");
     let deadline = Instant::now() + WAIT;
-    while open_fds(d) < n {
+    while accepted(&port) < n {
         assert!(
             Instant::now() < deadline,
-            "the daemon holds {} descriptors, not {n}",
-            open_fds(d)
+            "the daemon accepted {} connections, not {n}",
+            accepted(&port)
         );
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -174,7 +191,6 @@ fn a_host_holding_every_slot_gives_one_up_to_another_host() {
         .start();
     let tcp = d.addr("tcp");
     let stop = Arc::new(AtomicBool::new(false));
-    let before = open_fds(&d);
     let mut hogs: Vec<TcpStream> = (0..16).map(|_| connect_from("127.0.0.1", &tcp)).collect();
     for h in &mut hogs {
         h.write_all(b"<13>hog: ").unwrap();
@@ -192,7 +208,7 @@ fn a_host_holding_every_slot_gives_one_up_to_another_host() {
         })
     };
     // The hogs hold every slot once the daemon has taken them; then another host connects.
-    wait_for_fds(&d, before + 16);
+    wait_for_accepted(&d, 16);
     let mut good = connect_from("127.0.0.2", &tcp);
     good.write_all(b"<13>good: from another host\n").unwrap();
     wait_for_lines(&d, &["good user.notice: from another host".into()], WAIT);
@@ -249,7 +265,6 @@ fn one_host_gets_at_most_its_share_of_connections() {
     let tcp = d.addr("tcp");
     // Four busy connections: never idle, so none may be replaced.
     let stop = Arc::new(AtomicBool::new(false));
-    let before = open_fds(&d);
     let busy: Vec<TcpStream> = (0..4).map(|_| connect_from("127.0.0.1", &tcp)).collect();
     let keeper = {
         let stop = stop.clone();
@@ -265,7 +280,7 @@ fn one_host_gets_at_most_its_share_of_connections() {
             }
         })
     };
-    wait_for_fds(&d, before + 4);
+    wait_for_accepted(&d, 4);
     let mut fifth = connect_from("127.0.0.1", &tcp);
     assert!(
         closed_by_peer(&mut fifth, WAIT),
@@ -425,4 +440,55 @@ fn large_messages_queue_what_they_weigh_not_eight_batches_of_them() {
     d.child.wait().unwrap();
     assert!(peak < 14 * 1024, "heap peaked at {peak} kB");
     assert!(peak > 4 * 1024, "only {peak} kB: the flood did not get in");
+}
+
+fn an_allow_list_refuses_other_networks_before_reading_a_byte() {
+    // 127.0.0.2 is a second host on this machine; only it is allowed.
+    let b = Builder::new();
+    let out = b.dir().join("out.log");
+    let d = b
+        .config(&format!(
+            "output = \"file:{}\"\n\
+             [[input]]\nlisten = \"udp://127.0.0.1:0\"\nallow = [\"127.0.0.2/32\", \"2001:db8::/32\"]\n\
+             [[input]]\nlisten = \"tcp://127.0.0.1:0\"\nallow = [\"127.0.0.2\"]\n",
+            out.display()
+        ))
+        .start();
+    let (udp, tcp) = (d.addr("udp"), d.addr("tcp"));
+    let from = |ip: &str| std::net::UdpSocket::bind(format!("{ip}:0")).unwrap();
+    for i in 0..5 {
+        from("127.0.0.1")
+            .send_to(format!("<13>refused datagram {i}").as_bytes(), &udp)
+            .unwrap();
+    }
+    from("127.0.0.2")
+        .send_to(b"<13>allowed datagram", &udp)
+        .unwrap();
+    // A refused connection is closed at once, before anything it sends is read.
+    let mut refused = connect_from("127.0.0.1", &tcp);
+    let _ = refused.write_all(b"<13>refused over tcp\n");
+    assert!(
+        closed_by_peer(&mut refused, WAIT),
+        "a connection from outside the allow-list was kept"
+    );
+    let mut allowed = connect_from("127.0.0.2", &tcp);
+    allowed.write_all(b"<13>allowed over tcp\n").unwrap();
+    drop(allowed);
+    wait_for_lines(
+        &d,
+        &["allowed datagram".into(), "allowed over tcp".into()],
+        WAIT,
+    );
+    let (status, log, stderr) = d.stop();
+    assert!(status.success());
+    assert!(!log.contains("refused"), "{log}");
+    assert!(stderr.contains("refused as not allowed 6,"), "{stderr}");
+    assert!(
+        stderr.contains("received 2,"),
+        "refused datagrams were counted received: {stderr}"
+    );
+    // Said once, with the sender and the reason; the rest counted, not logged one by one.
+    let said = stderr.matches("not in its allow-list").count();
+    assert!((1..=2).contains(&said), "said {said} times: {stderr}");
+    assert!(stderr.contains("from 127.0.0.1:"), "{stderr}");
 }

@@ -18,6 +18,7 @@ mod lifecycle;
 mod outputs;
 mod supervisors;
 mod systemd;
+mod tls;
 
 fn main() -> std::process::ExitCode {
     harness::main(&[
@@ -31,5 +32,6 @@ fn main() -> std::process::ExitCode {
         outputs::TESTS,
         supervisors::TESTS,
         systemd::TESTS,
+        tls::TESTS,
     ])
 }
