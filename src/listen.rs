@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::message::Transport;
@@ -59,14 +59,6 @@ impl ListenAddr {
         match &self.endpoint {
             Endpoint::Path(p) => p.display().to_string(),
             Endpoint::Inet(a) => a.to_string(),
-        }
-    }
-
-    /// The socket file, for AF_UNIX addresses.
-    pub fn socket_path(&self) -> Option<&Path> {
-        match &self.endpoint {
-            Endpoint::Path(p) => Some(p),
-            Endpoint::Inet(_) => None,
         }
     }
 

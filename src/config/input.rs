@@ -107,15 +107,6 @@ impl TlsSpec {
     pub fn verifies_clients(&self) -> bool {
         self.client_ca.is_some() || !self.client_fingerprints.is_empty()
     }
-
-    /// Every file it names, for messages and for reload checks.
-    pub fn files(&self) -> impl Iterator<Item = &PathBuf> {
-        self.cert
-            .iter()
-            .chain(&self.key)
-            .chain(&self.client_ca)
-            .chain(&self.crls)
-    }
 }
 
 /// A certificate's SHA-256 fingerprint.
