@@ -2,7 +2,7 @@
 //! connection flooding, connections that dribble a byte at a time, one host holding every slot,
 //! and a connection burst that exhausts the daemon's descriptors.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -104,23 +104,6 @@ fn wait_for_accepted(d: &Daemon, n: usize) {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// True once the peer has closed `s` (read returns 0 or a reset), within `limit`.
-fn closed_by_peer(s: &mut TcpStream, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    s.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let mut buf = [0u8; 64];
-    while Instant::now() < deadline {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => {}
-        }
-    }
-    false
 }
 
 fn a_flooding_connection_starves_neither_a_quiet_one_nor_the_stop() {

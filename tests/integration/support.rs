@@ -386,3 +386,19 @@ pub fn hostname() -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+/// True once the peer has closed `s` (read returns 0 or a reset), within `limit`.
+pub fn closed_by_peer(s: &mut std::net::TcpStream, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let mut buf = [0u8; 64];
+    while Instant::now() < deadline {
+        match std::io::Read::read(s, &mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => {}
+        }
+    }
+    false
+}

@@ -282,6 +282,15 @@ fn tls_daemon(b: Builder, input: &str) -> Daemon {
     .start()
 }
 
+/// The server's keys and the PKI's CA for client certificates (mutual TLS).
+fn mutual(pki: &Pki) -> String {
+    format!(
+        "{}tls-client-ca = \"{}\"\n",
+        server_keys(pki),
+        pki.path("ca.pem")
+    )
+}
+
 fn server_keys(pki: &Pki) -> String {
     format!(
         "tls-cert = \"{}\"\ntls-key = \"{}\"\n",
@@ -294,14 +303,7 @@ fn a_client_with_a_certificate_from_the_ca_is_served_and_named() {
     require_tools();
     let b = Builder::new();
     let pki = Pki::new(b.dir());
-    let d = tls_daemon(
-        b,
-        &format!(
-            "{}tls-client-ca = \"{}\"\n",
-            server_keys(&pki),
-            pki.path("ca.pem")
-        ),
-    );
+    let d = tls_daemon(b, &mutual(&pki));
     let addr = d.addr("tls");
     let s = python_client(
         &pki,
@@ -374,9 +376,8 @@ fn clients_the_ca_does_not_vouch_for_are_refused_and_counted() {
     let d = tls_daemon(
         b,
         &format!(
-            "{}tls-client-ca = \"{}\"\ntls-crl = \"{crl}\"\ntls-client-names = [\"*.example.net\"]\n",
-            server_keys(&pki),
-            pki.path("ca.pem")
+            "{}tls-crl = \"{crl}\"\ntls-client-names = [\"*.example.net\"]\n",
+            mutual(&pki)
         ),
     );
     let addr = d.addr("tls");
@@ -414,9 +415,8 @@ fn clients_the_ca_does_not_vouch_for_are_refused_and_counted() {
     let d = tls_daemon(
         b,
         &format!(
-            "{}tls-client-ca = \"{}\"\ntls-client-names = [\"client1.example.net\"]\n",
-            server_keys(&pki),
-            pki.path("ca.pem")
+            "{}tls-client-names = [\"client1.example.net\"]\n",
+            mutual(&pki)
         ),
     );
     let s = python_client(
@@ -506,23 +506,6 @@ fn plaintext_and_silence_on_a_tls_port_are_closed_and_counted() {
     assert!(stderr.contains("did not start a TLS handshake"), "{stderr}");
 }
 
-/// True once the peer has closed `s` (read returns 0 or a reset), within `limit`.
-fn closed_by_peer(s: &mut TcpStream, limit: Duration) -> bool {
-    use std::io::Read;
-    let deadline = Instant::now() + limit;
-    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-    let mut buf = [0u8; 64];
-    while Instant::now() < deadline {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => {}
-        }
-    }
-    false
-}
-
 /// The subject of the certificate the server at `addr` presents now.
 fn presented(addr: &str) -> String {
     let out = Command::new("openssl")
@@ -610,9 +593,8 @@ fn rsyslog_forwards_into_logger_over_mutual_tls() {
     let d = tls_daemon(
         b,
         &format!(
-            "{}tls-client-ca = \"{}\"\ntls-client-names = [\"client1.example.net\"]\n",
-            server_keys(&pki),
-            pki.path("ca.pem")
+            "{}tls-client-names = [\"client1.example.net\"]\n",
+            mutual(&pki)
         ),
     );
     let port = d.port("tls");
