@@ -156,7 +156,7 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
         source,
     })?;
 
-    let activated = sources::bind::adopt(activation)?;
+    let activated = sources::bind::adopt(activation, &config)?;
     let listeners = sources::bind::bind_all(&config, activated)?;
     let foreground = !config.fork;
     let mut outputs = sinks::Opened::open(&config.outputs, &config.journal_socket, foreground)?;

@@ -347,7 +347,7 @@ pub const INPUT_KEYS: &[Key<InputSpec>] = &[
                 Value::String(_) => vec![absolute(v)?],
                 _ => strings(v)?
                     .iter()
-                    .map(|p| absolute(&Value::String(p.as_str().into())))
+                    .map(|p| absolute_path(p))
                     .collect::<Result<_, _>>()?,
             };
             Ok(())
@@ -555,7 +555,12 @@ fn output(table: &Table<'_>) -> Result<OutputSpec, Fault> {
 
 /// An absolute path.
 fn absolute(v: &Value<'_>) -> Result<PathBuf, String> {
-    let path = PathBuf::from(string(v)?);
+    absolute_path(string(v)?)
+}
+
+/// `text` as a path, which must be absolute.
+fn absolute_path(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
     if !path.is_absolute() {
         return Err(format!("{} must be an absolute path", path.display()));
     }

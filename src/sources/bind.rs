@@ -75,15 +75,10 @@ impl Drop for Listener {
     }
 }
 
-/// Binds every configured input, adopting activated sockets first (each takes the
-/// configuration of the input whose address it has, see [`serving`]). When sockets were
+/// Binds every configured input beside the adopted sockets (`adopt`). When sockets were
 /// passed and the inputs are the built-in default, the passed sockets replace the default.
 pub fn bind_all(config: &Config, activated: Vec<Listener>) -> Result<Vec<Listener>> {
-    let mut listeners = Vec::with_capacity(activated.len() + config.inputs.len());
-    for mut listener in activated {
-        listener.spec = adopted_spec(&listener.spec.listen, config)?;
-        listeners.push(listener);
-    }
+    let mut listeners = activated;
     if config.inputs_are_default && !listeners.is_empty() {
         return Ok(listeners);
     }
@@ -275,23 +270,30 @@ impl Mode0755 for fs::DirBuilder {
     }
 }
 
-/// Adopts the sockets passed by the service manager (sd_listen_fds(3)).
-pub fn adopt(fds: Vec<(RawFd, String)>) -> Result<Vec<Listener>> {
+/// Adopts the sockets passed by the service manager (sd_listen_fds(3)), each with the
+/// configuration of the input at its address (see [`adopted_spec`]).
+pub fn adopt(fds: Vec<(RawFd, String)>, config: &Config) -> Result<Vec<Listener>> {
     fds.into_iter()
         .map(|(fd, name)| {
             let fail = |source: io::Error| Error::Listen {
                 address: format!("passed descriptor {fd} ({name})"),
                 source,
             };
-            let owned = sys::adopt_fd(fd).map_err(fail)?;
-            adopt_one(owned, &name).map_err(fail)
+            let socket = sys::adopt_fd(fd).map_err(fail)?;
+            let addr = adopted_address(&socket, &name).map_err(fail)?;
+            Ok(Listener {
+                spec: adopted_spec(&addr, config)?,
+                socket: Some(socket),
+                owned_path: None,
+                activated: true,
+            })
         })
         .collect()
 }
 
 /// What a passed socket is, from the socket itself; TLS if the manager named it so
 /// (`FileDescriptorName=tls`, or a name starting `tls-`).
-fn adopt_one(fd: OwnedFd, name: &str) -> io::Result<Listener> {
+fn adopted_address(fd: &OwnedFd, name: &str) -> io::Result<ListenAddr> {
     let kind = nix::sys::socket::getsockopt(&fd.as_fd(), sockopt::SockType)?;
     let local: SockaddrStorage = getsockname(fd.as_raw_fd())?;
     let unsupported = || io::Error::new(io::ErrorKind::Unsupported, "unsupported socket type");
@@ -316,7 +318,7 @@ fn adopt_one(fd: OwnedFd, name: &str) -> io::Result<Listener> {
             ListenAddr::inet(transport, inet.ok_or_else(unsupported)?)
         }
         (Some(AddressFamily::Unix), SockType::Datagram) => {
-            nix::sys::socket::setsockopt(&fd, sockopt::PassCred, &true)?;
+            nix::sys::socket::setsockopt(fd, sockopt::PassCred, &true)?;
             ListenAddr::path(Transport::UnixDatagram, path()?)
         }
         (Some(AddressFamily::Unix), SockType::Stream) => {
@@ -330,13 +332,5 @@ fn adopt_one(fd: OwnedFd, name: &str) -> io::Result<Listener> {
             "named for TLS, but not a TCP socket",
         ));
     }
-    Ok(Listener {
-        spec: InputSpec::plain(
-            addr,
-            &crate::config::Config::defaults(&Default::default()).limits,
-        ),
-        socket: Some(fd),
-        owned_path: None,
-        activated: true,
-    })
+    Ok(addr)
 }

@@ -56,7 +56,7 @@ pub struct Shared {
 }
 
 /// What an input reads from the configuration: everything a reload may change under it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Tunables {
     /// Its size and connection limits.
     pub limits: Limits,

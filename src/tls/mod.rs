@@ -53,14 +53,6 @@ impl std::fmt::Debug for Server {
     }
 }
 
-impl PartialEq for Server {
-    fn eq(&self, other: &Server) -> bool {
-        Arc::ptr_eq(&self.config, &other.config)
-    }
-}
-
-impl Eq for Server {}
-
 impl Server {
     /// Reads the files `spec` names and builds the configuration; the error names the file
     /// and what is wrong with it.
