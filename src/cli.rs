@@ -50,7 +50,23 @@ OUTPUTS (--output, repeatable; also `output = \"...\"` or [[output]] tables in t
       transport = [\"udp\", \"tcp\"]      and optionally program, hostname, source (networks)
       queue-policy = \"block\"          when its queue is full: block (hold the inputs back,
                                       lose nothing) or drop (drop for this output, counted)
-      queue-size = 1048576            the queue's bound in bytes
+      queue-size = 262144             the queue's bound in bytes
+    A forward output sends to remote collectors (to = [\"relp://a:2514\", \"relp://b:2514\"]
+    tries them in order). udp:// and tcp:// (RFC 6587) lose what the kernel holds when the
+    remote dies; tls:// is RFC 5425; relp:// and relp+tls:// (rsyslog's RELP) are acknowledged
+    message by message, and what was not acknowledged is sent again after a reconnect:
+      to = \"relp+tls://collector.example.net:2514\"
+      format = \"rfc5424\"              rfc5424 | rfc3164 (old receivers)
+      framing = \"octet-counting\"      octet-counting | lf (tcp:// and tls://)
+      tls-ca = \"/etc/logger/tls/ca.pem\"  the CA the remote's certificate must chain to, and
+      tls-name = \"collector...\"       the name it must carry (default: the host of `to`)
+      tls-fingerprint = [\"SHA256:..\"]  or the remote's certificate, pinned
+      tls-cert, tls-key               our certificate and key (mutual TLS)
+      queue-dir = \"/var/lib/logger/queue/central\"  a crash-safe disk queue: messages wait
+                                      there until delivered, across restarts and SIGKILL
+      queue-max-bytes = \"1G\"          its bound; full: queue-policy block, drop (new) or
+                                      drop-oldest (the oldest segment), counted
+      queue-fsync = \"batch\"           batch (fdatasync per write) | off | a period (\"1s\")
     A message goes to every output that takes it; one no output takes is counted unrouted.
     Each output writes from its own thread: a stuck one holds up no other, unless it blocks.
 

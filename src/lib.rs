@@ -38,6 +38,7 @@ pub mod config;
 pub mod error;
 pub mod escape;
 pub mod event;
+pub mod forward;
 pub mod framing;
 pub mod gate;
 pub mod lifecycle;

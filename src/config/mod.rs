@@ -9,9 +9,12 @@
 //! - [`merge`](self::merge): the layers (defaults, file, flags) and the checks across keys.
 //! - [`show`](self::show): the effective configuration as a file (`--check-config`).
 //! - [`values`](self::values): what keys hold beyond numbers and paths (outputs, formats, ...).
+//! - [`forward`](self::forward): a forward output's remotes, wire, TLS and disk queue.
+//! - [`input`](self::input): one input: its address, allow-list, TLS and limits.
 //! - [`document`](self::document): the TOML text with each key's line, and the value readers.
 
 mod document;
+mod forward;
 mod input;
 mod merge;
 mod schema;
@@ -27,6 +30,7 @@ use crate::listen::ListenAddr;
 use crate::message::Transport;
 
 use document::Document;
+pub use forward::{ForwardSpec, Framing, Fsync, Remote, Scheme, TlsClientSpec};
 pub use input::{Fingerprint, InputSpec, TlsSpec};
 pub use values::{DEFAULT_QUEUE_SIZE, LineFormat, Output, OutputSpec, QueuePolicy, parse_duration};
 

@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use super::document::{
     Fault, Table, Value, boolean, duration, integer, positive_duration, size, string, strings,
 };
+use super::forward::Remote;
 use super::input::InputSpec;
-use super::values::{LineFormat, Output, OutputSpec, QUEUE_SIZE_RANGE, fmt_duration};
+use super::values::{LineFormat, Output, OutputSpec, QUEUE_SIZE_RANGE, QueuePolicy, fmt_duration};
 use super::{Config, Limits};
 use crate::allow::{AllowList, Network};
 use crate::listen::ListenAddr;
@@ -416,10 +417,25 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     Key {
         name: "to",
         read: |o, v| {
-            o.target = string(v)?.parse()?;
+            o.target = match v {
+                Value::Array(_) => {
+                    let remotes = strings(v)?
+                        .iter()
+                        .map(|r| r.parse())
+                        .collect::<Result<Vec<Remote>, _>>()?;
+                    if remotes.is_empty() {
+                        return Err("an empty list: name at least one remote".into());
+                    }
+                    Output::Forward(remotes)
+                }
+                _ => string(v)?.parse()?,
+            };
             Ok(())
         },
-        show: |o| Some(quote(&o.target.to_string())),
+        show: |o| match &o.target {
+            Output::Forward(remotes) if remotes.len() > 1 => some_list(remotes.iter()),
+            target => Some(quote(&target.to_string())),
+        },
     },
     Key {
         name: "match",
@@ -432,10 +448,16 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     Key {
         name: "format",
         read: |o, v| {
-            o.format = string(v)?.parse()?;
+            match string(v)? {
+                "rfc3164" => o.forward.rfc3164 = true,
+                format => o.format = format.parse()?,
+            }
             Ok(())
         },
-        show: |o| Some(quote(&o.format.to_string())),
+        show: |o| match o.forward.rfc3164 {
+            true => Some(quote("rfc3164")),
+            false => Some(quote(&o.format.to_string())),
+        },
     },
     Key {
         name: "queue-policy",
@@ -495,7 +517,115 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
         },
         show: |o| some_list(o.route.sources.iter()),
     },
+    Key {
+        name: "framing",
+        read: |o, v| {
+            o.forward.framing = string(v)?.parse()?;
+            Ok(())
+        },
+        show: |o| Some(quote(&o.forward.framing.to_string())),
+    },
+    Key {
+        name: "tls-ca",
+        read: |o, v| {
+            o.forward.tls.ca = Some(absolute(v)?);
+            Ok(())
+        },
+        show: |o| {
+            o.forward
+                .tls
+                .ca
+                .as_ref()
+                .map(|p| quote(&p.to_string_lossy()))
+        },
+    },
+    Key {
+        name: "tls-fingerprint",
+        read: |o, v| {
+            o.forward.tls.fingerprints = strings(v)?
+                .iter()
+                .map(|f| f.parse())
+                .collect::<Result<_, _>>()?;
+            Ok(())
+        },
+        show: |o| some_list(o.forward.tls.fingerprints.iter()),
+    },
+    Key {
+        name: "tls-name",
+        read: |o, v| {
+            let name = string(v)?;
+            if !crate::tls::valid_name_pattern(name) || name.starts_with('*') {
+                return Err(format!("'{name}' is not a host name").into());
+            }
+            o.forward.tls.name = Some(name.to_string());
+            Ok(())
+        },
+        show: |o| o.forward.tls.name.as_deref().map(quote),
+    },
+    Key {
+        name: "tls-cert",
+        read: |o, v| {
+            o.forward.tls.cert = Some(absolute(v)?);
+            Ok(())
+        },
+        show: |o| {
+            o.forward
+                .tls
+                .cert
+                .as_ref()
+                .map(|p| quote(&p.to_string_lossy()))
+        },
+    },
+    Key {
+        name: "tls-key",
+        read: |o, v| {
+            o.forward.tls.key = Some(absolute(v)?);
+            Ok(())
+        },
+        show: |o| {
+            o.forward
+                .tls
+                .key
+                .as_ref()
+                .map(|p| quote(&p.to_string_lossy()))
+        },
+    },
+    Key {
+        name: "queue-dir",
+        read: |o, v| {
+            o.forward.queue_dir = Some(absolute(v)?);
+            Ok(())
+        },
+        show: |o| {
+            o.forward
+                .queue_dir
+                .as_ref()
+                .map(|p| quote(&p.to_string_lossy()))
+        },
+    },
+    Key {
+        name: "queue-max-bytes",
+        read: |o, v| {
+            o.forward.queue_max_bytes = size(v, QUEUE_MAX_BYTES_RANGE)? as u64;
+            Ok(())
+        },
+        show: |o| {
+            let bytes = o.forward.queue_max_bytes;
+            (bytes != 0).then(|| bytes.to_string())
+        },
+    },
+    Key {
+        name: "queue-fsync",
+        read: |o, v| {
+            o.forward.fsync = string(v)?.parse()?;
+            Ok(())
+        },
+        show: |o| Some(quote(&o.forward.fsync.to_string())),
+    },
 ];
+
+/// What `queue-max-bytes` accepts: from 1 MiB (a few segments) to 1 TiB.
+const QUEUE_MAX_BYTES_RANGE: RangeInclusive<usize> = 1 << 20..=1 << 40;
 
 /// `output = "journal"` (one output taking everything) or `[[output]]` tables.
 fn outputs(v: &Value<'_>) -> Result<Vec<OutputSpec>, Fault> {
@@ -539,9 +669,28 @@ fn output(table: &Table<'_>) -> Result<OutputSpec, Fault> {
         to |= key.name == "to";
     }
     if !to {
-        return Err("'to' is missing: journal, stderr or file:PATH".into());
+        return Err(
+            "'to' is missing: journal, stderr, file:PATH or SCHEME://HOST:PORT (udp, tcp, tls, \
+             relp, relp+tls)"
+                .into(),
+        );
+    }
+    let remotes = match &spec.target {
+        Output::Forward(remotes) => remotes.as_slice(),
+        _ => &[],
+    };
+    spec.forward.check(remotes)?;
+    if spec.forward.rfc3164 && remotes.is_empty() {
+        return Err("format 'rfc3164' applies to forward outputs".into());
+    }
+    if !remotes.is_empty() && spec.format == LineFormat::Json {
+        return Err("a forward output sends rfc5424 (the default) or rfc3164".into());
+    }
+    if spec.policy == QueuePolicy::DropOldest && spec.forward.queue_dir.is_none() {
+        return Err("queue-policy 'drop-oldest' applies to a disk queue (queue-dir)".into());
     }
     if spec.format != LineFormat::Traditional
+        && !spec.forward.rfc3164
         && matches!(spec.target, Output::Journal | Output::Auto)
     {
         return Err(format!(

@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::forward::{ForwardSpec, Remote};
 use crate::route::Route;
 
 /// Where relayed messages go.
@@ -19,6 +20,8 @@ pub enum Output {
     Stderr,
     /// Readable lines appended to a file.
     File(PathBuf),
+    /// Sent to remote collectors, tried in order (`to = ["relp://a:2514", "relp://b:2514"]`).
+    Forward(Vec<Remote>),
 }
 
 impl std::str::FromStr for Output {
@@ -40,8 +43,10 @@ impl std::str::FromStr for Output {
                 Some(_) => Err(format!(
                     "invalid output '{s}': the file path must be absolute"
                 )),
+                None if s.contains("://") => Ok(Output::Forward(vec![s.parse()?])),
                 None => Err(format!(
-                    "invalid output '{s}': expected auto, journal, stderr or file:PATH"
+                    "invalid output '{s}': expected auto, journal, stderr, file:PATH or \
+                     SCHEME://HOST:PORT (udp, tcp, tls, relp, relp+tls)"
                 )),
             },
         }
@@ -55,6 +60,15 @@ impl fmt::Display for Output {
             Output::Journal => f.write_str("journal"),
             Output::Stderr => f.write_str("stderr"),
             Output::File(p) => write!(f, "file:{}", p.display()),
+            Output::Forward(remotes) => {
+                for (i, r) in remotes.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{r}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -104,6 +118,8 @@ pub enum QueuePolicy {
     Block,
     /// Drop the message for this output (counted); the other outputs and the inputs go on.
     Drop,
+    /// A full disk queue drops its oldest segment (counted) to take the new messages.
+    DropOldest,
 }
 
 impl std::str::FromStr for QueuePolicy {
@@ -112,7 +128,10 @@ impl std::str::FromStr for QueuePolicy {
         match s {
             "block" => Ok(QueuePolicy::Block),
             "drop" => Ok(QueuePolicy::Drop),
-            _ => Err(format!("'{s}' is not a queue policy: block or drop")),
+            "drop-oldest" => Ok(QueuePolicy::DropOldest),
+            _ => Err(format!(
+                "'{s}' is not a queue policy: block, drop or drop-oldest"
+            )),
         }
     }
 }
@@ -122,12 +141,13 @@ impl fmt::Display for QueuePolicy {
         f.write_str(match self {
             QueuePolicy::Block => "block",
             QueuePolicy::Drop => "drop",
+            QueuePolicy::DropOldest => "drop-oldest",
         })
     }
 }
 
-/// The default bound of one output's queue, in bytes of messages: four full input batches.
-pub const DEFAULT_QUEUE_SIZE: usize = 1 << 20;
+/// The default bound of one output's queue, in bytes of messages: one full input batch.
+pub const DEFAULT_QUEUE_SIZE: usize = 256 << 10;
 /// The range `queue-size` accepts: from one largest message to 1 GiB.
 pub const QUEUE_SIZE_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..=1 << 30;
 
@@ -144,6 +164,8 @@ pub struct OutputSpec {
     pub policy: QueuePolicy,
     /// The queue's bound in bytes (`queue-size`).
     pub queue_size: usize,
+    /// For a forward output: the wire, TLS and disk queue.
+    pub forward: ForwardSpec,
 }
 
 impl OutputSpec {
@@ -155,6 +177,7 @@ impl OutputSpec {
             format: LineFormat::Traditional,
             policy: QueuePolicy::Block,
             queue_size: DEFAULT_QUEUE_SIZE,
+            forward: ForwardSpec::default(),
         }
     }
 }

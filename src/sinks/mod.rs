@@ -25,7 +25,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::config::{LineFormat, Output};
+use crate::config::{LineFormat, Output, OutputSpec};
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::template::Template;
@@ -47,6 +47,8 @@ enum Target {
     },
     /// One file per rendered path template.
     Templated(templated::Templated),
+    /// Remote collectors.
+    Forward(Box<crate::forward::Forwarder>),
 }
 
 /// What one `write_out` achieved.
@@ -56,8 +58,12 @@ pub struct WriteOut {
     pub written: u64,
     /// Entries the output rejected for good (e.g. journald refused the entry itself).
     pub rejected: u64,
+    /// Messages dropped because a full disk queue's policy says so.
+    pub dropped: u64,
     /// Why the rest is still in the backlog, if it is.
     pub error: Option<io::Error>,
+    /// When to try again, if the output keeps its own schedule (a forward output's backoff).
+    pub retry_at: Option<Instant>,
 }
 
 /// An open output with its backlog.
@@ -78,12 +84,8 @@ pub struct Sink {
 impl Sink {
     /// Opens the configured output. `foreground` decides what `auto` means without a journal;
     /// `format` is how file and stderr outputs write lines.
-    pub fn open(
-        output: &Output,
-        format: LineFormat,
-        journal_socket: &Path,
-        foreground: bool,
-    ) -> Result<Sink> {
+    pub fn open(spec: &OutputSpec, journal_socket: &Path, foreground: bool) -> Result<Sink> {
+        let (output, format) = (&spec.target, spec.format);
         let fail = |source| Error::Output {
             output: output.to_string(),
             source,
@@ -104,6 +106,9 @@ impl Sink {
                     created,
                 }
             }
+            Output::Forward(remotes) => Target::Forward(Box::new(
+                crate::forward::Forwarder::open(spec, &remotes).map_err(fail)?,
+            )),
             Output::Auto => unreachable!("resolve never returns auto"),
         };
         let local_host = nix::unistd::gethostname()
@@ -127,6 +132,7 @@ impl Sink {
             Target::Stderr => "stderr".into(),
             Target::File { path, .. } => format!("file:{}", path.display()),
             Target::Templated(t) => t.describe(),
+            Target::Forward(f) => f.describe(),
         }
     }
 
@@ -143,6 +149,7 @@ impl Sink {
                 let (format, host) = (self.format, &self.local_host);
                 t.accept(msg, host, |buf| format_line(format, buf, msg, host));
             }
+            Target::Forward(f) => f.accept(msg, &self.local_host),
             Target::Stderr | Target::File { .. } => {
                 format_line(self.format, &mut self.text, msg, &self.local_host);
                 self.text_messages += 1;
@@ -154,6 +161,7 @@ impl Sink {
     pub fn backlog_bytes(&self) -> usize {
         let templated = match &self.target {
             Target::Templated(t) => t.backlog_bytes(),
+            Target::Forward(f) => f.backlog_bytes(),
             _ => 0,
         };
         self.text.len() + self.entry_bytes + templated
@@ -163,6 +171,7 @@ impl Sink {
     pub fn backlog_messages(&self) -> usize {
         let templated = match &self.target {
             Target::Templated(t) => t.backlog_messages(),
+            Target::Forward(f) => f.backlog_messages(),
             _ => 0,
         };
         self.entries.len() + self.text_messages + templated
@@ -225,6 +234,7 @@ impl Sink {
                 t.write_out(&mut out);
                 return out;
             }
+            Target::Forward(f) => return f.write_out(),
         }
         if self.text.is_empty() {
             out.written += self.text_messages as u64;
@@ -240,9 +250,33 @@ impl Sink {
         match &mut self.target {
             Target::File { path, file, .. } => *file = open_log_file(path)?,
             Target::Templated(t) => t.reopen(),
+            Target::Forward(f) => f.reload(),
             _ => {}
         }
         Ok(())
+    }
+
+    /// Messages a stop would lose: all it holds, but for a disk queue, what is not on disk yet.
+    pub fn volatile_messages(&self) -> usize {
+        match &self.target {
+            Target::Forward(f) => f.volatile_messages(),
+            _ => self.backlog_messages(),
+        }
+    }
+
+    /// The state of the output's connection, for STATUS= (forward outputs).
+    pub fn link_state(&self) -> Option<String> {
+        match &self.target {
+            Target::Forward(f) => Some(f.state()),
+            _ => None,
+        }
+    }
+
+    /// The thread ends: a forward output writes its disk queue out and closes its session.
+    pub fn finish(&mut self) {
+        if let Target::Forward(f) = &mut self.target {
+            f.finish();
+        }
     }
 
     /// Before a privilege drop: makes an output file we created the user's (through its

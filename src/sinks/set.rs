@@ -45,6 +45,8 @@ struct Place {
     output: Output,
     format: LineFormat,
     journal_socket: PathBuf,
+    /// A forward output's wire, TLS and queue: a change opens it afresh.
+    forward: crate::config::ForwardSpec,
 }
 
 impl Place {
@@ -57,6 +59,7 @@ impl Place {
             },
             output,
             format: spec.format,
+            forward: spec.forward.clone(),
         }
     }
 }
@@ -67,7 +70,7 @@ impl Opened {
         let outputs = specs
             .iter()
             .map(|spec| {
-                let sink = Sink::open(&spec.target, spec.format, journal_socket, foreground)?;
+                let sink = Sink::open(spec, journal_socket, foreground)?;
                 Ok((
                     spec.clone(),
                     Place::of(spec, journal_socket, foreground),
@@ -120,7 +123,7 @@ pub struct Plan {
 
 enum Kept {
     Running(usize),
-    New(Place, Worker),
+    New(Box<(Place, Worker)>),
 }
 
 impl OutputSet {
@@ -160,7 +163,7 @@ impl OutputSet {
         !self
             .outputs
             .iter()
-            .any(|o| o.policy == QueuePolicy::Block && o.worker.gauge.full())
+            .any(|o| o.policy != QueuePolicy::Drop && o.worker.gauge.full())
     }
 
     /// Hands the messages of `batch` whose bit is set in `allowed` (at most [`MAX_BATCH`]) to
@@ -245,13 +248,15 @@ impl OutputSet {
             .workers()
             .map(|w| {
                 let g = &w.gauge;
+                let link = g.link.lock().ok().and_then(|l| l.clone());
                 format!(
-                    "{} written {} queued {} dropped {} errors {}",
+                    "{} written {} queued {} dropped {} errors {}{}",
                     w.name,
                     g.written.load(Relaxed),
                     g.queued.load(Relaxed),
                     g.dropped.load(Relaxed) + g.rejected.load(Relaxed),
-                    g.errors.load(Relaxed)
+                    g.errors.load(Relaxed),
+                    link.map(|l| format!(" ({l})")).unwrap_or_default()
                 )
             })
             .collect();
@@ -280,8 +285,8 @@ impl OutputSet {
                     Kept::Running(i)
                 }
                 None => {
-                    let sink = Sink::open(&spec.target, spec.format, journal_socket, foreground)?;
-                    Kept::New(place, self.spawn(sink, spec.queue_size)?)
+                    let sink = Sink::open(spec, journal_socket, foreground)?;
+                    Kept::New(Box::new((place, self.spawn(sink, spec.queue_size)?)))
                 }
             };
             outputs.push((spec.clone(), kept));
@@ -303,7 +308,10 @@ impl OutputSet {
                     out.worker.send(Item::Reopen);
                     out
                 }
-                Kept::New(place, worker) => Routed::new(&spec, place, worker),
+                Kept::New(new) => {
+                    let (place, worker) = *new;
+                    Routed::new(&spec, place, worker)
+                }
             };
             self.outputs.push(out);
         }

@@ -69,6 +69,8 @@ pub struct Gauge {
     pub errors: AtomicU64,
     /// The thread has ended (after `Item::Stop`, everything written).
     pub done: AtomicBool,
+    /// A forward output's connection, as STATUS= shows it.
+    pub link: std::sync::Mutex<Option<String>>,
 }
 
 impl Gauge {
@@ -186,7 +188,12 @@ impl Thread {
     fn run(mut self) {
         let mut stopping = false;
         loop {
-            let pending = self.sink.backlog_messages() > 0;
+            // A stop waits for what only memory holds; a disk queue keeps the rest.
+            let pending = if stopping {
+                self.sink.volatile_messages() > 0
+            } else {
+                self.sink.backlog_messages() > 0
+            };
             // Wait for messages, or for the retry of those it holds.
             let item = if stopping {
                 if !pending {
@@ -208,7 +215,15 @@ impl Thread {
                     }
                 }
             } else {
-                None
+                // Messages wait (for an acknowledgement, say): take what came meanwhile too.
+                match self.items.try_recv() {
+                    Ok(item) => Some(item),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => {
+                        stopping = true;
+                        None
+                    }
+                }
             };
             // The handle was dropped (a reload plan that was not committed, or the loop ended).
             if item.is_none() && !pending && !stopping {
@@ -236,6 +251,7 @@ impl Thread {
                 }
             }
         }
+        self.sink.finish();
         self.gauge.done.store(true, Relaxed);
         let _ = self.wake.try_send(());
     }
@@ -291,6 +307,16 @@ impl Thread {
         g.queued.fetch_sub(out.written + out.rejected, Relaxed);
         g.written.fetch_add(out.written, Relaxed);
         g.rejected.fetch_add(out.rejected, Relaxed);
+        if out.dropped > 0 {
+            g.queued.fetch_sub(out.dropped, Relaxed);
+            g.dropped.fetch_add(out.dropped, Relaxed);
+            Stats::add(&self.stats.queue_dropped, out.dropped);
+        }
+        if let Some(state) = self.sink.link_state()
+            && let Ok(mut link) = g.link.lock()
+        {
+            *link = Some(state);
+        }
         Stats::add(&self.stats.written, out.written);
         Stats::add(&self.stats.rejected, out.rejected);
         match &out.error {
@@ -311,7 +337,7 @@ impl Thread {
                     );
                 }
                 self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
-                self.retry = Some(Instant::now() + self.backoff);
+                self.retry = Some(out.retry_at.unwrap_or(Instant::now() + self.backoff));
             }
         }
         (out.written as usize, bytes)

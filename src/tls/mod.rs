@@ -14,6 +14,7 @@
 //! - [`identity`](self::identity): the verified peer as text, and fingerprints.
 //! - [`verify`](self::verify): client verification narrowed to names or fingerprints.
 
+pub mod client;
 pub mod identity;
 mod verify;
 

@@ -11,6 +11,7 @@ mod support;
 mod client;
 mod faults;
 mod fork;
+mod forward;
 mod hostile;
 mod inputs;
 mod lan;
@@ -25,6 +26,7 @@ fn main() -> std::process::ExitCode {
         client::TESTS,
         faults::TESTS,
         fork::TESTS,
+        forward::TESTS,
         hostile::TESTS,
         inputs::TESTS,
         lan::TESTS,

@@ -1,0 +1,740 @@
+//! The disk queue of a forward output (`queue-dir`): crash-safe, segmented, checksummed.
+//!
+//! ```text
+//! queue-dir/lock                        flock(2)ed while an output uses the directory
+//! queue-dir/head                        8 bytes: the sequence number of the oldest undelivered
+//! queue-dir/00000000000000000042.seg    records from sequence number 42 on, appended
+//! ```
+//!
+//! A record is `MAGIC LEN SEQ CRC PAYLOAD` (little-endian; CRC-32 of SEQ and PAYLOAD). Records
+//! are appended with write(2): once written they survive SIGKILL of logger (they are in the page
+//! cache); `queue-fsync` decides when they are also on the disk (power loss). The head moves as
+//! the remote acknowledges (RELP) or the socket takes (TCP, TLS, UDP) messages, and is rewritten
+//! in place; a segment wholly before it is deleted. A crash between a delivery and the head's
+//! rewrite sends a few messages again (bounded by what one acknowledgement covers); it never
+//! loses one.
+//!
+//! At start every segment is read once: a record whose magic, length or checksum is wrong is
+//! skipped up to the next valid record (found by its magic and checksum), and the messages lost
+//! there are counted from the sequence numbers and logged as corrupt. A torn record at the end
+//! of the last segment (logger killed mid-write) is the same case. Writing always starts a new
+//! segment, so nothing is ever appended after damage.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::config::{Fsync, QueuePolicy};
+
+const MAGIC: [u8; 4] = *b"LGQ1";
+const HEADER: usize = 4 + 4 + 8 + 4;
+/// The largest payload a record may claim: anything longer is damage.
+const MAX_PAYLOAD: usize = 32 << 20;
+/// What a read of a segment takes at once.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// A segment file: its first sequence number and size.
+struct Segment {
+    first: u64,
+    size: u64,
+}
+
+/// Reading a segment sequentially.
+struct Reader {
+    /// The segment's first sequence number.
+    first: u64,
+    file: File,
+    buf: Vec<u8>,
+    /// Where in `buf` the next record starts.
+    pos: usize,
+    /// The file offset of `buf[0]`.
+    base: u64,
+    eof: bool,
+}
+
+/// What a whole-queue scan found, for the start-up log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Messages waiting from before.
+    pub messages: u64,
+    /// Their bytes on disk.
+    pub bytes: u64,
+    /// Messages lost to damage (a torn last record counts one).
+    pub corrupt: u64,
+}
+
+/// What `flush` did when the queue had no room.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Overflow {
+    /// Messages dropped to make room (drop-oldest) or for want of it (drop).
+    pub dropped: u64,
+}
+
+/// The queue.
+pub struct DiskQueue {
+    dir: PathBuf,
+    _lock: Flock<File>,
+    head_file: File,
+    segments: VecDeque<Segment>,
+    /// The last segment, appended to.
+    tail: File,
+    /// The oldest undelivered message.
+    head: u64,
+    /// The next message to send.
+    cursor: u64,
+    /// The sequence number the next pushed message gets.
+    next_seq: u64,
+    /// Records pushed and not yet written, their count and the first one's sequence number.
+    pending: Vec<u8>,
+    pending_count: u64,
+    reader: Option<Reader>,
+    max_bytes: u64,
+    segment_max: u64,
+    fsync: Fsync,
+    policy: QueuePolicy,
+    last_sync: Instant,
+    /// Written since the last sync.
+    unsynced: bool,
+    /// Messages dropped by `flush` since the caller last took the count.
+    dropped: u64,
+}
+
+impl DiskQueue {
+    /// Opens (creating it if need be) the queue in `dir`, reading what it holds.
+    pub fn open(
+        dir: &Path,
+        max_bytes: u64,
+        fsync: Fsync,
+        policy: QueuePolicy,
+    ) -> io::Result<(DiskQueue, Recovered)> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let meta = fs::symlink_metadata(dir)?;
+        if !meta.is_dir() || meta.mode() & 0o022 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} must be a directory writable by its owner alone",
+                    dir.display()
+                ),
+            ));
+        }
+        let lock = open_file(&dir.join("lock"), true)?;
+        let lock = Flock::lock(lock, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+            io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!(
+                    "{} is in use by another output or process ({e})",
+                    dir.display()
+                ),
+            )
+        })?;
+        let head_file = open_file(&dir.join("head"), true)?;
+        let mut head_bytes = [0u8; 8];
+        let head = match head_file.read_at(&mut head_bytes, 0)? {
+            8 => u64::from_le_bytes(head_bytes),
+            _ => 0,
+        };
+        let mut firsts: Vec<u64> = fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name();
+                let name = name.to_str()?;
+                name.strip_suffix(".seg")?.parse().ok()
+            })
+            .collect();
+        firsts.sort_unstable();
+
+        let mut recovered = Recovered::default();
+        let mut segments = VecDeque::new();
+        let mut expected = head;
+        let mut head = head;
+        let mut first_valid = None;
+        for (i, &first) in firsts.iter().enumerate() {
+            let path = segment_path(dir, first);
+            let next_first = firsts.get(i + 1).copied();
+            let scan = scan_segment(&path)?;
+            // Records before the head were delivered; count the gaps among the rest.
+            let mut live = 0;
+            for &seq in &scan.seqs {
+                if seq < expected {
+                    continue;
+                }
+                recovered.corrupt += seq - expected;
+                expected = seq + 1;
+                live += 1;
+                first_valid.get_or_insert(seq);
+            }
+            if scan.damaged_tail {
+                match next_first {
+                    Some(n) if n > expected => recovered.corrupt += n - expected,
+                    Some(_) => {}
+                    None => recovered.corrupt += 1,
+                }
+            }
+            if let Some(n) = next_first {
+                expected = expected.max(n);
+            }
+            if live == 0 {
+                fs::remove_file(&path)?;
+                continue;
+            }
+            recovered.messages += live;
+            recovered.bytes += scan.size;
+            segments.push_back(Segment {
+                first,
+                size: scan.size,
+            });
+        }
+        if let Some(v) = first_valid {
+            head = head.max(v.min(expected));
+        }
+        let next_seq = expected.max(head);
+        if segments.is_empty() {
+            head = next_seq;
+        }
+        let tail = create_segment(dir, next_seq, fsync != Fsync::Off)?;
+        segments.push_back(Segment {
+            first: next_seq,
+            size: 0,
+        });
+        let q = DiskQueue {
+            dir: dir.to_owned(),
+            _lock: lock,
+            head_file,
+            segments,
+            tail,
+            head,
+            cursor: head,
+            next_seq,
+            pending: Vec::new(),
+            pending_count: 0,
+            reader: None,
+            max_bytes,
+            segment_max: (max_bytes / 16).clamp(64 << 10, 64 << 20),
+            fsync,
+            policy,
+            last_sync: Instant::now(),
+            unsynced: false,
+            dropped: 0,
+        };
+        q.write_head()?;
+        Ok((q, recovered))
+    }
+
+    /// Adds a message (written at the next `flush`).
+    pub fn push(&mut self, payload: Vec<u8>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.pending_count += 1;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&seq.to_le_bytes());
+        crc.update(&payload);
+        self.pending.extend_from_slice(&MAGIC);
+        self.pending
+            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        self.pending.extend_from_slice(&seq.to_le_bytes());
+        self.pending
+            .extend_from_slice(&crc.finalize().to_le_bytes());
+        self.pending.extend_from_slice(&payload);
+    }
+
+    /// Bytes pushed and not yet written.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Messages pushed and not yet written.
+    pub fn pending_messages(&self) -> u64 {
+        self.pending_count
+    }
+
+    /// Messages not yet delivered (on disk and pending).
+    pub fn messages(&self) -> u64 {
+        self.next_seq - self.head
+    }
+
+    /// Bytes the segments take on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+
+    /// Messages dropped by `flush` since the last call.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+
+    /// True if a written message waits to be sent.
+    pub fn has_unsent(&self) -> bool {
+        self.cursor < self.written_end()
+    }
+
+    /// The sequence number after the last one written.
+    fn written_end(&self) -> u64 {
+        self.next_seq - self.pending_count
+    }
+
+    /// Writes what was pushed, syncing as the policy says. With no room, the policy decides:
+    /// `block` keeps it pending and says so (the output's memory queue then fills and holds
+    /// the inputs back), `drop` drops it, `drop-oldest` deletes the oldest segments.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return self.sync_if_due();
+        }
+        let need = self.pending.len() as u64;
+        while self.disk_bytes() + need > self.max_bytes {
+            match self.policy {
+                QueuePolicy::DropOldest if self.segments.len() > 1 => self.drop_oldest()?,
+                QueuePolicy::Drop => {
+                    self.dropped += self.pending_count;
+                    self.next_seq -= self.pending_count;
+                    self.pending.clear();
+                    self.pending_count = 0;
+                    return Ok(());
+                }
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::StorageFull,
+                        format!(
+                            "the disk queue {} is full ({} bytes)",
+                            self.dir.display(),
+                            self.max_bytes
+                        ),
+                    ));
+                }
+            }
+        }
+        let tail = self.segments.back_mut().expect("a tail segment");
+        if let Err(e) = self.tail.write_all(&self.pending) {
+            // Take back a partial write, so the segment ends on a whole record.
+            let _ = self.tail.set_len(tail.size);
+            let _ = self.tail.seek(SeekFrom::Start(tail.size));
+            return Err(e);
+        }
+        tail.size += need;
+        self.pending.clear();
+        self.pending_count = 0;
+        self.unsynced = true;
+        if self.fsync == Fsync::Batch {
+            self.sync()?;
+        } else {
+            self.sync_if_due()?;
+        }
+        if self
+            .segments
+            .back()
+            .is_some_and(|s| s.size >= self.segment_max)
+        {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new tail segment.
+    fn roll(&mut self) -> io::Result<()> {
+        if self.fsync != Fsync::Off {
+            self.sync()?;
+        }
+        self.tail = create_segment(&self.dir, self.next_seq, self.fsync != Fsync::Off)?;
+        self.segments.push_back(Segment {
+            first: self.next_seq,
+            size: 0,
+        });
+        Ok(())
+    }
+
+    fn sync_if_due(&mut self) -> io::Result<()> {
+        match self.fsync {
+            Fsync::Every(d) if self.unsynced && self.last_sync.elapsed() >= d => self.sync(),
+            _ => Ok(()),
+        }
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.tail.sync_data()?;
+        self.unsynced = false;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Deletes the oldest segment, counting its undelivered messages as dropped.
+    fn drop_oldest(&mut self) -> io::Result<()> {
+        let old = self.segments.pop_front().expect("more than one segment");
+        let next = self.segments.front().map_or(self.next_seq, |s| s.first);
+        self.dropped += next.saturating_sub(self.head.max(old.first));
+        fs::remove_file(segment_path(&self.dir, old.first))?;
+        if self.head < next {
+            self.head = next;
+            self.write_head()?;
+        }
+        if self.cursor < next {
+            self.cursor = next;
+            self.reader = None;
+        }
+        Ok(())
+    }
+
+    /// The next written message not yet sent.
+    pub fn next_unsent(&mut self) -> io::Result<Option<(u64, &[u8])>> {
+        loop {
+            if self.cursor >= self.written_end() {
+                return Ok(None);
+            }
+            let want = self.segment_of(self.cursor);
+            if self.reader.as_ref().is_none_or(|r| r.first != want) {
+                let file = open_file(&segment_path(&self.dir, want), false)?;
+                self.reader = Some(Reader {
+                    first: want,
+                    file,
+                    buf: Vec::new(),
+                    pos: 0,
+                    base: 0,
+                    eof: false,
+                });
+            }
+            let reader = self.reader.as_mut().expect("just opened");
+            match reader.next_record()? {
+                Some((seq, range)) if seq >= self.cursor => {
+                    self.cursor = seq + 1;
+                    let reader = self.reader.as_ref().expect("just read");
+                    return Ok(Some((seq, &reader.buf[range])));
+                }
+                Some(_) => continue,
+                None => {
+                    // The end of this segment: on to the next, if there is one.
+                    let next = self.segments.iter().map(|s| s.first).find(|&f| f > want);
+                    match next {
+                        Some(n) => {
+                            self.cursor = self.cursor.max(n);
+                            self.reader = None;
+                        }
+                        None => {
+                            // The tail, read to its end: the rest is not written yet.
+                            self.reader = None;
+                            return Ok(None);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first sequence number of the segment holding `seq`.
+    fn segment_of(&self, seq: u64) -> u64 {
+        self.segments
+            .iter()
+            .rev()
+            .find(|s| s.first <= seq)
+            .or(self.segments.front())
+            .map_or(0, |s| s.first)
+    }
+
+    /// Everything up to `seq` is delivered: moves the head, deletes finished segments.
+    pub fn ack_through(&mut self, seq: u64) -> io::Result<()> {
+        if seq < self.head {
+            return Ok(());
+        }
+        self.head = (seq + 1).min(self.next_seq);
+        self.cursor = self.cursor.max(self.head);
+        while self.segments.len() > 1 && self.segments[1].first <= self.head {
+            let old = self.segments.pop_front().expect("checked");
+            if self.reader.as_ref().is_some_and(|r| r.first == old.first) {
+                self.reader = None;
+            }
+            fs::remove_file(segment_path(&self.dir, old.first))?;
+        }
+        self.write_head()
+    }
+
+    /// Sends again from the head (a broken connection).
+    pub fn rewind(&mut self) {
+        if self.cursor != self.head {
+            self.cursor = self.head;
+            self.reader = None;
+        }
+    }
+
+    fn write_head(&self) -> io::Result<()> {
+        self.head_file.write_all_at(&self.head.to_le_bytes(), 0)
+    }
+}
+
+impl Reader {
+    /// The next valid record: its sequence number and where its payload is in `buf`. Damage is
+    /// skipped to the next valid record.
+    fn next_record(&mut self) -> io::Result<Option<(u64, std::ops::Range<usize>)>> {
+        loop {
+            if self.buf.len() - self.pos < HEADER {
+                if !self.fill()? {
+                    return Ok(None);
+                }
+                continue;
+            }
+            let h = &self.buf[self.pos..self.pos + HEADER];
+            let len = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes")) as usize;
+            if h[..4] != MAGIC || len > MAX_PAYLOAD {
+                self.pos += 1;
+                continue;
+            }
+            if self.buf.len() - self.pos < HEADER + len {
+                if !self.fill()? {
+                    // Torn: what is left cannot be a whole record; look past its magic.
+                    self.pos += 1;
+                    continue;
+                }
+                continue;
+            }
+            let seq = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
+            let crc = u32::from_le_bytes(h[16..20].try_into().expect("4 bytes"));
+            let body = self.pos + HEADER..self.pos + HEADER + len;
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&seq.to_le_bytes());
+            hasher.update(&self.buf[body.clone()]);
+            if hasher.finalize() != crc {
+                self.pos += 1;
+                continue;
+            }
+            self.pos = body.end;
+            return Ok(Some((seq, body)));
+        }
+    }
+
+    /// Reads more of the file; false at its end.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.base += self.pos as u64;
+            self.pos = 0;
+        }
+        let start = self.buf.len();
+        self.buf.resize(start + READ_CHUNK, 0);
+        let n = loop {
+            match self.file.read(&mut self.buf[start..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r,
+            }
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                self.buf.truncate(start);
+                return Err(e);
+            }
+        };
+        self.buf.truncate(start + n);
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(n > 0)
+    }
+}
+
+/// What one segment holds.
+struct Scan {
+    seqs: Vec<u64>,
+    size: u64,
+    /// Bytes after the last valid record (a torn end).
+    damaged_tail: bool,
+}
+
+fn scan_segment(path: &Path) -> io::Result<Scan> {
+    let file = open_file(path, false)?;
+    let size = file.metadata()?.len();
+    let mut reader = Reader {
+        first: 0,
+        file,
+        buf: Vec::new(),
+        pos: 0,
+        base: 0,
+        eof: false,
+    };
+    let mut seqs = Vec::new();
+    let mut end_of_valid = 0;
+    while let Some((seq, range)) = reader.next_record()? {
+        seqs.push(seq);
+        end_of_valid = reader.base + range.end as u64;
+    }
+    Ok(Scan {
+        seqs,
+        size,
+        damaged_tail: end_of_valid != size,
+    })
+}
+
+fn segment_path(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format!("{first:020}.seg"))
+}
+
+fn open_file(path: &Path, create: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(create)
+        .create(create)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+}
+
+fn create_segment(dir: &Path, first: u64, sync_dir: bool) -> io::Result<File> {
+    let path = segment_path(dir, first);
+    // A segment by this name can only be an empty leftover (its records would have moved
+    // next_seq past it): start it afresh.
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(&path)?;
+    file.set_len(0)?;
+    if sync_dir {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path, max: u64, policy: QueuePolicy) -> (DiskQueue, Recovered) {
+        DiskQueue::open(dir, max, Fsync::Off, policy).unwrap()
+    }
+
+    fn drain(q: &mut DiskQueue) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Some((seq, p)) = q.next_unsent().unwrap() {
+            out.push((seq, p.to_vec()));
+        }
+        out
+    }
+
+    fn payload(i: u64) -> Vec<u8> {
+        format!("message {i:06} {}", "x".repeat((i % 50) as usize)).into_bytes()
+    }
+
+    #[test]
+    fn what_is_not_acknowledged_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut q, rec) = open(dir.path(), 1 << 30, QueuePolicy::Block);
+        assert_eq!(rec, Recovered::default());
+        for i in 0..1000 {
+            q.push(payload(i));
+        }
+        q.flush().unwrap();
+        let sent = drain(&mut q);
+        assert_eq!(sent.len(), 1000);
+        q.ack_through(399).unwrap();
+        drop(q); // as SIGKILL would: nothing more written
+        let (mut q, rec) = open(dir.path(), 1 << 30, QueuePolicy::Block);
+        assert_eq!(rec.messages, 600);
+        assert_eq!(rec.corrupt, 0);
+        let again = drain(&mut q);
+        assert_eq!(again.first().unwrap(), &(400, payload(400)));
+        assert_eq!(again.len(), 600);
+        q.ack_through(999).unwrap();
+        assert_eq!(q.messages(), 0);
+    }
+
+    #[test]
+    fn segments_roll_and_finished_ones_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut q, _) = open(dir.path(), 4 << 20, QueuePolicy::Block);
+        for i in 0..40_000 {
+            q.push(payload(i));
+            if i % 100 == 99 {
+                q.flush().unwrap();
+            }
+        }
+        let segs = || {
+            fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|x| x == "seg")
+                })
+                .count()
+        };
+        assert!(segs() > 2, "{} segments", segs());
+        let sent = drain(&mut q);
+        assert_eq!(sent.len(), 40_000);
+        assert!(sent.iter().enumerate().all(|(i, (s, _))| *s == i as u64));
+        q.ack_through(39_999).unwrap();
+        assert_eq!(segs(), 1);
+    }
+
+    #[test]
+    fn a_corrupt_record_is_skipped_and_counted_and_a_torn_end_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut q, _) = open(dir.path(), 1 << 30, QueuePolicy::Block);
+        for i in 0..100 {
+            q.push(payload(i));
+        }
+        q.flush().unwrap();
+        drop(q);
+        let seg = segment_path(dir.path(), 0);
+        let mut bytes = fs::read(&seg).unwrap();
+        // Damage the 11th record's payload, and tear the last one.
+        let mut offset = 0;
+        for i in 0..10 {
+            offset += HEADER + payload(i).len();
+        }
+        bytes[offset + HEADER + 3] ^= 0xff;
+        bytes.truncate(bytes.len() - 5);
+        fs::write(&seg, &bytes).unwrap();
+        let (mut q, rec) = open(dir.path(), 1 << 30, QueuePolicy::Block);
+        assert_eq!(rec.corrupt, 2, "{rec:?}");
+        let seqs: Vec<u64> = drain(&mut q).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(seqs.len(), 98);
+        assert!(!seqs.contains(&10) && !seqs.contains(&99));
+        // New messages follow, in a new segment.
+        q.push(payload(7));
+        q.flush().unwrap();
+        assert_eq!(drain(&mut q), vec![(99, payload(7))]);
+    }
+
+    #[test]
+    fn a_full_queue_blocks_drops_or_drops_the_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut q, _) = open(dir.path(), 1 << 20, QueuePolicy::Block);
+        let big = vec![b'x'; 60_000];
+        let mut full = None;
+        for i in 0..40 {
+            q.push(big.clone());
+            if let Err(e) = q.flush() {
+                full = Some((i, e));
+                break;
+            }
+        }
+        let (i, e) = full.expect("1 MiB holds fewer than 40 of 60 KB");
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert!(i > 10, "full after {i}");
+        assert_eq!(q.pending_messages(), 1, "kept, not lost");
+        drop(q);
+
+        let dir = tempfile::tempdir().unwrap();
+        let (mut q, _) = open(dir.path(), 1 << 20, QueuePolicy::DropOldest);
+        for _ in 0..100 {
+            q.push(big.clone());
+            q.flush().unwrap();
+        }
+        assert!(q.disk_bytes() <= 1 << 20);
+        let dropped = q.take_dropped();
+        let left = drain(&mut q).len() as u64;
+        assert_eq!(dropped + left, 100, "dropped {dropped} left {left}");
+        assert!(left > 5);
+    }
+}

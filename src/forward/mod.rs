@@ -1,0 +1,488 @@
+//! The forward output: messages sent on to remote collectors over UDP, TCP, TLS (RFC 5425) or
+//! RELP (plain or in TLS), from a queue in memory or on disk.
+//!
+//! It lives on its output's thread like any sink (`sinks::worker`): `accept` encodes a message
+//! into the queue, `write_out` connects if need be and sends. What leaves the queue: for RELP,
+//! a message the remote acknowledged; for TCP and TLS, a message the socket took (what sits in
+//! the kernel's buffers when the remote dies is lost: the loss window RELP closes); for UDP, a
+//! message sent. A broken connection sends again everything not acknowledged, so RELP may
+//! duplicate up to a window ([`RELP_WINDOW`] messages) and never loses.
+//!
+//! Remotes are tried in order at each connect (`to = [primary, backup]`); the one reached is
+//! kept until it fails. When none can be reached the output waits, doubling the wait from 1 s
+//! to 60 s with ±25 % jitter (a fleet does not reconnect in step), and logs an error only when
+//! it differs from the previous one (a certificate error is said once, not at every attempt).
+//!
+//! - [`wire`]: a message as RFC 5424 / RFC 3164, and stream framing.
+//! - [`relp`]: RELP frames and the parser of the server's replies.
+//! - [`link`]: one connection (UDP, TCP, TLS) with its deadlines.
+//! - [`queue`]: the queue with its send cursor; [`disk`]: the crash-safe disk queue.
+
+pub mod disk;
+pub mod link;
+pub mod queue;
+pub mod relp;
+pub mod wire;
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rustls::ClientConfig;
+
+use crate::config::{Framing, OutputSpec, Remote, Scheme};
+use crate::message::Message;
+use crate::sinks::WriteOut;
+use link::Link;
+use queue::{MemoryQueue, Queue};
+
+/// RELP messages sent and not yet acknowledged, at most (librelp's default window).
+pub const RELP_WINDOW: usize = 128;
+/// What one write to a TCP or TLS stream takes at most.
+const STREAM_BATCH: usize = 256 * 1024;
+/// How long a write-out waits for RELP acknowledgements once its window is full.
+const ACK_WAIT: Duration = Duration::from_millis(200);
+/// How long a RELP close waits for the server to answer and hang up.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// A RELP session on the current connection.
+#[derive(Default)]
+struct Session {
+    /// The next transaction number.
+    txnr: u32,
+    /// Sent and not yet acknowledged: transaction number and the message's sequence number.
+    in_flight: VecDeque<(u32, u64)>,
+    replies: relp::Parser,
+}
+
+/// A forward output.
+pub struct Forwarder {
+    remotes: Vec<Remote>,
+    framing: Framing,
+    rfc3164: bool,
+    tls_spec: crate::config::TlsClientSpec,
+    tls: Option<Arc<ClientConfig>>,
+    queue: Queue,
+    /// The connection and the index of its remote.
+    link: Option<(usize, Link)>,
+    session: Session,
+    backoff: Duration,
+    retry_at: Option<Instant>,
+    last_error: Option<String>,
+    scratch: Vec<u8>,
+    read_buf: Vec<u8>,
+}
+
+impl Forwarder {
+    /// Opens the queue (reading a disk queue's backlog) and loads the TLS files.
+    pub fn open(spec: &OutputSpec, remotes: &[Remote]) -> io::Result<Forwarder> {
+        let fwd = &spec.forward;
+        let tls = if remotes.iter().any(|r| r.scheme.is_tls()) {
+            Some(crate::tls::client::load(&fwd.tls).map_err(io::Error::other)?)
+        } else {
+            None
+        };
+        let queue = match &fwd.queue_dir {
+            None => Queue::Memory(MemoryQueue::default()),
+            Some(dir) => {
+                let (q, found) =
+                    disk::DiskQueue::open(dir, fwd.queue_max_bytes(), fwd.fsync, spec.policy)?;
+                if found.corrupt > 0 {
+                    log::error!(
+                        "queue {}: {} corrupt messages skipped (damaged or torn records); the \
+                         rest is kept",
+                        dir.display(),
+                        found.corrupt
+                    );
+                }
+                if found.messages > 0 {
+                    log::info!(
+                        "queue {}: {} messages ({} bytes) wait from before",
+                        dir.display(),
+                        found.messages,
+                        found.bytes
+                    );
+                }
+                Queue::Disk(q)
+            }
+        };
+        Ok(Forwarder {
+            remotes: remotes.to_vec(),
+            framing: fwd.framing,
+            rfc3164: fwd.rfc3164,
+            tls_spec: fwd.tls.clone(),
+            tls,
+            queue,
+            link: None,
+            session: Session::default(),
+            backoff: Duration::ZERO,
+            retry_at: None,
+            last_error: None,
+            scratch: Vec::new(),
+            read_buf: vec![0; 16 * 1024],
+        })
+    }
+
+    /// Encodes a message into the queue.
+    pub fn accept(&mut self, msg: &Message, local_host: &str) {
+        let mut payload = Vec::with_capacity(64 + msg.text().len());
+        wire::encode(&mut payload, msg, local_host, self.rfc3164);
+        self.queue.push(payload);
+    }
+
+    /// Bytes held in memory.
+    pub fn backlog_bytes(&self) -> usize {
+        self.queue.memory_bytes()
+    }
+
+    /// Messages not yet delivered.
+    pub fn backlog_messages(&self) -> usize {
+        self.queue.messages() as usize
+    }
+
+    /// Messages that a stop would lose (in memory only).
+    pub fn volatile_messages(&self) -> usize {
+        self.queue.volatile_messages() as usize
+    }
+
+    /// Re-reads the TLS files (SIGHUP); on error keeps the ones it has.
+    pub fn reload(&mut self) {
+        if self.tls.is_none() {
+            return;
+        }
+        match crate::tls::client::load(&self.tls_spec) {
+            Ok(config) => self.tls = Some(config),
+            Err(e) => log::error!(
+                "{}: keeping the TLS files loaded before: {e}",
+                self.describe()
+            ),
+        }
+    }
+
+    /// `relp://a:2514, relp://b:2514`.
+    pub fn describe(&self) -> String {
+        crate::config::Output::Forward(self.remotes.clone()).to_string()
+    }
+
+    /// The connection's state, for STATUS=.
+    pub fn state(&self) -> String {
+        match (&self.link, &self.last_error) {
+            (Some((i, _)), _) => format!("connected to {}", self.remotes[*i]),
+            (None, Some(e)) => format!("disconnected: {e}"),
+            (None, None) => "not connected".into(),
+        }
+    }
+
+    /// Writes the queue to disk if it is one, connects if need be, and sends.
+    pub fn write_out(&mut self) -> WriteOut {
+        let mut out = WriteOut::default();
+        let flushed = self.queue.flush();
+        if let Queue::Disk(q) = &mut self.queue {
+            out.dropped = q.take_dropped();
+        }
+        if let Err(e) = self.send(&mut out) {
+            out.error = Some(e);
+            out.retry_at = self.retry_at;
+        } else if let Err(e) = flushed {
+            // Nothing to send made room on a full disk queue: wait before trying again.
+            out.error = Some(e);
+        }
+        out
+    }
+
+    fn send(&mut self, out: &mut WriteOut) -> io::Result<()> {
+        if self.link.is_none() {
+            if self.retry_at.is_some_and(|t| Instant::now() < t) {
+                return Err(io::Error::other(
+                    self.last_error.clone().unwrap_or_default(),
+                ));
+            }
+            self.connect()?;
+        }
+        let relp = self.remotes[self.link.as_ref().map_or(0, |(i, _)| *i)]
+            .scheme
+            .is_relp();
+        let result = if relp {
+            self.send_relp(out)
+        } else {
+            self.send_plain(out)
+        };
+        if let Err(e) = result {
+            self.broken(&e);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// TCP, TLS, UDP: a message is delivered once the socket took it.
+    fn send_plain(&mut self, out: &mut WriteOut) -> io::Result<()> {
+        let (i, link) = self.link.as_mut().expect("connected");
+        let udp = self.remotes[*i].scheme == Scheme::Udp;
+        loop {
+            self.scratch.clear();
+            let mut last = None;
+            let mut count = 0;
+            while self.scratch.len() < STREAM_BATCH {
+                let Some((seq, payload)) = self.queue.next_unsent()? else {
+                    break;
+                };
+                if udp {
+                    // A datagram too large for the path is the message's fault, not the link's.
+                    if let Err(e) = link.send(payload) {
+                        if e.raw_os_error() != Some(nix::libc::EMSGSIZE) {
+                            self.queue.rewind();
+                            return Err(e);
+                        }
+                        out.rejected += 1;
+                    } else {
+                        count += 1;
+                    }
+                    self.queue.ack_through(seq)?;
+                    continue;
+                }
+                wire::frame(&mut self.scratch, payload, self.framing);
+                last = Some(seq);
+                count += 1;
+            }
+            if count == 0 && last.is_none() {
+                return Ok(());
+            }
+            if let Some(seq) = last {
+                link.send(&self.scratch)?;
+                self.queue.ack_through(seq)?;
+            }
+            out.written += count;
+        }
+    }
+
+    /// RELP: fills the window, then takes the acknowledgements.
+    fn send_relp(&mut self, out: &mut WriteOut) -> io::Result<()> {
+        let (_, link) = self.link.as_mut().expect("connected");
+        self.scratch.clear();
+        while self.session.in_flight.len() < RELP_WINDOW && self.session.txnr < relp::LAST_TXNR {
+            let Some((seq, payload)) = self.queue.next_unsent()? else {
+                break;
+            };
+            let txnr = self.session.txnr;
+            self.session.txnr += 1;
+            relp::frame(&mut self.scratch, txnr, "syslog", payload);
+            self.session.in_flight.push_back((txnr, seq));
+        }
+        if !self.scratch.is_empty() {
+            link.send(&self.scratch)?;
+        }
+        if self.session.in_flight.is_empty() {
+            if self.session.txnr >= relp::LAST_TXNR {
+                // Out of transaction numbers: a new session starts at 1.
+                self.close_link();
+            }
+            return Ok(());
+        }
+        // Wait for acknowledgements only as long as there is nothing more to send.
+        let window_full = self.session.in_flight.len() >= RELP_WINDOW || !self.queue.has_unsent();
+        let wait = if window_full {
+            ACK_WAIT
+        } else {
+            Duration::from_millis(1)
+        };
+        let n = match link.receive(&mut self.read_buf, wait) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "the remote closed the connection",
+                ));
+            }
+            Ok(n) => n,
+            Err(e) if link::timed_out(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        self.session.replies.feed(&self.read_buf[..n]);
+        loop {
+            let reply = self
+                .session
+                .replies
+                .next_reply()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
+            match reply {
+                None => return Ok(()),
+                Some(relp::Reply::ServerClose) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "the remote closes the session (serverclose)",
+                    ));
+                }
+                Some(relp::Reply::Response { txnr, ok, text }) => {
+                    let Some(&(first, seq)) = self.session.in_flight.front() else {
+                        return Err(unexpected(txnr));
+                    };
+                    if txnr != first {
+                        return Err(unexpected(txnr));
+                    }
+                    if !ok {
+                        return Err(io::Error::other(format!(
+                            "the remote refused a message: {}",
+                            text.trim()
+                        )));
+                    }
+                    self.session.in_flight.pop_front();
+                    self.queue.ack_through(seq)?;
+                    out.written += 1;
+                }
+            }
+        }
+    }
+
+    /// Tries each remote in order.
+    fn connect(&mut self) -> io::Result<()> {
+        let mut errors = Vec::new();
+        for (i, remote) in self.remotes.iter().enumerate() {
+            let name = self.tls_spec.name.as_deref().unwrap_or(&remote.host);
+            let attempt = Link::connect(remote, self.tls.as_ref(), name).and_then(|mut link| {
+                if remote.scheme.is_relp() {
+                    open_session(&mut link, &mut self.read_buf)?;
+                }
+                Ok(link)
+            });
+            match attempt {
+                Ok(link) => {
+                    if self.last_error.take().is_some() || self.backoff.is_zero() {
+                        log::info!("forwarding to {remote}");
+                    }
+                    self.link = Some((i, link));
+                    self.session = Session {
+                        txnr: 2,
+                        ..Session::default()
+                    };
+                    self.backoff = Duration::ZERO;
+                    self.retry_at = None;
+                    self.queue.rewind();
+                    return Ok(());
+                }
+                Err(e) => errors.push(format!("{remote}: {e}")),
+            }
+        }
+        let error = errors.join("; ");
+        self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+        self.retry_at = Some(Instant::now() + jitter(self.backoff));
+        if self.last_error.as_deref() != Some(error.as_str()) {
+            log::error!("cannot forward: {error}; retrying, with backoff up to 60 s");
+            self.last_error = Some(error.clone());
+        }
+        Err(io::Error::new(io::ErrorKind::NotConnected, error))
+    }
+
+    /// The connection failed: drop it, send everything unacknowledged again on the next.
+    fn broken(&mut self, e: &io::Error) {
+        if let Some((i, _)) = self.link.take() {
+            let error = format!("{}: {e}", self.remotes[i]);
+            log::error!("connection lost: {error}; sending again what it did not acknowledge");
+            self.last_error = Some(error);
+        }
+        self.session = Session::default();
+        self.queue.rewind();
+        self.backoff = self.backoff.max(BACKOFF_MIN);
+        self.retry_at = Some(Instant::now() + jitter(BACKOFF_MIN));
+    }
+
+    /// Ends the session politely (RELP `close`) and the connection.
+    fn close_link(&mut self) {
+        if let Some((i, mut link)) = self.link.take()
+            && self.remotes[i].scheme.is_relp()
+        {
+            let mut frame = Vec::new();
+            relp::frame(&mut frame, self.session.txnr, "close", b"");
+            // The server answers a close before it hangs up; closing first would leave it
+            // writing into a reset connection.
+            if link.send(&frame).is_ok() {
+                let deadline = Instant::now() + CLOSE_WAIT;
+                while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                    match link.receive(&mut self.read_buf, left) {
+                        Ok(n) if n > 0 => continue,
+                        _ => break,
+                    }
+                }
+            }
+        }
+        self.session = Session::default();
+        self.queue.rewind();
+    }
+
+    /// Before the process ends: the disk queue written out, the session closed.
+    pub fn finish(&mut self) {
+        if let Err(e) = self.queue.flush() {
+            log::error!("{}: {e}", self.describe());
+        }
+        self.close_link();
+    }
+}
+
+/// Opens a RELP session on a fresh connection: `open` and its `200 OK`.
+fn open_session(link: &mut Link, buf: &mut [u8]) -> io::Result<()> {
+    let mut frame = Vec::new();
+    relp::frame(&mut frame, 1, "open", &relp::offers());
+    link.send(&frame)?;
+    let deadline = Instant::now() + link::HANDSHAKE_TIMEOUT;
+    let mut parser = relp::Parser::default();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no answer to RELP open",
+            ));
+        }
+        let n = match link.receive(buf, left) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "the remote closed the connection at RELP open",
+                ));
+            }
+            Ok(n) => n,
+            Err(e) if link::timed_out(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        parser.feed(&buf[..n]);
+        match parser
+            .next_reply()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?
+        {
+            None => continue,
+            Some(relp::Reply::Response {
+                txnr: 1,
+                ok: true,
+                text,
+            }) if text.contains("commands=syslog") => {
+                return Ok(());
+            }
+            Some(relp::Reply::Response { text, .. }) => {
+                return Err(io::Error::other(format!(
+                    "RELP open refused: {}",
+                    text.lines().next().unwrap_or("")
+                )));
+            }
+            Some(relp::Reply::ServerClose) => {
+                return Err(io::Error::other("RELP open answered by serverclose"));
+            }
+        }
+    }
+}
+
+fn unexpected(txnr: u32) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("a RELP response to transaction {txnr}, which is not the oldest waiting"),
+    )
+}
+
+/// `d` ± 25 %, from the clock's nanoseconds: enough to keep a fleet out of step.
+fn jitter(d: Duration) -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    let spread = (nanos % 1000) as f64 / 1000.0 - 0.5; // -0.5..0.5
+    d.mul_f64(1.0 + spread / 2.0)
+}

@@ -1,0 +1,258 @@
+//! Forward outputs against real peers: rsyslog's imrelp (Debian's rsyslog-relp) as the
+//! collector, killed and restarted under the stream, and logger itself killed with SIGKILL and
+//! restarted on its disk queue. Numbered messages and a sequence checker count what is missing
+//! and what came twice.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::Test;
+use crate::support::{Builder, Daemon, have};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+pub const TESTS: &[Test] = tests![
+    relp_to_rsyslog_loses_nothing_when_the_collector_or_logger_is_killed,
+    a_corrupt_queue_segment_is_skipped_counted_and_the_rest_delivered,
+];
+
+fn imrelp_installed() -> bool {
+    Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so").exists()
+        || Path::new("/usr/lib/rsyslog/imrelp.so").exists()
+}
+
+/// rsyslog taking RELP on `port` and writing each message's text, one per line, to `out`.
+struct Collector {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Collector {
+    fn new(dir: &Path) -> Collector {
+        let dir = dir.join("rsyslog");
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // The main queue direct: imrelp acknowledges a message once the file action wrote it,
+        // not once it sat in rsyslog's memory (which SIGKILL empties), so what the collector
+        // loses to its own kill is not counted against us.
+        let conf = format!(
+            "global(workDirectory=\"{dir}\")\n\
+             main_queue(queue.type=\"Direct\")\n\
+             module(load=\"imrelp\")\n\
+             input(type=\"imrelp\" port=\"{port}\" address=\"127.0.0.1\")\n\
+             template(name=\"text\" type=\"string\" string=\"%msg%\\n\")\n\
+             *.* action(type=\"omfile\" file=\"{dir}/out.log\" template=\"text\")\n",
+            dir = dir.display()
+        );
+        std::fs::write(dir.join("rsyslog.conf"), conf).unwrap();
+        let mut c = Collector {
+            dir,
+            port,
+            child: None,
+        };
+        c.start();
+        c
+    }
+
+    fn start(&mut self) {
+        let child = Command::new("rsyslogd")
+            .arg("-n")
+            .arg("-f")
+            .arg(self.dir.join("rsyslog.conf"))
+            .arg("-i")
+            .arg(self.dir.join("rsyslog.pid"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rsyslogd");
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "rsyslogd does not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.join("out.log")
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// How often each number arrived.
+fn arrivals(out: &Path) -> BTreeMap<u32, u32> {
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    let mut seen = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(n) = line
+            .trim()
+            .strip_prefix("seq ")
+            .and_then(|n| n.parse().ok())
+        {
+            *seen.entry(n).or_insert(0) += 1;
+        }
+    }
+    seen
+}
+
+/// Waits until every number in `range` arrived at least once; panics with the count missing.
+fn wait_all(out: &Path, range: std::ops::Range<u32>) -> BTreeMap<u32, u32> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let seen = arrivals(out);
+        let missing = range.clone().filter(|n| !seen.contains_key(n)).count();
+        if missing == 0 {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} messages never arrived",
+            range.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends `range` as numbered, octet-counted RFC 5424 messages to logger's TCP input.
+fn send_numbered(d: &Daemon, range: std::ops::Range<u32>) {
+    let mut s = TcpStream::connect(d.addr("tcp")).unwrap();
+    let mut buf = Vec::new();
+    for i in range {
+        let m = format!("<13>1 - host app - - - seq {i:06}");
+        write!(buf, "{} {m}", m.len()).unwrap();
+    }
+    s.write_all(&buf).unwrap();
+}
+
+/// Waits until the disk queue holds every number in `range` (as a record's text).
+fn wait_queued(queue: &Path, range: std::ops::Range<u32>) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut text = Vec::new();
+        for e in std::fs::read_dir(queue).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "seg") {
+                text.extend(std::fs::read(p).unwrap());
+            }
+        }
+        let text = String::from_utf8_lossy(&text);
+        if range.clone().all(|i| text.contains(&format!("seq {i:06}"))) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the disk queue never held them all"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn forwarding_daemon(dir: &Path, port: u16) -> Daemon {
+    let b = Builder::new().config(&format!(
+        "heartbeat = \"0\"\nrate-limit = 0\nlisten = [\"tcp://127.0.0.1:0\"]\n\
+         [[output]]\nto = \"relp://127.0.0.1:{port}\"\nqueue-dir = \"{}\"\n",
+        dir.join("queue").display()
+    ));
+    b.start()
+}
+
+fn relp_to_rsyslog_loses_nothing_when_the_collector_or_logger_is_killed() {
+    require!(have("rsyslogd"), "rsyslog is not installed");
+    require!(imrelp_installed(), "rsyslog-relp is not installed");
+    let base = crate::support::tempdir();
+    let mut collector = Collector::new(base.path());
+    let d = forwarding_daemon(base.path(), collector.port);
+
+    // 1. Flowing; then the collector is killed mid-stream and comes back.
+    send_numbered(&d, 0..5000);
+    wait_all(&collector.out(), 0..1000);
+    collector.kill();
+    send_numbered(&d, 5000..10_000);
+    wait_queued(&base.path().join("queue"), 5000..10_000);
+
+    // 2. logger is killed with the collector still down: the queue is all that holds them.
+    nix::sys::signal::kill(d.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
+    drop(d);
+    collector.start();
+    let d = forwarding_daemon(base.path(), collector.port);
+    let seen = wait_all(&collector.out(), 0..10_000);
+    let duplicates: u32 = seen.values().map(|n| n - 1).sum();
+    // What a kill can send twice: what was sent and not yet acknowledged, a window per break.
+    assert!(
+        duplicates <= 2 * 128,
+        "{duplicates} duplicates beyond two RELP windows"
+    );
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+}
+
+fn a_corrupt_queue_segment_is_skipped_counted_and_the_rest_delivered() {
+    require!(have("rsyslogd"), "rsyslog is not installed");
+    require!(imrelp_installed(), "rsyslog-relp is not installed");
+    let base = crate::support::tempdir();
+    let mut collector = Collector::new(base.path());
+    collector.kill();
+    let d = forwarding_daemon(base.path(), collector.port);
+    send_numbered(&d, 0..2000);
+    let queue = base.path().join("queue");
+    wait_queued(&queue, 0..2000);
+    let (status, _, _) = d.stop();
+    assert!(status.success());
+    // Damage one record in the middle of the segment that holds them.
+    let seg = std::fs::read_dir(&queue)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = bytes.windows(10).position(|w| w == b"seq 001000").unwrap();
+    bytes[at + 5] = b'X';
+    std::fs::write(&seg, bytes).unwrap();
+
+    collector.start();
+    let d = forwarding_daemon(base.path(), collector.port);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let seen = arrivals(&collector.out());
+        if (0..2000)
+            .filter(|n| *n != 1000)
+            .all(|n| seen.contains_key(&n))
+        {
+            assert!(!seen.contains_key(&1000), "the damaged record was sent");
+            break;
+        }
+        if Instant::now() > deadline {
+            let (_, _, stderr) = d.stop();
+            panic!("{} of 1999 arrived; logger said: {stderr}", seen.len());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 corrupt messages skipped"),
+        "not logged: {stderr}"
+    );
+}
