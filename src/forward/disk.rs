@@ -78,7 +78,7 @@ pub struct Overflow {
 /// The queue.
 pub struct DiskQueue {
     dir: PathBuf,
-    _lock: Flock<File>,
+    lock: Flock<File>,
     head_file: File,
     segments: VecDeque<Segment>,
     /// The last segment, appended to.
@@ -207,7 +207,7 @@ impl DiskQueue {
         });
         let q = DiskQueue {
             dir: dir.to_owned(),
-            _lock: lock,
+            lock,
             head_file,
             segments,
             tail,
@@ -459,6 +459,19 @@ impl DiskQueue {
             self.cursor = self.head;
             self.reader = None;
         }
+    }
+
+    /// Before a privilege drop: the directory and every file in it become the user's, so
+    /// that new segments can be made and old ones read after it.
+    pub fn hand_over(&self, uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> io::Result<()> {
+        let own = |f: &File| nix::unistd::fchown(f, Some(uid), Some(gid)).map_err(io::Error::from);
+        own(&File::open(&self.dir)?)?;
+        own(&self.lock)?;
+        own(&self.head_file)?;
+        for s in &self.segments {
+            own(&open_file(&segment_path(&self.dir, s.first), false)?)?;
+        }
+        Ok(())
     }
 
     fn write_head(&self) -> io::Result<()> {

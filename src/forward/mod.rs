@@ -148,6 +148,14 @@ impl Forwarder {
         self.queue.volatile_messages() as usize
     }
 
+    /// Writes a disk queue's pending messages; an error (a full queue, say) leaves them
+    /// pending, and the next `write_out` reports it.
+    pub fn persist(&mut self) {
+        if matches!(self.queue, Queue::Disk(_)) {
+            let _ = self.queue.flush();
+        }
+    }
+
     /// Re-reads the TLS files (SIGHUP); on error keeps the ones it has.
     pub fn reload(&mut self) {
         if self.tls.is_none() {
@@ -159,6 +167,17 @@ impl Forwarder {
                 "{}: keeping the TLS files loaded before: {e}",
                 self.describe()
             ),
+        }
+    }
+
+    /// Before a privilege drop: the disk queue becomes the user's; a failure is logged (the
+    /// queue then fails at its next new segment, and says so).
+    pub fn hand_over(&self, uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
+        if let Err(e) = self.queue.hand_over(uid, gid) {
+            log::warn!(
+                "cannot give the queue of {} to uid {uid}: {e}",
+                self.describe()
+            );
         }
     }
 
@@ -416,6 +435,13 @@ impl Forwarder {
             log::error!("{}: {e}", self.describe());
         }
         self.close_link();
+        let waiting = self.queue.messages() - self.queue.volatile_messages();
+        if waiting > 0 {
+            log::info!(
+                "{}: {waiting} messages wait in the disk queue for the next start",
+                self.describe()
+            );
+        }
     }
 }
 

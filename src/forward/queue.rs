@@ -85,6 +85,14 @@ impl Queue {
         }
     }
 
+    /// Before a privilege drop: a disk queue becomes the user's.
+    pub fn hand_over(&self, uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> io::Result<()> {
+        match self {
+            Queue::Memory(_) => Ok(()),
+            Queue::Disk(q) => q.hand_over(uid, gid),
+        }
+    }
+
     /// True if there is a message not yet sent.
     pub fn has_unsent(&self) -> bool {
         match self {

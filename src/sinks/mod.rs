@@ -264,6 +264,14 @@ impl Sink {
         }
     }
 
+    /// Moves what memory holds to where it survives the process, if the output has such a
+    /// place (a forward output's disk queue); a failure leaves it in memory for `write_out`.
+    pub fn persist(&mut self) {
+        if let Target::Forward(f) = &mut self.target {
+            f.persist();
+        }
+    }
+
     /// The state of the output's connection, for STATUS= (forward outputs).
     pub fn link_state(&self) -> Option<String> {
         match &self.target {
@@ -286,6 +294,9 @@ impl Sink {
     pub fn hand_over(&mut self, uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
         if let Target::Templated(t) = &self.target {
             t.hand_over(uid, gid);
+        }
+        if let Target::Forward(f) = &self.target {
+            f.hand_over(uid, gid);
         }
         if let Target::File {
             path,

@@ -339,7 +339,8 @@ impl OutputSet {
         workers.retain_mut(|w| !w.reap());
         let mut lost = 0;
         for w in &workers {
-            let n = w.gauge.queued.load(Relaxed);
+            let durable = w.gauge.durable.load(Relaxed);
+            let n = w.gauge.queued.load(Relaxed).saturating_sub(durable);
             log::error!(
                 "stop-timeout reached: {} did not take {n} accepted messages; they are lost",
                 w.name

@@ -69,6 +69,8 @@ pub struct Gauge {
     pub errors: AtomicU64,
     /// The thread has ended (after `Item::Stop`, everything written).
     pub done: AtomicBool,
+    /// Of `queued`, the messages a disk queue holds: a stop does not lose them.
+    pub durable: AtomicU64,
     /// A forward output's connection, as STATUS= shows it.
     pub link: std::sync::Mutex<Option<String>>,
 }
@@ -273,6 +275,12 @@ impl Thread {
                     self.gauge.queued_bytes.fetch_add(encoded, Relaxed);
                     self.release(bytes);
                 }
+                // A disk queue takes what it was given now, not at the next send: with the
+                // remote down, sends wait for the backoff, and memory would fill meanwhile.
+                let held = self.sink.backlog_bytes();
+                self.sink.persist();
+                self.release(held - self.sink.backlog_bytes());
+                self.note_durable();
                 false
             }
             Item::Reopen => {
@@ -283,6 +291,12 @@ impl Thread {
             }
             Item::Stop => true,
         }
+    }
+
+    /// Records how many of the messages held are safe on disk.
+    fn note_durable(&self) {
+        let durable = self.sink.backlog_messages() - self.sink.volatile_messages();
+        self.gauge.durable.store(durable as u64, Relaxed);
     }
 
     /// Takes `n` bytes off the queue; wakes the loop when that brings it under half its bound.
@@ -312,6 +326,7 @@ impl Thread {
             g.dropped.fetch_add(out.dropped, Relaxed);
             Stats::add(&self.stats.queue_dropped, out.dropped);
         }
+        self.note_durable();
         if let Some(state) = self.sink.link_state()
             && let Ok(mut link) = g.link.lock()
         {
