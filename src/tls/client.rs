@@ -9,10 +9,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::{ClientConfig, Resumption, WebPkiServerVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
+use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 
-use super::{certificates, identity, pem_error, provider};
+use super::{certificates, identity, pem_error, provider, roots};
 use crate::config::{Fingerprint, TlsClientSpec};
 
 /// Builds the client configuration from the files `spec` names.
@@ -21,16 +21,12 @@ pub fn load(spec: &TlsClientSpec) -> Result<Arc<ClientConfig>, String> {
     let ca = match &spec.ca {
         None => None,
         Some(path) => {
-            let mut roots = RootCertStore::empty();
-            for cert in certificates(path)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("tls-ca {}: {e}", path.display()))?;
-            }
-            let verifier =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| format!("tls-ca {}: {e}", path.display()))?;
+            let verifier = WebPkiServerVerifier::builder_with_provider(
+                roots(path, "tls-ca")?,
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| format!("tls-ca {}: {e}", path.display()))?;
             Some(verifier)
         }
     };

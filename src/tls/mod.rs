@@ -92,12 +92,7 @@ fn client_verifier(
     let ca = match &spec.client_ca {
         None => None,
         Some(path) => {
-            let mut roots = RootCertStore::empty();
-            for cert in certificates(path)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("tls-client-ca {}: {e}", path.display()))?;
-            }
+            let roots = roots(path, "tls-client-ca")?;
             let mut crls = Vec::new();
             for crl in &spec.crls {
                 let found = CertificateRevocationListDer::pem_file_iter(crl)
@@ -111,11 +106,10 @@ fn client_verifier(
                 }
                 crls.extend(found);
             }
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .with_crls(crls)
-                    .build()
-                    .map_err(|e| format!("tls-client-ca {}: {e}", path.display()))?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
+                .with_crls(crls)
+                .build()
+                .map_err(|e| format!("tls-client-ca {}: {e}", path.display()))?;
             Some(verifier)
         }
     };
@@ -131,6 +125,17 @@ fn client_verifier(
 }
 
 /// Every certificate of a PEM file; at least one.
+/// The CA bundle at `path` (named `key` in errors) as a root store.
+fn roots(path: &Path, key: &str) -> Result<Arc<RootCertStore>, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(path)? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("{key} {}: {e}", path.display()))?;
+    }
+    Ok(Arc::new(roots))
+}
+
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|i| i.collect::<Result<Vec<_>, _>>())
