@@ -248,31 +248,35 @@ impl Forwarder {
                 let Some((seq, payload)) = self.queue.next_unsent()? else {
                     break;
                 };
-                if udp {
-                    // A datagram too large for the path is the message's fault, not the link's.
-                    if let Err(e) = link.send(payload) {
-                        if e.raw_os_error() != Some(nix::libc::EMSGSIZE) {
-                            self.queue.rewind();
-                            return Err(e);
-                        }
-                        out.rejected += 1;
-                    } else {
-                        count += 1;
-                    }
-                    self.queue.ack_through(seq)?;
+                if !udp {
+                    wire::frame(&mut self.scratch, payload, self.framing);
+                    last = Some(seq);
+                    count += 1;
                     continue;
                 }
-                wire::frame(&mut self.scratch, payload, self.framing);
+                match link.send(payload) {
+                    Ok(()) => count += 1,
+                    // A datagram too large for the path is the message's fault, not the link's.
+                    Err(e) if e.raw_os_error() == Some(nix::libc::EMSGSIZE) => out.rejected += 1,
+                    Err(e) => {
+                        // What went before it was sent: only the rest is sent again.
+                        if let Some(seq) = last {
+                            self.queue.ack_through(seq)?;
+                            out.written += count;
+                        }
+                        return Err(e);
+                    }
+                }
                 last = Some(seq);
-                count += 1;
             }
-            if count == 0 && last.is_none() {
+            // One acknowledgement (one rewrite of a disk queue's head) per batch.
+            let Some(seq) = last else {
                 return Ok(());
-            }
-            if let Some(seq) = last {
+            };
+            if !udp {
                 link.send(&self.scratch)?;
-                self.queue.ack_through(seq)?;
             }
+            self.queue.ack_through(seq)?;
             out.written += count;
         }
     }
@@ -319,6 +323,19 @@ impl Forwarder {
             Err(e) => return Err(e),
         };
         self.session.replies.feed(&self.read_buf[..n]);
+        // The replies of one read move the queue's head once, even if one of them breaks the
+        // session: what was acknowledged before it is not sent again.
+        let mut acked = None;
+        let result = self.take_replies(&mut acked, out);
+        if let Some(seq) = acked {
+            self.queue.ack_through(seq)?;
+        }
+        result
+    }
+
+    /// Takes the complete replies read so far; `acked` ends as the last sequence number they
+    /// acknowledged.
+    fn take_replies(&mut self, acked: &mut Option<u64>, out: &mut WriteOut) -> io::Result<()> {
         loop {
             let reply = self
                 .session
@@ -347,7 +364,7 @@ impl Forwarder {
                         )));
                     }
                     self.session.in_flight.pop_front();
-                    self.queue.ack_through(seq)?;
+                    *acked = Some(seq);
                     out.written += 1;
                 }
             }
