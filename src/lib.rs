@@ -46,6 +46,8 @@ pub mod listen;
 pub mod message;
 pub mod parse;
 pub mod ratelimit;
+pub mod receipt;
+pub mod relp;
 pub mod route;
 pub mod selflog;
 pub mod service;

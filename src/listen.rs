@@ -26,7 +26,8 @@ pub enum Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ListenAddr {
     /// The scheme: `unix` (datagrams, what syslog(3) and `logger -u` send to), `unix-stream`,
-    /// `udp`, `tcp` (RFC 6587 framing) or `tls` (RFC 5425: TCP under TLS, octet-counted).
+    /// `udp`, `tcp` (RFC 6587 framing), `tls` (RFC 5425: TCP under TLS, octet-counted), `relp`
+    /// or `relp+tls` (RELP: each message acknowledged).
     pub transport: Transport,
     /// The socket's path or address.
     pub endpoint: Endpoint,
@@ -71,8 +72,8 @@ impl ListenAddr {
     }
 }
 
-const FORMS: &str =
-    "unix:///path, unix-stream:///path, udp://ADDR:PORT, tcp://ADDR:PORT or tls://ADDR:PORT";
+const FORMS: &str = "unix:///path, unix-stream:///path, udp://ADDR:PORT, tcp://ADDR:PORT, \
+                     tls://ADDR:PORT, relp://ADDR:PORT or relp+tls://ADDR:PORT";
 
 impl FromStr for ListenAddr {
     type Err = String;
@@ -84,7 +85,7 @@ impl FromStr for ListenAddr {
         let transport = Transport::from_name(scheme).ok_or_else(|| {
             format!(
                 "invalid listen address '{url}': unknown scheme '{scheme}' (use unix, \
-                 unix-stream, udp, tcp or tls)"
+                 unix-stream, udp, tcp, tls, relp or relp+tls)"
             )
         })?;
         if transport.is_local() {
@@ -134,6 +135,8 @@ mod tests {
             "tcp://[::1]:0",
             "tcp://0.0.0.0:514",
             "tls://0.0.0.0:6514",
+            "relp://0.0.0.0:2514",
+            "relp+tls://[::]:2514",
         ] {
             let addr: ListenAddr = url.parse().unwrap();
             assert_eq!(addr.to_string(), url);

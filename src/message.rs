@@ -69,6 +69,10 @@ pub enum Transport {
     Tcp,
     /// TCP under TLS (RFC 5425).
     Tls,
+    /// RELP over TCP: every message acknowledged once the outputs took it.
+    Relp,
+    /// RELP under TLS.
+    RelpTls,
 }
 
 impl Transport {
@@ -77,8 +81,22 @@ impl Transport {
     pub fn is_stream(self) -> bool {
         matches!(
             self,
-            Transport::UnixStream | Transport::Tcp | Transport::Tls
+            Transport::UnixStream
+                | Transport::Tcp
+                | Transport::Tls
+                | Transport::Relp
+                | Transport::RelpTls
         )
+    }
+
+    /// Under TLS: the input needs a certificate.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Transport::Tls | Transport::RelpTls)
+    }
+
+    /// RELP: frames are commands, and messages are answered.
+    pub fn is_relp(self) -> bool {
+        matches!(self, Transport::Relp | Transport::RelpTls)
     }
 
     /// The name used in the `LOGGER_TRANSPORT` journal field.
@@ -89,6 +107,8 @@ impl Transport {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
+            Transport::Relp => "relp",
+            Transport::RelpTls => "relp+tls",
         }
     }
 
@@ -100,6 +120,8 @@ impl Transport {
             Transport::Udp,
             Transport::Tcp,
             Transport::Tls,
+            Transport::Relp,
+            Transport::RelpTls,
         ]
         .into_iter()
         .find(|t| t.name() == name)

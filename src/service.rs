@@ -31,10 +31,10 @@ use crate::event::Control;
 use crate::gate::Gate;
 use crate::lifecycle::notify::Notifier;
 use crate::message::Message;
-use crate::message::Transport;
 use crate::ratelimit::{RateLimiter, Source};
+use crate::receipt::Receipt;
 use crate::sinks::{MAX_BATCH, Opened, OutputSet};
-use crate::sources::{self, Input, Listener, Shared, Tunables};
+use crate::sources::{self, Input, Listener, Received, Shared, Tunables};
 use crate::stats::{Snapshot, Stats};
 use crate::tls;
 
@@ -75,7 +75,7 @@ pub struct Service {
     stats: Arc<Stats>,
     limiter: RateLimiter,
     shared: Shared,
-    messages: Receiver<Vec<Message>>,
+    messages: Receiver<Received>,
     control: Receiver<Control>,
     started: Instant,
     timers: Timers,
@@ -276,10 +276,12 @@ impl Service {
     fn drop_queued_batches(&mut self) -> usize {
         let mut n = 0;
         for batch in self.messages.try_iter() {
-            n += batch.len();
-            self.shared
-                .in_flight
-                .give(batch.iter().map(Message::weight).sum());
+            n += batch.messages.len();
+            self.shared.in_flight.give(batch.weight());
+            // Not taken: not answered either (a RELP client sends them again).
+            if let Some(receipt) = &batch.receipt {
+                receipt.fail();
+            }
         }
         n
     }
@@ -316,9 +318,9 @@ impl Service {
             Some(Event::Control(c)) => self.handle_control(c),
             Some(Event::Batch(batch)) => {
                 let (mut messages, mut bytes) = (0, 0);
-                let mut take = |service: &mut Service, batch: Vec<Message>| {
-                    let weight = batch.iter().map(Message::weight).sum::<usize>();
-                    messages += batch.len();
+                let mut take = |service: &mut Service, batch: Received| {
+                    let weight = batch.weight();
+                    messages += batch.messages.len();
                     bytes += weight;
                     service.accept(batch);
                     service.shared.in_flight.give(weight);
@@ -343,13 +345,20 @@ impl Service {
         }
     }
 
-    /// Rate-limits a batch and hands it to the outputs, at most [`MAX_BATCH`] messages at a time.
-    fn accept(&mut self, mut batch: Vec<Message>) {
+    /// Rate-limits a batch and hands it to the outputs, at most [`MAX_BATCH`] messages at a
+    /// time, with its receipt: answered once every output that took some of it let go.
+    fn accept(&mut self, received: Received) {
+        let receipt = received.receipt.map(Arc::new);
+        let mut batch = received.messages;
         while batch.len() > MAX_BATCH {
             let rest = batch.split_off(MAX_BATCH);
-            self.accept(batch);
+            self.accept_batch(batch, receipt.as_ref());
             batch = rest;
         }
+        self.accept_batch(batch, receipt.as_ref());
+    }
+
+    fn accept_batch(&mut self, batch: Vec<Message>, receipt: Option<&Arc<Receipt>>) {
         let now = Instant::now();
         let mut allowed = 0u64;
         for (i, msg) in batch.iter().enumerate() {
@@ -362,7 +371,7 @@ impl Service {
         }
         let limited = batch.len() as u64 - u64::from(allowed.count_ones());
         Stats::add(&self.stats.rate_limited, limited);
-        let unrouted = self.outputs.accept(batch, allowed);
+        let unrouted = self.outputs.accept(batch, allowed, receipt);
         Stats::add(&self.stats.unrouted, unrouted);
     }
 
@@ -588,7 +597,7 @@ fn serves(input: &Input, addr: &crate::listen::ListenAddr) -> bool {
 /// cannot be, an input that had certificates (`old`) keeps them, and a new one cannot start.
 fn tunables(spec: &InputSpec, config: &Config, old: Option<&Tunables>) -> Result<Tunables> {
     let tls = match spec.listen.transport {
-        Transport::Tls => match tls::Server::load(&spec.tls) {
+        t if t.is_tls() => match tls::Server::load(&spec.tls) {
             Ok(server) => Some(server),
             Err(e) => match old.and_then(|o| o.tls.clone()) {
                 Some(running) => {
@@ -613,7 +622,7 @@ fn tunables(spec: &InputSpec, config: &Config, old: Option<&Tunables>) -> Result
 
 enum Event {
     Control(Control),
-    Batch(Vec<Message>),
+    Batch(Received),
     /// An output has room again, or one a reload removed has ended.
     Room,
 }

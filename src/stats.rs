@@ -49,6 +49,8 @@ pub struct Stats {
     /// Connections to a TLS input that did not start with a TLS handshake (plaintext syslog,
     /// garbage), closed at their first bytes.
     pub not_tls: AtomicU64,
+    /// RELP sessions closed for a protocol error (garbage, a message before `open`).
+    pub relp_errors: AtomicU64,
 }
 
 /// A consistent-enough copy of the counters.
@@ -90,6 +92,8 @@ pub struct Snapshot {
     pub tls_failed: u64,
     /// See `Stats`.
     pub not_tls: u64,
+    /// See `Stats`.
+    pub relp_errors: u64,
 }
 
 impl Stats {
@@ -119,6 +123,7 @@ impl Stats {
             not_allowed: self.not_allowed.load(Relaxed),
             tls_failed: self.tls_failed.load(Relaxed),
             not_tls: self.not_tls.load(Relaxed),
+            relp_errors: self.relp_errors.load(Relaxed),
         }
     }
 }
@@ -138,7 +143,8 @@ impl fmt::Display for Snapshot {
              rejected {}, queue full {}), lost at stop {}, \
              truncated {}, output errors {}, refused connections {}, idle connections closed {}, \
              slow connections closed {}, connections evicted {}, read errors {}, \
-             refused as not allowed {}, TLS handshakes failed {}, not TLS {}",
+             refused as not allowed {}, TLS handshakes failed {}, not TLS {}, \
+             RELP sessions broken {}",
             self.received,
             self.written,
             self.dropped(),
@@ -157,7 +163,8 @@ impl fmt::Display for Snapshot {
             self.read_errors,
             self.not_allowed,
             self.tls_failed,
-            self.not_tls
+            self.not_tls,
+            self.relp_errors
         )
     }
 }

@@ -11,7 +11,6 @@ use std::str::FromStr;
 use super::Limits;
 use crate::allow::AllowList;
 use crate::listen::ListenAddr;
-use crate::message::Transport;
 
 /// One input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +43,7 @@ impl InputSpec {
 
     /// The checks across its keys.
     pub fn check(&self) -> Result<(), String> {
-        let tls = self.listen.transport == Transport::Tls;
+        let tls = self.listen.transport.is_tls();
         let t = &self.tls;
         if tls && (t.cert.is_none() || t.key.is_none()) {
             return Err(format!(
@@ -54,7 +53,7 @@ impl InputSpec {
         }
         if !tls && *t != TlsSpec::default() {
             return Err(format!(
-                "{}: the tls-* keys apply to tls:// inputs only",
+                "{}: the tls-* keys apply to tls:// and relp+tls:// inputs only",
                 self.listen
             ));
         }

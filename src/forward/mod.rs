@@ -14,14 +14,12 @@
 //! it differs from the previous one (a certificate error is said once, not at every attempt).
 //!
 //! - [`wire`]: a message as RFC 5424 / RFC 3164, and stream framing.
-//! - [`relp`]: RELP frames and the parser of the server's replies.
 //! - [`link`]: one connection (UDP, TCP, TLS) with its deadlines.
 //! - [`queue`]: the queue with its send cursor; [`disk`]: the crash-safe disk queue.
 
 pub mod disk;
 pub mod link;
 pub mod queue;
-pub mod relp;
 pub mod wire;
 
 use std::collections::VecDeque;
@@ -33,6 +31,7 @@ use rustls::ClientConfig;
 
 use crate::config::{Framing, OutputSpec, Remote, Scheme};
 use crate::message::Message;
+use crate::relp::{self, Reply};
 use crate::sinks::WriteOut;
 use link::Link;
 use queue::{MemoryQueue, Queue};
@@ -49,13 +48,24 @@ const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// A RELP session on the current connection.
-#[derive(Default)]
 struct Session {
     /// The next transaction number.
     txnr: u32,
-    /// Sent and not yet acknowledged: transaction number and the message's sequence number.
-    in_flight: VecDeque<(u32, u64)>,
-    replies: relp::Parser,
+    /// Sent and not yet acknowledged: transaction number, the message's sequence number, and
+    /// whether it was acknowledged (a server may answer out of order; the queue's head moves
+    /// only past the oldest ones answered).
+    in_flight: VecDeque<(u32, u64, bool)>,
+    replies: relp::Reader,
+}
+
+impl Default for Session {
+    fn default() -> Session {
+        Session {
+            txnr: 0,
+            in_flight: VecDeque::new(),
+            replies: relp::Reader::new(relp::MAX_REPLY),
+        }
+    }
 }
 
 /// A forward output.
@@ -292,7 +302,7 @@ impl Forwarder {
             let txnr = self.session.txnr;
             self.session.txnr += 1;
             relp::frame(&mut self.scratch, txnr, "syslog", payload);
-            self.session.in_flight.push_back((txnr, seq));
+            self.session.in_flight.push_back((txnr, seq, false));
         }
         if !self.scratch.is_empty() {
             link.send(&self.scratch)?;
@@ -322,53 +332,67 @@ impl Forwarder {
             Err(e) if link::timed_out(&e) => return Ok(()),
             Err(e) => return Err(e),
         };
-        self.session.replies.feed(&self.read_buf[..n]);
+        let mut replies = Vec::new();
+        let parsed = relp::replies(&mut self.session.replies, &self.read_buf[..n], &mut replies)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0));
         // The replies of one read move the queue's head once, even if one of them breaks the
         // session: what was acknowledged before it is not sent again.
         let mut acked = None;
-        let result = self.take_replies(&mut acked, out);
+        let result = self.take_replies(replies, &mut acked, out).and(parsed);
         if let Some(seq) = acked {
             self.queue.ack_through(seq)?;
         }
         result
     }
 
-    /// Takes the complete replies read so far; `acked` ends as the last sequence number they
-    /// acknowledged.
-    fn take_replies(&mut self, acked: &mut Option<u64>, out: &mut WriteOut) -> io::Result<()> {
-        loop {
-            let reply = self
-                .session
-                .replies
-                .next_reply()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
+    /// Takes the replies read; `acked` ends as the last sequence number of the oldest run of
+    /// acknowledged messages.
+    fn take_replies(
+        &mut self,
+        replies: Vec<Reply>,
+        acked: &mut Option<u64>,
+        out: &mut WriteOut,
+    ) -> io::Result<()> {
+        let in_flight = &mut self.session.in_flight;
+        let mut result = Ok(());
+        for reply in replies {
             match reply {
-                None => return Ok(()),
-                Some(relp::Reply::ServerClose) => {
-                    return Err(io::Error::new(
+                Reply::ServerClose => {
+                    result = Err(io::Error::new(
                         io::ErrorKind::ConnectionAborted,
                         "the remote closes the session (serverclose)",
                     ));
+                    break;
                 }
-                Some(relp::Reply::Response { txnr, ok, text }) => {
-                    let Some(&(first, seq)) = self.session.in_flight.front() else {
-                        return Err(unexpected(txnr));
+                Reply::Response { txnr, ok, text } => {
+                    // Transaction numbers in flight are consecutive: the answered one is found
+                    // by its distance from the oldest.
+                    let index = in_flight
+                        .front()
+                        .and_then(|&(first, _, _)| txnr.checked_sub(first))
+                        .map(|i| i as usize)
+                        .filter(|&i| i < in_flight.len() && !in_flight[i].2);
+                    let Some(index) = index else {
+                        result = Err(unexpected(txnr));
+                        break;
                     };
-                    if txnr != first {
-                        return Err(unexpected(txnr));
-                    }
                     if !ok {
-                        return Err(io::Error::other(format!(
+                        result = Err(io::Error::other(format!(
                             "the remote refused a message: {}",
                             text.trim()
                         )));
+                        break;
                     }
-                    self.session.in_flight.pop_front();
-                    *acked = Some(seq);
+                    in_flight[index].2 = true;
                     out.written += 1;
                 }
             }
         }
+        while let Some(&(_, seq, true)) = in_flight.front() {
+            in_flight.pop_front();
+            *acked = Some(seq);
+        }
+        result
     }
 
     /// Tries each remote in order.
@@ -465,10 +489,11 @@ impl Forwarder {
 /// Opens a RELP session on a fresh connection: `open` and its `200 OK`.
 fn open_session(link: &mut Link, buf: &mut [u8]) -> io::Result<()> {
     let mut frame = Vec::new();
-    relp::frame(&mut frame, 1, "open", &relp::offers());
+    relp::frame(&mut frame, 1, "open", relp::offers().as_bytes());
     link.send(&frame)?;
     let deadline = Instant::now() + link::HANDSHAKE_TIMEOUT;
-    let mut parser = relp::Parser::default();
+    let mut reader = relp::Reader::new(relp::MAX_REPLY);
+    let mut replies = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -488,26 +513,24 @@ fn open_session(link: &mut Link, buf: &mut [u8]) -> io::Result<()> {
             Err(e) if link::timed_out(&e) => continue,
             Err(e) => return Err(e),
         };
-        parser.feed(&buf[..n]);
-        match parser
-            .next_reply()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?
-        {
+        relp::replies(&mut reader, &buf[..n], &mut replies)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
+        match replies.first() {
             None => continue,
-            Some(relp::Reply::Response {
+            Some(Reply::Response {
                 txnr: 1,
                 ok: true,
                 text,
             }) if text.contains("commands=syslog") => {
                 return Ok(());
             }
-            Some(relp::Reply::Response { text, .. }) => {
+            Some(Reply::Response { text, .. }) => {
                 return Err(io::Error::other(format!(
                     "RELP open refused: {}",
                     text.lines().next().unwrap_or("")
                 )));
             }
-            Some(relp::Reply::ServerClose) => {
+            Some(Reply::ServerClose) => {
                 return Err(io::Error::other("RELP open answered by serverclose"));
             }
         }
@@ -517,7 +540,7 @@ fn open_session(link: &mut Link, buf: &mut [u8]) -> io::Result<()> {
 fn unexpected(txnr: u32) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
-        format!("a RELP response to transaction {txnr}, which is not the oldest waiting"),
+        format!("a RELP response to transaction {txnr}, which is not waiting for one"),
     )
 }
 

@@ -25,6 +25,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use crate::config::{LineFormat, Output, OutputSpec, QueuePolicy};
 use crate::error::{Error, Result};
 use crate::message::Message;
+use crate::receipt::Receipt;
 use crate::route::Route;
 use crate::stats::Stats;
 
@@ -168,7 +169,12 @@ impl OutputSet {
 
     /// Hands the messages of `batch` whose bit is set in `allowed` (at most [`MAX_BATCH`]) to
     /// every output whose route takes them. Returns how many no output took (unrouted).
-    pub fn accept(&mut self, batch: Vec<Message>, allowed: u64) -> u64 {
+    pub fn accept(
+        &mut self,
+        batch: Vec<Message>,
+        allowed: u64,
+        receipt: Option<&Arc<Receipt>>,
+    ) -> u64 {
         debug_assert!(batch.len() <= MAX_BATCH);
         let batch = Arc::new(batch);
         let mut routed = 0u64;
@@ -196,6 +202,7 @@ impl OutputSet {
                 batch: batch.clone(),
                 mask,
                 bytes,
+                receipt: receipt.cloned(),
             });
         }
         u64::from((allowed & !routed).count_ones())

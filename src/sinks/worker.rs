@@ -12,6 +12,7 @@
 //! backlog). When a write brings it back under half the bound, the thread wakes the loop,
 //! which may be holding the inputs back for it.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::thread::JoinHandle;
@@ -21,6 +22,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, unboun
 
 use crate::coalesce::Coalescer;
 use crate::message::Message;
+use crate::receipt::Receipt;
 use crate::stats::Stats;
 
 use super::Sink;
@@ -38,6 +40,9 @@ pub struct Share {
     pub mask: u64,
     /// What those messages weigh.
     pub bytes: usize,
+    /// The batch's receipt, from an input that answers (RELP): held until the sink took
+    /// those messages.
+    pub receipt: Option<Arc<Receipt>>,
 }
 
 /// What the loop sends an output's thread.
@@ -116,6 +121,8 @@ impl Worker {
             retry: None,
             backoff: Duration::ZERO,
             coalescer: Coalescer::new(limit),
+            accepted: 0,
+            receipts: VecDeque::new(),
         };
         let handle = std::thread::Builder::new()
             .name("output".into())
@@ -154,6 +161,9 @@ impl Worker {
         if let Err(e) = self.items.send(item)
             && let Item::Batches(shares) = e.0
         {
+            for receipt in shares.iter().filter_map(|s| s.receipt.as_ref()) {
+                receipt.fail();
+            }
             let n: u64 = shares.iter().map(|s| u64::from(s.mask.count_ones())).sum();
             self.gauge.queued.fetch_sub(n, Relaxed);
             self.gauge.dropped.fetch_add(n, Relaxed);
@@ -184,6 +194,11 @@ struct Thread {
     backoff: Duration,
     /// The pause after a heavy write that lets the next one cover more (see `coalesce`).
     coalescer: Coalescer,
+    /// Messages the sink accepted, ever.
+    accepted: u64,
+    /// Receipts held until the sink took their messages: each with the value of `accepted`
+    /// after its share's last message. The sink takes messages in order (`Sink::taken`).
+    receipts: VecDeque<(u64, Arc<Receipt>)>,
 }
 
 impl Thread {
@@ -254,6 +269,11 @@ impl Thread {
             }
         }
         self.sink.finish();
+        self.answer_taken();
+        // What it could not take in time is not answered: the senders send it again.
+        for (_, receipt) in self.receipts.drain(..) {
+            receipt.fail();
+        }
         self.gauge.done.store(true, Relaxed);
         let _ = self.wake.try_send(());
     }
@@ -262,13 +282,23 @@ impl Thread {
     fn take(&mut self, item: Item) -> bool {
         match item {
             Item::Batches(shares) => {
-                for Share { batch, mask, bytes } in shares {
+                for share in shares {
+                    let Share {
+                        batch,
+                        mask,
+                        bytes,
+                        receipt,
+                    } = share;
                     let before = self.sink.backlog_bytes();
                     let mut bits = mask;
                     while bits != 0 {
                         let i = bits.trailing_zeros() as usize;
                         bits &= bits - 1;
                         self.sink.accept(&batch[i]);
+                    }
+                    self.accepted += u64::from(mask.count_ones());
+                    if let Some(receipt) = receipt {
+                        self.receipts.push_back((self.accepted, receipt));
                     }
                     let encoded = self.sink.backlog_bytes() - before;
                     // Swap the weight the loop counted for what the encoding holds.
@@ -281,6 +311,7 @@ impl Thread {
                 self.sink.persist();
                 self.release(held - self.sink.backlog_bytes());
                 self.note_durable();
+                self.answer_taken();
                 false
             }
             Item::Reopen => {
@@ -290,6 +321,19 @@ impl Thread {
                 false
             }
             Item::Stop => true,
+        }
+    }
+
+    /// Lets go of the receipts whose messages the sink took (see `Sink::volatile_messages`):
+    /// the last holder of a receipt answers its sender.
+    fn answer_taken(&mut self) {
+        let taken = self.accepted - self.sink.volatile_messages() as u64;
+        while self
+            .receipts
+            .front()
+            .is_some_and(|(last, _)| *last <= taken)
+        {
+            self.receipts.pop_front();
         }
     }
 
@@ -315,6 +359,7 @@ impl Thread {
     fn write_out(&mut self) -> (usize, usize) {
         let before = self.sink.backlog_bytes();
         let out = self.sink.write_out();
+        self.answer_taken();
         let bytes = before - self.sink.backlog_bytes();
         self.release(bytes);
         let g = &self.gauge;

@@ -115,12 +115,13 @@ pub fn serving(socket: &ListenAddr, wanted: &ListenAddr) -> bool {
 }
 
 /// The configuration of an adopted socket at `addr`: the input configured at its address,
-/// else a plain input with the top-level limits. A socket passed as TLS
-/// (`FileDescriptorName=tls`) needs a `tls://` input to give it a certificate.
+/// else a plain input with the top-level limits. A socket named for a protocol serves an input
+/// of that protocol only; one passed as TLS (`FileDescriptorName=tls` or `relp+tls`) needs
+/// that input, to give it a certificate.
 pub fn adopted_spec(addr: &ListenAddr, config: &Config) -> Result<InputSpec> {
     let configured = config.inputs.iter().find(|i| {
         serving(addr, &i.listen)
-            && (addr.transport != Transport::Tls || i.listen.transport == Transport::Tls)
+            && (addr.transport == Transport::Tcp || i.listen.transport == addr.transport)
     });
     match configured {
         Some(spec) => {
@@ -128,7 +129,7 @@ pub fn adopted_spec(addr: &ListenAddr, config: &Config) -> Result<InputSpec> {
             spec.listen.endpoint = addr.endpoint.clone();
             Ok(spec)
         }
-        None if addr.transport == Transport::Tls => Err(Error::Config(format!(
+        None if addr.transport.is_tls() => Err(Error::Config(format!(
             "the socket passed as TLS ({addr}) has no [[input]] with listen = \"{addr}\" and \
              its tls-cert and tls-key"
         ))),
@@ -291,8 +292,9 @@ pub fn adopt(fds: Vec<(RawFd, String)>, config: &Config) -> Result<Vec<Listener>
         .collect()
 }
 
-/// What a passed socket is, from the socket itself; TLS if the manager named it so
-/// (`FileDescriptorName=tls`, or a name starting `tls-`).
+/// What a passed socket is, from the socket itself; a TCP socket is TLS, RELP or RELP under
+/// TLS if the manager named it so (`FileDescriptorName=tls`, `relp`, `relp+tls`, or a name
+/// starting with one of them and `-`).
 fn adopted_address(fd: &OwnedFd, name: &str) -> io::Result<ListenAddr> {
     let kind = nix::sys::socket::getsockopt(&fd.as_fd(), sockopt::SockType)?;
     let local: SockaddrStorage = getsockname(fd.as_raw_fd())?;
@@ -308,14 +310,27 @@ fn adopted_address(fd: &OwnedFd, name: &str) -> io::Result<ListenAddr> {
             .map(Path::to_owned)
             .ok_or_else(unsupported)
     };
-    let tls = name == "tls" || name.starts_with("tls-");
+    let named = |scheme: &str| {
+        name == scheme
+            || name
+                .strip_prefix(scheme)
+                .is_some_and(|r| r.starts_with('-'))
+    };
+    let stream = if named("relp+tls") {
+        Transport::RelpTls
+    } else if named("relp") {
+        Transport::Relp
+    } else if named("tls") {
+        Transport::Tls
+    } else {
+        Transport::Tcp
+    };
     let addr = match (local.family(), kind) {
         (Some(AddressFamily::Inet | AddressFamily::Inet6), SockType::Datagram) => {
             ListenAddr::inet(Transport::Udp, inet.ok_or_else(unsupported)?)
         }
         (Some(AddressFamily::Inet | AddressFamily::Inet6), SockType::Stream) => {
-            let transport = if tls { Transport::Tls } else { Transport::Tcp };
-            ListenAddr::inet(transport, inet.ok_or_else(unsupported)?)
+            ListenAddr::inet(stream, inet.ok_or_else(unsupported)?)
         }
         (Some(AddressFamily::Unix), SockType::Datagram) => {
             nix::sys::socket::setsockopt(fd, sockopt::PassCred, &true)?;
@@ -326,10 +341,10 @@ fn adopted_address(fd: &OwnedFd, name: &str) -> io::Result<ListenAddr> {
         }
         _ => return Err(unsupported()),
     };
-    if tls && addr.transport != Transport::Tls {
+    if stream != Transport::Tcp && addr.transport != stream {
         return Err(io::Error::new(
             io::ErrorKind::Unsupported,
-            "named for TLS, but not a TCP socket",
+            format!("named for {}, but not a TCP socket", stream.name()),
         ));
     }
     Ok(addr)

@@ -10,6 +10,7 @@
 pub mod bind;
 mod datagram;
 mod refusals;
+mod relp;
 mod stream;
 
 use std::io;
@@ -26,6 +27,7 @@ use crate::config::{InputSpec, Limits};
 use crate::event::Control;
 use crate::gate::Gate;
 use crate::message::Message;
+use crate::receipt::{AckBoard, Receipt, Transaction};
 use crate::stats::Stats;
 use crate::tls;
 pub use bind::Listener;
@@ -42,11 +44,27 @@ pub const IN_FLIGHT_BYTES: usize = 8 * BATCH_BYTES;
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
 
+/// A batch of messages on its way from an input to the loop; from an input that acknowledges
+/// (RELP), with the receipt its outputs answer through (`receipt`).
+pub struct Received {
+    /// The messages, at most [`BATCH`].
+    pub messages: Vec<Message>,
+    /// The transactions to answer once every output took them.
+    pub receipt: Option<Receipt>,
+}
+
+impl Received {
+    /// What its messages weigh (the in-flight budget's unit).
+    pub fn weight(&self) -> usize {
+        self.messages.iter().map(Message::weight).sum()
+    }
+}
+
 /// What every input thread shares with the service loop.
 #[derive(Clone)]
 pub struct Shared {
     /// Parsed messages go here.
-    pub messages: Sender<Vec<Message>>,
+    pub messages: Sender<Received>,
     /// `InputStopped` goes here.
     pub control: Sender<Control>,
     /// The bytes of batches on their way to the loop, bounded (see [`IN_FLIGHT_BYTES`]).
@@ -129,6 +147,8 @@ struct Ctx {
     /// The settings it runs with, and their generation.
     tunables: Tunables,
     generation: u64,
+    /// Where outputs post the transactions they took, for an input that answers (RELP).
+    board: Option<Arc<AckBoard>>,
 }
 
 impl Ctx {
@@ -138,6 +158,7 @@ impl Ctx {
         shared: Shared,
         settings: Arc<Settings>,
         name: String,
+        board: Option<Arc<AckBoard>>,
     ) -> Ctx {
         let (generation, tunables) = settings.get();
         Ctx {
@@ -148,6 +169,7 @@ impl Ctx {
             refusals: refusals::RefusalLog::new(name),
             tunables,
             generation,
+            board,
         }
     }
 
@@ -195,6 +217,8 @@ impl Ctx {
             to_loop: self.shared.messages.clone(),
             in_flight: self.shared.in_flight.clone(),
             loop_gone: false,
+            board: self.board.clone(),
+            transactions: Vec::new(),
         }
     }
 
@@ -207,17 +231,26 @@ impl Ctx {
 /// or [`BATCH_BYTES`], so a stream of 64 KiB messages (up to 256 KiB each once escaped) queues
 /// what it weighs rather than 64 of them a batch. Control characters are escaped as messages
 /// are pushed (unless `escape-control-characters = false`): in the input's own thread, so that
-/// no output ever sees a raw one and the loop does none of the work.
+/// no output ever sees a raw one and the loop does none of the work. From a RELP input it
+/// carries the transactions of its messages, which become the batch's `Receipt`.
 struct Batch {
     messages: Vec<Message>,
     bytes: usize,
     escape: bool,
-    to_loop: Sender<Vec<Message>>,
+    to_loop: Sender<Received>,
     in_flight: Arc<Gate>,
     loop_gone: bool,
+    board: Option<Arc<AckBoard>>,
+    transactions: Vec<Transaction>,
 }
 
 impl Batch {
+    /// Adds a message that answers `transaction` once every output took it.
+    fn push_answered(&mut self, msg: Message, transaction: Transaction) {
+        self.transactions.push(transaction);
+        self.push(msg);
+    }
+
     /// Adds a message; a batch that is full is sent at once (blocking while the loop's queue is
     /// full: that is the backpressure on the input).
     fn push(&mut self, msg: Message) {
@@ -240,11 +273,25 @@ impl Batch {
             // backpressure on the input, in bytes.
             self.loop_gone = !self.in_flight.take(self.bytes);
             if !self.loop_gone {
-                let full = std::mem::replace(&mut self.messages, Vec::with_capacity(BATCH));
-                self.loop_gone = self.to_loop.send(full).is_err();
+                let messages = std::mem::replace(&mut self.messages, Vec::with_capacity(BATCH));
+                let receipt = match &self.board {
+                    Some(board) if !self.transactions.is_empty() => Some(Receipt::new(
+                        board.clone(),
+                        std::mem::take(&mut self.transactions),
+                    )),
+                    _ => None,
+                };
+                let received = Received { messages, receipt };
+                if let Err(e) = self.to_loop.send(received) {
+                    self.loop_gone = true;
+                    if let Some(r) = &e.0.receipt {
+                        r.fail();
+                    }
+                }
             }
         }
         self.messages.clear();
+        self.transactions.clear();
         self.bytes = 0;
         !self.loop_gone
     }
@@ -271,7 +318,19 @@ impl Input {
         let bound = listener.bound();
         let activated = listener.activated;
         let settings = Arc::new(Settings::new(tunables));
-        let ctx = Ctx::new(id, stop.clone(), shared, settings.clone(), bound.clone());
+        let board = listener
+            .addr()
+            .transport
+            .is_relp()
+            .then(|| AckBoard::new(waker.clone()));
+        let ctx = Ctx::new(
+            id,
+            stop.clone(),
+            shared,
+            settings.clone(),
+            bound.clone(),
+            board,
+        );
         let thread = std::thread::Builder::new()
             .name(format!("input-{id}"))
             .spawn(move || {

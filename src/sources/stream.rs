@@ -24,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mio::{Events, Interest, Token};
 
+use super::relp::Session;
 use super::{Batch, Ctx, Listener, SOCKET};
 use crate::framing::{Frame, Framer};
 use crate::message::{Credentials, Origin, Transport};
@@ -187,9 +188,35 @@ impl Table {
     }
 }
 
+/// How a connection's bytes become messages.
+enum Protocol {
+    /// Syslog frames (RFC 6587 octet counting or LF).
+    Syslog(Framer),
+    /// RELP commands, each message answered (`sources::relp`).
+    Relp(Box<Session>),
+}
+
+impl Protocol {
+    fn in_frame(&self) -> bool {
+        match self {
+            Protocol::Syslog(f) => f.in_frame(),
+            Protocol::Relp(s) => s.in_frame(),
+        }
+    }
+
+    fn set_max(&mut self, max: usize) {
+        match self {
+            Protocol::Syslog(f) => f.set_max(max),
+            Protocol::Relp(s) => s.set_max(max),
+        }
+    }
+}
+
 struct Connection {
     stream: Stream,
-    framer: Framer,
+    /// Its poll token: RELP answers find their connection by it.
+    token: usize,
+    protocol: Protocol,
     origin: Origin,
     source: SourceKey,
     last_active: Instant,
@@ -200,6 +227,9 @@ struct Connection {
     queued: bool,
     /// The TLS session, for a TLS input.
     tls: Option<Box<TlsSession>>,
+    /// Not read because its RELP session waits for answers (see `Session::saturated`): read
+    /// again once they go out.
+    paused: bool,
 }
 
 /// A connection's TLS state: rustls' server connection, fed the bytes read from the socket
@@ -312,9 +342,15 @@ impl Connection {
         tls: Option<rustls::ServerConnection>,
     ) -> Connection {
         let now = Instant::now();
+        let protocol = if origin.transport.is_relp() {
+            Protocol::Relp(Box::new(Session::new(max_message_size)))
+        } else {
+            Protocol::Syslog(Framer::new(max_message_size))
+        };
         Connection {
             stream,
-            framer: Framer::new(max_message_size),
+            token: 0,
+            protocol,
             source: SourceKey::of(&origin),
             origin,
             last_active: now,
@@ -327,6 +363,46 @@ impl Connection {
                     started: false,
                 })
             }),
+            paused: false,
+        }
+    }
+
+    fn relp(&mut self) -> Option<&mut Session> {
+        match &mut self.protocol {
+            Protocol::Relp(s) => Some(s),
+            Protocol::Syslog(_) => None,
+        }
+    }
+
+    /// Writes the RELP answers the socket takes; the rest waits for it to be writable.
+    fn send_answers(&mut self) {
+        let Connection {
+            stream,
+            protocol: Protocol::Relp(session),
+            tls,
+            ..
+        } = self
+        else {
+            return;
+        };
+        while !session.answers().is_empty() {
+            let written = match tls {
+                Some(tls) => {
+                    let n = tls.conn.writer().write(session.answers());
+                    tls.flush(stream);
+                    n
+                }
+                None => stream.write(session.answers()),
+            };
+            match written {
+                Ok(0) => break,
+                Ok(n) => session.written(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        if let Some(tls) = tls {
+            tls.flush(stream);
         }
     }
 
@@ -349,6 +425,9 @@ impl Connection {
             // What could not be sent at the last turn.
             tls.flush(&mut self.stream);
         }
+        if let Some(state) = self.relp_turn() {
+            return state;
+        }
         while taken < budget {
             match self.stream.read(&mut buffers.chunk) {
                 Ok(0) => {
@@ -361,19 +440,35 @@ impl Connection {
                     self.last_active = now;
                     let Connection {
                         stream,
-                        framer,
+                        protocol,
                         origin,
                         tls,
+                        token,
                         ..
                     } = self;
                     let stats = &ctx.shared.stats;
                     let received = SystemTime::now();
                     let mut frames = 0usize;
-                    let mut take = |bytes: &[u8], origin: &Origin| {
-                        framer.feed(bytes, |frame| {
+                    let mut broken = None;
+                    let mut take = |bytes: &[u8], origin: &Origin| match protocol {
+                        Protocol::Syslog(framer) => framer.feed(bytes, |frame| {
                             frames += 1;
                             push_frame(frame, origin, stats, received, batch)
-                        })
+                        }),
+                        Protocol::Relp(session) => {
+                            let fed = session.feed(bytes, |data, truncated, txnr| {
+                                frames += 1;
+                                Stats::add(&stats.received, 1);
+                                if truncated {
+                                    Stats::add(&stats.truncated, 1);
+                                }
+                                let msg = parse(data, origin.clone(), received, truncated);
+                                batch.push_answered(msg, (*token, txnr));
+                            });
+                            if let Err(why) = fed {
+                                broken.get_or_insert(why);
+                            }
+                        }
                     };
                     let Buffers { chunk, plain } = buffers;
                     let data = &chunk[..n];
@@ -387,15 +482,26 @@ impl Connection {
                             }
                         }
                     }
+                    if let Some(why) = broken {
+                        Stats::add(&ctx.shared.stats.relp_errors, 1);
+                        ctx.refused(format_args!(
+                            "closed the RELP session of {}: {why}",
+                            describe(&self.origin)
+                        ));
+                        return ReadState::Closed;
+                    }
                     // The deadline runs from the start of the frame in progress (or of the
                     // handshake): a frame finished restarts it, a frame still open keeps it.
-                    if !self.framer.in_frame() && !self.handshaking() {
+                    if !self.protocol.in_frame() && !self.handshaking() {
                         self.frame_started = None;
                     } else if frames > 0 || self.frame_started.is_none() {
                         self.frame_started = Some(now);
                     }
                     if !batch.loop_alive() {
                         return ReadState::Closed;
+                    }
+                    if let Some(state) = self.relp_turn() {
+                        return state;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadState::Drained,
@@ -410,6 +516,30 @@ impl Connection {
             }
         }
         ReadState::More
+    }
+
+    /// For a RELP session: writes what it owes, and says whether to stop reading for now
+    /// (`Drained`: woken again when answers go out) or for good (`Closed`: the session is over
+    /// and answered).
+    fn relp_turn(&mut self) -> Option<ReadState> {
+        self.send_answers();
+        let session = self.relp()?;
+        if session.done() {
+            return Some(ReadState::Closed);
+        }
+        let saturated = session.saturated();
+        self.paused = saturated;
+        saturated.then_some(ReadState::Drained)
+    }
+
+    /// Every output took the message of `txnr`: answers it. Returns true if the connection is
+    /// done (its session ended and answered).
+    fn answer(&mut self, txnr: u32) {
+        if let Some(session) = self.relp() {
+            session.answer(txnr);
+            // An answer is the connection at work: not idle while outputs take their time.
+            self.last_active = Instant::now();
+        }
     }
 
     /// Counts and says why a TLS connection is closed before it could send.
@@ -430,14 +560,17 @@ impl Connection {
         }
     }
 
+    /// The connection ends: what it sent of an unfinished syslog frame is kept, marked
+    /// truncated. (An unfinished RELP frame was never answered: the client sends it again.)
     fn emit_finish(&mut self, ctx: &Ctx, batch: &mut Batch) {
         if self.handshaking() {
             return;
         }
         let origin = &self.origin;
         let stats = &ctx.shared.stats;
-        self.framer
-            .finish(|frame| push_frame(frame, origin, stats, SystemTime::now(), batch));
+        if let Protocol::Syslog(framer) = &mut self.protocol {
+            framer.finish(|frame| push_frame(frame, origin, stats, SystemTime::now(), batch));
+        }
     }
 
     /// When it must next be looked at: idle-timeout after its last byte, or frame-timeout
@@ -547,7 +680,7 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         if ctx.refresh().is_some() {
             batch.escape = ctx.tunables.escape_controls;
             for conn in table.map.values_mut() {
-                conn.framer.set_max(ctx.limits().max_message_size);
+                conn.protocol.set_max(ctx.limits().max_message_size);
             }
         }
         let stopping = ctx.stopping();
@@ -563,6 +696,7 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
                 Token(t) => table.mark_ready(t),
             }
         }
+        answer_taken(&ctx, &poll, &mut table);
         if accept_now && accepting {
             accept_pending(
                 &mut ctx,
@@ -598,14 +732,25 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
             // hold the stop), then close them all.
             let tokens: Vec<usize> = table.map.keys().copied().collect();
             for token in tokens {
-                if let Some(mut conn) = table.remove(&poll, token)
-                    && !matches!(
-                        conn.read(&mut ctx, &mut buffers, &mut batch, STOP_READ),
-                        ReadState::Closed
-                    )
-                {
+                let Some(conn) = table.map.get_mut(&token) else {
+                    continue;
+                };
+                if matches!(
+                    conn.read(&mut ctx, &mut buffers, &mut batch, STOP_READ),
+                    ReadState::Closed
+                ) {
+                    table.remove(&poll, token);
+                } else {
                     conn.emit_finish(&ctx, &mut batch);
                 }
+            }
+            if ctx.board.is_some() {
+                batch.flush();
+                answer_before_stop(&ctx, &mut poll, &mut events, &mut table);
+            }
+            let tokens: Vec<usize> = table.map.keys().copied().collect();
+            for token in tokens {
+                table.remove(&poll, token);
             }
         }
         if !batch.flush() || stopping {
@@ -615,6 +760,71 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
     drop(acceptor);
     drop(listener);
     ctx.finish();
+}
+
+/// Answers the RELP transactions whose messages every output took (posted on the input's
+/// board), writes the answers, and reads again a connection that waited for them.
+fn answer_taken(ctx: &Ctx, poll: &mio::Poll, table: &mut Table) {
+    let Some(board) = &ctx.board else {
+        return;
+    };
+    let answered = board.take();
+    if answered.is_empty() {
+        return;
+    }
+    let mut touched = Vec::new();
+    for (token, txnr) in answered {
+        // A connection closed meanwhile: its client sends those again.
+        if let Some(conn) = table.map.get_mut(&token) {
+            conn.answer(txnr);
+            if touched.last() != Some(&token) {
+                touched.push(token);
+            }
+        }
+    }
+    touched.sort_unstable();
+    touched.dedup();
+    for token in touched {
+        let Some(conn) = table.map.get_mut(&token) else {
+            continue;
+        };
+        let paused = conn.paused;
+        match conn.relp_turn() {
+            Some(ReadState::Closed) => {
+                table.remove(poll, token);
+            }
+            None if paused => table.mark_ready(token),
+            _ => {}
+        }
+    }
+}
+
+/// How long a stopping RELP input waits for its outputs to take what it read, so that it can
+/// answer it. What is not answered by then is sent again by the client, to the next instance.
+const ANSWER_AT_STOP: Duration = Duration::from_secs(5);
+
+/// A stopping RELP input: answers what the outputs take, until nothing waits or
+/// [`ANSWER_AT_STOP`]; then says `serverclose` on every session.
+fn answer_before_stop(ctx: &Ctx, poll: &mut mio::Poll, events: &mut Events, table: &mut Table) {
+    let deadline = Instant::now() + ANSWER_AT_STOP;
+    loop {
+        answer_taken(ctx, poll, table);
+        let waiting = table
+            .map
+            .values_mut()
+            .any(|c| c.relp().is_some_and(|s| s.unanswered() > 0));
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !waiting || left.is_zero() {
+            break;
+        }
+        let _ = poll.poll(events, Some(left.min(Duration::from_millis(100))));
+    }
+    for conn in table.map.values_mut() {
+        if let Some(session) = conn.relp() {
+            session.server_close();
+            conn.send_answers();
+        }
+    }
 }
 
 /// Closes connections silent for idle-timeout, and those that have not finished a frame
@@ -733,10 +943,12 @@ fn accept_pending(
                 }
             },
         };
-        let interest = match tls {
-            // A handshake writes: its answer is sent when the socket has room.
-            Some(_) => Interest::READABLE | Interest::WRITABLE,
-            None => Interest::READABLE,
+        // A handshake and RELP answers write: what the socket cannot take at once is sent
+        // when it has room.
+        let interest = if tls.is_some() || transport.is_relp() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
         };
         let limits = ctx.limits().clone();
         let mut conn = Connection::new(stream, origin, limits.max_message_size, tls);
@@ -754,6 +966,7 @@ fn accept_pending(
         }
         let token = table.next_token;
         table.next_token = token.wrapping_add(1).max(FIRST_CONNECTION);
+        conn.token = token;
         if poll
             .registry()
             .register(&mut conn.stream, Token(token), interest)
@@ -830,7 +1043,7 @@ fn admit(
 fn take_listener(listener: &mut Listener) -> io::Result<StreamListener> {
     let fd = listener.take_socket()?;
     match listener.addr().transport {
-        Transport::Tcp | Transport::Tls => {
+        Transport::Tcp | Transport::Tls | Transport::Relp | Transport::RelpTls => {
             let s = std::net::TcpListener::from(fd);
             s.set_nonblocking(true)?;
             Ok(StreamListener::Tcp(mio::net::TcpListener::from_std(s)))
