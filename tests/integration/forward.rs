@@ -22,7 +22,7 @@ pub const TESTS: &[Test] = tests![
     a_corrupt_queue_segment_is_skipped_counted_and_the_rest_delivered,
 ];
 
-fn imrelp_installed() -> bool {
+pub fn imrelp_installed() -> bool {
     Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so").exists()
         || Path::new("/usr/lib/rsyslog/imrelp.so").exists()
 }
@@ -102,12 +102,12 @@ impl Drop for Collector {
     }
 }
 
-/// How often each number arrived.
-fn arrivals(out: &Path) -> BTreeMap<u32, u32> {
+/// How often each number arrived (`seq NNNNNN` anywhere in a line).
+pub fn arrivals(out: &Path) -> BTreeMap<u32, u32> {
     let text = std::fs::read_to_string(out).unwrap_or_default();
     let mut seen = BTreeMap::new();
     for line in text.lines() {
-        let number = line.trim().strip_prefix("seq ").and_then(|n| n.get(..6));
+        let number = line.find("seq ").and_then(|at| line.get(at + 4..at + 10));
         if let Some(n) = number.and_then(|n| n.parse().ok()) {
             *seen.entry(n).or_insert(0) += 1;
         }
@@ -116,7 +116,7 @@ fn arrivals(out: &Path) -> BTreeMap<u32, u32> {
 }
 
 /// Waits until every number in `range` arrived at least once; panics with the count missing.
-fn wait_all(out: &Path, range: std::ops::Range<u32>) -> BTreeMap<u32, u32> {
+pub fn wait_all(out: &Path, range: std::ops::Range<u32>) -> BTreeMap<u32, u32> {
     let deadline = Instant::now() + WAIT;
     loop {
         let seen = arrivals(out);
@@ -146,7 +146,7 @@ fn send_numbered(d: &Daemon, range: std::ops::Range<u32>) {
 }
 
 /// Waits until the disk queue holds every number in `range` (as a record's text).
-fn wait_queued(queue: &Path, range: std::ops::Range<u32>) {
+pub fn wait_queued(queue: &Path, range: std::ops::Range<u32>) {
     let deadline = Instant::now() + WAIT;
     loop {
         let mut text = Vec::new();

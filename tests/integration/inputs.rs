@@ -26,7 +26,7 @@ pub const TESTS: &[Test] = tests![
 ];
 
 /// A daemon writing to a journal socket the test binds: the real native protocol, read back here.
-fn with_test_journal(b: Builder, extra_config: &str) -> (Builder, UnixDatagram) {
+pub fn with_test_journal(b: Builder, extra_config: &str) -> (Builder, UnixDatagram) {
     let journal = b.dir().join("journal.sock");
     let sink = UnixDatagram::bind(&journal).unwrap();
     let b = b.arg("--output=journal").config(&format!(

@@ -17,6 +17,7 @@ mod inputs;
 mod lan;
 mod lifecycle;
 mod outputs;
+mod relp;
 mod supervisors;
 mod systemd;
 mod tls;
@@ -32,6 +33,7 @@ fn main() -> std::process::ExitCode {
         lan::TESTS,
         lifecycle::TESTS,
         outputs::TESTS,
+        relp::TESTS,
         supervisors::TESTS,
         systemd::TESTS,
         tls::TESTS,

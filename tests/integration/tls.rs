@@ -26,7 +26,7 @@ pub const TESTS: &[Test] = tests![
 
 /// A test PKI in `dir`: a CA, a server certificate for server.example.net and 127.0.0.1, and
 /// client certificates made on demand.
-struct Pki {
+pub struct Pki {
     dir: PathBuf,
 }
 
@@ -44,7 +44,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 impl Pki {
-    fn new(dir: &Path) -> Pki {
+    pub fn new(dir: &Path) -> Pki {
         let dir = dir.join("pki");
         std::fs::create_dir_all(&dir).unwrap();
         let pki = Pki { dir };
@@ -54,7 +54,7 @@ impl Pki {
         pki
     }
 
-    fn path(&self, name: &str) -> String {
+    pub fn path(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
     }
 
