@@ -15,9 +15,14 @@ INPUTS (--listen, repeatable; also `listen = [...]` in the configuration file)
     udp://ADDR:PORT       syslog over UDP (RFC 5426); IPv6 as udp://[::1]:514
     tcp://ADDR:PORT       syslog over TCP (RFC 6587: octet counting or newline framing)
     tls://ADDR:PORT       syslog over TLS (RFC 5425; 6514 is its port); needs an [[input]]
+    relp://ADDR:PORT      RELP (rsyslog's omrelp, logger's forward output): each message is
+                          acknowledged only once every output took it (written, in the
+                          journal, or on a forward output's disk queue)
+    relp+tls://ADDR:PORT  RELP under TLS; needs an [[input]] like tls://
     Port 0 picks a free port; the bound address is logged and sent in STATUS=.
     Under socket activation (LISTEN_FDS, e.g. logger.socket) the passed sockets are used; one
-    named FileDescriptorName=tls is served as TLS with the [[input]] at its address.
+    named FileDescriptorName=tls (relp, relp+tls) is served as that, with the [[input]] at its
+    address.
     Default: udp://127.0.0.1:5514, tcp://127.0.0.1:5514 and unix://DIR/log, where DIR is
     $RUNTIME_DIRECTORY, else $XDG_RUNTIME_DIR/logger, else /run/logger.
     An [[input]] table says more about one input (any listen or [[input]] replaces the default):
@@ -116,7 +121,8 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Receive messages on URL (repeatable): unix:///PATH, unix-stream:///PATH, udp://ADDR:PORT,
-    /// tcp://ADDR:PORT (tls:// needs an [[input]] table for its certificate).
+    /// tcp://ADDR:PORT, relp://ADDR:PORT (tls:// and relp+tls:// need an [[input]] table for
+    /// their certificate).
     #[arg(long, value_name = "URL")]
     pub listen: Vec<ListenAddr>,
 
