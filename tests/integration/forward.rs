@@ -18,6 +18,7 @@ const WAIT: Duration = Duration::from_secs(30);
 const TOTAL: u32 = 40_000;
 
 pub const TESTS: &[Test] = tests![
+    tcp_and_tls_to_rsyslog_deliver_every_message,
     relp_to_rsyslog_loses_nothing_when_the_collector_or_logger_is_killed,
     a_corrupt_queue_segment_is_skipped_counted_and_the_rest_delivered,
 ];
@@ -36,6 +37,12 @@ struct Collector {
 
 impl Collector {
     fn new(dir: &Path) -> Collector {
+        Collector::with_input(dir, "", "module(load=\"imrelp\")\ninput(type=\"imrelp\"")
+    }
+
+    /// rsyslog with `global` settings and an input (`input(type=... ` without port, address
+    /// and the closing parenthesis).
+    fn with_input(dir: &Path, global: &str, input: &str) -> Collector {
         let dir = dir.join("rsyslog");
         std::fs::create_dir_all(&dir).unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
@@ -47,10 +54,9 @@ impl Collector {
         // not once it sat in rsyslog's memory (which SIGKILL empties), so what the collector
         // loses to its own kill is not counted against us.
         let conf = format!(
-            "global(workDirectory=\"{dir}\")\n\
+            "global(workDirectory=\"{dir}\"{global})\n\
              main_queue(queue.type=\"Direct\")\n\
-             module(load=\"imrelp\")\n\
-             input(type=\"imrelp\" port=\"{port}\" address=\"127.0.0.1\")\n\
+             {input} port=\"{port}\" address=\"127.0.0.1\")\n\
              template(name=\"text\" type=\"string\" string=\"%msg%\\n\")\n\
              *.* action(type=\"omfile\" file=\"{dir}/out.log\" template=\"text\")\n",
             dir = dir.display()
@@ -260,4 +266,54 @@ fn a_corrupt_queue_segment_is_skipped_counted_and_the_rest_delivered() {
         stderr.contains("1 corrupt messages skipped"),
         "not logged: {stderr}"
     );
+}
+
+fn tcp_and_tls_to_rsyslog_deliver_every_message() {
+    require!(have("rsyslogd"), "rsyslog is not installed");
+    require!(have("openssl"), "openssl is not installed");
+    require!(
+        Path::new("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so").exists()
+            || Path::new("/usr/lib/rsyslog/lmnsd_gtls.so").exists(),
+        "rsyslog-gnutls is not installed"
+    );
+    let base = crate::support::tempdir();
+    let pki = crate::tls::Pki::new(base.path());
+    // rsyslog's imtcp, plain and with its GnuTLS driver (server certificate for 127.0.0.1).
+    let tls_global = format!(
+        " DefaultNetstreamDriverCAFile=\"{}\" DefaultNetstreamDriverCertFile=\"{}\" \
+         DefaultNetstreamDriverKeyFile=\"{}\"",
+        pki.path("ca.pem"),
+        pki.path("server.pem"),
+        pki.path("server.key")
+    );
+    for (scheme, global, input, extra) in [
+        (
+            "tcp",
+            String::new(),
+            "module(load=\"imtcp\")\ninput(type=\"imtcp\"",
+            String::new(),
+        ),
+        (
+            "tls",
+            tls_global,
+            "module(load=\"imtcp\" StreamDriver.Name=\"gtls\" StreamDriver.Mode=\"1\" \
+             StreamDriver.AuthMode=\"anon\")\ninput(type=\"imtcp\"",
+            format!("tls-ca = \"{}\"\n", pki.path("ca.pem")),
+        ),
+    ] {
+        let dir = base.path().join(scheme);
+        let collector = Collector::with_input(&dir, &global, input);
+        let d = Builder::new()
+            .config(&format!(
+                "heartbeat = \"0\"\nrate-limit = 0\nlisten = [\"tcp://127.0.0.1:0\"]\n\
+                 [[output]]\nto = \"{scheme}://127.0.0.1:{}\"\n{extra}",
+                collector.port
+            ))
+            .start();
+        send_numbered(&d, 0..5000);
+        let seen = wait_all(&collector.out(), 0..5000);
+        assert_eq!(seen.values().sum::<u32>(), 5000, "{scheme}: duplicates");
+        let (status, _, stderr) = d.stop();
+        assert!(status.success(), "{stderr}");
+    }
 }
