@@ -57,9 +57,8 @@ OUTPUTS (--output, repeatable; also `output = \"...\"` or [[output]] tables in t
                                       lose nothing) or drop (drop for this output, counted)
       queue-size = 262144             the queue's bound in bytes
     A forward output sends to remote collectors (to = [\"relp://a:2514\", \"relp://b:2514\"]
-    tries them in order). udp:// loses what the network drops; tcp:// (RFC 6587) and tls://
-    (RFC 5425) resend what the remote's TCP did not acknowledge, and lose what a dying remote
-    received but had not read; relp:// and relp+tls:// (rsyslog's RELP) are acknowledged
+    tries them in order). udp:// and tcp:// (RFC 6587) lose what the kernel holds when the
+    remote dies; tls:// is RFC 5425; relp:// and relp+tls:// (rsyslog's RELP) are acknowledged
     message by message, and what was not acknowledged is sent again after a reconnect:
       to = \"relp+tls://collector.example.net:2514\"
       format = \"rfc5424\"              rfc5424 | rfc3164 (old receivers)

@@ -3,12 +3,10 @@
 //!
 //! It lives on its output's thread like any sink (`sinks::worker`): `accept` encodes a message
 //! into the queue, `write_out` connects if need be and sends. What leaves the queue: for RELP,
-//! a message the remote acknowledged; for TCP and TLS, a message the remote's TCP acknowledged
-//! (the kernel's count of unacknowledged bytes, SIOCOUTQ, after each write: what a remote that
-//! dies had not received is sent again; what it received and had not yet read is lost, the
-//! window RELP closes); for UDP, a message sent. A broken connection sends again everything not
-//! acknowledged, so RELP may duplicate up to a window ([`RELP_WINDOW`] messages) and never
-//! loses, and TCP up to the socket buffers.
+//! a message the remote acknowledged; for TCP and TLS, a message the socket took (what sits in
+//! the kernel's buffers when the remote dies is lost: the loss window RELP closes); for UDP, a
+//! message sent. A broken connection sends again everything not acknowledged, so RELP may
+//! duplicate up to a window ([`RELP_WINDOW`] messages) and never loses.
 //!
 //! Remotes are tried in order at each connect (`to = [primary, backup]`); the one reached is
 //! kept until it fails. When none can be reached the output waits, doubling the wait from 1 s
@@ -257,8 +255,7 @@ impl Forwarder {
         Ok(())
     }
 
-    /// TCP and TLS: a message is delivered once the remote's TCP acknowledged it; UDP: once
-    /// sent.
+    /// TCP, TLS, UDP: a message is delivered once the socket took it.
     fn send_plain(&mut self, out: &mut WriteOut) -> io::Result<()> {
         let (i, link) = self.link.as_mut().expect("connected");
         let udp = self.remotes[*i].scheme == Scheme::Udp;
