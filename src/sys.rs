@@ -121,20 +121,6 @@ pub fn reset_signal_handlers() {
     }
 }
 
-/// Bytes written to a TCP socket that its peer's TCP has not acknowledged yet (SIOCOUTQ):
-/// what a connection that breaks now has not delivered.
-pub fn unacknowledged_bytes(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    let mut n: nix::libc::c_int = 0;
-    // SAFETY: SIOCOUTQ (TIOCOUTQ on Linux) writes one int through its pointer argument, which
-    // points at `n`, alive for the call; the descriptor is borrowed, so it is open.
-    let r = unsafe { nix::libc::ioctl(socket.as_raw_fd(), nix::libc::TIOCOUTQ, &mut n) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(usize::try_from(n).unwrap_or(0))
-}
-
 /// Closes every descriptor above 2 except those in `keep` (daemon(7) step 1).
 ///
 /// Must run before the process opens anything of its own: it closes descriptors that no Rust value

@@ -98,17 +98,6 @@ impl Link {
         }
     }
 
-    /// Bytes written that the remote's TCP has not acknowledged (TLS: its records' bytes,
-    /// never fewer than the plaintext they carry); None for UDP.
-    pub fn unacknowledged(&self) -> Option<io::Result<usize>> {
-        use std::os::fd::AsFd;
-        match self {
-            Link::Udp(_) => None,
-            Link::Tcp(s) => Some(crate::sys::unacknowledged_bytes(s.as_fd())),
-            Link::Tls(s) => Some(crate::sys::unacknowledged_bytes(s.sock.as_fd())),
-        }
-    }
-
     /// Reads what the remote sent, waiting at most `wait` (RELP responses). `Ok(0)`: closed.
     pub fn receive(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize> {
         let wait = Some(wait.max(Duration::from_millis(1)));

@@ -42,9 +42,6 @@ pub const RELP_WINDOW: usize = 128;
 const STREAM_BATCH: usize = 256 * 1024;
 /// How long a write-out waits for RELP acknowledgements once its window is full.
 const ACK_WAIT: Duration = Duration::from_millis(200);
-/// How long a TCP or TLS output with everything sent waits before it asks the kernel again
-/// what the remote acknowledged.
-const TCP_ACK_WAIT: Duration = Duration::from_millis(10);
 /// How long a RELP close waits for the server to answer and hang up.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -59,10 +56,6 @@ struct Session {
     /// only past the oldest ones answered).
     in_flight: VecDeque<(u32, u64, bool)>,
     replies: relp::Reader,
-    /// TCP and TLS: bytes written on this connection, and the messages written and not yet
-    /// acknowledged by the remote's TCP, with the byte offset where each ends.
-    stream_bytes: u64,
-    stream_sent: VecDeque<(u64, u64)>,
 }
 
 impl Default for Session {
@@ -71,8 +64,6 @@ impl Default for Session {
             txnr: 0,
             in_flight: VecDeque::new(),
             replies: relp::Reader::new(relp::MAX_REPLY),
-            stream_bytes: 0,
-            stream_sent: VecDeque::new(),
         }
     }
 }
@@ -269,9 +260,8 @@ impl Forwarder {
                 };
                 if !udp {
                     wire::frame(&mut self.scratch, payload, self.framing);
-                    let end = self.session.stream_bytes + self.scratch.len() as u64;
-                    self.session.stream_sent.push_back((end, seq));
                     last = Some(seq);
+                    count += 1;
                     continue;
                 }
                 match link.send(payload) {
@@ -289,53 +279,13 @@ impl Forwarder {
                 }
                 last = Some(seq);
             }
-            if !udp {
-                if last.is_some() {
-                    link.send(&self.scratch)?;
-                    self.session.stream_bytes += self.scratch.len() as u64;
-                } else if !self.session.stream_sent.is_empty() {
-                    // All sent, some not yet acknowledged: wait a little (a remote that closes
-                    // is seen here), then look again.
-                    match link.receive(&mut self.read_buf, TCP_ACK_WAIT) {
-                        Ok(0) => {
-                            return Err(io::Error::new(
-                                io::ErrorKind::ConnectionReset,
-                                "the remote closed the connection",
-                            ));
-                        }
-                        Ok(_) => {}
-                        Err(e) if link::timed_out(&e) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                let unacknowledged = match link.unacknowledged() {
-                    Some(Ok(n)) => n as u64,
-                    // Cannot tell: as before, the socket taking it is delivery.
-                    _ => 0,
-                };
-                let delivered = self.session.stream_bytes.saturating_sub(unacknowledged);
-                let (mut through, mut n) = (None, 0);
-                while let Some(&(end, seq)) = self.session.stream_sent.front() {
-                    if end > delivered {
-                        break;
-                    }
-                    self.session.stream_sent.pop_front();
-                    through = Some(seq);
-                    n += 1;
-                }
-                if let Some(seq) = through {
-                    self.queue.ack_through(seq)?;
-                    out.written += n;
-                }
-                if last.is_none() {
-                    return Ok(());
-                }
-                continue;
-            }
             // One acknowledgement (one rewrite of a disk queue's head) per batch.
             let Some(seq) = last else {
                 return Ok(());
             };
+            if !udp {
+                link.send(&self.scratch)?;
+            }
             self.queue.ack_through(seq)?;
             out.written += count;
         }
