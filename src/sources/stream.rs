@@ -532,8 +532,7 @@ impl Connection {
         saturated.then_some(ReadState::Drained)
     }
 
-    /// Every output took the message of `txnr`: answers it. Returns true if the connection is
-    /// done (its session ended and answered).
+    /// Every output took the message of `txnr`: answers it (written by `relp_turn`).
     fn answer(&mut self, txnr: u32) {
         if let Some(session) = self.relp() {
             session.answer(txnr);
@@ -777,9 +776,7 @@ fn answer_taken(ctx: &Ctx, poll: &mio::Poll, table: &mut Table) {
         // A connection closed meanwhile: its client sends those again.
         if let Some(conn) = table.map.get_mut(&token) {
             conn.answer(txnr);
-            if touched.last() != Some(&token) {
-                touched.push(token);
-            }
+            touched.push(token);
         }
     }
     touched.sort_unstable();

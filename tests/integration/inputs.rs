@@ -492,20 +492,7 @@ fn a_journal_that_stops_reading_neither_blocks_the_loop_nor_loses_an_entry() {
         writeln!(tcp, "<13>t: m{i}").unwrap();
     }
     tcp.flush().unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let status = d
-            .notify
-            .recv(Duration::from_millis(500))
-            .unwrap_or_default();
-        if status.contains("STATUS=") && !status.contains("queued 0") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no STATUS with entries queued for a full journal"
-        );
-    }
+    d.wait_queued_status("no STATUS with entries queued for a full journal");
     // The loop still serves control events: a reload completes while the journal is full.
     d.signal(nix::sys::signal::Signal::SIGHUP);
     d.notify.expect("RELOADING=1");

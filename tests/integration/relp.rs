@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ const WAIT: Duration = Duration::from_secs(30);
 pub const TESTS: &[Test] = tests![
     a_relp_input_answers_only_what_its_output_took,
     garbage_on_a_relp_port_is_closed_and_counted,
+    a_huge_relp_frame_is_truncated_counted_and_answered,
     rsyslog_omrelp_into_logger_loses_nothing_when_logger_is_killed,
     logger_to_logger_over_relp_tls_loses_nothing_when_either_is_killed,
 ];
@@ -121,17 +122,7 @@ fn a_relp_input_answers_only_what_its_output_took() {
     let mut client = Client::open(&d.addr("relp"));
     let sent = client.send((0..N).map(|i| format!("<13>1 - host app - - - m{i}")));
     // The stand-in reads nothing: it holds a few hundred entries, the rest wait in logger.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let status = d
-            .notify
-            .recv(Duration::from_millis(500))
-            .unwrap_or_default();
-        if status.contains("STATUS=") && !status.contains("queued 0") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the journal never filled up");
-    }
+    d.wait_queued_status("the journal never filled up");
     let early = answered(&client.answers(Duration::from_secs(1), N as usize));
     assert!(
         (early.len() as u32) < N,
@@ -187,6 +178,35 @@ fn garbage_on_a_relp_port_is_closed_and_counted() {
     assert!(!stderr.contains("hello"), "a message before open was taken");
 }
 
+fn a_huge_relp_frame_is_truncated_counted_and_answered() {
+    let d = Builder::new()
+        .config(
+            "heartbeat = \"0\"\nmax-message-size = \"8K\"\nlisten = [\"relp://127.0.0.1:0\"]\n\
+             [[output]]\nto = \"stderr\"\n",
+        )
+        .start();
+    let mut client = Client::open(&d.addr("relp"));
+    // 8 MiB of data in one frame, a thousand times the limit, then a normal message.
+    let huge = format!("<13>1 - host app - - - big{}", "a".repeat(8 << 20));
+    let sent = client.send([huge, "<13>1 - host app - - - after".to_owned()].into_iter());
+    let mut got = answered(&client.answers(Duration::from_secs(10), 2));
+    got.sort_unstable();
+    assert_eq!(got, sent.collect::<Vec<_>>(), "both answered");
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("truncated 1,"),
+        "{}",
+        &stderr[stderr.len().saturating_sub(600)..]
+    );
+    let big = stderr
+        .lines()
+        .find(|l| l.contains("big"))
+        .expect("the huge message, cut");
+    assert!(big.len() < 16 * 1024, "kept {} bytes of it", big.len());
+    assert!(stderr.contains("after"), "the session went on");
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -208,7 +228,6 @@ fn collector(input: &str, out: &Path) -> Daemon {
 /// rsyslog taking plain TCP on `port` and sending everything with omrelp to `relp_port`,
 /// retrying for ever: the sender side of a fleet.
 struct Rsyslog {
-    dir: PathBuf,
     port: u16,
     child: Child,
 }
@@ -244,7 +263,7 @@ impl Rsyslog {
             assert!(Instant::now() < deadline, "rsyslogd does not listen");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Rsyslog { dir, port, child }
+        Rsyslog { port, child }
     }
 
     /// Sends `range` as numbered RFC 5424 lines to its TCP input.
@@ -262,7 +281,6 @@ impl Drop for Rsyslog {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = &self.dir;
     }
 }
 

@@ -294,6 +294,22 @@ pub fn wait_output(mut child: Child, limit: Duration) -> Output {
 }
 
 impl Daemon {
+    /// Waits (bounded) for a STATUS= that shows an output holding messages (not `queued 0`):
+    /// an output that stopped taking them, as the test arranged.
+    pub fn wait_queued_status(&self, what: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let status = self
+                .notify
+                .recv(Duration::from_millis(500))
+                .unwrap_or_default();
+            if status.contains("STATUS=") && !status.contains("queued 0") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}");
+        }
+    }
+
     pub fn pid(&self) -> nix::unistd::Pid {
         nix::unistd::Pid::from_raw(self.child.id() as i32)
     }
