@@ -1,6 +1,7 @@
 //! The only module allowed to use `unsafe`: process-wide operations whose safety depends on the
-//! process being single-threaded, adopting raw descriptors handed to us by a parent, and buffers
-//! mapped straight from the kernel.
+//! process being single-threaded, adopting raw descriptors handed to us by a parent, buffers
+//! mapped straight from the kernel, and the one socket query the standard library lacks
+//! (SIOCOUTQ).
 //!
 //! Every function states the invariant it relies on; every `unsafe` block argues it in a
 //! `// SAFETY:` comment. The rest of the crate is `#![deny(unsafe_code)]`.
@@ -119,6 +120,21 @@ pub fn reset_signal_handlers() {
         // that cannot be changed.
         unsafe { nix::libc::signal(signo, nix::libc::SIG_DFL) };
     }
+}
+
+/// Bytes written to a TCP socket that its peer's TCP has not acknowledged yet (SIOCOUTQ: the
+/// kernel's `write_seq - snd_una`, still answered after the connection was reset): what a
+/// connection that breaks now has not delivered.
+pub fn unacknowledged_bytes(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let mut n: nix::libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (TIOCOUTQ on Linux) writes one int through its pointer argument, which
+    // points at `n`, alive for the call; the descriptor is borrowed, so it is open.
+    let r = unsafe { nix::libc::ioctl(socket.as_raw_fd(), nix::libc::TIOCOUTQ, &mut n) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// Closes every descriptor above 2 except those in `keep` (daemon(7) step 1).

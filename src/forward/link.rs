@@ -1,7 +1,12 @@
 //! One connection of a forward output to one remote: a UDP socket, or a TCP stream with or
 //! without TLS. Connecting resolves the host (each address in turn), with a deadline for the
-//! connect and one for the TLS handshake; writes that block longer than [`WRITE_TIMEOUT`] count
-//! as a dead connection.
+//! connect and one for the TLS handshake.
+//!
+//! Writes never block the output's thread for long: [`Link::write`] gives up after
+//! [`WRITE_SLICE`] without room in the socket (the thread goes back to queueing what arrives,
+//! and comes back), and the caller decides when a remote that takes nothing is dead
+//! ([`WRITE_TIMEOUT`]). The send buffer is fixed at [`SEND_BUFFER`], which bounds what the
+//! kernel holds unacknowledged and so the copy `tail` keeps of it.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
@@ -16,8 +21,15 @@ use crate::config::Remote;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a TLS handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A write that cannot go on for this long means the remote is gone.
+/// A remote that takes nothing for this long is gone.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one write waits for room in the socket before it returns.
+pub const WRITE_SLICE: Duration = Duration::from_millis(100);
+/// The socket's send buffer (the kernel doubles it for its bookkeeping): enough for a remote
+/// 10 ms away at 50 MB/s, small enough that a copy of what it holds costs little.
+pub const SEND_BUFFER: usize = 256 * 1024;
+/// What rustls buffers of TLS records not yet written to the socket, at most.
+const TLS_BUFFER: usize = 64 * 1024;
 
 /// An open connection.
 pub enum Link {
@@ -25,8 +37,9 @@ pub enum Link {
     Udp(UdpSocket),
     /// A TCP stream.
     Tcp(TcpStream),
-    /// TLS on a TCP stream.
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    /// TLS on a TCP stream, and the plaintext given to it since its records were last all
+    /// written to the socket.
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>, u64),
 }
 
 impl Link {
@@ -66,12 +79,15 @@ impl Link {
         }
         let stream = stream.ok_or(last)?;
         stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+        stream.set_write_timeout(Some(WRITE_SLICE))?;
+        nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER)?;
         let Some(config) = tls else {
             return Ok(Link::Tcp(stream));
         };
         let server_name = crate::tls::client::server_name(name).map_err(io::Error::other)?;
-        let conn = ClientConnection::new(config.clone(), server_name).map_err(io::Error::other)?;
+        let mut conn =
+            ClientConnection::new(config.clone(), server_name).map_err(io::Error::other)?;
+        conn.set_buffer_limit(Some(TLS_BUFFER));
         let mut tls = StreamOwned::new(conn, stream);
         let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
         tls.sock.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
@@ -82,19 +98,84 @@ impl Link {
                     "the TLS handshake timed out",
                 ));
             }
-            tls.conn
-                .complete_io(&mut tls.sock)
-                .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake: {e}")))?;
+            match tls.conn.complete_io(&mut tls.sock) {
+                Ok(_) => {}
+                Err(e) if timed_out(&e) => {}
+                Err(e) => {
+                    return Err(io::Error::new(e.kind(), format!("TLS handshake: {e}")));
+                }
+            }
         }
-        Ok(Link::Tls(Box::new(tls)))
+        Ok(Link::Tls(Box::new(tls), 0))
     }
 
-    /// Writes all of `bytes` (one datagram for UDP).
-    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Writes what the connection takes of `bytes` within [`WRITE_SLICE`]: how much, or a
+    /// timed-out error if it took nothing. TLS takes plaintext into its records, which
+    /// [`Link::flush`] writes out. A datagram goes whole or not at all.
+    pub fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         match self {
-            Link::Udp(s) => s.send(bytes).map(|_| ()),
-            Link::Tcp(s) => s.write_all(bytes),
-            Link::Tls(s) => s.write_all(bytes).and_then(|()| s.flush()),
+            Link::Udp(s) => s.send(bytes),
+            Link::Tcp(s) => s.write(bytes),
+            Link::Tls(s, unflushed) => {
+                // Records waiting go first: rustls then takes up to its buffer's worth.
+                if !flush_tls(s, unflushed)? {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                let n = s.conn.writer().write(bytes)?;
+                *unflushed += n as u64;
+                flush_tls(s, unflushed)?;
+                Ok(n)
+            }
+        }
+    }
+
+    /// TLS: writes the records waiting; true once none wait. Always true for UDP and TCP.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        match self {
+            Link::Tls(s, unflushed) => flush_tls(s, unflushed),
+            _ => Ok(true),
+        }
+    }
+
+    /// Writes all of `bytes` (one datagram for UDP), failing only if the remote takes nothing
+    /// for [`WRITE_TIMEOUT`].
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let mut rest = bytes;
+        let mut deadline = Instant::now() + WRITE_TIMEOUT;
+        loop {
+            let taken = if rest.is_empty() {
+                match self.flush()? {
+                    true => return Ok(()),
+                    false => 0,
+                }
+            } else {
+                match self.write(rest) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => n,
+                    Err(e) if timed_out(&e) || e.kind() == io::ErrorKind::Interrupted => 0,
+                    Err(e) => return Err(e),
+                }
+            };
+            rest = &rest[taken..];
+            if taken > 0 {
+                deadline = Instant::now() + WRITE_TIMEOUT;
+            } else if Instant::now() >= deadline {
+                return Err(stalled());
+            }
+        }
+    }
+
+    /// Bytes given to the connection that the remote has not acknowledged, as an upper bound:
+    /// the kernel's count (for TLS, of record bytes, never fewer than the plaintext they carry)
+    /// and, for TLS, the plaintext whose records are not all in the kernel yet. Zero for UDP.
+    pub fn unacknowledged(&self) -> io::Result<u64> {
+        use std::os::fd::AsFd;
+        match self {
+            Link::Udp(_) => Ok(0),
+            Link::Tcp(s) => crate::sys::unacknowledged_bytes(s.as_fd()),
+            Link::Tls(s, unflushed) => {
+                Ok(crate::sys::unacknowledged_bytes(s.sock.as_fd())? + *unflushed)
+            }
         }
     }
 
@@ -107,12 +188,37 @@ impl Link {
                 s.set_read_timeout(wait)?;
                 s.read(buf)
             }
-            Link::Tls(s) => {
+            Link::Tls(s, _) => {
                 s.sock.set_read_timeout(wait)?;
                 s.read(buf)
             }
         }
     }
+}
+
+/// Writes the TLS records waiting, within [`WRITE_SLICE`]; true once none wait.
+fn flush_tls(
+    s: &mut StreamOwned<ClientConnection, TcpStream>,
+    unflushed: &mut u64,
+) -> io::Result<bool> {
+    while s.conn.wants_write() {
+        match s.conn.write_tls(&mut s.sock) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if timed_out(&e) || e.kind() == io::ErrorKind::Interrupted => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    *unflushed = 0;
+    Ok(true)
+}
+
+/// The error of a remote that took nothing for [`WRITE_TIMEOUT`].
+pub fn stalled() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("the remote took nothing for {} s", WRITE_TIMEOUT.as_secs()),
+    )
 }
 
 /// True if a read timed out rather than failed.

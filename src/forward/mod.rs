@@ -3,10 +3,12 @@
 //!
 //! It lives on its output's thread like any sink (`sinks::worker`): `accept` encodes a message
 //! into the queue, `write_out` connects if need be and sends. What leaves the queue: for RELP,
-//! a message the remote acknowledged; for TCP and TLS, a message the socket took (what sits in
-//! the kernel's buffers when the remote dies is lost: the loss window RELP closes); for UDP, a
-//! message sent. A broken connection sends again everything not acknowledged, so RELP may
-//! duplicate up to a window ([`RELP_WINDOW`] messages) and never loses.
+//! a message the remote acknowledged; for TCP and TLS, a message the remote's TCP acknowledged
+//! (disk queue) or the socket took (memory queue, which keeps a copy until the remote's TCP
+//! acknowledges it: see [`stream`]); for UDP, a message sent. A broken connection sends again
+//! everything not acknowledged, so RELP may duplicate up to a window ([`RELP_WINDOW`]
+//! messages) and never loses; TCP and TLS lose only what the remote's kernel acknowledged and
+//! its process never read.
 //!
 //! Remotes are tried in order at each connect (`to = [primary, backup]`); the one reached is
 //! kept until it fails. When none can be reached the output waits, doubling the wait from 1 s
@@ -15,11 +17,14 @@
 //!
 //! - [`wire`]: a message as RFC 5424 / RFC 3164, and stream framing.
 //! - [`link`]: one connection (UDP, TCP, TLS) with its deadlines.
+//! - [`stream`]: sending on TCP and TLS, with the [`tail`] of what was not acknowledged.
 //! - [`queue`]: the queue with its send cursor; [`disk`]: the crash-safe disk queue.
 
 pub mod disk;
 pub mod link;
 pub mod queue;
+pub mod stream;
+pub mod tail;
 pub mod wire;
 
 use std::collections::VecDeque;
@@ -38,8 +43,8 @@ use queue::{MemoryQueue, Queue};
 
 /// RELP messages sent and not yet acknowledged, at most (librelp's default window).
 pub const RELP_WINDOW: usize = 128;
-/// What one write to a TCP or TLS stream takes at most.
-const STREAM_BATCH: usize = 256 * 1024;
+/// What one write-out sends as datagrams at most.
+const DATAGRAM_BATCH: usize = 256 * 1024;
 /// How long a write-out waits for RELP acknowledgements once its window is full.
 const ACK_WAIT: Duration = Duration::from_millis(200);
 /// How long a RELP close waits for the server to answer and hang up.
@@ -78,7 +83,10 @@ pub struct Forwarder {
     queue: Queue,
     /// The connection and the index of its remote.
     link: Option<(usize, Link)>,
+    /// RELP's session on the connection.
     session: Session,
+    /// TCP and TLS: the batch being written and what was not acknowledged.
+    stream: stream::Stream,
     backoff: Duration,
     retry_at: Option<Instant>,
     last_error: Option<String>,
@@ -119,6 +127,7 @@ impl Forwarder {
                 Queue::Disk(q)
             }
         };
+        let stream = stream::Stream::new(matches!(queue, Queue::Disk(_)));
         Ok(Forwarder {
             remotes: remotes.to_vec(),
             framing: fwd.framing,
@@ -128,6 +137,7 @@ impl Forwarder {
             queue,
             link: None,
             session: Session::default(),
+            stream,
             backoff: Duration::ZERO,
             retry_at: None,
             last_error: None,
@@ -150,12 +160,12 @@ impl Forwarder {
 
     /// Messages not yet delivered.
     pub fn backlog_messages(&self) -> usize {
-        self.queue.messages() as usize
+        self.queue.messages() as usize + self.stream.volatile_messages()
     }
 
     /// Messages that a stop would lose (in memory only).
     pub fn volatile_messages(&self) -> usize {
-        self.queue.volatile_messages() as usize
+        self.queue.volatile_messages() as usize + self.stream.volatile_messages()
     }
 
     /// Writes a disk queue's pending messages; an error (a full queue, say) leaves them
@@ -231,39 +241,34 @@ impl Forwarder {
             }
             self.connect()?;
         }
-        let relp = self.remotes[self.link.as_ref().map_or(0, |(i, _)| *i)]
-            .scheme
-            .is_relp();
-        let result = if relp {
-            self.send_relp(out)
-        } else {
-            self.send_plain(out)
+        let (i, link) = self.link.as_mut().expect("connected");
+        let result = match self.remotes[*i].scheme {
+            Scheme::Udp => self.send_datagrams(out),
+            Scheme::Tcp | Scheme::Tls => {
+                self.stream
+                    .send(link, &mut self.queue, self.framing, &mut self.read_buf, out)
+            }
+            Scheme::Relp | Scheme::RelpTls => self.send_relp(out),
         };
         if let Err(e) = result {
-            self.broken(&e);
+            self.broken(&e, out);
             return Err(e);
         }
         Ok(())
     }
 
-    /// TCP, TLS, UDP: a message is delivered once the socket took it.
-    fn send_plain(&mut self, out: &mut WriteOut) -> io::Result<()> {
-        let (i, link) = self.link.as_mut().expect("connected");
-        let udp = self.remotes[*i].scheme == Scheme::Udp;
+    /// UDP: a message is delivered once sent.
+    fn send_datagrams(&mut self, out: &mut WriteOut) -> io::Result<()> {
+        let (_, link) = self.link.as_mut().expect("connected");
         loop {
-            self.scratch.clear();
             let mut last = None;
             let mut count = 0;
-            while self.scratch.len() < STREAM_BATCH {
+            let mut bytes = 0;
+            while bytes < DATAGRAM_BATCH {
                 let Some((seq, payload)) = self.queue.next_unsent()? else {
                     break;
                 };
-                if !udp {
-                    wire::frame(&mut self.scratch, payload, self.framing);
-                    last = Some(seq);
-                    count += 1;
-                    continue;
-                }
+                bytes += payload.len();
                 match link.send(payload) {
                     Ok(()) => count += 1,
                     // A datagram too large for the path is the message's fault, not the link's.
@@ -283,9 +288,6 @@ impl Forwarder {
             let Some(seq) = last else {
                 return Ok(());
             };
-            if !udp {
-                link.send(&self.scratch)?;
-            }
             self.queue.ack_through(seq)?;
             out.written += count;
         }
@@ -416,6 +418,7 @@ impl Forwarder {
                         txnr: 2,
                         ..Session::default()
                     };
+                    self.stream.connected();
                     self.backoff = Duration::ZERO;
                     self.retry_at = None;
                     self.queue.rewind();
@@ -435,8 +438,9 @@ impl Forwarder {
     }
 
     /// The connection failed: drop it, send everything unacknowledged again on the next.
-    fn broken(&mut self, e: &io::Error) {
-        if let Some((i, _)) = self.link.take() {
+    fn broken(&mut self, e: &io::Error, out: &mut WriteOut) {
+        if let Some((i, link)) = self.link.take() {
+            self.stream.broken(&link, &mut self.queue, out);
             let error = format!("{}: {e}", self.remotes[i]);
             log::error!("connection lost: {error}; sending again what it did not acknowledge");
             self.last_error = Some(error);
@@ -467,6 +471,7 @@ impl Forwarder {
             }
         }
         self.session = Session::default();
+        self.stream.closed();
         self.queue.rewind();
     }
 

@@ -4,7 +4,7 @@
 //! and what came twice.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,6 +18,7 @@ const WAIT: Duration = Duration::from_secs(30);
 const TOTAL: u32 = 40_000;
 
 pub const TESTS: &[Test] = tests![
+    a_tcp_remote_reset_loses_nothing_its_kernel_did_not_acknowledge,
     tcp_and_tls_to_rsyslog_deliver_every_message,
     relp_to_rsyslog_loses_nothing_when_the_collector_or_logger_is_killed,
     a_corrupt_queue_segment_is_skipped_counted_and_the_rest_delivered,
@@ -153,7 +154,12 @@ fn send_numbered(d: &Daemon, range: std::ops::Range<u32>) {
 
 /// Waits until the disk queue holds every number in `range` (as a record's text).
 pub fn wait_queued(queue: &Path, range: std::ops::Range<u32>) {
-    let deadline = Instant::now() + WAIT;
+    wait_queued_within(queue, range, WAIT);
+}
+
+/// `wait_queued` with a bound of its own.
+pub fn wait_queued_within(queue: &Path, range: std::ops::Range<u32>, within: Duration) {
+    let deadline = Instant::now() + within;
     loop {
         let mut text = Vec::new();
         for e in std::fs::read_dir(queue).unwrap() {
@@ -313,6 +319,190 @@ fn tcp_and_tls_to_rsyslog_deliver_every_message() {
         send_numbered(&d, 0..5000);
         let seen = wait_all(&collector.out(), 0..5000);
         assert_eq!(seen.values().sum::<u32>(), 5000, "{scheme}: duplicates");
+        let (status, _, stderr) = d.stop();
+        assert!(status.success(), "{stderr}");
+    }
+}
+
+/// The numbers (`seq NNNNNN`) of the whole octet-counted frames in `stream`, in order.
+fn framed_numbers(stream: &[u8]) -> Vec<u32> {
+    let mut numbers = Vec::new();
+    let mut rest = stream;
+    while let Some(space) = rest.iter().position(|&b| b == b' ') {
+        let len: usize = std::str::from_utf8(&rest[..space])
+            .ok()
+            .and_then(|l| l.parse().ok())
+            .unwrap_or_else(|| panic!("not an octet-counted frame: {:?}", &rest[..space]));
+        let Some(frame) = rest.get(space + 1..space + 1 + len) else {
+            break;
+        };
+        let text = String::from_utf8_lossy(frame);
+        let number = text.find("seq ").and_then(|at| text.get(at + 4..at + 10));
+        numbers.push(
+            number
+                .and_then(|n| n.parse().ok())
+                .expect("a numbered message"),
+        );
+        rest = &rest[space + 1 + len..];
+    }
+    numbers
+}
+
+/// The bytes of the first `frames` octet-counted frames of `stream`.
+fn framed_len(stream: &[u8], frames: usize) -> usize {
+    let mut at = 0;
+    for _ in 0..frames {
+        let space = at
+            + stream[at..]
+                .iter()
+                .position(|&b| b == b' ')
+                .expect("a frame");
+        let len: usize = std::str::from_utf8(&stream[at..space])
+            .unwrap()
+            .parse()
+            .unwrap();
+        at = space + 1 + len;
+    }
+    at
+}
+
+/// Accepts one connection within `WAIT`.
+fn accept_within(listener: &TcpListener) -> TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                conn.set_nonblocking(false).unwrap();
+                conn.set_read_timeout(Some(WAIT)).unwrap();
+                return conn;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "logger never connected");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+/// A remote that stops reading, then dies with unread data (its kernel resets the
+/// connection): everything logger had written that the remote's TCP had not acknowledged sat
+/// in logger's send buffer, which the reset empties. It must come again on the next
+/// connection, from the memory queue's copy or from the disk queue. The only messages a TCP
+/// sender cannot save, those the remote's kernel acknowledged and its process never read,
+/// are what the remote holds unread when it dies: the test reads them (MSG_PEEK, which does
+/// not open the window) and counts them as arrived. With a disk queue logger is also killed
+/// before the reset, and started again. Also: while the remote takes nothing, a disk queue
+/// still takes what comes, at once (the write does not hold the output's thread).
+fn a_tcp_remote_reset_loses_nothing_its_kernel_did_not_acknowledge() {
+    for disk in [false, true] {
+        let base = crate::support::tempdir();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        // A small receive window, so that most of what logger writes waits unacknowledged.
+        nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::RcvBuf, &16384).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let queue = base.path().join("queue");
+        let queue_dir = if disk {
+            format!("queue-dir = \"{}\"\n", queue.display())
+        } else {
+            String::new()
+        };
+        let config = format!(
+            "heartbeat = \"0\"\nrate-limit = 0\nlisten = [\"tcp://127.0.0.1:0\"]\n\
+             [[output]]\nto = \"tcp://127.0.0.1:{port}\"\n{queue_dir}"
+        );
+        let mut d = Builder::new().config(&config).start();
+        send_numbered(&d, 0..TOTAL);
+        let mut total = TOTAL;
+
+        // 1. The remote reads a little, then stops reading until logger's writes stall.
+        let mut first = accept_within(&listener);
+        let mut received = Vec::new();
+        let mut buf = vec![0; 64 * 1024];
+        while framed_numbers(&received).len() < 1000 {
+            let n = first.read(&mut buf).expect("reading the first connection");
+            assert!(n > 0, "logger closed the first connection");
+            received.extend_from_slice(&buf[..n]);
+        }
+        let mut unread = vec![0; 16 << 20];
+        let (mut last, mut same_since) = (usize::MAX, Instant::now());
+        let deadline = Instant::now() + WAIT;
+        let unread_len = loop {
+            let n = first.peek(&mut unread).unwrap();
+            if n != last {
+                (last, same_since) = (n, Instant::now());
+            } else if same_since.elapsed() >= Duration::from_millis(500) {
+                break n;
+            }
+            assert!(Instant::now() < deadline, "logger's writes never stalled");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if disk {
+            send_numbered(&d, TOTAL..TOTAL + 1000);
+            total += 1000;
+            // Well inside the 30 s after which a remote that takes nothing is dead.
+            wait_queued_within(&queue, TOTAL..TOTAL + 1000, Duration::from_secs(10));
+        }
+
+        // 2. The remote dies: its kernel resets the connection (it had unread data). With a
+        //    disk queue, logger is killed first: its socket lives on in the kernel until the
+        //    reset empties it, and only the queue on disk can send that again.
+        if disk {
+            nix::sys::signal::kill(d.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
+            d.wait_exit(WAIT);
+        }
+        received.extend_from_slice(&unread[..unread_len]);
+        let before_reset = framed_numbers(&received);
+        drop(first);
+        if disk {
+            d = Builder::new().config(&config).start();
+        }
+
+        // 3. logger connects again and sends what the reset took.
+        let mut second = accept_within(&listener);
+        let mut again = Vec::new();
+        let mut seen: BTreeMap<u32, u32> = BTreeMap::new();
+        for n in &before_reset {
+            *seen.entry(*n).or_default() += 1;
+        }
+        let deadline = Instant::now() + WAIT;
+        let mut missing: std::collections::BTreeSet<u32> =
+            (0..total).filter(|n| !seen.contains_key(n)).collect();
+        while !missing.is_empty() {
+            if Instant::now() >= deadline {
+                let (_, _, stderr) = d.stop();
+                panic!(
+                    "{} queue: {} of {total} messages lost to the reset ({} had arrived \
+                     before it, {unread_len} bytes unread); logger said:\n{stderr}",
+                    if disk { "disk" } else { "memory" },
+                    missing.len(),
+                    before_reset.len(),
+                );
+            }
+            let n = second
+                .read(&mut buf)
+                .expect("reading the second connection");
+            assert!(n > 0, "logger closed the second connection");
+            again.extend_from_slice(&buf[..n]);
+            // Whole frames only; a cut one stays for the next read.
+            let numbers = framed_numbers(&again);
+            let used = framed_len(&again, numbers.len());
+            again.drain(..used);
+            for n in numbers {
+                missing.remove(&n);
+                *seen.entry(n).or_default() += 1;
+            }
+        }
+        let duplicates: u32 = seen.values().map(|n| n - 1).sum();
+        eprintln!(
+            "tcp, {} queue, remote reset with {unread_len} bytes unread and logger's writes \
+             stalled: 0 missing of {total}, {duplicates} duplicated",
+            if disk { "disk" } else { "memory" }
+        );
+        // Sent again is only what was not acknowledged; a message the reset cut is not a
+        // duplicate (it never arrived whole).
+        assert!(duplicates <= 16, "{duplicates} duplicates");
         let (status, _, stderr) = d.stop();
         assert!(status.success(), "{stderr}");
     }

@@ -1,0 +1,252 @@
+//! Sending on a TCP or TLS connection: batches framed from the queue and written as far as the
+//! socket takes them (a remote that stops reading holds the output's thread for one
+//! `link::WRITE_SLICE` at a time, never for the `WRITE_TIMEOUT` that declares it dead), and
+//! what the remote's TCP has not acknowledged kept in the [`Tail`], so that a connection that
+//! breaks does not lose what sat in the kernel's send buffer.
+//!
+//! When a message leaves the queue depends on where the queue lives:
+//! - **disk**: once the remote's TCP acknowledged it. A broken connection rewinds the queue to
+//!   the first message not acknowledged; logger may be killed at any moment without loss.
+//! - **memory**: once the socket took it, so that `queue-size` frees at the socket's pace and
+//!   not at the pace of the remote's delayed acknowledgements. The tail keeps a copy until the
+//!   remote acknowledges it; a broken connection sends that copy first on the next one. It is
+//!   memory, like the rest of the queue: a stop while the remote is down loses it.
+//!
+//! What no sender can recover: what the remote's TCP acknowledged and the remote's process had
+//! not yet read when it died. RELP closes that window.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use super::link::{self, Link};
+use super::queue::Queue;
+use super::tail::{Resend, Tail};
+use super::wire;
+use crate::config::Framing;
+use crate::sinks::WriteOut;
+
+/// What one write-out frames from the queue at most.
+const STREAM_BATCH: usize = 256 * 1024;
+/// How long a write-out with everything written waits for the remote's acknowledgement before
+/// it returns (disk queue: the messages leave the queue only then).
+const ACK_WAIT: Duration = Duration::from_millis(10);
+
+/// The sending state of a forward output on TCP or TLS.
+pub struct Stream {
+    /// Messages stay in the queue until acknowledged (a disk queue).
+    hold_in_queue: bool,
+    /// Bytes given to the current connection.
+    offset: u64,
+    /// The batch being written.
+    outgoing: Option<Outgoing>,
+    /// Written, not yet acknowledged.
+    tail: Tail,
+    /// Memory queue: what the last connection did not get acknowledged, for the next.
+    resend: Resend,
+    /// Since when the connection takes nothing.
+    stalled_since: Option<Instant>,
+}
+
+/// A batch and how far it was written.
+struct Outgoing {
+    bytes: Vec<u8>,
+    /// Where each message ends in `bytes`.
+    ends: Vec<u64>,
+    /// The connection's offset of `bytes[0]`.
+    start: u64,
+    written: usize,
+    /// The queue's sequence number of the first message.
+    first_seq: u64,
+    /// Its messages are in the queue (false: sent again from a broken connection's tail).
+    from_queue: bool,
+}
+
+impl Stream {
+    /// The state for a queue on disk (`hold_in_queue`) or in memory.
+    pub fn new(hold_in_queue: bool) -> Stream {
+        Stream {
+            hold_in_queue,
+            offset: 0,
+            outgoing: None,
+            tail: Tail::default(),
+            resend: Resend::default(),
+            stalled_since: None,
+        }
+    }
+
+    /// Messages held outside the queue that only this process has: sent again from a broken
+    /// connection and not yet written.
+    pub fn volatile_messages(&self) -> usize {
+        let outgoing = self
+            .outgoing
+            .as_ref()
+            .filter(|o| !o.from_queue)
+            .map_or(0, |o| o.ends.len());
+        self.resend.ends.len() + outgoing
+    }
+
+    /// A new connection: what the last one did not get acknowledged goes first.
+    pub fn connected(&mut self) {
+        self.offset = 0;
+        self.stalled_since = None;
+        self.tail.clear();
+        let resend = std::mem::take(&mut self.resend);
+        self.outgoing = (!resend.ends.is_empty()).then_some(Outgoing {
+            bytes: resend.bytes,
+            ends: resend.ends,
+            start: 0,
+            written: 0,
+            first_seq: 0,
+            from_queue: false,
+        });
+    }
+
+    /// The connection broke (`link` is still open): keeps what it did not acknowledge. The
+    /// caller rewinds the queue, which sends again what is still in it.
+    pub fn broken(&mut self, link: &Link, queue: &mut Queue, out: &mut WriteOut) {
+        let acknowledged = link
+            .unacknowledged()
+            .map_or(0, |n| self.offset.saturating_sub(n));
+        if let Some(o) = self.outgoing.take()
+            && !o.from_queue
+        {
+            self.tail.push(o.start, o.bytes, &o.ends, o.first_seq);
+        }
+        if self.hold_in_queue {
+            if let Some((seq, n)) = self.tail.acknowledged(acknowledged)
+                && queue.ack_through(seq).is_ok()
+            {
+                out.written += n as u64;
+            }
+            self.tail.clear();
+        } else {
+            self.resend = self.tail.take_unacknowledged(acknowledged);
+        }
+        self.offset = 0;
+        self.stalled_since = None;
+    }
+
+    /// The connection was closed on purpose (a stop): what it holds is left to the kernel.
+    pub fn closed(&mut self) {
+        self.outgoing = None;
+        self.tail.clear();
+        self.offset = 0;
+        self.stalled_since = None;
+    }
+
+    /// Writes what the queue has, as far as the socket takes it; `buf` is for reading.
+    pub fn send(
+        &mut self,
+        link: &mut Link,
+        queue: &mut Queue,
+        framing: Framing,
+        buf: &mut [u8],
+        out: &mut WriteOut,
+    ) -> io::Result<()> {
+        loop {
+            if let Some(o) = &mut self.outgoing {
+                while o.written < o.bytes.len() {
+                    match link.write(&o.bytes[o.written..]) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => {
+                            o.written += n;
+                            self.offset += n as u64;
+                            self.stalled_since = None;
+                        }
+                        Err(e) if retry(&e) => return self.stalled(),
+                        Err(e) => return Err(e),
+                    }
+                }
+                if !link.flush()? {
+                    return self.stalled();
+                }
+                let o = self.outgoing.take().expect("checked");
+                if o.from_queue && !self.hold_in_queue {
+                    queue.ack_through(o.first_seq + o.ends.len() as u64 - 1)?;
+                    out.written += o.ends.len() as u64;
+                }
+                self.tail.push(o.start, o.bytes, &o.ends, o.first_seq);
+            }
+            self.take_acknowledged(link, queue, out)?;
+            if !self.frame_next(queue, framing)? {
+                break;
+            }
+        }
+        if self.hold_in_queue && !self.tail.is_empty() {
+            // All written, waiting for the remote's acknowledgement; a remote that hangs up is
+            // seen here too. The output's thread comes back for the rest.
+            match link.receive(buf, ACK_WAIT) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionReset,
+                        "the remote closed the connection",
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) if retry(&e) => {}
+                Err(e) => return Err(e),
+            }
+            self.take_acknowledged(link, queue, out)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets what the remote acknowledged; a disk queue lets those messages go.
+    fn take_acknowledged(
+        &mut self,
+        link: &Link,
+        queue: &mut Queue,
+        out: &mut WriteOut,
+    ) -> io::Result<()> {
+        let acknowledged = self.offset.saturating_sub(link.unacknowledged()?);
+        if let Some((seq, n)) = self.tail.acknowledged(acknowledged)
+            && self.hold_in_queue
+        {
+            queue.ack_through(seq)?;
+            out.written += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Frames the next batch from the queue; false if it has nothing to send.
+    fn frame_next(&mut self, queue: &mut Queue, framing: Framing) -> io::Result<bool> {
+        let mut bytes = Vec::new();
+        let mut ends = Vec::new();
+        let mut first = None;
+        while bytes.len() < STREAM_BATCH {
+            let Some((seq, payload)) = queue.next_unsent()? else {
+                break;
+            };
+            first.get_or_insert(seq);
+            wire::frame(&mut bytes, payload, framing);
+            ends.push(bytes.len() as u64);
+        }
+        let Some(first_seq) = first else {
+            return Ok(false);
+        };
+        self.outgoing = Some(Outgoing {
+            bytes,
+            ends,
+            start: self.offset,
+            written: 0,
+            first_seq,
+            from_queue: true,
+        });
+        Ok(true)
+    }
+
+    /// The socket took nothing: fine for a while, a dead remote after `WRITE_TIMEOUT`.
+    fn stalled(&mut self) -> io::Result<()> {
+        let since = *self.stalled_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= link::WRITE_TIMEOUT {
+            Err(link::stalled())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// True for an error that means "not now" rather than "broken".
+fn retry(e: &io::Error) -> bool {
+    link::timed_out(e) || e.kind() == io::ErrorKind::Interrupted
+}
