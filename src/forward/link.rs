@@ -137,32 +137,41 @@ impl Link {
         }
     }
 
+    /// Writes `bytes[*written..]` as far as the connection takes it within [`WRITE_SLICE`],
+    /// moving `written`; true once all of it is out of our hands (TLS: its records too). An
+    /// error once the connection took nothing for [`WRITE_TIMEOUT`], counted in `stall` across
+    /// calls.
+    pub fn write_from(
+        &mut self,
+        bytes: &[u8],
+        written: &mut usize,
+        stall: &mut Stall,
+    ) -> io::Result<bool> {
+        while *written < bytes.len() {
+            match self.write(&bytes[*written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    *written += n;
+                    stall.0 = None;
+                }
+                Err(e) if not_now(&e) => return stall.check(),
+                Err(e) => return Err(e),
+            }
+        }
+        if self.flush()? {
+            stall.0 = None;
+            Ok(true)
+        } else {
+            stall.check()
+        }
+    }
+
     /// Writes all of `bytes` (one datagram for UDP), failing only if the remote takes nothing
     /// for [`WRITE_TIMEOUT`].
     pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let mut rest = bytes;
-        let mut deadline = Instant::now() + WRITE_TIMEOUT;
-        loop {
-            let taken = if rest.is_empty() {
-                match self.flush()? {
-                    true => return Ok(()),
-                    false => 0,
-                }
-            } else {
-                match self.write(rest) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => n,
-                    Err(e) if timed_out(&e) || e.kind() == io::ErrorKind::Interrupted => 0,
-                    Err(e) => return Err(e),
-                }
-            };
-            rest = &rest[taken..];
-            if taken > 0 {
-                deadline = Instant::now() + WRITE_TIMEOUT;
-            } else if Instant::now() >= deadline {
-                return Err(stalled());
-            }
-        }
+        let (mut written, mut stall) = (0, Stall::default());
+        while !self.write_from(bytes, &mut written, &mut stall)? {}
+        Ok(())
     }
 
     /// Bytes given to the connection that the remote has not acknowledged, as an upper bound:
@@ -205,7 +214,7 @@ fn flush_tls(
         match s.conn.write_tls(&mut s.sock) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(_) => {}
-            Err(e) if timed_out(&e) || e.kind() == io::ErrorKind::Interrupted => return Ok(false),
+            Err(e) if not_now(&e) => return Ok(false),
             Err(e) => return Err(e),
         }
     }
@@ -213,12 +222,24 @@ fn flush_tls(
     Ok(true)
 }
 
-/// The error of a remote that took nothing for [`WRITE_TIMEOUT`].
-pub fn stalled() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        format!("the remote took nothing for {} s", WRITE_TIMEOUT.as_secs()),
-    )
+/// Since when a connection has taken nothing, across write-outs.
+#[derive(Debug, Default)]
+pub struct Stall(Option<Instant>);
+
+impl Stall {
+    /// The connection took nothing now: fine for a while (false: not all written), an error
+    /// once it has lasted [`WRITE_TIMEOUT`].
+    fn check(&mut self) -> io::Result<bool> {
+        let since = *self.0.get_or_insert_with(Instant::now);
+        if since.elapsed() >= WRITE_TIMEOUT {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the remote took nothing for {} s", WRITE_TIMEOUT.as_secs()),
+            ))
+        } else {
+            Ok(false)
+        }
+    }
 }
 
 /// True if a read timed out rather than failed.
@@ -227,4 +248,9 @@ pub fn timed_out(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
+}
+
+/// True for an error that means "not now" rather than "broken".
+pub fn not_now(e: &io::Error) -> bool {
+    timed_out(e) || e.kind() == io::ErrorKind::Interrupted
 }

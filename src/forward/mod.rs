@@ -61,6 +61,11 @@ struct Session {
     /// only past the oldest ones answered).
     in_flight: VecDeque<(u32, u64, bool)>,
     replies: relp::Reader,
+    /// Frames being written, and how much of them the connection took: more are framed only
+    /// once these are written, so a remote that stops reading holds frames, not the thread.
+    outbox: Vec<u8>,
+    written: usize,
+    stall: link::Stall,
 }
 
 impl Default for Session {
@@ -69,6 +74,9 @@ impl Default for Session {
             txnr: 0,
             in_flight: VecDeque::new(),
             replies: relp::Reader::new(relp::MAX_REPLY),
+            outbox: Vec::new(),
+            written: 0,
+            stall: link::Stall::default(),
         }
     }
 }
@@ -90,7 +98,6 @@ pub struct Forwarder {
     backoff: Duration,
     retry_at: Option<Instant>,
     last_error: Option<String>,
-    scratch: Vec<u8>,
     read_buf: Vec<u8>,
 }
 
@@ -141,7 +148,6 @@ impl Forwarder {
             backoff: Duration::ZERO,
             retry_at: None,
             last_error: None,
-            scratch: Vec::new(),
             read_buf: vec![0; 16 * 1024],
         })
     }
@@ -296,19 +302,21 @@ impl Forwarder {
     /// RELP: fills the window, then takes the acknowledgements.
     fn send_relp(&mut self, out: &mut WriteOut) -> io::Result<()> {
         let (_, link) = self.link.as_mut().expect("connected");
-        self.scratch.clear();
-        while self.session.in_flight.len() < RELP_WINDOW && self.session.txnr < relp::LAST_TXNR {
-            let Some((seq, payload)) = self.queue.next_unsent()? else {
-                break;
-            };
-            let txnr = self.session.txnr;
-            self.session.txnr += 1;
-            relp::frame(&mut self.scratch, txnr, "syslog", payload);
-            self.session.in_flight.push_back((txnr, seq, false));
+        let session = &mut self.session;
+        if session.written == session.outbox.len() {
+            session.outbox.clear();
+            session.written = 0;
+            while session.in_flight.len() < RELP_WINDOW && session.txnr < relp::LAST_TXNR {
+                let Some((seq, payload)) = self.queue.next_unsent()? else {
+                    break;
+                };
+                let txnr = session.txnr;
+                session.txnr += 1;
+                relp::frame(&mut session.outbox, txnr, "syslog", payload);
+                session.in_flight.push_back((txnr, seq, false));
+            }
         }
-        if !self.scratch.is_empty() {
-            link.send(&self.scratch)?;
-        }
+        let written = link.write_from(&session.outbox, &mut session.written, &mut session.stall)?;
         if self.session.in_flight.is_empty() {
             if self.session.txnr >= relp::LAST_TXNR {
                 // Out of transaction numbers: a new session starts at 1.
@@ -316,9 +324,10 @@ impl Forwarder {
             }
             return Ok(());
         }
-        // Wait for acknowledgements only as long as there is nothing more to send.
+        // Wait for acknowledgements only as long as there is nothing more to send (a write
+        // that took nothing has waited already).
         let window_full = self.session.in_flight.len() >= RELP_WINDOW || !self.queue.has_unsent();
-        let wait = if window_full {
+        let wait = if window_full && written {
             ACK_WAIT
         } else {
             Duration::from_millis(1)
@@ -459,9 +468,19 @@ impl Forwarder {
             let mut frame = Vec::new();
             relp::frame(&mut frame, self.session.txnr, "close", b"");
             // The server answers a close before it hangs up; closing first would leave it
-            // writing into a reset connection.
-            if link.send(&frame).is_ok() {
-                let deadline = Instant::now() + CLOSE_WAIT;
+            // writing into a reset connection. Not in the middle of a frame, and not for
+            // longer than CLOSE_WAIT.
+            let deadline = Instant::now() + CLOSE_WAIT;
+            let (mut written, mut stall) = (0, link::Stall::default());
+            let mut sent = self.session.written == self.session.outbox.len();
+            while sent {
+                match link.write_from(&frame, &mut written, &mut stall) {
+                    Ok(true) => break,
+                    Ok(false) if Instant::now() < deadline => {}
+                    _ => sent = false,
+                }
+            }
+            if sent {
                 while let Some(left) = deadline.checked_duration_since(Instant::now()) {
                     match link.receive(&mut self.read_buf, left) {
                         Ok(n) if n > 0 => continue,

@@ -16,9 +16,9 @@
 //! not yet read when it died. RELP closes that window.
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::link::{self, Link};
+use super::link::{self, Link, Stall};
 use super::queue::Queue;
 use super::tail::{Resend, Tail};
 use super::wire;
@@ -44,7 +44,7 @@ pub struct Stream {
     /// Memory queue: what the last connection did not get acknowledged, for the next.
     resend: Resend,
     /// Since when the connection takes nothing.
-    stalled_since: Option<Instant>,
+    stall: Stall,
 }
 
 /// A batch and how far it was written.
@@ -70,7 +70,7 @@ impl Stream {
             outgoing: None,
             tail: Tail::default(),
             resend: Resend::default(),
-            stalled_since: None,
+            stall: Stall::default(),
         }
     }
 
@@ -88,7 +88,7 @@ impl Stream {
     /// A new connection: what the last one did not get acknowledged goes first.
     pub fn connected(&mut self) {
         self.offset = 0;
-        self.stalled_since = None;
+        self.stall = Stall::default();
         self.tail.clear();
         let resend = std::mem::take(&mut self.resend);
         self.outgoing = (!resend.ends.is_empty()).then_some(Outgoing {
@@ -110,7 +110,7 @@ impl Stream {
         if let Some(o) = self.outgoing.take()
             && !o.from_queue
         {
-            self.tail.push(o.start, o.bytes, &o.ends, o.first_seq);
+            self.tail.push(o.start, o.bytes, o.ends, o.first_seq);
         }
         if self.hold_in_queue {
             if let Some((seq, n)) = self.tail.acknowledged(acknowledged)
@@ -123,7 +123,7 @@ impl Stream {
             self.resend = self.tail.take_unacknowledged(acknowledged);
         }
         self.offset = 0;
-        self.stalled_since = None;
+        self.stall = Stall::default();
     }
 
     /// The connection was closed on purpose (a stop): what it holds is left to the kernel.
@@ -131,7 +131,7 @@ impl Stream {
         self.outgoing = None;
         self.tail.clear();
         self.offset = 0;
-        self.stalled_since = None;
+        self.stall = Stall::default();
     }
 
     /// Writes what the queue has, as far as the socket takes it; `buf` is for reading.
@@ -145,27 +145,18 @@ impl Stream {
     ) -> io::Result<()> {
         loop {
             if let Some(o) = &mut self.outgoing {
-                while o.written < o.bytes.len() {
-                    match link.write(&o.bytes[o.written..]) {
-                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                        Ok(n) => {
-                            o.written += n;
-                            self.offset += n as u64;
-                            self.stalled_since = None;
-                        }
-                        Err(e) if retry(&e) => return self.stalled(),
-                        Err(e) => return Err(e),
-                    }
-                }
-                if !link.flush()? {
-                    return self.stalled();
+                let before = o.written;
+                let done = link.write_from(&o.bytes, &mut o.written, &mut self.stall);
+                self.offset += (o.written - before) as u64;
+                if !done? {
+                    return Ok(());
                 }
                 let o = self.outgoing.take().expect("checked");
                 if o.from_queue && !self.hold_in_queue {
                     queue.ack_through(o.first_seq + o.ends.len() as u64 - 1)?;
                     out.written += o.ends.len() as u64;
                 }
-                self.tail.push(o.start, o.bytes, &o.ends, o.first_seq);
+                self.tail.push(o.start, o.bytes, o.ends, o.first_seq);
             }
             self.take_acknowledged(link, queue, out)?;
             if !self.frame_next(queue, framing)? {
@@ -183,7 +174,7 @@ impl Stream {
                     ));
                 }
                 Ok(_) => {}
-                Err(e) if retry(&e) => {}
+                Err(e) if link::not_now(&e) => {}
                 Err(e) => return Err(e),
             }
             self.take_acknowledged(link, queue, out)?;
@@ -210,8 +201,7 @@ impl Stream {
 
     /// Frames the next batch from the queue; false if it has nothing to send.
     fn frame_next(&mut self, queue: &mut Queue, framing: Framing) -> io::Result<bool> {
-        let mut bytes = Vec::new();
-        let mut ends = Vec::new();
+        let (mut bytes, mut ends) = self.tail.buffers();
         let mut first = None;
         while bytes.len() < STREAM_BATCH {
             let Some((seq, payload)) = queue.next_unsent()? else {
@@ -234,19 +224,4 @@ impl Stream {
         });
         Ok(true)
     }
-
-    /// The socket took nothing: fine for a while, a dead remote after `WRITE_TIMEOUT`.
-    fn stalled(&mut self) -> io::Result<()> {
-        let since = *self.stalled_since.get_or_insert_with(Instant::now);
-        if since.elapsed() >= link::WRITE_TIMEOUT {
-            Err(link::stalled())
-        } else {
-            Ok(())
-        }
-    }
-}
-
-/// True for an error that means "not now" rather than "broken".
-fn retry(e: &io::Error) -> bool {
-    link::timed_out(e) || e.kind() == io::ErrorKind::Interrupted
 }

@@ -18,6 +18,8 @@ use std::collections::VecDeque;
 pub struct Tail {
     chunks: VecDeque<Chunk>,
     bytes: usize,
+    /// The buffers of a batch forgotten, for the next (a batch is framed into one).
+    spare: Option<(Vec<u8>, Vec<u64>)>,
 }
 
 /// One batch as it was written.
@@ -45,15 +47,18 @@ pub struct Resend {
 impl Tail {
     /// Records a batch of messages `first_seq..` written at offset `start`; `ends` are
     /// relative to `bytes`.
-    pub fn push(&mut self, start: u64, bytes: Vec<u8>, ends: &[u64], first_seq: u64) {
+    pub fn push(&mut self, start: u64, bytes: Vec<u8>, mut ends: Vec<u64>, first_seq: u64) {
         if ends.is_empty() {
             return;
+        }
+        for end in &mut ends {
+            *end += start;
         }
         self.bytes += bytes.len();
         self.chunks.push_back(Chunk {
             start,
             bytes,
-            ends: ends.iter().map(|e| start + e).collect(),
+            ends,
             first_seq,
             reported: 0,
         });
@@ -77,8 +82,17 @@ impl Tail {
             }
             let chunk = self.chunks.pop_front().expect("checked");
             self.bytes -= chunk.bytes.len();
+            self.spare = Some((chunk.bytes, chunk.ends));
         }
         last.map(|seq| (seq, newly))
+    }
+
+    /// Empty buffers for the next batch, reused from one forgotten if there is one.
+    pub fn buffers(&mut self) -> (Vec<u8>, Vec<u64>) {
+        let (mut bytes, mut ends) = self.spare.take().unwrap_or_default();
+        bytes.clear();
+        ends.clear();
+        (bytes, ends)
     }
 
     /// Bytes held.
@@ -128,8 +142,8 @@ mod tests {
     /// Messages 7 "aa", 8 "bbb", 9 "c" written as two batches from offset 10.
     fn tail() -> Tail {
         let mut t = Tail::default();
-        t.push(10, b"aabbb".to_vec(), &[2, 5], 7);
-        t.push(15, b"c".to_vec(), &[1], 9);
+        t.push(10, b"aabbb".to_vec(), vec![2, 5], 7);
+        t.push(15, b"c".to_vec(), vec![1], 9);
         t
     }
 
