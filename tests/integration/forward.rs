@@ -19,6 +19,7 @@ const TOTAL: u32 = 40_000;
 
 pub const TESTS: &[Test] = tests![
     a_tcp_remote_reset_loses_nothing_its_kernel_did_not_acknowledge,
+    a_relp_remote_that_stops_reading_does_not_stop_the_disk_queue,
     tcp_and_tls_to_rsyslog_deliver_every_message,
     relp_to_rsyslog_loses_nothing_when_the_collector_or_logger_is_killed,
     a_corrupt_queue_segment_is_skipped_counted_and_the_rest_delivered,
@@ -366,6 +367,25 @@ fn framed_len(stream: &[u8], frames: usize) -> usize {
     at
 }
 
+/// Waits until nothing more arrives on `conn` (which the test no longer reads) for 500 ms:
+/// logger's writes have stalled. Returns what waits unread (peeked: the window stays shut).
+fn wait_stalled(conn: &TcpStream) -> Vec<u8> {
+    let mut unread = vec![0; 16 << 20];
+    let (mut last, mut same_since) = (usize::MAX, Instant::now());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let n = conn.peek(&mut unread).unwrap();
+        if n != last {
+            (last, same_since) = (n, Instant::now());
+        } else if same_since.elapsed() >= Duration::from_millis(500) {
+            unread.truncate(n);
+            return unread;
+        }
+        assert!(Instant::now() < deadline, "logger's writes never stalled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Accepts one connection within `WAIT`.
 fn accept_within(listener: &TcpListener) -> TcpStream {
     listener.set_nonblocking(true).unwrap();
@@ -425,19 +445,8 @@ fn a_tcp_remote_reset_loses_nothing_its_kernel_did_not_acknowledge() {
             assert!(n > 0, "logger closed the first connection");
             received.extend_from_slice(&buf[..n]);
         }
-        let mut unread = vec![0; 16 << 20];
-        let (mut last, mut same_since) = (usize::MAX, Instant::now());
-        let deadline = Instant::now() + WAIT;
-        let unread_len = loop {
-            let n = first.peek(&mut unread).unwrap();
-            if n != last {
-                (last, same_since) = (n, Instant::now());
-            } else if same_since.elapsed() >= Duration::from_millis(500) {
-                break n;
-            }
-            assert!(Instant::now() < deadline, "logger's writes never stalled");
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let unread = wait_stalled(&first);
+        let unread_len = unread.len();
         if disk {
             send_numbered(&d, TOTAL..TOTAL + 1000);
             total += 1000;
@@ -452,7 +461,7 @@ fn a_tcp_remote_reset_loses_nothing_its_kernel_did_not_acknowledge() {
             nix::sys::signal::kill(d.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
             d.wait_exit(WAIT);
         }
-        received.extend_from_slice(&unread[..unread_len]);
+        received.extend_from_slice(&unread);
         let before_reset = framed_numbers(&received);
         drop(first);
         if disk {
@@ -506,4 +515,57 @@ fn a_tcp_remote_reset_loses_nothing_its_kernel_did_not_acknowledge() {
         let (status, _, stderr) = d.stop();
         assert!(status.success(), "{stderr}");
     }
+}
+
+/// A RELP remote that opens the session and then reads nothing more (stopped, wedged): the
+/// window of large messages does not fit in the socket buffers, so logger's write cannot
+/// finish. Messages that arrive meanwhile must still reach the disk queue at once, not after
+/// the 30 s that declare the remote dead.
+fn a_relp_remote_that_stops_reading_does_not_stop_the_disk_queue() {
+    let base = crate::support::tempdir();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::RcvBuf, &16384).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let queue = base.path().join("queue");
+    let d = Builder::new()
+        .config(&format!(
+            "heartbeat = \"0\"\nrate-limit = 0\nlisten = [\"tcp://127.0.0.1:0\"]\n\
+             [[output]]\nto = \"relp://127.0.0.1:{port}\"\nqueue-dir = \"{}\"\n",
+            queue.display()
+        ))
+        .start();
+    let send = |range: std::ops::Range<u32>| {
+        let mut s = TcpStream::connect(d.addr("tcp")).unwrap();
+        let pad = "x".repeat(8000);
+        let mut buf = Vec::new();
+        for i in range {
+            let m = format!("<13>1 - host app - - - seq {i:06} {pad}");
+            write!(buf, "{} {m}", m.len()).unwrap();
+        }
+        s.write_all(&buf).unwrap();
+    };
+    // The remote answers `open`, then reads nothing more.
+    let remote = std::thread::spawn(move || {
+        let mut remote = accept_within(&listener);
+        let mut open = vec![0; 4096];
+        let n = remote.read(&mut open).unwrap();
+        assert!(
+            String::from_utf8_lossy(&open[..n]).starts_with("1 open "),
+            "not a RELP open: {:?}",
+            String::from_utf8_lossy(&open[..n])
+        );
+        let answer = "200 OK\nrelp_version=0\ncommands=syslog";
+        writeln!(remote, "1 rsp {} {answer}", answer.len()).unwrap();
+        remote
+    });
+    // 128 messages of 8 KB: a window is 1 MB, more than the buffers between us.
+    send(0..1000);
+    let remote = remote.join().unwrap();
+    // The remote reads nothing; once logger's writes stalled, what comes must still be queued.
+    wait_stalled(&remote);
+    send(1000..1100);
+    wait_queued_within(&queue, 1000..1100, Duration::from_secs(10));
+    drop(remote);
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
 }
