@@ -453,6 +453,13 @@ impl DiskQueue {
         self.write_head()
     }
 
+    /// A reload's new bound, sync and full-queue policy; what is queued stays.
+    pub fn set_limits(&mut self, max_bytes: u64, fsync: Fsync, policy: QueuePolicy) {
+        self.max_bytes = max_bytes;
+        self.fsync = fsync;
+        self.policy = policy;
+    }
+
     /// Sends again from the head (a broken connection).
     pub fn rewind(&mut self) {
         if self.cursor != self.head {

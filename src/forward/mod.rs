@@ -81,6 +81,15 @@ impl Default for Session {
     }
 }
 
+/// A reload's new remotes, wire and TLS for a running forward output that keeps its queue
+/// directory, prepared (the TLS files read) before anything changes.
+pub struct Retarget {
+    remotes: Vec<Remote>,
+    spec: crate::config::ForwardSpec,
+    policy: crate::config::QueuePolicy,
+    tls: Option<Arc<ClientConfig>>,
+}
+
 /// A forward output.
 pub struct Forwarder {
     remotes: Vec<Remote>,
@@ -150,6 +159,45 @@ impl Forwarder {
             last_error: None,
             read_buf: vec![0; 16 * 1024],
         })
+    }
+
+    /// Prepares a reload's change of remotes, wire or TLS files for an output that keeps its
+    /// queue: reads the TLS files now, so that a bad one refuses the reload.
+    pub fn prepare(spec: &OutputSpec, remotes: &[Remote]) -> io::Result<Retarget> {
+        let tls = if remotes.iter().any(|r| r.scheme.is_tls()) {
+            Some(crate::tls::client::load(&spec.forward.tls).map_err(io::Error::other)?)
+        } else {
+            None
+        };
+        Ok(Retarget {
+            remotes: remotes.to_vec(),
+            spec: spec.forward.clone(),
+            policy: spec.policy,
+            tls,
+        })
+    }
+
+    /// Takes a reload's new remotes, wire and TLS (`prepare`), keeping the queue: the session
+    /// is closed and the next write-out connects to the new remotes. Queued messages keep the
+    /// format (RFC 5424 or 3164) they were queued in.
+    pub fn retarget(&mut self, r: Retarget) {
+        self.close_link();
+        if let Queue::Disk(q) = &mut self.queue {
+            q.set_limits(r.spec.queue_max_bytes(), r.spec.fsync, r.policy);
+        }
+        self.remotes = r.remotes;
+        self.framing = r.spec.framing;
+        self.rfc3164 = r.spec.rfc3164;
+        self.tls_spec = r.spec.tls;
+        self.tls = r.tls;
+        self.backoff = Duration::ZERO;
+        self.retry_at = None;
+        self.last_error = None;
+        log::info!(
+            "{}: forwarding from the same queue ({} messages)",
+            self.describe(),
+            self.queue.messages()
+        );
     }
 
     /// Encodes a message into the queue.

@@ -256,6 +256,13 @@ impl Sink {
         Ok(())
     }
 
+    /// A reload's new remotes for a forward output (see `Forwarder::retarget`).
+    pub fn retarget(&mut self, r: crate::forward::Retarget) {
+        if let Target::Forward(f) = &mut self.target {
+            f.retarget(r);
+        }
+    }
+
     /// Messages a stop would lose: all it holds, but for a disk queue, what is not on disk yet.
     pub fn volatile_messages(&self) -> usize {
         match &self.target {

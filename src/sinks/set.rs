@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::config::{LineFormat, Output, OutputSpec, QueuePolicy};
+use crate::config::{LineFormat, Output, OutputSpec, QueuePolicy, Remote};
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::receipt::Receipt;
@@ -124,6 +124,8 @@ pub struct Plan {
 
 enum Kept {
     Running(usize),
+    /// A running forward output that takes new remotes and keeps its queue.
+    Retarget(usize, Box<(Place, crate::forward::Retarget)>),
     New(Box<(Place, Worker)>),
 }
 
@@ -286,12 +288,25 @@ impl OutputSet {
             let place = Place::of(spec, journal_socket, foreground);
             let running =
                 (0..self.outputs.len()).find(|&i| !taken[i] && self.outputs[i].place == place);
-            let kept = match running {
-                Some(i) => {
+            let kept = match (running, self.same_queue(&place, &taken)) {
+                (Some(i), _) => {
                     taken[i] = true;
                     Kept::Running(i)
                 }
-                None => {
+                // A forward output changed, same queue directory: the running output takes the
+                // new remotes (its thread holds the queue's lock, a new one could not open it).
+                (None, Some((i, remotes))) => {
+                    taken[i] = true;
+                    let retarget =
+                        crate::forward::Forwarder::prepare(spec, remotes).map_err(|source| {
+                            Error::Output {
+                                output: spec.target.to_string(),
+                                source,
+                            }
+                        })?;
+                    Kept::Retarget(i, Box::new((place, retarget)))
+                }
+                (None, None) => {
                     let sink = Sink::open(spec, journal_socket, foreground)?;
                     Kept::New(Box::new((place, self.spawn(sink, spec.queue_size)?)))
                 }
@@ -301,8 +316,23 @@ impl OutputSet {
         Ok(Plan { outputs })
     }
 
-    /// Applies a plan. Kept outputs take their new route and policy and reopen their files;
-    /// removed ones write out what they hold, then end.
+    /// The running forward output not yet kept whose queue directory `place` names, and the
+    /// remotes `place` forwards to.
+    fn same_queue<'a>(&self, place: &'a Place, taken: &[bool]) -> Option<(usize, &'a [Remote])> {
+        let Output::Forward(remotes) = &place.output else {
+            return None;
+        };
+        let dir = place.forward.queue_dir.as_ref()?;
+        let i = (0..self.outputs.len()).find(|&i| {
+            !taken[i]
+                && matches!(self.outputs[i].place.output, Output::Forward(_))
+                && self.outputs[i].place.forward.queue_dir.as_ref() == Some(dir)
+        })?;
+        Some((i, remotes))
+    }
+
+    /// Applies a plan. Kept outputs take their new route and policy and reopen their files (a
+    /// forward output its new remotes); removed ones write out what they hold, then end.
     pub fn commit(&mut self, plan: Plan) {
         let mut old: Vec<Option<Routed>> = self.outputs.drain(..).map(Some).collect();
         for (spec, kept) in plan.outputs {
@@ -313,6 +343,22 @@ impl OutputSet {
                     out.policy = spec.policy;
                     out.worker.gauge.limit.store(spec.queue_size, Relaxed);
                     out.worker.send(Item::Reopen);
+                    out
+                }
+                Kept::Retarget(i, change) => {
+                    let (place, retarget) = *change;
+                    let mut out = old[i].take().expect("a running output is kept once");
+                    log::info!(
+                        "output {} now forwards to {}",
+                        out.worker.name,
+                        place.output
+                    );
+                    out.route = spec.route.clone();
+                    out.policy = spec.policy;
+                    out.worker.gauge.limit.store(spec.queue_size, Relaxed);
+                    out.worker.name = place.output.to_string();
+                    out.place = place;
+                    out.worker.send(Item::Retarget(Box::new(retarget)));
                     out
                 }
                 Kept::New(new) => {

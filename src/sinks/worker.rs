@@ -51,6 +51,8 @@ pub enum Item {
     Batches(Vec<Share>),
     /// Reopen the file (SIGHUP).
     Reopen,
+    /// A reload: a forward output's new remotes, wire and TLS, same queue.
+    Retarget(Box<crate::forward::Retarget>),
     /// Write out what is left, then end.
     Stop,
 }
@@ -318,6 +320,10 @@ impl Thread {
                 if let Err(e) = self.sink.reopen() {
                     log::error!("cannot reopen {}: {e}", self.sink.describe());
                 }
+                false
+            }
+            Item::Retarget(r) => {
+                self.sink.retarget(*r);
                 false
             }
             Item::Stop => true,

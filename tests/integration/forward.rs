@@ -20,6 +20,7 @@ const TOTAL: u32 = 40_000;
 pub const TESTS: &[Test] = tests![
     a_tcp_remote_reset_loses_nothing_its_kernel_did_not_acknowledge,
     a_relp_remote_that_stops_reading_does_not_stop_the_disk_queue,
+    a_reload_moves_a_forward_output_to_another_remote_with_its_queue,
     tcp_and_tls_to_rsyslog_deliver_every_message,
     relp_to_rsyslog_loses_nothing_when_the_collector_or_logger_is_killed,
     a_corrupt_queue_segment_is_skipped_counted_and_the_rest_delivered,
@@ -568,4 +569,59 @@ fn a_relp_remote_that_stops_reading_does_not_stop_the_disk_queue() {
     drop(remote);
     let (status, _, stderr) = d.stop();
     assert!(status.success(), "{stderr}");
+}
+
+/// The collector moves: a reload names another remote for a forward output and keeps its
+/// queue-dir. The running output takes the new remote (its thread holds the queue's lock), and
+/// what waited on disk for the old one, unreachable, goes to the new one, then what follows.
+fn a_reload_moves_a_forward_output_to_another_remote_with_its_queue() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let old_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let new_port = listener.local_addr().unwrap().port();
+    let base = crate::support::tempdir();
+    let queue = base.path().join("queue");
+    let config = |port: u16| {
+        format!(
+            "heartbeat = \"0\"\nrate-limit = 0\nlisten = [\"tcp://127.0.0.1:0\"]\n\
+             [[output]]\nto = \"tcp://127.0.0.1:{port}\"\nqueue-dir = \"{}\"\n",
+            queue.display()
+        )
+    };
+    let b = Builder::new().config(&config(old_port));
+    let path = b.dir().join("logger.toml");
+    let d = b.start();
+    send_numbered(&d, 0..2000);
+    wait_queued(&queue, 0..2000);
+    std::fs::write(&path, config(new_port)).unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    d.notify.expect("READY=1");
+    send_numbered(&d, 2000..3000);
+    let mut remote = accept_within(&listener);
+    let mut missing: std::collections::BTreeSet<u32> = (0..3000).collect();
+    let (mut stream, mut buf) = (Vec::new(), vec![0; 64 * 1024]);
+    let deadline = Instant::now() + WAIT;
+    while !missing.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "{} of 3000 never reached the new remote",
+            missing.len()
+        );
+        let n = remote.read(&mut buf).expect("reading the new remote");
+        assert!(n > 0, "logger closed the connection");
+        stream.extend_from_slice(&buf[..n]);
+        let numbers = framed_numbers(&stream);
+        stream.drain(..framed_len(&stream, numbers.len()));
+        for n in numbers {
+            missing.remove(&n);
+        }
+    }
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("reload failed"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("now forwards to tcp://127.0.0.1:{new_port}")),
+        "{stderr}"
+    );
 }
