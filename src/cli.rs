@@ -57,9 +57,10 @@ OUTPUTS (--output, repeatable; also `output = \"...\"` or [[output]] tables in t
                                       lose nothing) or drop (drop for this output, counted)
       queue-size = 262144             the queue's bound in bytes
     A forward output sends to remote collectors (to = [\"relp://a:2514\", \"relp://b:2514\"]
-    tries them in order). udp:// and tcp:// (RFC 6587) lose what the kernel holds when the
-    remote dies; tls:// is RFC 5425; relp:// and relp+tls:// (rsyslog's RELP) are acknowledged
-    message by message, and what was not acknowledged is sent again after a reconnect:
+    tries them in order). udp:// may lose anything; tcp:// (RFC 6587) and tls:// (RFC 5425)
+    send again what the remote's TCP had not acknowledged when the connection broke, and lose
+    only what the remote had not read when it died; relp:// and relp+tls:// (rsyslog's RELP)
+    are acknowledged message by message, and what was not is sent again after a reconnect:
       to = \"relp+tls://collector.example.net:2514\"
       format = \"rfc5424\"              rfc5424 | rfc3164 (old receivers)
       framing = \"octet-counting\"      octet-counting | lf (tcp:// and tls://)
