@@ -59,6 +59,24 @@ struct Outgoing {
     first_seq: u64,
     /// Its messages are in the queue (false: sent again from a broken connection's tail).
     from_queue: bool,
+    /// Disk queue: how many of its messages the remote acknowledged already (a prefix).
+    reported: usize,
+}
+
+impl Outgoing {
+    /// The messages that end at or before `acknowledged` and were not reported yet: the
+    /// sequence number of the last and their count. Only for messages still in the queue.
+    fn acknowledged(&mut self, acknowledged: u64) -> Option<(u64, usize)> {
+        if !self.from_queue {
+            return None;
+        }
+        let done = self
+            .ends
+            .partition_point(|&e| self.start + e <= acknowledged);
+        let newly = done.checked_sub(self.reported).filter(|&n| n > 0)?;
+        self.reported = done;
+        Some((self.first_seq + done as u64 - 1, newly))
+    }
 }
 
 impl Stream {
@@ -98,6 +116,7 @@ impl Stream {
             written: 0,
             first_seq: 0,
             from_queue: false,
+            reported: 0,
         });
     }
 
@@ -107,19 +126,24 @@ impl Stream {
         let acknowledged = link
             .unacknowledged()
             .map_or(0, |n| self.offset.saturating_sub(n));
-        if let Some(o) = self.outgoing.take()
-            && !o.from_queue
-        {
-            self.tail.push(o.start, o.bytes, o.ends, o.first_seq);
-        }
         if self.hold_in_queue {
-            if let Some((seq, n)) = self.tail.acknowledged(acknowledged)
-                && queue.ack_through(seq).is_ok()
-            {
-                out.written += n as u64;
-            }
+            let _ = self.take(acknowledged, queue, out);
             self.tail.clear();
+            self.outgoing = None;
         } else {
+            match self.outgoing.take() {
+                // Partly written: what the remote acknowledged of it leaves the queue, the
+                // rest is sent again from the queue.
+                Some(mut o) if o.from_queue => {
+                    if let Some((seq, n)) = o.acknowledged(acknowledged)
+                        && queue.ack_through(seq).is_ok()
+                    {
+                        out.written += n as u64;
+                    }
+                }
+                Some(o) => self.tail.push(o.start, o.bytes, o.ends, o.first_seq, 0),
+                None => {}
+            }
             self.resend = self.tail.take_unacknowledged(acknowledged);
         }
         self.offset = 0;
@@ -149,14 +173,18 @@ impl Stream {
                 let done = link.write_from(&o.bytes, &mut o.written, &mut self.stall);
                 self.offset += (o.written - before) as u64;
                 if !done? {
-                    return Ok(());
+                    // Stalled: still take what the remote acknowledged meanwhile, so that a
+                    // disk queue's head is not behind it when logger is killed.
+                    return self.take_acknowledged(link, queue, out);
                 }
                 let o = self.outgoing.take().expect("checked");
                 if o.from_queue && !self.hold_in_queue {
                     queue.ack_through(o.first_seq + o.ends.len() as u64 - 1)?;
                     out.written += o.ends.len() as u64;
                 }
-                self.tail.push(o.start, o.bytes, o.ends, o.first_seq);
+                let reported = if self.hold_in_queue { o.reported } else { 0 };
+                self.tail
+                    .push(o.start, o.bytes, o.ends, o.first_seq, reported);
             }
             self.take_acknowledged(link, queue, out)?;
             if !self.frame_next(queue, framing)? {
@@ -190,10 +218,25 @@ impl Stream {
         out: &mut WriteOut,
     ) -> io::Result<()> {
         let acknowledged = self.offset.saturating_sub(link.unacknowledged()?);
-        if let Some((seq, n)) = self.tail.acknowledged(acknowledged)
-            && self.hold_in_queue
-        {
+        if self.hold_in_queue {
+            self.take(acknowledged, queue, out)
+        } else {
+            self.tail.acknowledged(acknowledged);
+            Ok(())
+        }
+    }
+
+    /// Disk queue: lets go of every message the remote acknowledged, written whole or in part.
+    fn take(&mut self, acknowledged: u64, queue: &mut Queue, out: &mut WriteOut) -> io::Result<()> {
+        let from_tail = self.tail.acknowledged(acknowledged);
+        let from_outgoing = self
+            .outgoing
+            .as_mut()
+            .and_then(|o| o.acknowledged(acknowledged));
+        if let Some((seq, _)) = from_outgoing.or(from_tail) {
             queue.ack_through(seq)?;
+        }
+        for (_, n) in [from_tail, from_outgoing].into_iter().flatten() {
             out.written += n as u64;
         }
         Ok(())
@@ -221,6 +264,7 @@ impl Stream {
             written: 0,
             first_seq,
             from_queue: true,
+            reported: 0,
         });
         Ok(true)
     }

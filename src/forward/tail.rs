@@ -45,9 +45,16 @@ pub struct Resend {
 }
 
 impl Tail {
-    /// Records a batch of messages `first_seq..` written at offset `start`; `ends` are
-    /// relative to `bytes`.
-    pub fn push(&mut self, start: u64, bytes: Vec<u8>, mut ends: Vec<u64>, first_seq: u64) {
+    /// Records a batch of messages `first_seq..` written at offset `start`, of which the first
+    /// `reported` were reported acknowledged already; `ends` are relative to `bytes`.
+    pub fn push(
+        &mut self,
+        start: u64,
+        bytes: Vec<u8>,
+        mut ends: Vec<u64>,
+        first_seq: u64,
+        reported: usize,
+    ) {
         if ends.is_empty() {
             return;
         }
@@ -60,7 +67,7 @@ impl Tail {
             bytes,
             ends,
             first_seq,
-            reported: 0,
+            reported,
         });
     }
 
@@ -142,8 +149,8 @@ mod tests {
     /// Messages 7 "aa", 8 "bbb", 9 "c" written as two batches from offset 10.
     fn tail() -> Tail {
         let mut t = Tail::default();
-        t.push(10, b"aabbb".to_vec(), vec![2, 5], 7);
-        t.push(15, b"c".to_vec(), vec![1], 9);
+        t.push(10, b"aabbb".to_vec(), vec![2, 5], 7, 0);
+        t.push(15, b"c".to_vec(), vec![1], 9, 0);
         t
     }
 
