@@ -114,11 +114,7 @@ impl Forwarder {
     /// Opens the queue (reading a disk queue's backlog) and loads the TLS files.
     pub fn open(spec: &OutputSpec, remotes: &[Remote]) -> io::Result<Forwarder> {
         let fwd = &spec.forward;
-        let tls = if remotes.iter().any(|r| r.scheme.is_tls()) {
-            Some(crate::tls::client::load(&fwd.tls).map_err(io::Error::other)?)
-        } else {
-            None
-        };
+        let tls = load_tls(&fwd.tls, remotes)?;
         let queue = match &fwd.queue_dir {
             None => Queue::Memory(MemoryQueue::default()),
             Some(dir) => {
@@ -164,16 +160,11 @@ impl Forwarder {
     /// Prepares a reload's change of remotes, wire or TLS files for an output that keeps its
     /// queue: reads the TLS files now, so that a bad one refuses the reload.
     pub fn prepare(spec: &OutputSpec, remotes: &[Remote]) -> io::Result<Retarget> {
-        let tls = if remotes.iter().any(|r| r.scheme.is_tls()) {
-            Some(crate::tls::client::load(&spec.forward.tls).map_err(io::Error::other)?)
-        } else {
-            None
-        };
         Ok(Retarget {
             remotes: remotes.to_vec(),
             spec: spec.forward.clone(),
             policy: spec.policy,
-            tls,
+            tls: load_tls(&spec.forward.tls, remotes)?,
         })
     }
 
@@ -181,6 +172,7 @@ impl Forwarder {
     /// is closed and the next write-out connects to the new remotes. Queued messages keep the
     /// format (RFC 5424 or 3164) they were queued in.
     pub fn retarget(&mut self, r: Retarget) {
+        let before = self.describe();
         self.close_link();
         if let Queue::Disk(q) = &mut self.queue {
             q.set_limits(r.spec.queue_max_bytes(), r.spec.fsync, r.policy);
@@ -194,7 +186,7 @@ impl Forwarder {
         self.retry_at = None;
         self.last_error = None;
         log::info!(
-            "{}: forwarding from the same queue ({} messages)",
+            "output {before} now forwards to {} from the same queue ({} messages)",
             self.describe(),
             self.queue.messages()
         );
@@ -556,6 +548,19 @@ impl Forwarder {
             );
         }
     }
+}
+
+/// The client configuration for the TLS files of `tls`, if a remote needs one.
+fn load_tls(
+    tls: &crate::config::TlsClientSpec,
+    remotes: &[Remote],
+) -> io::Result<Option<Arc<ClientConfig>>> {
+    if !remotes.iter().any(|r| r.scheme.is_tls()) {
+        return Ok(None);
+    }
+    crate::tls::client::load(tls)
+        .map(Some)
+        .map_err(io::Error::other)
 }
 
 /// Opens a RELP session on a fresh connection: `open` and its `200 OK`.

@@ -17,7 +17,6 @@ use std::collections::VecDeque;
 #[derive(Default)]
 pub struct Tail {
     chunks: VecDeque<Chunk>,
-    bytes: usize,
     /// The buffers of a batch forgotten, for the next (a batch is framed into one).
     spare: Option<(Vec<u8>, Vec<u64>)>,
 }
@@ -61,7 +60,6 @@ impl Tail {
         for end in &mut ends {
             *end += start;
         }
-        self.bytes += bytes.len();
         self.chunks.push_back(Chunk {
             start,
             bytes,
@@ -88,7 +86,6 @@ impl Tail {
                 break;
             }
             let chunk = self.chunks.pop_front().expect("checked");
-            self.bytes -= chunk.bytes.len();
             self.spare = Some((chunk.bytes, chunk.ends));
         }
         last.map(|seq| (seq, newly))
@@ -104,7 +101,7 @@ impl Tail {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.chunks.iter().map(|c| c.bytes.len()).sum()
     }
 
     /// True if nothing is held.
@@ -115,7 +112,6 @@ impl Tail {
     /// Forgets everything.
     pub fn clear(&mut self) {
         self.chunks.clear();
-        self.bytes = 0;
     }
 
     /// Empties the tail into the messages that end after `acknowledged`, to send again.
@@ -137,7 +133,6 @@ impl Tail {
                 .ends
                 .extend(chunk.ends[first..].iter().map(|e| base + e - from));
         }
-        self.bytes = 0;
         resend
     }
 }

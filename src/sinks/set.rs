@@ -339,23 +339,14 @@ impl OutputSet {
             let out = match kept {
                 Kept::Running(i) => {
                     let mut out = old[i].take().expect("a running output is kept once");
-                    out.route = spec.route.clone();
-                    out.policy = spec.policy;
-                    out.worker.gauge.limit.store(spec.queue_size, Relaxed);
+                    out.follow(&spec);
                     out.worker.send(Item::Reopen);
                     out
                 }
                 Kept::Retarget(i, change) => {
                     let (place, retarget) = *change;
                     let mut out = old[i].take().expect("a running output is kept once");
-                    log::info!(
-                        "output {} now forwards to {}",
-                        out.worker.name,
-                        place.output
-                    );
-                    out.route = spec.route.clone();
-                    out.policy = spec.policy;
-                    out.worker.gauge.limit.store(spec.queue_size, Relaxed);
+                    out.follow(&spec);
                     out.worker.name = place.output.to_string();
                     out.place = place;
                     out.worker.send(Item::Retarget(Box::new(retarget)));
@@ -420,6 +411,13 @@ impl Routed {
             place,
             worker,
         }
+    }
+
+    /// A reload keeps this output: it takes the new spec's route, policy and queue bound.
+    fn follow(&mut self, spec: &OutputSpec) {
+        self.route = spec.route.clone();
+        self.policy = spec.policy;
+        self.worker.gauge.limit.store(spec.queue_size, Relaxed);
     }
 }
 
