@@ -1,7 +1,7 @@
 //! Lays out the code a quiet daemon runs together at the start of the binary's code, by
-//! passing `link/idle-code.ld` to the linker (binaries only). An idle daemon's resident size is
-//! mostly mapped pages of its own binary, and the kernel maps them 64 KiB at a time around each
-//! page touched: grouped, the same code costs half the pages. The script only adds an output
+//! passing `link/idle-code.ld` to the linker (binaries only). A third of an idle daemon's
+//! resident size is mapped pages of its own binary, and the kernel maps them 64 KiB at a time
+//! around each page touched: grouped, the same code costs half the pages. The script only adds an output
 //! section after `.init` (`INSERT`); everything else keeps the linker's default layout.
 //! `link/profile-idle` writes it; a function it does not name costs pages, never correctness.
 
