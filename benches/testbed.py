@@ -1,6 +1,7 @@
 """What the Python benches and link/profile-idle share: a volatile journald of their own in a
-private mount namespace, and a test PKI. Import it with `sys.path.insert(0, ROOT/benches)`."""
+private mount namespace, a NOTIFY_SOCKET, and a test PKI. Import it with `sys.path.insert(0, ROOT/benches)`."""
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -42,3 +43,30 @@ def pki(directory):
             f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
         openssl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
                 "-CAcreateserial", "-out", f"{who}.pem", "-days", "2", "-extfile", f"{who}.ext")
+
+
+class Notify:
+    """A NOTIFY_SOCKET of our own at PATH: the real sd_notify protocol."""
+
+    def __init__(self, path, timeout):
+        if os.path.exists(path):
+            os.unlink(path)
+        self.path, self.timeout = path, timeout
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+
+    def wait_for(self, word, what):
+        """Returns once a datagram has the line WORD (READY=1, say); exits after the timeout."""
+        deadline = time.monotonic() + self.timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                datagram = self.sock.recv(4096).decode(errors="replace")
+            except socket.timeout:
+                break
+            if word in datagram.splitlines():
+                return
+        sys.exit(f"no {word} from logger within {self.timeout} s ({what})")
+
+    def close(self):
+        self.sock.close()
