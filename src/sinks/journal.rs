@@ -7,12 +7,14 @@
 //! those goes in `LOGGER_*` fields (see ARCHITECTURE.md), never `_*`, which journald reserves.
 
 use std::io::{self, IoSlice, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
 
@@ -121,6 +123,15 @@ impl JournalWriter {
         };
         let _ = writer.connect();
         Ok(writer)
+    }
+
+    /// Waits up to `timeout` for journald's queue to have room; true once it has. The kernel
+    /// wakes a connected datagram sender when its peer reads (`unix_dgram_poll`), so this
+    /// returns as soon as journald takes an entry, not at the next tick of a timer.
+    pub fn wait_writable(&self, timeout: Duration) -> bool {
+        let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLOUT)];
+        let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+        matches!(poll(&mut fds, timeout), Ok(n) if n > 0)
     }
 
     /// The socket path.

@@ -31,9 +31,9 @@ use crate::message::Message;
 use crate::template::Template;
 use journal::JournalWriter;
 
-/// How long to let journald work through a full queue before sending again.
+/// Once journald's full queue has room again, how long to let it read before sending again.
 const JOURNAL_FULL_PAUSE: Duration = Duration::from_millis(1);
-/// How long one write-out waits on a full journal queue before leaving it to the retry timer.
+/// How long one write-out waits on a full journal queue before handing back to its thread.
 const JOURNAL_FULL_WAIT: Duration = Duration::from_millis(100);
 
 enum Target {
@@ -190,17 +190,21 @@ impl Sink {
                             full_since = None;
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            // journald's queue is full. Waiting for one free slot would wake us
-                            // for every entry it reads; a short pause lets it take a run of them,
-                            // and it never runs dry, as its queue holds far more than it reads
-                            // in that time. A journal stuck for longer goes to the retry timer,
-                            // so the loop stays responsive.
+                            // journald's queue is full: wait until it reads (the kernel wakes
+                            // us then, see `wait_writable`), then pause a moment so that one
+                            // wake-up sends a run of entries rather than one per entry it read.
+                            // A journal that reads nothing for a while hands back to the
+                            // thread, which looks at its queue and comes back at once: a full
+                            // journal is flow control, not a failure to back off from (a 2 s
+                            // backoff let a journal that reads in bursts take a burst per 2 s).
                             let since = *full_since.get_or_insert_with(Instant::now);
-                            if since.elapsed() < JOURNAL_FULL_WAIT {
+                            let left = JOURNAL_FULL_WAIT.saturating_sub(since.elapsed());
+                            if !left.is_zero() && writer.wait_writable(left) {
                                 std::thread::sleep(JOURNAL_FULL_PAUSE);
                                 continue;
                             }
                             out.error = Some(e);
+                            out.retry_at = Some(Instant::now());
                             break;
                         }
                         Err(e) if is_transient(&e) => {

@@ -20,6 +20,7 @@ pub const TESTS: &[Test] = tests![
     a_flood_of_escaped_messages_costs_what_it_weighs,
     a_restarting_journal_loses_nothing_accepted,
     a_journal_that_stops_reading_neither_blocks_the_loop_nor_loses_an_entry,
+    a_journal_that_reads_in_bursts_finds_its_queue_refilled_after_each,
     an_entry_too_large_for_a_datagram_goes_through_a_sealed_memfd,
     datagram_sockets_get_the_receive_buffer_asked_and_say_when_the_kernel_caps_it,
     reloaded_limits_reach_running_listeners_and_open_connections,
@@ -508,6 +509,58 @@ fn a_journal_that_stops_reading_neither_blocks_the_loop_nor_loses_an_entry() {
             format!("m{i}").into_bytes(),
             "in order, none missing"
         );
+    }
+    drop(tcp);
+    assert!(d.stop().0.success());
+}
+
+/// journald busy (a slow disk, a rotation) reads its socket in bursts. The journal output
+/// waits for its queue to have room and refills it after every burst. It used to treat a queue
+/// full for 100 ms as a failure and back off up to 2 s, so that a journal reading every 250 ms
+/// got one burst's worth every 2 s, and a backlog took eight times as long to clear.
+fn a_journal_that_reads_in_bursts_finds_its_queue_refilled_after_each() {
+    let (b, sink) = with_test_journal(Builder::new(), "heartbeat = \"0\"\n");
+    let d = b.arg("--listen=tcp://127.0.0.1:0").start();
+    // More than a dozen bursts take: the kernel queues 11 entries (max_dgram_qlen 10) or 513.
+    const N: usize = 20_000;
+    let mut tcp = TcpStream::connect(d.addr("tcp")).unwrap();
+    for i in 0..N {
+        writeln!(tcp, "<13>t: m{i}").unwrap();
+    }
+    tcp.flush().unwrap();
+    d.wait_queued_status("no STATUS with entries queued for a full journal");
+    sink.set_nonblocking(true).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut burst = || {
+        let mut n = 0;
+        while sink.recv(&mut buf).is_ok() {
+            n += 1;
+        }
+        n
+    };
+    let mut received = burst();
+    const BURSTS: usize = 12;
+    let mut empty = 0;
+    for _ in 0..BURSTS {
+        std::thread::sleep(Duration::from_millis(250));
+        let n = burst();
+        received += n;
+        if n == 0 {
+            empty += 1;
+        }
+    }
+    assert!(received < N, "the whole backlog fit in {BURSTS} bursts");
+    assert!(
+        empty <= BURSTS / 4,
+        "{empty} of {BURSTS} bursts 250 ms apart found the journal's queue empty while \
+         logger held {} entries",
+        N - received
+    );
+    // The rest arrives too.
+    sink.set_nonblocking(false).unwrap();
+    while received < N {
+        recv_within(&sink, &mut buf, WAIT).expect("every held entry arrives");
+        received += 1;
     }
     drop(tcp);
     assert!(d.stop().0.success());
