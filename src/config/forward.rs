@@ -209,6 +209,9 @@ impl TlsClientSpec {
 
 /// The default bound of a disk queue.
 pub const DEFAULT_QUEUE_MAX_BYTES: u64 = 1 << 30;
+/// How long a remote may leave what was sent unacknowledged before it is declared dead, by
+/// default: librelp's RELP timeout.
+pub const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Everything a forward output is configured with beyond its remotes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -225,6 +228,9 @@ pub struct ForwardSpec {
     pub queue_max_bytes: u64,
     /// When it syncs (`queue-fsync`).
     pub fsync: Fsync,
+    /// How long the remote may leave what was sent unanswered (RELP) or untaken (TCP, TLS)
+    /// before the connection is declared dead (`remote-timeout`); none means the default.
+    pub remote_timeout: Option<Duration>,
 }
 
 impl ForwardSpec {
@@ -237,6 +243,11 @@ impl ForwardSpec {
         }
     }
 
+    /// How long a remote may leave what was sent unacknowledged.
+    pub fn remote_timeout(&self) -> Duration {
+        self.remote_timeout.unwrap_or(DEFAULT_REMOTE_TIMEOUT)
+    }
+
     /// The checks across keys, given the remotes (empty: not a forward output).
     pub fn check(&self, remotes: &[Remote]) -> Result<(), String> {
         let Some(first) = remotes.first() else {
@@ -246,6 +257,7 @@ impl ForwardSpec {
                 (self.queue_dir.is_some(), "queue-dir"),
                 (self.queue_max_bytes != 0, "queue-max-bytes"),
                 (self.fsync != Fsync::default(), "queue-fsync"),
+                (self.remote_timeout.is_some(), "remote-timeout"),
             ];
             if let Some((_, key)) = set.iter().find(|(is_set, _)| *is_set) {
                 return Err(format!(

@@ -32,7 +32,9 @@ use crate::message::Transport;
 use document::Document;
 pub use forward::{ForwardSpec, Framing, Fsync, Remote, Scheme, TlsClientSpec};
 pub use input::{Fingerprint, InputSpec, TlsSpec};
-pub use values::{DEFAULT_QUEUE_SIZE, LineFormat, Output, OutputSpec, QueuePolicy, parse_duration};
+pub use values::{
+    DEFAULT_QUEUE_SIZE, LineFormat, Output, OutputSpec, QueuePolicy, fmt_duration, parse_duration,
+};
 
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/logger/logger.toml";

@@ -622,6 +622,14 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
         },
         show: |o| Some(quote(&o.forward.fsync.to_string())),
     },
+    Key {
+        name: "remote-timeout",
+        read: |o, v| {
+            o.forward.remote_timeout = Some(positive_duration(v)?);
+            Ok(())
+        },
+        show: |o| Some(quote(&fmt_duration(Some(o.forward.remote_timeout())))),
+    },
 ];
 
 /// What `queue-max-bytes` accepts: from 1 MiB (a few segments) to 1 TiB.
@@ -652,7 +660,7 @@ fn outputs(v: &Value<'_>) -> Result<Vec<OutputSpec>, Fault> {
 /// One `[[output]]` table.
 fn output(table: &Table<'_>) -> Result<OutputSpec, Fault> {
     let mut spec = OutputSpec::everything(Output::Auto);
-    let mut to = false;
+    let (mut to, mut policy) = (false, false);
     for (name, value) in super::merge::in_file_order(table) {
         let key = find(OUTPUT_KEYS, name.get_ref()).ok_or_else(|| Fault {
             message: format!(
@@ -667,6 +675,11 @@ fn output(table: &Table<'_>) -> Result<OutputSpec, Fault> {
             at: f.at.or(Some(value.span())),
         })?;
         to |= key.name == "to";
+        policy |= key.name == "queue-policy";
+    }
+    // `to` may come after `queue-policy` or not at all: the default follows the target.
+    if !policy {
+        spec.policy = QueuePolicy::default_for(&spec.target);
     }
     if !to {
         return Err(

@@ -113,13 +113,26 @@ impl fmt::Display for LineFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QueuePolicy {
     /// Stop taking messages from the inputs until it has room: nothing is lost, TCP senders
-    /// are pushed back and datagrams wait in the kernel.
+    /// are pushed back and datagrams wait in the kernel. The default of local outputs.
     #[default]
     Block,
     /// Drop the message for this output (counted); the other outputs and the inputs go on.
+    /// The default of forward outputs.
     Drop,
     /// A full disk queue drops its oldest segment (counted) to take the new messages.
     DropOldest,
+}
+
+impl QueuePolicy {
+    /// What an output does when its queue is full unless `queue-policy` says: a local output
+    /// blocks (nothing is lost, senders are pushed back), a forward output drops (a remote that
+    /// stays dead must not hold back the journal, the files and local syslog(3) callers).
+    pub fn default_for(target: &Output) -> QueuePolicy {
+        match target {
+            Output::Forward(_) => QueuePolicy::Drop,
+            _ => QueuePolicy::Block,
+        }
+    }
 }
 
 impl std::str::FromStr for QueuePolicy {
@@ -172,10 +185,10 @@ impl OutputSpec {
     /// Every message, in the traditional format: what `--output` and `output = "..."` mean.
     pub fn everything(target: Output) -> OutputSpec {
         OutputSpec {
+            policy: QueuePolicy::default_for(&target),
             target,
             route: Route::all(),
             format: LineFormat::Traditional,
-            policy: QueuePolicy::Block,
             queue_size: DEFAULT_QUEUE_SIZE,
             forward: ForwardSpec::default(),
         }
@@ -202,6 +215,7 @@ pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
     Ok((!d.is_zero()).then_some(d))
 }
 
+/// A duration as the configuration writes it (`"0"` for none, `"90s"`, `"250ms"`).
 pub fn fmt_duration(d: Option<Duration>) -> String {
     match d {
         None => "0".into(),

@@ -5,7 +5,7 @@
 //! Writes never block the output's thread for long: [`Link::write`] gives up after
 //! [`WRITE_SLICE`] without room in the socket (the thread goes back to queueing what arrives,
 //! and comes back), and the caller decides when a remote that takes nothing is dead
-//! ([`WRITE_TIMEOUT`]). The send buffer is fixed at [`SEND_BUFFER`], which bounds what the
+//! (`remote-timeout`, a [`Stall`]). The send buffer is fixed at [`SEND_BUFFER`], which bounds what the
 //! kernel holds unacknowledged and so the copy `tail` keeps of it.
 
 use std::io::{self, Read, Write};
@@ -21,7 +21,8 @@ use crate::config::Remote;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a TLS handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A remote that takes nothing for this long is gone.
+/// A remote that takes nothing for this long is gone, where no `remote-timeout` applies (a RELP
+/// open or close).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one write waits for room in the socket before it returns.
 pub const WRITE_SLICE: Duration = Duration::from_millis(100);
@@ -139,7 +140,7 @@ impl Link {
 
     /// Writes `bytes[*written..]` as far as the connection takes it within [`WRITE_SLICE`],
     /// moving `written`; true once all of it is out of our hands (TLS: its records too). An
-    /// error once the connection took nothing for [`WRITE_TIMEOUT`], counted in `stall` across
+    /// error once the connection took nothing for the limit of `stall`, counted in it across
     /// calls.
     pub fn write_from(
         &mut self,
@@ -152,14 +153,14 @@ impl Link {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     *written += n;
-                    stall.0 = None;
+                    stall.reset();
                 }
                 Err(e) if not_now(&e) => return stall.check(),
                 Err(e) => return Err(e),
             }
         }
         if self.flush()? {
-            stall.0 = None;
+            stall.reset();
             Ok(true)
         } else {
             stall.check()
@@ -222,19 +223,41 @@ fn flush_tls(
     Ok(true)
 }
 
-/// Since when a connection has taken nothing, across write-outs.
-#[derive(Debug, Default)]
-pub struct Stall(Option<Instant>);
+/// Since when a connection has taken nothing, across write-outs, and how long it may.
+#[derive(Debug)]
+pub struct Stall {
+    since: Option<Instant>,
+    limit: Duration,
+}
+
+impl Default for Stall {
+    fn default() -> Stall {
+        Stall::new(WRITE_TIMEOUT)
+    }
+}
 
 impl Stall {
+    /// A connection that may take nothing for `limit` before it is gone.
+    pub fn new(limit: Duration) -> Stall {
+        Stall { since: None, limit }
+    }
+
+    /// It took something: the clock starts again.
+    fn reset(&mut self) {
+        self.since = None;
+    }
+
     /// The connection took nothing now: fine for a while (false: not all written), an error
-    /// once it has lasted [`WRITE_TIMEOUT`].
+    /// once it has lasted its limit.
     fn check(&mut self) -> io::Result<bool> {
-        let since = *self.0.get_or_insert_with(Instant::now);
-        if since.elapsed() >= WRITE_TIMEOUT {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= self.limit {
             Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("the remote took nothing for {} s", WRITE_TIMEOUT.as_secs()),
+                format!(
+                    "the remote took nothing for {}",
+                    crate::config::fmt_duration(Some(self.limit))
+                ),
             ))
         } else {
             Ok(false)

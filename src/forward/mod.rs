@@ -66,18 +66,47 @@ struct Session {
     outbox: Vec<u8>,
     written: usize,
     stall: link::Stall,
+    /// Since when messages in flight wait for an answer (reset by every answer).
+    unanswered_since: Option<Instant>,
+    /// How long they may (`remote-timeout`).
+    timeout: Duration,
 }
 
-impl Default for Session {
-    fn default() -> Session {
+impl Session {
+    /// A session whose remote is dead once it leaves messages unanswered, or takes nothing,
+    /// for `timeout`.
+    fn new(timeout: Duration) -> Session {
         Session {
             txnr: 0,
             in_flight: VecDeque::new(),
             replies: relp::Reader::new(relp::MAX_REPLY),
             outbox: Vec::new(),
             written: 0,
-            stall: link::Stall::default(),
+            stall: link::Stall::new(timeout),
+            unanswered_since: None,
+            timeout,
         }
+    }
+
+    /// An error once what is in flight has waited `timeout` without any answer: a remote
+    /// that opened the session and then answers nothing is as dead as one that hung up.
+    fn check_answers(&mut self) -> io::Result<()> {
+        if self.in_flight.is_empty() {
+            self.unanswered_since = None;
+            return Ok(());
+        }
+        let since = *self.unanswered_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < self.timeout {
+            return Ok(());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "no RELP answer for {} to {} messages in flight",
+                crate::config::fmt_duration(Some(self.timeout)),
+                self.in_flight.len()
+            ),
+        ))
     }
 }
 
@@ -100,6 +129,11 @@ pub struct Forwarder {
     queue: Queue,
     /// The connection and the index of its remote.
     link: Option<(usize, Link)>,
+    /// The remote tried first at the next connect: the one after a remote that failed, so
+    /// that a remote that accepts connections and then takes nothing is left for the next.
+    first: usize,
+    /// How long a remote may leave what was sent unacknowledged (`remote-timeout`).
+    timeout: Duration,
     /// RELP's session on the connection.
     session: Session,
     /// TCP and TLS: the batch being written and what was not acknowledged.
@@ -139,7 +173,8 @@ impl Forwarder {
                 Queue::Disk(q)
             }
         };
-        let stream = stream::Stream::new(matches!(queue, Queue::Disk(_)));
+        let timeout = fwd.remote_timeout();
+        let stream = stream::Stream::new(matches!(queue, Queue::Disk(_)), timeout);
         Ok(Forwarder {
             remotes: remotes.to_vec(),
             framing: fwd.framing,
@@ -148,7 +183,9 @@ impl Forwarder {
             tls,
             queue,
             link: None,
-            session: Session::default(),
+            first: 0,
+            timeout,
+            session: Session::new(timeout),
             stream,
             backoff: Duration::ZERO,
             retry_at: None,
@@ -178,10 +215,14 @@ impl Forwarder {
             q.set_limits(r.spec.queue_max_bytes(), r.spec.fsync, r.policy);
         }
         self.remotes = r.remotes;
+        self.timeout = r.spec.remote_timeout();
+        self.stream.set_timeout(self.timeout);
+        self.session = Session::new(self.timeout);
         self.framing = r.spec.framing;
         self.rfc3164 = r.spec.rfc3164;
         self.tls_spec = r.spec.tls;
         self.tls = r.tls;
+        self.first = 0;
         self.backoff = Duration::ZERO;
         self.retry_at = None;
         self.last_error = None;
@@ -380,7 +421,7 @@ impl Forwarder {
                 ));
             }
             Ok(n) => n,
-            Err(e) if link::timed_out(&e) => return Ok(()),
+            Err(e) if link::timed_out(&e) => return self.session.check_answers(),
             Err(e) => return Err(e),
         };
         let mut replies = Vec::new();
@@ -443,13 +484,19 @@ impl Forwarder {
             in_flight.pop_front();
             *acked = Some(seq);
         }
+        if acked.is_some() {
+            // The remote answers: it has `remote-timeout` again for the rest.
+            self.session.unanswered_since = None;
+        }
         result
     }
 
-    /// Tries each remote in order.
+    /// Tries each remote in order, from the one after the last that failed.
     fn connect(&mut self) -> io::Result<()> {
         let mut errors = Vec::new();
-        for (i, remote) in self.remotes.iter().enumerate() {
+        let n = self.remotes.len();
+        for i in (0..n).map(|k| (self.first + k) % n) {
+            let remote = &self.remotes[i];
             let name = self.tls_spec.name.as_deref().unwrap_or(&remote.host);
             let attempt = Link::connect(remote, self.tls.as_ref(), name).and_then(|mut link| {
                 if remote.scheme.is_relp() {
@@ -463,9 +510,10 @@ impl Forwarder {
                         log::info!("forwarding to {remote}");
                     }
                     self.link = Some((i, link));
+                    self.first = i;
                     self.session = Session {
                         txnr: 2,
-                        ..Session::default()
+                        ..Session::new(self.timeout)
                     };
                     self.stream.connected();
                     self.backoff = Duration::ZERO;
@@ -491,10 +539,19 @@ impl Forwarder {
         if let Some((i, link)) = self.link.take() {
             self.stream.broken(&link, &mut self.queue, out);
             let error = format!("{}: {e}", self.remotes[i]);
-            log::error!("connection lost: {error}; sending again what it did not acknowledge");
+            let next = (i + 1) % self.remotes.len();
+            if next == i {
+                log::error!("connection lost: {error}; sending again what it did not acknowledge");
+            } else {
+                log::error!(
+                    "connection lost: {error}; sending what it did not acknowledge to {} next",
+                    self.remotes[next]
+                );
+            }
+            self.first = next;
             self.last_error = Some(error);
         }
-        self.session = Session::default();
+        self.session = Session::new(self.timeout);
         self.queue.rewind();
         self.backoff = self.backoff.max(BACKOFF_MIN);
         self.retry_at = Some(Instant::now() + jitter(BACKOFF_MIN));
@@ -529,7 +586,7 @@ impl Forwarder {
                 }
             }
         }
-        self.session = Session::default();
+        self.session = Session::new(self.timeout);
         self.stream.closed();
         self.queue.rewind();
     }

@@ -1,6 +1,6 @@
 //! Sending on a TCP or TLS connection: batches framed from the queue and written as far as the
 //! socket takes them (a remote that stops reading holds the output's thread for one
-//! `link::WRITE_SLICE` at a time, never for the `WRITE_TIMEOUT` that declares it dead), and
+//! `link::WRITE_SLICE` at a time, never for the `remote-timeout` that declares it dead), and
 //! what the remote's TCP has not acknowledged kept in the [`Tail`], so that a connection that
 //! breaks does not lose what sat in the kernel's send buffer.
 //!
@@ -45,6 +45,8 @@ pub struct Stream {
     resend: Resend,
     /// Since when the connection takes nothing.
     stall: Stall,
+    /// How long it may take nothing before it is dead (`remote-timeout`).
+    timeout: Duration,
 }
 
 /// A batch and how far it was written.
@@ -80,16 +82,23 @@ impl Outgoing {
 }
 
 impl Stream {
-    /// The state for a queue on disk (`hold_in_queue`) or in memory.
-    pub fn new(hold_in_queue: bool) -> Stream {
+    /// The state for a queue on disk (`hold_in_queue`) or in memory, for a remote declared
+    /// dead once it took nothing for `timeout`.
+    pub fn new(hold_in_queue: bool, timeout: Duration) -> Stream {
         Stream {
             hold_in_queue,
             offset: 0,
             outgoing: None,
             tail: Tail::default(),
             resend: Resend::default(),
-            stall: Stall::default(),
+            stall: Stall::new(timeout),
+            timeout,
         }
+    }
+
+    /// A reload's new `remote-timeout`, from the next connection on.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     /// Messages held outside the queue that only this process has: sent again from a broken
@@ -106,7 +115,7 @@ impl Stream {
     /// A new connection: what the last one did not get acknowledged goes first.
     pub fn connected(&mut self) {
         self.offset = 0;
-        self.stall = Stall::default();
+        self.stall = Stall::new(self.timeout);
         self.tail.clear();
         let resend = std::mem::take(&mut self.resend);
         self.outgoing = (!resend.ends.is_empty()).then_some(Outgoing {
@@ -147,7 +156,7 @@ impl Stream {
             self.resend = self.tail.take_unacknowledged(acknowledged);
         }
         self.offset = 0;
-        self.stall = Stall::default();
+        self.stall = Stall::new(self.timeout);
     }
 
     /// The connection was closed on purpose (a stop): what it holds is left to the kernel.
@@ -155,7 +164,7 @@ impl Stream {
         self.outgoing = None;
         self.tail.clear();
         self.offset = 0;
-        self.stall = Stall::default();
+        self.stall = Stall::new(self.timeout);
     }
 
     /// Writes what the queue has, as far as the socket takes it; `buf` is for reading.

@@ -3,9 +3,11 @@
 //! refuses or blocks (journald restarting, a full disk, an unread pipe) stalls neither the
 //! others nor the service loop.
 //!
-//! When an output's queue is full its `queue-policy` decides: `block` (the default) holds the
-//! inputs back until it has room, so nothing accepted is lost; `drop` drops the message for that
-//! output alone, counted. Routing happens here, on the loop; encoding and writing on each
+//! When an output's queue is full its `queue-policy` decides: `block` (the default for local
+//! outputs) holds the inputs back until it has room, so nothing accepted is lost; `drop` (the
+//! default for forward outputs: a remote that stays dead must not stop a host's logging) drops
+//! the message for that output alone, counted, and says so once when it starts and once when
+//! it ends. Routing happens here, on the loop; encoding and writing on each
 //! output's thread. A batch is shared, not copied: each output gets the batch and a bit mask of
 //! the messages it takes (a batch holds at most [`MAX_BATCH`] messages).
 //!
@@ -103,6 +105,9 @@ struct Routed {
     policy: QueuePolicy,
     place: Place,
     worker: Worker,
+    /// Messages dropped since its queue last had room (`drop`): said when it starts and when
+    /// it ends, not per message.
+    dropping: u64,
 }
 
 /// Every running output.
@@ -193,9 +198,26 @@ impl OutputSet {
             let n = u64::from(mask.count_ones());
             let gauge = &out.worker.gauge;
             if out.policy == QueuePolicy::Drop && gauge.full() {
+                if out.dropping == 0 {
+                    log::warn!(
+                        "output {} is full ({} bytes queued): dropping its messages until it \
+                         has room; the other outputs go on",
+                        out.worker.name,
+                        gauge.queued_bytes.load(Relaxed)
+                    );
+                }
+                out.dropping += n;
                 gauge.dropped.fetch_add(n, Relaxed);
                 Stats::add(&self.stats.queue_dropped, n);
                 continue;
+            }
+            if out.dropping > 0 {
+                log::warn!(
+                    "output {} has room again; {} messages were dropped for it",
+                    out.worker.name,
+                    out.dropping
+                );
+                out.dropping = 0;
             }
             let bytes = weight(&batch, mask);
             gauge.queued_bytes.fetch_add(bytes, Relaxed);
@@ -410,6 +432,7 @@ impl Routed {
             policy: spec.policy,
             place,
             worker,
+            dropping: 0,
         }
     }
 

@@ -24,6 +24,9 @@ pub const TESTS: &[Test] = tests![
     tcp_and_tls_to_rsyslog_deliver_every_message,
     relp_to_rsyslog_loses_nothing_when_the_collector_or_logger_is_killed,
     a_corrupt_queue_segment_is_skipped_counted_and_the_rest_delivered,
+    a_relp_remote_that_stops_answering_is_declared_dead_and_the_next_takes_over,
+    a_remote_that_stays_dead_holds_back_neither_other_outputs_nor_local_senders,
+    a_tcp_remote_that_takes_nothing_is_declared_dead_and_the_next_takes_over,
 ];
 
 pub fn imrelp_installed() -> bool {
@@ -622,6 +625,209 @@ fn a_reload_moves_a_forward_output_to_another_remote_with_its_queue() {
     assert!(!stderr.contains("reload failed"), "{stderr}");
     assert!(
         stderr.contains(&format!("now forwards to tcp://127.0.0.1:{new_port}")),
+        "{stderr}"
+    );
+}
+
+/// A RELP remote that answers `open` and then never answers a message (wedged, but its TCP
+/// still takes bytes): it reads what it is sent until logger hangs up, and says how many bytes.
+fn silent_relp_remote() -> (u16, std::thread::JoinHandle<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let remote = std::thread::spawn(move || {
+        let mut remote = accept_within(&listener);
+        let mut buf = vec![0; 64 * 1024];
+        let n = remote.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"1 open "), "not a RELP open");
+        let answer = "200 OK\nrelp_version=0\ncommands=syslog";
+        writeln!(remote, "1 rsp {} {answer}", answer.len()).unwrap();
+        let mut taken = 0;
+        remote.set_read_timeout(Some(WAIT * 2)).unwrap();
+        while let Ok(n) = remote.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            taken += n;
+        }
+        taken
+    });
+    (port, remote)
+}
+
+/// Sends `range` as numbered RFC 3164 datagrams to logger's local socket the way syslog(3)
+/// does (a blocking send), each allowed to block for `limit` at most.
+fn send_local(socket: &Path, range: std::ops::Range<u32>, limit: Duration) {
+    let s = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    s.set_write_timeout(Some(limit)).unwrap();
+    for i in range {
+        let m = format!("<13>Dec  7 10:00:00 app[1]: seq {i:06} {}", "x".repeat(40));
+        let started = Instant::now();
+        s.send_to(m.as_bytes(), socket).unwrap_or_else(|e| {
+            panic!(
+                "a local sender blocked {:?} on message {i}: {e}",
+                started.elapsed()
+            )
+        });
+    }
+}
+
+/// Lines of `path` that carry a sequence number, by number.
+fn numbered_lines(path: &Path, range: std::ops::Range<u32>) -> usize {
+    let seen = arrivals(path);
+    range.filter(|n| seen.contains_key(n)).count()
+}
+
+/// The issue's hung collector: A opens the RELP session and never answers. After
+/// `remote-timeout` logger declares it dead, says so once, and sends everything A did not
+/// answer, and all that follows, to B; a file output beside it never stops.
+fn a_relp_remote_that_stops_answering_is_declared_dead_and_the_next_takes_over() {
+    require!(have("rsyslogd"), "rsyslog is not installed");
+    require!(imrelp_installed(), "rsyslog-relp is not installed");
+    let base = crate::support::tempdir();
+    let b_side = Collector::new(base.path());
+    let (a_port, a_side) = silent_relp_remote();
+    let builder = Builder::new();
+    let dir = builder.dir().to_owned();
+    let d = builder
+        .config(&format!(
+            "heartbeat = \"0\"\nrate-limit = 0\nlisten = [\"unix://{dir}/log\"]\n\
+             [[output]]\nto = [\"relp://127.0.0.1:{a_port}\", \"relp://127.0.0.1:{b_port}\"]\n\
+             remote-timeout = \"2s\"\nqueue-size = \"8M\"\n\
+             [[output]]\nto = \"file:{dir}/all.log\"\n",
+            dir = dir.display(),
+            b_port = b_side.port
+        ))
+        .start();
+    const N: u32 = 3000;
+    send_local(&dir.join("log"), 0..N, Duration::from_secs(5));
+    let seen = wait_all(&b_side.out(), 0..N);
+    let twice = seen.values().filter(|&&c| c > 1).count();
+    assert_eq!(twice, 0, "A acknowledged nothing, so B got nothing twice");
+    assert_eq!(numbered_lines(&dir.join("all.log"), 0..N), N as usize);
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(a_side.join().unwrap() > 0, "A was sent nothing");
+    let dead = stderr
+        .lines()
+        .filter(|l| l.contains("connection lost") && l.contains("no RELP answer for 2s"))
+        .collect::<Vec<_>>();
+    assert_eq!(dead.len(), 1, "declared dead once: {stderr}");
+    assert!(
+        dead[0].contains(&format!("to relp://127.0.0.1:{} next", b_side.port)),
+        "{}",
+        dead[0]
+    );
+}
+
+/// The issue's frozen host: the only remote hangs, its memory queue fills, and then? A forward
+/// output drops for itself alone (counted, said once), so the file output takes everything and
+/// a local syslog(3) caller never blocks; it used to hold the whole daemon back.
+fn a_remote_that_stays_dead_holds_back_neither_other_outputs_nor_local_senders() {
+    let (a_port, a_side) = silent_relp_remote();
+    let builder = Builder::new();
+    let dir = builder.dir().to_owned();
+    let d = builder
+        .config(&format!(
+            "heartbeat = \"0\"\nrate-limit = 0\nstop-timeout = \"2s\"\n\
+             listen = [\"unix://{dir}/log\"]\n\
+             [[output]]\nto = \"relp://127.0.0.1:{a_port}\"\n\
+             [[output]]\nto = \"file:{dir}/all.log\"\n",
+            dir = dir.display()
+        ))
+        .start();
+    // Ten times what the forward output's queue (256 KiB) holds.
+    const N: u32 = 10_000;
+    send_local(&dir.join("log"), 0..N, Duration::from_secs(5));
+    let deadline = Instant::now() + WAIT;
+    while numbered_lines(&dir.join("all.log"), 0..N) < N as usize {
+        assert!(
+            Instant::now() < deadline,
+            "the file output stopped at {} of {N}",
+            numbered_lines(&dir.join("all.log"), 0..N)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    drop(a_side);
+    assert_eq!(
+        stderr.matches("is full").count(),
+        1,
+        "dropping said once: {stderr}"
+    );
+    assert!(stderr.contains("dropping its messages until it has room"), "{stderr}");
+    // What it still held when the stop gave up on the remote is counted, not hidden.
+    assert!(!stderr.contains("lost at stop 0,"), "{stderr}");
+}
+
+/// A TCP remote A that accepts and never reads: once its buffers are full, logger's writes
+/// stall, and after `remote-timeout` the connection is declared dead and B takes over. What
+/// A's kernel acknowledged and its process never read is all that B may miss; the test reads it
+/// from A's socket (peeked) and counts it as arrived.
+fn a_tcp_remote_that_takes_nothing_is_declared_dead_and_the_next_takes_over() {
+    let a = TcpListener::bind("127.0.0.1:0").unwrap();
+    nix::sys::socket::setsockopt(&a, nix::sys::socket::sockopt::RcvBuf, &16384).unwrap();
+    let a_port = a.local_addr().unwrap().port();
+    let b = TcpListener::bind("127.0.0.1:0").unwrap();
+    let b_port = b.local_addr().unwrap().port();
+    let builder = Builder::new();
+    let dir = builder.dir().to_owned();
+    let d = builder
+        .config(&format!(
+            "heartbeat = \"0\"\nrate-limit = 0\nlisten = [\"tcp://127.0.0.1:0\"]\n\
+             [[output]]\nto = [\"tcp://127.0.0.1:{a_port}\", \"tcp://127.0.0.1:{b_port}\"]\n\
+             remote-timeout = \"2s\"\nqueue-size = \"16M\"\n\
+             [[output]]\nto = \"file:{dir}/all.log\"\n",
+            dir = dir.display()
+        ))
+        .start();
+    // 2 MB: far more than A's buffers and logger's send buffer hold.
+    const N: u32 = 20_000;
+    let sender = {
+        let addr = d.addr("tcp");
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            let mut buf = Vec::new();
+            for i in 0..N {
+                let m = format!("<13>1 - host app - - - seq {i:06} {}", "x".repeat(60));
+                write!(buf, "{} {m}", m.len()).unwrap();
+            }
+            s.write_all(&buf).unwrap();
+        })
+    };
+    let a_conn = accept_within(&a);
+    let unread_at_a = wait_stalled(&a_conn);
+    let mut seen: std::collections::BTreeSet<u32> =
+        framed_numbers(&unread_at_a).into_iter().collect();
+    // B takes over once A is declared dead, and gets everything A did not.
+    let mut b_conn = accept_within(&b);
+    let mut at_b = Vec::new();
+    let mut buf = vec![0; 1 << 20];
+    let deadline = Instant::now() + WAIT;
+    while seen.len() < N as usize {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {N} reached A or B",
+            seen.len()
+        );
+        if let Ok(n) = b_conn.read(&mut buf) {
+            at_b.extend_from_slice(&buf[..n]);
+            seen.extend(framed_numbers(&at_b));
+        }
+    }
+    sender.join().unwrap();
+    let deadline = Instant::now() + WAIT;
+    while numbered_lines(&dir.join("all.log"), 0..N) < N as usize {
+        assert!(Instant::now() < deadline, "the file output stopped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the remote took nothing for 2s; sending what it did not acknowledge to \
+             tcp://127.0.0.1:{b_port} next"
+        )),
         "{stderr}"
     );
 }
