@@ -54,10 +54,14 @@ OUTPUTS (--output, repeatable; also `output = \"...\"` or [[output]] tables in t
       format = \"traditional\"          traditional | rfc5424 | json (files and stderr)
       transport = [\"udp\", \"tcp\"]      and optionally program, hostname, source (networks)
       queue-policy = \"block\"          when its queue is full: block (hold the inputs back,
-                                      lose nothing) or drop (drop for this output, counted)
+                                      lose nothing; the default), drop (drop for this
+                                      output, counted) or block-bounded (block while the
+                                      output moves, drop once it took nothing for 1 s: the
+                                      default of forward outputs)
       queue-size = 262144             the queue's bound in bytes
     A forward output sends to remote collectors (to = [\"relp://a:2514\", \"relp://b:2514\"]
-    tries them in order). udp:// may lose anything; tcp:// (RFC 6587) and tls:// (RFC 5425)
+    keeps to the first it reaches; when that one fails, the next takes over). udp:// may lose
+    anything; tcp:// (RFC 6587) and tls:// (RFC 5425)
     send again what the remote's TCP had not acknowledged when the connection broke, and lose
     only what the remote had not read when it died; relp:// and relp+tls:// (rsyslog's RELP)
     are acknowledged message by message, and what was not is sent again after a reconnect:
@@ -70,9 +74,13 @@ OUTPUTS (--output, repeatable; also `output = \"...\"` or [[output]] tables in t
       tls-cert, tls-key               our certificate and key (mutual TLS)
       queue-dir = \"/var/lib/logger/queue/central\"  a crash-safe disk queue: messages wait
                                       there until delivered, across restarts and SIGKILL
-      queue-max-bytes = \"1G\"          its bound; full: queue-policy block, drop (new) or
-                                      drop-oldest (the oldest segment), counted
+      queue-max-bytes = \"1G\"          its bound; full: queue-policy block, drop or
+                                      block-bounded (new messages) or drop-oldest (the
+                                      oldest segment), counted
       queue-fsync = \"batch\"           batch (fdatasync per write) | off | a period (\"1s\")
+      remote-timeout = \"90s\"          a remote that answers nothing (RELP) or takes nothing
+                                      (TCP, TLS) this long is dead: the next in `to` takes
+                                      over, and what it left unacknowledged is sent there
     A message goes to every output that takes it; one no output takes is counted unrouted.
     Each output writes from its own thread: a stuck one holds up no other, unless it blocks.
 

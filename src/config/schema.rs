@@ -628,7 +628,11 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
             o.forward.remote_timeout = Some(positive_duration(v)?);
             Ok(())
         },
-        show: |o| Some(quote(&fmt_duration(Some(o.forward.remote_timeout())))),
+        show: |o| {
+            o.forward
+                .remote_timeout
+                .map(|d| quote(&fmt_duration(Some(d))))
+        },
     },
 ];
 

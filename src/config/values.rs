@@ -117,19 +117,24 @@ pub enum QueuePolicy {
     #[default]
     Block,
     /// Drop the message for this output (counted); the other outputs and the inputs go on.
-    /// The default of forward outputs.
     Drop,
     /// A full disk queue drops its oldest segment (counted) to take the new messages.
     DropOldest,
+    /// Block while the output moves (a slow remote pushes back, nothing is lost); once it has
+    /// taken nothing for `sinks::set::STUCK_AFTER` with its queue full (a dead remote), drop
+    /// for it alone until it has room: a stuck output holds the inputs back for a bounded
+    /// time only. A full disk queue drops. The default of forward outputs.
+    BlockBounded,
 }
 
 impl QueuePolicy {
     /// What an output does when its queue is full unless `queue-policy` says: a local output
-    /// blocks (nothing is lost, senders are pushed back), a forward output drops (a remote that
-    /// stays dead must not hold back the journal, the files and local syslog(3) callers).
+    /// blocks (nothing is lost, senders are pushed back), a forward output blocks only while
+    /// it moves (a remote that stays dead must not hold back the journal, the files and local
+    /// syslog(3) callers).
     pub fn default_for(target: &Output) -> QueuePolicy {
         match target {
-            Output::Forward(_) => QueuePolicy::Drop,
+            Output::Forward(_) => QueuePolicy::BlockBounded,
             _ => QueuePolicy::Block,
         }
     }
@@ -142,8 +147,9 @@ impl std::str::FromStr for QueuePolicy {
             "block" => Ok(QueuePolicy::Block),
             "drop" => Ok(QueuePolicy::Drop),
             "drop-oldest" => Ok(QueuePolicy::DropOldest),
+            "block-bounded" => Ok(QueuePolicy::BlockBounded),
             _ => Err(format!(
-                "'{s}' is not a queue policy: block, drop or drop-oldest"
+                "'{s}' is not a queue policy: block, block-bounded, drop or drop-oldest"
             )),
         }
     }
@@ -155,6 +161,7 @@ impl fmt::Display for QueuePolicy {
             QueuePolicy::Block => "block",
             QueuePolicy::Drop => "drop",
             QueuePolicy::DropOldest => "drop-oldest",
+            QueuePolicy::BlockBounded => "block-bounded",
         })
     }
 }

@@ -283,7 +283,8 @@ impl DiskQueue {
 
     /// Writes what was pushed, syncing as the policy says. With no room, the policy decides:
     /// `block` keeps it pending and says so (the output's memory queue then fills and holds
-    /// the inputs back), `drop` drops it, `drop-oldest` deletes the oldest segments.
+    /// the inputs back), `drop` and `block-bounded` drop it, `drop-oldest` deletes the oldest
+    /// segments.
     pub fn flush(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {
             return self.sync_if_due();
@@ -292,7 +293,7 @@ impl DiskQueue {
         while self.disk_bytes() + need > self.max_bytes {
             match self.policy {
                 QueuePolicy::DropOldest if self.segments.len() > 1 => self.drop_oldest()?,
-                QueuePolicy::Drop => {
+                QueuePolicy::Drop | QueuePolicy::BlockBounded => {
                     self.dropped += self.pending_count;
                     self.next_seq -= self.pending_count;
                     self.pending.clear();

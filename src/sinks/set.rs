@@ -4,10 +4,11 @@
 //! others nor the service loop.
 //!
 //! When an output's queue is full its `queue-policy` decides: `block` (the default for local
-//! outputs) holds the inputs back until it has room, so nothing accepted is lost; `drop` (the
-//! default for forward outputs: a remote that stays dead must not stop a host's logging) drops
+//! outputs) holds the inputs back until it has room, so nothing accepted is lost; `drop` drops
 //! the message for that output alone, counted, and says so once when it starts and once when
-//! it ends. Routing happens here, on the loop; encoding and writing on each
+//! it ends; `block-bounded` (the default for forward outputs: a remote that stays dead must not
+//! stop a host's logging) blocks while the output moves and drops once it has taken nothing
+//! for [`STUCK_AFTER`]. Routing happens here, on the loop; encoding and writing on each
 //! output's thread. A batch is shared, not copied: each output gets the batch and a bit mask of
 //! the messages it takes (a batch holds at most [`MAX_BATCH`] messages).
 //!
@@ -20,7 +21,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
@@ -36,6 +37,9 @@ use super::worker::{Item, Share, Worker};
 
 /// The most messages one batch may hold: one bit each in a `u64` mask.
 pub const MAX_BATCH: usize = 64;
+/// How long a `block-bounded` output may hold the inputs back with its queue full and taking
+/// nothing (a dead remote) before it drops for itself instead.
+pub const STUCK_AFTER: Duration = Duration::from_secs(1);
 
 /// Outputs opened at start-up, before any thread exists.
 pub struct Opened {
@@ -108,6 +112,8 @@ struct Routed {
     /// Messages dropped since its queue last had room (`drop`): said when it starts and when
     /// it ends, not per message.
     dropping: u64,
+    /// The gauge's progress count when the loop last saw it change, and when that was.
+    moved: (u64, Instant),
 }
 
 /// Every running output.
@@ -166,12 +172,16 @@ impl OutputSet {
         &self.wake
     }
 
-    /// True unless a `block` output's queue is full: then the loop must not take messages.
-    pub fn has_room(&self) -> bool {
+    /// True unless an output's queue is full and its policy holds the inputs back (`block`,
+    /// or `block-bounded` while the output moves): then the loop must not take messages. The
+    /// loop looks again at least every second while outputs hold messages, so a
+    /// `block-bounded` output that stopped moving sheds within a second of [`STUCK_AFTER`].
+    pub fn has_room(&mut self) -> bool {
+        let now = Instant::now();
         !self
             .outputs
-            .iter()
-            .any(|o| o.policy != QueuePolicy::Drop && o.worker.gauge.full())
+            .iter_mut()
+            .any(|o| o.worker.gauge.full() && !o.sheds(now))
     }
 
     /// Hands the messages of `batch` whose bit is set in `allowed` (at most [`MAX_BATCH`]) to
@@ -185,6 +195,7 @@ impl OutputSet {
         debug_assert!(batch.len() <= MAX_BATCH);
         let batch = Arc::new(batch);
         let mut routed = 0u64;
+        let now = Instant::now();
         for out in &mut self.outputs {
             let mask = if out.route.is_all() {
                 allowed
@@ -196,8 +207,8 @@ impl OutputSet {
                 continue;
             }
             let n = u64::from(mask.count_ones());
-            let gauge = &out.worker.gauge;
-            if out.policy == QueuePolicy::Drop && gauge.full() {
+            if out.sheds(now) {
+                let gauge = &out.worker.gauge;
                 if out.dropping == 0 {
                     log::warn!(
                         "output {} is full ({} bytes queued): dropping its messages until it \
@@ -220,6 +231,7 @@ impl OutputSet {
                 out.dropping = 0;
             }
             let bytes = weight(&batch, mask);
+            let gauge = &out.worker.gauge;
             gauge.queued_bytes.fetch_add(bytes, Relaxed);
             gauge.queued.fetch_add(n, Relaxed);
             out.worker.push(Share {
@@ -433,6 +445,26 @@ impl Routed {
             place,
             worker,
             dropping: 0,
+            moved: (0, Instant::now()),
+        }
+    }
+
+    /// True if its queue is full and, by its policy, it drops what it cannot take now rather
+    /// than hold the inputs back.
+    fn sheds(&mut self, now: Instant) -> bool {
+        if !self.worker.gauge.full() {
+            return false;
+        }
+        match self.policy {
+            QueuePolicy::Drop => true,
+            QueuePolicy::BlockBounded => {
+                let progress = self.worker.gauge.progress.load(Relaxed);
+                if progress != self.moved.0 {
+                    self.moved = (progress, now);
+                }
+                now.saturating_duration_since(self.moved.1) >= STUCK_AFTER
+            }
+            QueuePolicy::Block | QueuePolicy::DropOldest => false,
         }
     }
 

@@ -80,6 +80,9 @@ pub struct Gauge {
     pub durable: AtomicU64,
     /// A forward output's connection, as STATUS= shows it.
     pub link: std::sync::Mutex<Option<String>>,
+    /// Bumped whenever the output lets go of bytes it held: the loop tells a slow output
+    /// (it moves) from a stuck one (it does not).
+    pub progress: AtomicU64,
 }
 
 impl Gauge {
@@ -353,6 +356,9 @@ impl Thread {
     /// Half, not the bound itself: a loop woken at the first free byte would take one batch
     /// and find the queue full again, a wake-up per batch; from half it takes many at once.
     fn release(&self, n: usize) {
+        if n > 0 {
+            self.gauge.progress.fetch_add(1, Relaxed);
+        }
         let before = self.gauge.queued_bytes.fetch_sub(n, Relaxed);
         let low = self.gauge.limit.load(Relaxed) / 2;
         if before >= low && before - n < low {

@@ -37,6 +37,14 @@ struct State {
     ended: bool,
     /// Why the session cannot go on.
     error: Option<String>,
+    /// The transaction number of the last command (0 before the first).
+    last_txnr: u32,
+}
+
+/// The transaction number due after `txnr`: 1 first, then each in turn, from 999,999,999 back
+/// to 1 (librelp's wrap).
+fn next_txnr(txnr: u32) -> u32 {
+    if txnr >= 999_999_999 { 1 } else { txnr + 1 }
 }
 
 /// One connection's RELP session.
@@ -82,6 +90,18 @@ impl Session {
                 if state.error.is_some() || state.closing.is_some() {
                     return;
                 }
+                // librelp's server takes transactions in sequence only: a repeated, skipped
+                // or zero number is a broken client (or one replaying a capture), not a
+                // message to take twice.
+                let due = next_txnr(state.last_txnr);
+                if frame.txnr != due {
+                    state.error = Some(format!(
+                        "transaction number {} where {due} was due",
+                        frame.txnr
+                    ));
+                    return;
+                }
+                state.last_txnr = frame.txnr;
                 match frame.command {
                     "syslog" if state.open => {
                         state.unanswered += 1;
@@ -248,6 +268,35 @@ mod tests {
         take(&mut s, b"1 open 0\n2 starttls 0\n").unwrap();
         assert!(drain(&mut s).ends_with("2 rsp 25 500 command not supported\n"));
         assert_eq!(take(&mut s, b"3 syslog 1 a\n").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn transactions_out_of_sequence_end_the_session_after_what_came_before() {
+        for (wire, taken) in [
+            // The same transaction three times: one message, not three.
+            (
+                &b"1 open 0\n2 syslog 1 a\n2 syslog 1 a\n2 syslog 1 a\n"[..],
+                1,
+            ),
+            (b"1 open 0\n3 syslog 1 a\n", 0),
+            (b"1 open 0\n2 syslog 1 a\n4 syslog 1 b\n", 1),
+            (b"1 open 0\n0 syslog 1 a\n", 0),
+            (b"5 open 0\n", 0),
+        ] {
+            let mut s = Session::new(1024);
+            let mut got = Vec::new();
+            let fed = s.feed(wire, |data, _, txnr| got.push((data.to_vec(), txnr)));
+            let why = fed.expect_err("out of sequence");
+            assert!(why.contains("was due"), "{why}");
+            assert_eq!(got.len(), taken, "{}", String::from_utf8_lossy(wire));
+        }
+    }
+
+    #[test]
+    fn transaction_numbers_wrap_as_librelp_wraps_them() {
+        assert_eq!(next_txnr(0), 1);
+        assert_eq!(next_txnr(41), 42);
+        assert_eq!(next_txnr(999_999_999), 1);
     }
 
     #[test]

@@ -238,6 +238,46 @@ struct TlsSession {
     conn: rustls::ServerConnection,
     /// The first bytes were looked at (a TLS handshake starts with a handshake record).
     started: bool,
+    /// Where the record being received ends: a partial record is a frame in progress.
+    records: RecordBoundary,
+}
+
+/// Follows TLS record boundaries in the bytes a client sends (a 5-byte header whose last two
+/// bytes are the length of what follows), so that a record sent a byte at a time and never
+/// finished counts as a frame in progress, under frame-timeout, and not as activity.
+#[derive(Default)]
+struct RecordBoundary {
+    /// Header bytes read of the next record.
+    header: [u8; 5],
+    have: usize,
+    /// Bytes of the current record's body still to come.
+    left: usize,
+}
+
+impl RecordBoundary {
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.left > 0 {
+                let n = self.left.min(data.len());
+                self.left -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (self.header.len() - self.have).min(data.len());
+            self.header[self.have..self.have + n].copy_from_slice(&data[..n]);
+            self.have += n;
+            data = &data[n..];
+            if self.have == self.header.len() {
+                self.have = 0;
+                self.left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+            }
+        }
+    }
+
+    /// True while a record is partly received.
+    fn partial(&self) -> bool {
+        self.have > 0 || self.left > 0
+    }
 }
 
 /// Why a TLS connection was closed before it could send.
@@ -269,6 +309,7 @@ impl TlsSession {
                 return Err(TlsRefusal::NotTls);
             }
         }
+        self.records.feed(data);
         while !data.is_empty() {
             if self.conn.read_tls(&mut data).is_err() {
                 // Its buffer is full: only possible if plaintext were left unread, which
@@ -361,6 +402,7 @@ impl Connection {
                 Box::new(TlsSession {
                     conn,
                     started: false,
+                    records: RecordBoundary::default(),
                 })
             }),
             paused: false,
@@ -491,8 +533,10 @@ impl Connection {
                         return ReadState::Closed;
                     }
                     // The deadline runs from the start of the frame in progress (or of the
-                    // handshake): a frame finished restarts it, a frame still open keeps it.
-                    if !self.protocol.in_frame() && !self.handshaking() {
+                    // handshake, or of a TLS record not yet whole): a frame finished restarts
+                    // it, a frame still open keeps it.
+                    let partial_record = self.tls.as_ref().is_some_and(|t| t.records.partial());
+                    if !self.protocol.in_frame() && !self.handshaking() && !partial_record {
                         self.frame_started = None;
                     } else if frames > 0 || self.frame_started.is_none() {
                         self.frame_started = Some(now);

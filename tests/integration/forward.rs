@@ -755,7 +755,10 @@ fn a_remote_that_stays_dead_holds_back_neither_other_outputs_nor_local_senders()
         1,
         "dropping said once: {stderr}"
     );
-    assert!(stderr.contains("dropping its messages until it has room"), "{stderr}");
+    assert!(
+        stderr.contains("dropping its messages until it has room"),
+        "{stderr}"
+    );
     // What it still held when the stop gave up on the remote is counted, not hidden.
     assert!(!stderr.contains("lost at stop 0,"), "{stderr}");
 }

@@ -227,10 +227,24 @@ fn garbage_on_a_relp_port_is_closed_and_counted() {
     let mut s = TcpStream::connect(d.addr("relp")).unwrap();
     s.write_all(b"1 syslog 5 hello\n").unwrap();
     assert!(closed_by_peer(&mut s, Duration::from_secs(10)));
+    // A transaction number used again (a replayed capture, a broken client) is refused as
+    // librelp refuses it: the first message is taken, the session ends, nothing is doubled.
+    let mut s = TcpStream::connect(d.addr("relp")).unwrap();
+    let mut wire = Vec::new();
+    relp::frame(&mut wire, 1, "open", relp::offers().as_bytes());
+    for _ in 0..3 {
+        relp::frame(&mut wire, 2, "syslog", b"<13>1 - host app - - - replayed");
+    }
+    s.write_all(&wire).unwrap();
+    assert!(
+        closed_by_peer(&mut s, Duration::from_secs(10)),
+        "a repeated transaction number kept its connection"
+    );
     let (status, _, stderr) = d.stop();
     assert!(status.success(), "{stderr}");
-    assert!(stderr.contains("RELP sessions broken 2"), "{stderr}");
+    assert!(stderr.contains("RELP sessions broken 3"), "{stderr}");
     assert!(!stderr.contains("hello"), "a message before open was taken");
+    assert_eq!(stderr.matches("replayed").count(), 1, "{stderr}");
 }
 
 fn a_huge_relp_frame_is_truncated_counted_and_answered() {
