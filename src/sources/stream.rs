@@ -1109,3 +1109,27 @@ fn peer_credentials(s: &mio::net::UnixStream) -> Option<Credentials> {
         gid: c.gid(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RecordBoundary;
+
+    #[test]
+    fn a_record_is_partial_from_its_first_header_byte_to_its_last_body_byte() {
+        // Two records: 3 and 2 bytes of body.
+        let wire = [22, 3, 3, 0, 3, 1, 2, 3, 23, 3, 3, 0, 2, 9, 9];
+        let mut r = RecordBoundary::default();
+        let mut partial = Vec::new();
+        for b in wire {
+            r.feed(&[b]);
+            partial.push(r.partial());
+        }
+        let ends: Vec<usize> = (0..wire.len()).filter(|&i| !partial[i]).collect();
+        assert_eq!(ends, vec![7, 14], "whole after each record's last byte only");
+        let mut r = RecordBoundary::default();
+        r.feed(&wire);
+        assert!(!r.partial(), "both records whole in one read");
+        r.feed(&wire[..9]);
+        assert!(r.partial());
+    }
+}

@@ -19,6 +19,7 @@ pub const TESTS: &[Test] = tests![
     clients_the_ca_does_not_vouch_for_are_refused_and_counted,
     pinned_fingerprints_accept_those_certificates_alone,
     plaintext_and_silence_on_a_tls_port_are_closed_and_counted,
+    a_tls_record_sent_a_byte_at_a_time_is_closed_at_frame_timeout,
     a_reload_gives_new_handshakes_new_certificates_and_keeps_connections,
     rsyslog_forwards_into_logger_over_mutual_tls,
     a_socket_passed_as_tls_is_served_with_the_input_at_its_address,
@@ -504,6 +505,69 @@ fn plaintext_and_silence_on_a_tls_port_are_closed_and_counted() {
         "{stderr}"
     );
     assert!(stderr.contains("did not start a TLS handshake"), "{stderr}");
+}
+
+/// After a completed handshake, a client sends one TLS record a byte every 200 ms and never
+/// finishes it. Every byte used to count as activity and none as a frame, so neither
+/// frame-timeout nor idle-timeout closed it (250 of 250 still open after 16 s). A partial
+/// record now runs under frame-timeout.
+fn a_tls_record_sent_a_byte_at_a_time_is_closed_at_frame_timeout() {
+    require_tools();
+    const SCRIPT: &str = r#"
+import socket, ssl, sys, time, select
+host, port, ca = sys.argv[1:4]
+ctx = ssl.create_default_context(cafile=ca)
+s = socket.create_connection((host, int(port)), timeout=10)
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+o = ctx.wrap_bio(inc, out, server_hostname="server.example.net")
+while True:
+    try:
+        o.do_handshake()
+        break
+    except ssl.SSLWantReadError:
+        s.sendall(out.read())
+        d = s.recv(65536)
+        if not d:
+            print("ERROR closed during the handshake"); sys.exit()
+        inc.write(d)
+s.sendall(out.read())
+o.write(b"20 <13>slow: one record")
+record = out.read()
+start = time.monotonic()
+for i in range(len(record) - 1):
+    try:
+        s.sendall(record[i:i + 1])
+    except OSError:
+        print("CLOSED %.1f" % (time.monotonic() - start)); sys.exit()
+    if select.select([s], [], [], 0.2)[0]:
+        try:
+            d = s.recv(65536)
+        except OSError:
+            d = b""
+        if not d:
+            print("CLOSED %.1f" % (time.monotonic() - start)); sys.exit()
+print("OPEN after %.1f" % (time.monotonic() - start))
+"#;
+    let b = Builder::new();
+    let pki = Pki::new(b.dir());
+    let mut keys = server_keys(&pki);
+    keys.push_str("frame-timeout = \"1s\"\nidle-timeout = \"30s\"\n");
+    let d = tls_daemon(b, &keys);
+    let addr = d.addr("tls");
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let child = Command::new("python3")
+        .args(["-c", SCRIPT, host, port, &pki.path("ca.pem")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3");
+    let out = wait_output(child, WAIT);
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(text.starts_with("CLOSED"), "{text}");
+    let (_, _, stderr) = d.stop();
+    assert!(stderr.contains("slow connections closed 1"), "{stderr}");
+    assert!(!stderr.contains("one record"), "{stderr}");
 }
 
 /// The subject of the certificate the server at `addr` presents now.
