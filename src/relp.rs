@@ -74,6 +74,8 @@ pub struct Reader {
     txnr: u32,
     command: std::ops::Range<usize>,
     data: Vec<u8>,
+    /// Data longer than the limit ends the session instead of being truncated.
+    refuse_oversized: bool,
 }
 
 impl Reader {
@@ -86,6 +88,17 @@ impl Reader {
             txnr: 0,
             command: 0..0,
             data: Vec::new(),
+            refuse_oversized: false,
+        }
+    }
+
+    /// A client's reader of replies: a reply's header that announces more than [`MAX_REPLY`]
+    /// ends the session at once. A server sends nothing that long, and reading it to the end
+    /// would let a hostile one stream a gigabyte per connection at line speed.
+    pub fn for_replies() -> Reader {
+        Reader {
+            refuse_oversized: true,
+            ..Reader::new(MAX_REPLY)
         }
     }
 
@@ -123,6 +136,12 @@ impl Reader {
                         continue;
                     }
                     let len = self.header()?;
+                    if self.refuse_oversized && len > self.max_data {
+                        return Err(malformed(&format!(
+                            "{len} bytes announced, more than the {} a reply may have",
+                            self.max_data
+                        )));
+                    }
                     if b == b'\n' {
                         if len != 0 {
                             return Err(malformed("data missing"));
@@ -355,6 +374,18 @@ mod tests {
                 "split at {split}"
             );
         }
+    }
+
+    #[test]
+    fn a_reply_announcing_more_than_a_reply_may_have_is_refused_at_its_header() {
+        let mut out = Vec::new();
+        let e = replies(&mut Reader::for_replies(), b"2 rsp 999999999 ", &mut out).unwrap_err();
+        assert!(e.0.contains("999999999 bytes announced"), "{}", e.0);
+        // One at the limit is read.
+        let mut wire = Vec::new();
+        frame(&mut wire, 2, "rsp", &[b'x'; MAX_REPLY]);
+        replies(&mut Reader::for_replies(), &wire, &mut out).unwrap();
+        assert_eq!(out.len(), 1);
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl Session {
         Session {
             txnr: 0,
             in_flight: VecDeque::new(),
-            replies: relp::Reader::new(relp::MAX_REPLY),
+            replies: relp::Reader::for_replies(),
             outbox: Vec::new(),
             written: 0,
             stall: link::Stall::new(timeout),
@@ -626,7 +626,7 @@ fn open_session(link: &mut Link, buf: &mut [u8]) -> io::Result<()> {
     relp::frame(&mut frame, 1, "open", relp::offers().as_bytes());
     link.send(&frame)?;
     let deadline = Instant::now() + link::HANDSHAKE_TIMEOUT;
-    let mut reader = relp::Reader::new(relp::MAX_REPLY);
+    let mut reader = relp::Reader::for_replies();
     let mut replies = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

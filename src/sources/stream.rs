@@ -1125,7 +1125,11 @@ mod tests {
             partial.push(r.partial());
         }
         let ends: Vec<usize> = (0..wire.len()).filter(|&i| !partial[i]).collect();
-        assert_eq!(ends, vec![7, 14], "whole after each record's last byte only");
+        assert_eq!(
+            ends,
+            vec![7, 14],
+            "whole after each record's last byte only"
+        );
         let mut r = RecordBoundary::default();
         r.feed(&wire);
         assert!(!r.partial(), "both records whole in one read");

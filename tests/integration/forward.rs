@@ -27,6 +27,7 @@ pub const TESTS: &[Test] = tests![
     a_relp_remote_that_stops_answering_is_declared_dead_and_the_next_takes_over,
     a_remote_that_stays_dead_holds_back_neither_other_outputs_nor_local_senders,
     a_tcp_remote_that_takes_nothing_is_declared_dead_and_the_next_takes_over,
+    a_relp_answer_longer_than_any_reply_is_refused_at_its_header,
 ];
 
 pub fn imrelp_installed() -> bool {
@@ -833,4 +834,50 @@ fn a_tcp_remote_that_takes_nothing_is_declared_dead_and_the_next_takes_over() {
         )),
         "{stderr}"
     );
+}
+
+/// A hostile collector answers `open` with a reply announcing 999,999,999 bytes and streams
+/// junk: logger used to read it all at line speed (a gigabyte per connection). The header is
+/// enough to refuse it; what the collector manages to write before the connection closes is
+/// what the kernel buffers hold, nowhere near the announced size.
+fn a_relp_answer_longer_than_any_reply_is_refused_at_its_header() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let collector = std::thread::spawn(move || {
+        let mut conn = accept_within(&listener);
+        let mut open = vec![0; 4096];
+        let _ = conn.read(&mut open);
+        conn.set_write_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = conn.write_all(b"1 rsp 999999999 ");
+        let junk = vec![b'x'; 1 << 20];
+        let mut written = 0usize;
+        // Until logger hangs up, or 256 MB, or the socket stays full for 5 s.
+        while written < 256 << 20 {
+            match conn.write(&junk) {
+                Ok(n) => written += n,
+                Err(_) => break,
+            }
+        }
+        written
+    });
+    let d = Builder::new()
+        .config(&format!(
+            "heartbeat = \"0\"\nstop-timeout = \"1s\"\nlisten = [\"tcp://127.0.0.1:0\"]\n\
+             [[output]]\nto = \"relp://127.0.0.1:{port}\"\n"
+        ))
+        .start();
+    // It connects when it has something to send.
+    let mut s = TcpStream::connect(d.addr("tcp")).unwrap();
+    s.write_all(b"<13>1 - host app - - - to a hostile collector\n")
+        .unwrap();
+    let written = collector.join().unwrap();
+    assert!(
+        written < 64 << 20,
+        "logger read {} MB of a reply it should have refused at its header",
+        written >> 20
+    );
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("999999999 bytes announced"), "{stderr}");
 }
