@@ -10,8 +10,9 @@
 //! At max-connections a newcomer takes the place of a connection of the source holding the
 //! most, if that source holds more than the newcomer's (else of the connection idle longest, if
 //! idle a second; else it is closed at once: the client sees a reset, not a hang in the
-//! backlog). A connection that started a frame must finish it within frame-timeout (slowloris:
-//! one byte every half second is never idle), and one silent for idle-timeout is closed. Each
+//! backlog). A connection that started a frame (or a TLS record) must finish it within
+//! frame-timeout (slowloris: one byte every half second is never idle), and one silent for
+//! idle-timeout is closed. Each
 //! closure is counted by reason. When accept(2) fails for want of descriptors or memory it is
 //! retried after [`ACCEPT_RETRY`] rather than at the next connection's arrival (the listener is
 //! edge-triggered). Per connection the memory is the framer's buffer, bounded by
