@@ -66,6 +66,10 @@ pub struct Recovered {
     pub bytes: u64,
     /// Messages lost to damage (a torn last record counts one).
     pub corrupt: u64,
+    /// The head pointed past every record on disk (a bit flip, a rogue write): the sequence
+    /// number it held. The queue is read from its first record instead, so nothing is lost
+    /// and what was delivered already may come again.
+    pub head_past_data: Option<u64>,
 }
 
 /// What `flush` did when the queue had no room.
@@ -138,7 +142,7 @@ impl DiskQueue {
         })?;
         let head_file = open_file(&dir.join("head"), true)?;
         let mut head_bytes = [0u8; 8];
-        let head = match head_file.read_at(&mut head_bytes, 0)? {
+        let mut head = match head_file.read_at(&mut head_bytes, 0)? {
             8 => u64::from_le_bytes(head_bytes),
             _ => 0,
         };
@@ -153,9 +157,22 @@ impl DiskQueue {
         firsts.sort_unstable();
 
         let mut recovered = Recovered::default();
+        // A head can point at most just past the last record, or at the first sequence number
+        // of the newest segment (empty once all was delivered). Further means damage: taken
+        // at its word it would skip, and delete, every record on disk.
+        if let (Some(&oldest), Some(&newest)) = (firsts.first(), firsts.last()) {
+            let last = scan_segment(&segment_path(dir, newest))?
+                .seqs
+                .last()
+                .copied();
+            let end = last.map_or(newest, |s| newest.max(s + 1));
+            if head > end {
+                recovered.head_past_data = Some(head);
+                head = oldest;
+            }
+        }
         let mut segments = VecDeque::new();
         let mut expected = head;
-        let mut head = head;
         let mut first_valid = None;
         for (i, &first) in firsts.iter().enumerate() {
             let path = segment_path(dir, first);
@@ -665,6 +682,30 @@ mod tests {
         assert_eq!(again.len(), 600);
         q.ack_through(999).unwrap();
         assert_eq!(q.messages(), 0);
+    }
+
+    #[test]
+    fn a_head_past_the_data_is_damage_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut q, _) = open(dir.path(), 1 << 30, QueuePolicy::Block);
+        for i in 0..500 {
+            q.push(payload(i));
+        }
+        q.flush().unwrap();
+        drop(q);
+        // A bit flip in the head file.
+        fs::write(dir.path().join("head"), (1u64 << 40).to_le_bytes()).unwrap();
+        let (mut q, rec) = open(dir.path(), 1 << 30, QueuePolicy::Block);
+        assert_eq!(rec.head_past_data, Some(1 << 40));
+        assert_eq!(rec.messages, 500, "every record kept");
+        let again = drain(&mut q);
+        assert_eq!(again.len(), 500);
+        assert_eq!(again.first().unwrap(), &(0, payload(0)));
+        // Once all was delivered, a head at the next sequence number is no damage.
+        q.ack_through(499).unwrap();
+        drop(q);
+        let (_, rec) = open(dir.path(), 1 << 30, QueuePolicy::Block);
+        assert_eq!(rec, Recovered::default());
     }
 
     #[test]

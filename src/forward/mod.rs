@@ -154,6 +154,15 @@ impl Forwarder {
             Some(dir) => {
                 let (q, found) =
                     disk::DiskQueue::open(dir, fwd.queue_max_bytes(), fwd.fsync, spec.policy)?;
+                if let Some(head) = found.head_past_data {
+                    log::error!(
+                        "queue {}: corrupt head ({head} is past every record on disk); \
+                         sending all {} messages it holds, some of which may have been \
+                         delivered already",
+                        dir.display(),
+                        found.messages
+                    );
+                }
                 if found.corrupt > 0 {
                     log::error!(
                         "queue {}: {} corrupt messages skipped (damaged or torn records); the \
