@@ -655,6 +655,11 @@ fn silent_relp_remote() -> (u16, std::thread::JoinHandle<usize>) {
     (port, remote)
 }
 
+/// How long one local send may block: a stuck forward output holds the inputs back for
+/// `sinks::set::STUCK_AFTER` (1 s) plus up to a second before the loop looks again; the rest is
+/// room for a busy machine.
+const SEND_BOUND: Duration = Duration::from_secs(10);
+
 /// Sends `range` as numbered RFC 3164 datagrams to logger's local socket the way syslog(3)
 /// does (a blocking send), each allowed to block for `limit` at most.
 fn send_local(socket: &Path, range: std::ops::Range<u32>, limit: Duration) {
@@ -700,7 +705,7 @@ fn a_relp_remote_that_stops_answering_is_declared_dead_and_the_next_takes_over()
         ))
         .start();
     const N: u32 = 3000;
-    send_local(&dir.join("log"), 0..N, Duration::from_secs(5));
+    send_local(&dir.join("log"), 0..N, SEND_BOUND);
     let seen = wait_all(&b_side.out(), 0..N);
     let twice = seen.values().filter(|&&c| c > 1).count();
     assert_eq!(twice, 0, "A acknowledged nothing, so B got nothing twice");
@@ -738,7 +743,7 @@ fn a_remote_that_stays_dead_holds_back_neither_other_outputs_nor_local_senders()
         .start();
     // Ten times what the forward output's queue (256 KiB) holds.
     const N: u32 = 10_000;
-    send_local(&dir.join("log"), 0..N, Duration::from_secs(5));
+    send_local(&dir.join("log"), 0..N, SEND_BOUND);
     let deadline = Instant::now() + WAIT;
     while numbered_lines(&dir.join("all.log"), 0..N) < N as usize {
         assert!(
