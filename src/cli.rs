@@ -56,7 +56,7 @@ OUTPUTS (--output, repeatable; also `output = \"...\"` or [[output]] tables in t
       queue-policy = \"block\"          when its queue is full: block (hold the inputs back,
                                       lose nothing; the default), drop (drop for this
                                       output, counted) or block-bounded (block while the
-                                      output moves, drop once it took nothing for 1 s: the
+                                      output moves, drop once it took nothing for 2 s: the
                                       default of forward outputs)
       queue-size = 262144             the queue's bound in bytes
     A forward output sends to remote collectors (to = [\"relp://a:2514\", \"relp://b:2514\"]

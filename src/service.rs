@@ -288,16 +288,16 @@ impl Service {
 
     fn wait_and_handle(&mut self) {
         let never_rx = never();
-        let messages = if self.outputs.has_room() {
-            &self.messages
-        } else {
-            &never_rx
-        };
+        let room = self.outputs.has_room();
+        let messages = if room { &self.messages } else { &never_rx };
         let now = Instant::now();
         self.timers.refresh = (self.outputs.queued() > 0).then(|| now + STATUS_INTERVAL);
-        let timeout = self
-            .timers
-            .next(self.stop_deadline)
+        // A bounded output that holds the inputs back sheds on time, not at the next timer.
+        let shed_at = (!room).then(|| self.outputs.shed_at()).flatten();
+        let timeout = [self.timers.next(self.stop_deadline), shed_at]
+            .into_iter()
+            .flatten()
+            .min()
             .map(|t| t.saturating_duration_since(now));
         let control = &self.control;
         let wake = self.outputs.wake();

@@ -443,7 +443,8 @@ impl Forwarder {
         if let Some(seq) = acked {
             self.queue.ack_through(seq)?;
         }
-        result
+        // Bytes that answer nothing (a reply dribbled a byte at a time) keep the clock running.
+        result.and_then(|()| self.session.check_answers())
     }
 
     /// Takes the replies read; `acked` ends as the last sequence number of the oldest run of

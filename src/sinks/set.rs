@@ -37,9 +37,10 @@ use super::worker::{Item, Share, Worker};
 
 /// The most messages one batch may hold: one bit each in a `u64` mask.
 pub const MAX_BATCH: usize = 64;
-/// How long a `block-bounded` output may hold the inputs back with its queue full and taking
-/// nothing (a dead remote) before it drops for itself instead.
-pub const STUCK_AFTER: Duration = Duration::from_secs(1);
+/// How long a `block-bounded` output may hold the inputs back with its queue full and letting
+/// go of nothing (a dead remote) before it drops for itself instead: rsyslog's default
+/// `queue.timeoutEnqueue`, after which it discards too.
+pub const STUCK_AFTER: Duration = Duration::from_secs(2);
 
 /// Outputs opened at start-up, before any thread exists.
 pub struct Opened {
@@ -174,14 +175,23 @@ impl OutputSet {
 
     /// True unless an output's queue is full and its policy holds the inputs back (`block`,
     /// or `block-bounded` while the output moves): then the loop must not take messages. The
-    /// loop looks again at least every second while outputs hold messages, so a
-    /// `block-bounded` output that stopped moving sheds within a second of [`STUCK_AFTER`].
+    /// loop looks again when a `block-bounded` output would start to shed (`shed_at`).
     pub fn has_room(&mut self) -> bool {
         let now = Instant::now();
         !self
             .outputs
             .iter_mut()
             .any(|o| o.worker.gauge.full() && !o.sheds(now))
+    }
+
+    /// When a `block-bounded` output that holds the inputs back will have been stuck for
+    /// [`STUCK_AFTER`] (as of the last `has_room`): the loop looks again then.
+    pub fn shed_at(&self) -> Option<Instant> {
+        self.outputs
+            .iter()
+            .filter(|o| o.policy == QueuePolicy::BlockBounded && o.worker.gauge.full())
+            .map(|o| o.moved.1 + STUCK_AFTER)
+            .min()
     }
 
     /// Hands the messages of `batch` whose bit is set in `allowed` (at most [`MAX_BATCH`]) to
@@ -449,20 +459,25 @@ impl Routed {
         }
     }
 
-    /// True if its queue is full and, by its policy, it drops what it cannot take now rather
-    /// than hold the inputs back.
+    /// True if, by its policy, it drops what it cannot take now rather than hold the inputs
+    /// back: `drop` when its queue is full; `block-bounded` when full and stuck (nothing let go
+    /// for [`STUCK_AFTER`]), and then, once it drops, until it moves again or its queue is
+    /// under half full (a stuck output's queue shrinks a little as it encodes what it took:
+    /// that is no room, and the log would flap).
     fn sheds(&mut self, now: Instant) -> bool {
-        if !self.worker.gauge.full() {
-            return false;
-        }
+        let gauge = &self.worker.gauge;
+        let queued = gauge.queued_bytes.load(Relaxed);
+        let limit = gauge.limit.load(Relaxed);
         match self.policy {
-            QueuePolicy::Drop => true,
+            QueuePolicy::Drop => queued >= limit,
             QueuePolicy::BlockBounded => {
-                let progress = self.worker.gauge.progress.load(Relaxed);
+                let progress = gauge.progress.load(Relaxed);
                 if progress != self.moved.0 {
                     self.moved = (progress, now);
                 }
-                now.saturating_duration_since(self.moved.1) >= STUCK_AFTER
+                let stuck = now.saturating_duration_since(self.moved.1) >= STUCK_AFTER;
+                let bound = if self.dropping > 0 { limit / 2 } else { limit };
+                stuck && queued >= bound
             }
             QueuePolicy::Block | QueuePolicy::DropOldest => false,
         }

@@ -80,8 +80,8 @@ pub struct Gauge {
     pub durable: AtomicU64,
     /// A forward output's connection, as STATUS= shows it.
     pub link: std::sync::Mutex<Option<String>>,
-    /// Bumped whenever the output lets go of bytes it held: the loop tells a slow output
-    /// (it moves) from a stuck one (it does not).
+    /// Bumped whenever the output lets go of bytes it held (written, sent, on disk): the loop
+    /// tells a slow output (it moves) from a stuck one (it does not).
     pub progress: AtomicU64,
 }
 
@@ -314,7 +314,7 @@ impl Thread {
                 // remote down, sends wait for the backoff, and memory would fill meanwhile.
                 let held = self.sink.backlog_bytes();
                 self.sink.persist();
-                self.release(held - self.sink.backlog_bytes());
+                self.let_go(held - self.sink.backlog_bytes());
                 self.note_durable();
                 self.answer_taken();
                 false
@@ -352,13 +352,20 @@ impl Thread {
         self.gauge.durable.store(durable as u64, Relaxed);
     }
 
+    /// Takes `n` bytes the output let go of (written, sent, on disk) off the queue: that is
+    /// progress, which tells a slow output from a stuck one. (The swap of a share's weight for
+    /// its encoded size is not: a stuck output shrinks its queue that way too.)
+    fn let_go(&self, n: usize) {
+        if n > 0 {
+            self.gauge.progress.fetch_add(1, Relaxed);
+        }
+        self.release(n);
+    }
+
     /// Takes `n` bytes off the queue; wakes the loop when that brings it under half its bound.
     /// Half, not the bound itself: a loop woken at the first free byte would take one batch
     /// and find the queue full again, a wake-up per batch; from half it takes many at once.
     fn release(&self, n: usize) {
-        if n > 0 {
-            self.gauge.progress.fetch_add(1, Relaxed);
-        }
         let before = self.gauge.queued_bytes.fetch_sub(n, Relaxed);
         let low = self.gauge.limit.load(Relaxed) / 2;
         if before >= low && before - n < low {
@@ -373,7 +380,7 @@ impl Thread {
         let out = self.sink.write_out();
         self.answer_taken();
         let bytes = before - self.sink.backlog_bytes();
-        self.release(bytes);
+        self.let_go(bytes);
         let g = &self.gauge;
         g.queued.fetch_sub(out.written + out.rejected, Relaxed);
         g.written.fetch_add(out.written, Relaxed);
