@@ -162,7 +162,15 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
     let activated = sources::bind::adopt(activation, &config)?;
     let listeners = sources::bind::bind_all(&config, activated)?;
     let foreground = !config.fork;
-    let mut outputs = sinks::Opened::open(&config.outputs, &config.journal_socket, foreground)?;
+    let daemon_uid = credentials
+        .as_ref()
+        .map_or_else(nix::unistd::Uid::effective, |c| c.ids().0);
+    let mut outputs = sinks::Opened::open(
+        &config.outputs,
+        &config.journal_socket,
+        foreground,
+        daemon_uid,
+    )?;
 
     // Held until the service returns: dropping it removes the PID file.
     let _pidfile = match config.fork {

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use nix::fcntl::{Flock, FlockArg};
+use nix::unistd::Uid;
 
 use crate::config::{Fsync, QueuePolicy};
 
@@ -109,12 +110,15 @@ pub struct DiskQueue {
 }
 
 impl DiskQueue {
-    /// Opens (creating it if need be) the queue in `dir`, reading what it holds.
+    /// Opens (creating it if need be) the queue in `dir`, reading what it holds. The directory
+    /// and its segments must belong to `daemon_uid` (the user the daemon runs as) or to us:
+    /// as root, a queue another user prepared would be forwarded as if we had received it.
     pub fn open(
         dir: &Path,
         max_bytes: u64,
         fsync: Fsync,
         policy: QueuePolicy,
+        daemon_uid: Uid,
     ) -> io::Result<(DiskQueue, Recovered)> {
         fs::DirBuilder::new()
             .recursive(true)
@@ -129,6 +133,10 @@ impl DiskQueue {
                     dir.display()
                 ),
             ));
+        }
+        let trusted = |uid: u32| uid == daemon_uid.as_raw() || uid == Uid::effective().as_raw();
+        if !trusted(meta.uid()) {
+            return Err(not_ours(dir, meta.uid(), daemon_uid));
         }
         let lock = open_file(&dir.join("lock"), true)?;
         let lock = Flock::lock(lock, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
@@ -155,6 +163,17 @@ impl DiskQueue {
             })
             .collect();
         firsts.sort_unstable();
+        let head_owner = head_file.metadata()?.uid();
+        if !trusted(head_owner) {
+            return Err(not_ours(&dir.join("head"), head_owner, daemon_uid));
+        }
+        for &first in &firsts {
+            let path = segment_path(dir, first);
+            let owner = fs::symlink_metadata(&path)?.uid();
+            if !trusted(owner) {
+                return Err(not_ours(&path, owner, daemon_uid));
+            }
+        }
 
         let mut recovered = Recovered::default();
         // A head can point at most just past the last record, or at the first sequence number
@@ -613,6 +632,19 @@ fn segment_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.seg"))
 }
 
+/// The refusal of a queue directory or segment another user owns.
+fn not_ours(path: &Path, owner: u32, daemon_uid: Uid) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "{} is owned by uid {owner}, not by the daemon's user (uid {daemon_uid}): \
+             refusing to forward what another user could have put there; remove it or give \
+             it to uid {daemon_uid}",
+            path.display()
+        ),
+    )
+}
+
 fn open_file(path: &Path, create: bool) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
@@ -646,7 +678,65 @@ mod tests {
     use super::*;
 
     fn open(dir: &Path, max: u64, policy: QueuePolicy) -> (DiskQueue, Recovered) {
-        DiskQueue::open(dir, max, Fsync::Off, policy).unwrap()
+        DiskQueue::open(dir, max, Fsync::Off, policy, Uid::effective()).unwrap()
+    }
+
+    #[test]
+    fn a_queue_another_user_owns_is_refused_before_it_is_read() {
+        if !Uid::effective().is_root() {
+            // Only root can give a directory away. CI runs as root, strict: never skipped there.
+            assert!(
+                std::env::var_os("LOGGER_TEST_STRICT").is_none(),
+                "LOGGER_TEST_STRICT=1 and this test needs root"
+            );
+            return;
+        }
+        let nobody = Uid::from_raw(65534);
+        let gid = nix::unistd::Gid::from_raw(65534);
+        // The directory itself, prepared by another user with a record planted in it.
+        let dir = tempfile::tempdir().unwrap();
+        let planted = dir.path().join("q");
+        {
+            let (mut q, _) = open(&planted, 1 << 30, QueuePolicy::Block);
+            q.push(payload(1));
+            q.flush().unwrap();
+        }
+        nix::unistd::chown(&planted, Some(nobody), Some(gid)).unwrap();
+        let e = DiskQueue::open(
+            &planted,
+            1 << 30,
+            Fsync::Off,
+            QueuePolicy::Block,
+            Uid::effective(),
+        )
+        .err()
+        .expect("refused");
+        assert!(e.to_string().contains("owned by uid 65534"), "{e}");
+        // It is ours if it is the daemon's user's.
+        assert!(DiskQueue::open(&planted, 1 << 30, Fsync::Off, QueuePolicy::Block, nobody).is_ok());
+        // A segment planted by another user in our directory.
+        nix::unistd::chown(&planted, Some(Uid::effective()), None).unwrap();
+        let segment = fs::read_dir(&planted)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.extension().is_some_and(|x| x == "seg") && fs::metadata(p).unwrap().len() > 0
+            })
+            .expect("a segment with the record");
+        nix::unistd::chown(&segment, Some(nobody), None).unwrap();
+        let e = DiskQueue::open(
+            &planted,
+            1 << 30,
+            Fsync::Off,
+            QueuePolicy::Block,
+            Uid::effective(),
+        )
+        .err()
+        .expect("refused");
+        assert!(
+            e.to_string().contains(&segment.display().to_string()),
+            "{e}"
+        );
     }
 
     fn drain(q: &mut DiskQueue) -> Vec<(u64, Vec<u8>)> {

@@ -145,15 +145,25 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    /// Opens the queue (reading a disk queue's backlog) and loads the TLS files.
-    pub fn open(spec: &OutputSpec, remotes: &[Remote]) -> io::Result<Forwarder> {
+    /// Opens the queue (reading a disk queue's backlog, which must belong to `daemon_uid` or to
+    /// us) and loads the TLS files.
+    pub fn open(
+        spec: &OutputSpec,
+        remotes: &[Remote],
+        daemon_uid: nix::unistd::Uid,
+    ) -> io::Result<Forwarder> {
         let fwd = &spec.forward;
         let tls = load_tls(&fwd.tls, remotes)?;
         let queue = match &fwd.queue_dir {
             None => Queue::Memory(MemoryQueue::default()),
             Some(dir) => {
-                let (q, found) =
-                    disk::DiskQueue::open(dir, fwd.queue_max_bytes(), fwd.fsync, spec.policy)?;
+                let (q, found) = disk::DiskQueue::open(
+                    dir,
+                    fwd.queue_max_bytes(),
+                    fwd.fsync,
+                    spec.policy,
+                    daemon_uid,
+                )?;
                 if let Some(head) = found.head_past_data {
                     log::error!(
                         "queue {}: corrupt head ({head} is past every record on disk); \

@@ -83,8 +83,14 @@ pub struct Sink {
 
 impl Sink {
     /// Opens the configured output. `foreground` decides what `auto` means without a journal;
-    /// `format` is how file and stderr outputs write lines.
-    pub fn open(spec: &OutputSpec, journal_socket: &Path, foreground: bool) -> Result<Sink> {
+    /// `format` is how file and stderr outputs write lines. `daemon_uid` is the user the daemon
+    /// runs as once started: a disk queue must belong to it or to us.
+    pub fn open(
+        spec: &OutputSpec,
+        journal_socket: &Path,
+        foreground: bool,
+        daemon_uid: nix::unistd::Uid,
+    ) -> Result<Sink> {
         let (output, format) = (&spec.target, spec.format);
         let fail = |source| Error::Output {
             output: output.to_string(),
@@ -107,7 +113,7 @@ impl Sink {
                 }
             }
             Output::Forward(remotes) => Target::Forward(Box::new(
-                crate::forward::Forwarder::open(spec, &remotes).map_err(fail)?,
+                crate::forward::Forwarder::open(spec, &remotes, daemon_uid).map_err(fail)?,
             )),
             Output::Auto => unreachable!("resolve never returns auto"),
         };

@@ -73,12 +73,18 @@ impl Place {
 }
 
 impl Opened {
-    /// Opens every output; any one failing fails the whole (start-up reports it).
-    pub fn open(specs: &[OutputSpec], journal_socket: &Path, foreground: bool) -> Result<Opened> {
+    /// Opens every output; any one failing fails the whole (start-up reports it). `daemon_uid`
+    /// is the user the daemon runs as once started (see `Sink::open`).
+    pub fn open(
+        specs: &[OutputSpec],
+        journal_socket: &Path,
+        foreground: bool,
+        daemon_uid: nix::unistd::Uid,
+    ) -> Result<Opened> {
         let outputs = specs
             .iter()
             .map(|spec| {
-                let sink = Sink::open(spec, journal_socket, foreground)?;
+                let sink = Sink::open(spec, journal_socket, foreground, daemon_uid)?;
                 Ok((
                     spec.clone(),
                     Place::of(spec, journal_socket, foreground),
@@ -351,7 +357,13 @@ impl OutputSet {
                     Kept::Retarget(i, Box::new((place, retarget)))
                 }
                 (None, None) => {
-                    let sink = Sink::open(spec, journal_socket, foreground)?;
+                    // A reload runs as the daemon's user already.
+                    let sink = Sink::open(
+                        spec,
+                        journal_socket,
+                        foreground,
+                        nix::unistd::Uid::effective(),
+                    )?;
                     Kept::New(Box::new((place, self.spawn(sink, spec.queue_size)?)))
                 }
             };
