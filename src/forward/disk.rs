@@ -348,17 +348,16 @@ impl DiskQueue {
                 }
             }
         }
-        let tail = self.segments.back_mut().expect("a tail segment");
-        if let Err(e) = self.tail.write_all(&self.pending) {
-            // Take back a partial write, so the segment ends on a whole record.
-            let _ = self.tail.set_len(tail.size);
-            let _ = self.tail.seek(SeekFrom::Start(tail.size));
+        if let Err(e) = self.write_pending() {
+            if is_disk_full(&e) {
+                // Start a new tail, so that the full one is deleted once what it holds is
+                // delivered: space comes back as the remote takes messages.
+                if self.segments.back().is_some_and(|s| s.size > 0) && self.roll().is_ok() {
+                    self.drop_delivered()?;
+                }
+            }
             return Err(e);
         }
-        tail.size += need;
-        self.pending.clear();
-        self.pending_count = 0;
-        self.unsynced = true;
         if self.fsync == Fsync::Batch {
             self.sync()?;
         } else {
@@ -374,16 +373,65 @@ impl DiskQueue {
         Ok(())
     }
 
-    /// Starts a new tail segment.
+    /// Writes what was pushed to the tail segment, as far as the disk takes it. A disk that
+    /// fills keeps the whole records written before it stopped (the torn rest is cut off), and
+    /// what did not fit stays pending: a write larger than the free space is not retried whole
+    /// for ever.
+    fn write_pending(&mut self) -> io::Result<()> {
+        let mut written = 0;
+        let result = loop {
+            if written == self.pending.len() {
+                break Ok(());
+            }
+            match self.tail.write(&self.pending[written..]) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let (whole, records) = match result {
+            Ok(()) => (written, self.pending_count),
+            Err(_) => whole_records(&self.pending, written),
+        };
+        let tail = self.segments.back_mut().expect("a tail segment");
+        if whole < written {
+            let _ = self.tail.set_len(tail.size + whole as u64);
+            let _ = self.tail.seek(SeekFrom::Start(tail.size + whole as u64));
+        }
+        tail.size += whole as u64;
+        self.pending.drain(..whole);
+        self.pending_count -= records;
+        if whole > 0 {
+            self.unsynced = true;
+            if result.is_err() && self.fsync != Fsync::Off {
+                // Records that made it count as queued: make them so.
+                let _ = self.sync();
+            }
+        }
+        result
+    }
+
+    /// Starts a new tail segment, at the first message not written yet.
     fn roll(&mut self) -> io::Result<()> {
         if self.fsync != Fsync::Off {
             self.sync()?;
         }
-        self.tail = create_segment(&self.dir, self.next_seq, self.fsync != Fsync::Off)?;
-        self.segments.push_back(Segment {
-            first: self.next_seq,
-            size: 0,
-        });
+        let first = self.written_end();
+        self.tail = create_segment(&self.dir, first, self.fsync != Fsync::Off)?;
+        self.segments.push_back(Segment { first, size: 0 });
+        Ok(())
+    }
+
+    /// Deletes the segments whose every message was delivered.
+    fn drop_delivered(&mut self) -> io::Result<()> {
+        while self.segments.len() > 1 && self.segments[1].first <= self.head {
+            let old = self.segments.pop_front().expect("checked");
+            if self.reader.as_ref().is_some_and(|r| r.first == old.first) {
+                self.reader = None;
+            }
+            fs::remove_file(segment_path(&self.dir, old.first))?;
+        }
         Ok(())
     }
 
@@ -480,13 +528,7 @@ impl DiskQueue {
         }
         self.head = (seq + 1).min(self.next_seq);
         self.cursor = self.cursor.max(self.head);
-        while self.segments.len() > 1 && self.segments[1].first <= self.head {
-            let old = self.segments.pop_front().expect("checked");
-            if self.reader.as_ref().is_some_and(|r| r.first == old.first) {
-                self.reader = None;
-            }
-            fs::remove_file(segment_path(&self.dir, old.first))?;
-        }
+        self.drop_delivered()?;
         self.write_head()
     }
 
@@ -630,6 +672,28 @@ fn scan_segment(path: &Path) -> io::Result<Scan> {
 
 fn segment_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.seg"))
+}
+
+/// The filesystem is full (or the user's quota is).
+fn is_disk_full(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull
+        || e.raw_os_error() == Some(nix::libc::ENOSPC)
+        || e.raw_os_error() == Some(nix::libc::EDQUOT)
+}
+
+/// Of the records in `pending`, how many bytes and records lie whole within its first `upto`
+/// bytes.
+fn whole_records(pending: &[u8], upto: usize) -> (usize, u64) {
+    let (mut at, mut count) = (0, 0);
+    while let Some(len) = pending.get(at + MAGIC.len()..at + MAGIC.len() + 4) {
+        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+        let end = at + HEADER + len;
+        if end > upto {
+            break;
+        }
+        (at, count) = (end, count + 1);
+    }
+    (at, count)
 }
 
 /// The refusal of a queue directory or segment another user owns.

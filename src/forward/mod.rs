@@ -134,6 +134,8 @@ pub struct Forwarder {
     first: usize,
     /// How long a remote may leave what was sent unacknowledged (`remote-timeout`).
     timeout: Duration,
+    /// The disk queue refuses writes (said once, until it takes them again).
+    disk_failing: bool,
     /// RELP's session on the connection.
     session: Session,
     /// TCP and TLS: the batch being written and what was not acknowledged.
@@ -204,6 +206,7 @@ impl Forwarder {
             link: None,
             first: 0,
             timeout,
+            disk_failing: false,
             session: Session::new(timeout),
             stream,
             backoff: Duration::ZERO,
@@ -278,7 +281,29 @@ impl Forwarder {
     /// pending, and the next `write_out` reports it.
     pub fn persist(&mut self) {
         if matches!(self.queue, Queue::Disk(_)) {
-            let _ = self.queue.flush();
+            let flushed = self.queue.flush();
+            self.note_disk(&flushed);
+        }
+    }
+
+    /// Says once when the disk queue stops taking messages (a full filesystem, say) and once
+    /// when it takes them again; meanwhile what it holds is still sent, which frees it.
+    fn note_disk(&mut self, flushed: &io::Result<()>) {
+        match (flushed, self.disk_failing) {
+            (Err(e), false) => {
+                self.disk_failing = true;
+                log::error!(
+                    "{}: cannot write its disk queue: {e}; {} messages wait in memory and go \
+                     to disk as soon as there is room, while what it holds is still sent",
+                    self.describe(),
+                    self.queue.volatile_messages()
+                );
+            }
+            (Ok(()), true) => {
+                self.disk_failing = false;
+                log::info!("{}: its disk queue takes messages again", self.describe());
+            }
+            _ => {}
         }
     }
 
@@ -325,6 +350,9 @@ impl Forwarder {
     pub fn write_out(&mut self) -> WriteOut {
         let mut out = WriteOut::default();
         let flushed = self.queue.flush();
+        if matches!(self.queue, Queue::Disk(_)) {
+            self.note_disk(&flushed);
+        }
         if let Queue::Disk(q) = &mut self.queue {
             out.dropped = q.take_dropped();
         }
@@ -332,8 +360,13 @@ impl Forwarder {
             out.error = Some(e);
             out.retry_at = self.retry_at;
         } else if let Err(e) = flushed {
-            // Nothing to send made room on a full disk queue: wait before trying again.
-            out.error = Some(e);
+            // A full disk queue (or filesystem): what it holds is still sent at full speed,
+            // which frees it. Only with nothing left to send is there nothing to do but wait.
+            let sending =
+                out.written > 0 || self.queue.has_unsent() || !self.session.in_flight.is_empty();
+            if !sending {
+                out.error = Some(e);
+            }
         }
         out
     }

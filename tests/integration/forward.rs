@@ -28,6 +28,7 @@ pub const TESTS: &[Test] = tests![
     a_remote_that_stays_dead_holds_back_neither_other_outputs_nor_local_senders,
     a_tcp_remote_that_takes_nothing_is_declared_dead_and_the_next_takes_over,
     a_relp_answer_longer_than_any_reply_is_refused_at_its_header,
+    a_disk_queue_on_a_full_filesystem_delivers_everything_and_says_so_once,
 ];
 
 pub fn imrelp_installed() -> bool {
@@ -886,4 +887,66 @@ fn a_relp_answer_longer_than_any_reply_is_refused_at_its_header() {
     let (status, _, stderr) = d.stop();
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("999999999 bytes announced"), "{stderr}");
+}
+
+/// The filesystem under `queue-dir` has 124 KiB free for 500 KB of messages. The queue writes
+/// what fits, goes on delivering from disk, frees what was delivered (a full tail segment is
+/// closed so that it can be deleted), and says so once. Before, the tail segment kept every
+/// record until it reached 64 MiB, so a full disk stayed full: the rest never left memory.
+fn a_disk_queue_on_a_full_filesystem_delivers_everything_and_says_so_once() {
+    require!(
+        crate::support::is_root(),
+        "root, to mount a small tmpfs in a private namespace"
+    );
+    require!(have("rsyslogd"), "rsyslog is not installed");
+    require!(imrelp_installed(), "rsyslog-relp is not installed");
+    let base = crate::support::tempdir();
+    let collector = Collector::new(base.path());
+    let builder = Builder::new();
+    let small = builder.dir().join("small");
+    std::fs::create_dir(&small).unwrap();
+    // logger runs in a private mount namespace in which `small` is a 1 MiB tmpfs with 900 KiB
+    // taken.
+    let script = format!(
+        "mount -t tmpfs -o size=1m tmpfs {m} && head -c 921600 /dev/zero > {m}/filler && \
+         exec \"$0\" \"$@\"",
+        m = small.display()
+    );
+    let d = builder
+        .wrapped_in(&[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .config(&format!(
+            "heartbeat = \"0\"\nrate-limit = 0\nlisten = [\"tcp://127.0.0.1:0\"]\n\
+             [[output]]\nto = \"relp://127.0.0.1:{port}\"\nqueue-dir = \"{q}\"\n\
+             queue-policy = \"block\"\n",
+            port = collector.port,
+            q = small.join("queue").display()
+        ))
+        .start();
+    const N: u32 = 5000;
+    send_numbered(&d, 0..N);
+    let seen = wait_all(&collector.out(), 0..N);
+    let twice = seen.values().filter(|&&c| c > 1).count();
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(twice, 0, "{stderr}");
+    assert!(
+        stderr.contains("cannot write its disk queue: No space left on device"),
+        "the disk never filled, or nothing said so: {stderr}"
+    );
+    let said = stderr.matches("cannot write its disk queue").count();
+    let resumed = stderr
+        .matches("its disk queue takes messages again")
+        .count();
+    assert!(
+        said == resumed || said == resumed + 1,
+        "each episode said once, and its end: {stderr}"
+    );
 }
