@@ -50,21 +50,35 @@ pub const LINE_OF_ESCAPED: Escaping = Escaping {
 
 /// Appends `bytes` to `out`, escaped as `how` says.
 pub fn escape_into(out: &mut Vec<u8>, bytes: &[u8], how: Escaping) {
+    escape_with(bytes, how, |piece| out.extend_from_slice(piece));
+}
+
+/// The length of `bytes` escaped as `how` says: what to reserve, exactly, before escaping
+/// a large text (a 2 MiB message of 0xff bytes escapes to 8 MiB; a buffer grown by doubling
+/// on the way would hold 10).
+pub fn escaped_len(bytes: &[u8], how: Escaping) -> usize {
+    let mut n = 0;
+    escape_with(bytes, how, |piece| n += piece.len());
+    n
+}
+
+/// Hands `bytes`, escaped as `how` says, to `emit` piece by piece.
+fn escape_with(bytes: &[u8], how: Escaping, mut emit: impl FnMut(&[u8])) {
     let mut rest = bytes;
     while !rest.is_empty() {
         let plain = plain_prefix_len(rest);
-        out.extend_from_slice(&rest[..plain]);
+        emit(&rest[..plain]);
         rest = &rest[plain..];
         let Some(&b) = rest.first() else { break };
         if b < 0x80 {
             match b {
-                b'\t' if !how.tab => out.push(b),
-                b'\\' if !how.backslash => out.push(b),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                _ => push_hex(out, b),
+                b'\t' if !how.tab => emit(&[b]),
+                b'\\' if !how.backslash => emit(&[b]),
+                b'\n' => emit(b"\\n"),
+                b'\r' => emit(b"\\r"),
+                b'\t' => emit(b"\\t"),
+                b'\\' => emit(b"\\\\"),
+                _ => emit(&hex(b)),
             }
             rest = &rest[1..];
             continue;
@@ -72,10 +86,10 @@ pub fn escape_into(out: &mut Vec<u8>, bytes: &[u8], how: Escaping) {
         let (c, len) = next_char(rest);
         match c {
             Some(c) if is_escaped_char(c, how) => {
-                out.extend_from_slice(format!("\\u{{{:x}}}", c as u32).as_bytes());
+                emit(format!("\\u{{{:x}}}", c as u32).as_bytes());
             }
-            Some(_) => out.extend_from_slice(&rest[..len]),
-            None => push_hex(out, b),
+            Some(_) => emit(&rest[..len]),
+            None => emit(&hex(b)),
         }
         rest = &rest[len..];
     }
@@ -213,14 +227,15 @@ fn next_char(bytes: &[u8]) -> (Option<char>, usize) {
     }
 }
 
-fn push_hex(out: &mut Vec<u8>, b: u8) {
+/// `\xNN` for a byte.
+fn hex(b: u8) -> [u8; 4] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.extend_from_slice(&[
+    [
         b'\\',
         b'x',
         HEX[usize::from(b >> 4)],
         HEX[usize::from(b & 15)],
-    ]);
+    ]
 }
 
 #[cfg(test)]
@@ -231,6 +246,25 @@ mod tests {
         let mut out = Vec::new();
         escape_into(&mut out, b, how);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escaped_len_is_the_length_escape_into_writes() {
+        let inputs: [&[u8]; 6] = [
+            b"plain ascii",
+            b"\xff\xfe\x00\x1b[31m",
+            "tab\there\\ and \u{202e}bidi\u{2028}".as_bytes(),
+            b"\xc3\x28 broken utf-8 \xe2\x82",
+            b"",
+            &[0xff; 3000],
+        ];
+        for bytes in inputs {
+            for how in [RECEIVE, LINE, LINE_OF_ESCAPED] {
+                let mut out = Vec::new();
+                escape_into(&mut out, bytes, how);
+                assert_eq!(escaped_len(bytes, how), out.len(), "{bytes:?}");
+            }
+        }
     }
 
     #[test]

@@ -31,6 +31,11 @@ use crate::message::Message;
 use crate::template::Template;
 use journal::JournalWriter;
 
+/// A message heavier than this gets its line's room reserved exactly.
+const LARGE_LINE: usize = 64 * 1024;
+/// Once written out, a line buffer larger than this is shrunk: more than a default queue
+/// holds, so only a huge message leaves it that large.
+const KEPT_TEXT_CAPACITY: usize = 1 << 20;
 /// Once journald's full queue has room again, how long to let it read before sending again.
 const JOURNAL_FULL_PAUSE: Duration = Duration::from_millis(1);
 /// How long one write-out waits on a full journal queue before handing back to its thread.
@@ -157,6 +162,10 @@ impl Sink {
             }
             Target::Forward(f) => f.accept(msg, &self.local_host),
             Target::Stderr | Target::File { .. } => {
+                if msg.weight() > LARGE_LINE {
+                    // Its line at its size, not the double of what the buffer held.
+                    self.text.reserve_exact(msg.weight() + 512);
+                }
                 format_line(self.format, &mut self.text, msg, &self.local_host);
                 self.text_messages += 1;
             }
@@ -249,6 +258,10 @@ impl Sink {
         if self.text.is_empty() {
             out.written += self.text_messages as u64;
             self.text_messages = 0;
+            if self.text.capacity() > KEPT_TEXT_CAPACITY {
+                // One huge line came through: give its memory back rather than keep it idle.
+                self.text.shrink_to(KEPT_TEXT_CAPACITY / 4);
+            }
         } else {
             self.text_messages -= out.written as usize;
         }
