@@ -107,6 +107,13 @@ pub struct DiskQueue {
     unsynced: bool,
     /// Messages dropped by `flush` since the caller last took the count.
     dropped: u64,
+    /// Messages found damaged while running, not yet reported (`take_corrupt`).
+    corrupt: u64,
+    /// Where damage was counted up to, so that a rewind does not count it twice.
+    counted_to: u64,
+    /// Damaged messages at the end of the tail, sent after messages still waiting for an
+    /// answer: the head passes them once those are answered.
+    lost_at_end: Option<std::ops::Range<u64>>,
 }
 
 impl DiskQueue {
@@ -260,6 +267,9 @@ impl DiskQueue {
             last_sync: Instant::now(),
             unsynced: false,
             dropped: 0,
+            corrupt: 0,
+            counted_to: next_seq,
+            lost_at_end: None,
         };
         q.write_head()?;
         Ok((q, recovered))
@@ -487,6 +497,7 @@ impl DiskQueue {
             let reader = self.reader.as_mut().expect("just opened");
             match reader.next_record()? {
                 Some((seq, range)) if seq >= self.cursor => {
+                    self.skipped(self.cursor..seq);
                     self.cursor = seq + 1;
                     let reader = self.reader.as_ref().expect("just read");
                     return Ok(Some((seq, &reader.buf[range])));
@@ -497,18 +508,47 @@ impl DiskQueue {
                     let next = self.segments.iter().map(|s| s.first).find(|&f| f > want);
                     match next {
                         Some(n) => {
+                            self.skipped(self.cursor..n);
                             self.cursor = self.cursor.max(n);
                             self.reader = None;
                         }
                         None => {
-                            // The tail, read to its end: the rest is not written yet.
+                            // The tail, read to its end. What was written past the cursor and
+                            // not read is damaged: writes are whole records, read back at once.
                             self.reader = None;
+                            let end = self.written_end();
+                            if self.cursor < end {
+                                self.skipped(self.cursor..end);
+                                if self.head == self.cursor {
+                                    // Nothing before them waits for an answer: they leave now.
+                                    self.head = end;
+                                    self.write_head()?;
+                                } else {
+                                    self.lost_at_end = Some(self.cursor..end);
+                                }
+                                self.cursor = end;
+                            }
                             return Ok(None);
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Messages `range` were damaged on disk while queued (found reading them, or a segment
+    /// ending early): counted once, even when a rewind reads past them again.
+    fn skipped(&mut self, range: std::ops::Range<u64>) {
+        let start = range.start.max(self.counted_to);
+        if start < range.end {
+            self.corrupt += range.end - start;
+            self.counted_to = range.end;
+        }
+    }
+
+    /// Messages found damaged while running since the last call.
+    pub fn take_corrupt(&mut self) -> u64 {
+        std::mem::take(&mut self.corrupt)
     }
 
     /// The first sequence number of the segment holding `seq`.
@@ -527,6 +567,9 @@ impl DiskQueue {
             return Ok(());
         }
         self.head = (seq + 1).min(self.next_seq);
+        if let Some(lost) = self.lost_at_end.take_if(|lost| lost.start <= self.head) {
+            self.head = self.head.max(lost.end);
+        }
         self.cursor = self.cursor.max(self.head);
         self.drop_delivered()?;
         self.write_head()
@@ -860,6 +903,42 @@ mod tests {
         drop(q);
         let (_, rec) = open(dir.path(), 1 << 30, QueuePolicy::Block);
         assert_eq!(rec, Recovered::default());
+    }
+
+    #[test]
+    fn records_damaged_while_queued_are_counted_once_and_leave_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut q, _) = open(dir.path(), 1 << 30, QueuePolicy::Block);
+        for i in 0..100 {
+            q.push(payload(i));
+        }
+        q.flush().unwrap();
+        // A bit flip in record 50's payload and in the last two records, while logger runs.
+        let seg = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "seg"))
+            .unwrap();
+        let mut bytes = fs::read(&seg).unwrap();
+        for n in [50u64, 98, 99] {
+            let text = format!("message {n:06} ");
+            let at = bytes
+                .windows(text.len())
+                .position(|w| w == text.as_bytes())
+                .unwrap();
+            bytes[at] ^= 0xff;
+        }
+        fs::write(&seg, &bytes).unwrap();
+        let sent = drain(&mut q);
+        assert_eq!(sent.len(), 97);
+        assert_eq!(q.take_corrupt(), 3);
+        // A rewind reads past them again: not counted twice.
+        q.rewind();
+        assert_eq!(drain(&mut q).len(), 97);
+        assert_eq!(q.take_corrupt(), 0);
+        // Once what was sent is answered, nothing is left: the damaged ones are gone too.
+        q.ack_through(97).unwrap();
+        assert_eq!(q.messages(), 0, "the damaged tail still counted as queued");
     }
 
     #[test]

@@ -355,6 +355,16 @@ impl Forwarder {
         }
         if let Queue::Disk(q) = &mut self.queue {
             out.dropped = q.take_dropped();
+            let corrupt = q.take_corrupt();
+            if corrupt > 0 {
+                // Lost to damage on disk while queued: said, and counted as refused for good.
+                log::error!(
+                    "{}: {corrupt} corrupt messages skipped in its disk queue (damaged while \
+                     queued); the rest is sent",
+                    self.describe()
+                );
+                out.rejected += corrupt;
+            }
         }
         if let Err(e) = self.send(&mut out) {
             out.error = Some(e);
