@@ -191,7 +191,7 @@ impl Forwarder {
                         found.bytes
                     );
                 }
-                Queue::Disk(q)
+                Queue::Disk(Box::new(q))
             }
         };
         let timeout = fwd.remote_timeout();

@@ -13,8 +13,8 @@ use super::disk::DiskQueue;
 pub enum Queue {
     /// In memory.
     Memory(MemoryQueue),
-    /// In `queue-dir`.
-    Disk(DiskQueue),
+    /// In `queue-dir` (boxed: its bookkeeping outweighs a memory queue's).
+    Disk(Box<DiskQueue>),
 }
 
 impl Queue {
