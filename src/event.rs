@@ -1,4 +1,13 @@
-//! The control events that reach the service loop besides messages.
+//! What reaches the service loop: one channel carries it all, in the order it was sent.
+//!
+//! One channel, not one per source with a `select`: std's channel parks a waiting thread
+//! without yielding the CPU first, where crossbeam-channel's backoff called sched_yield(2) up to
+//! four times before blocking, and under a local flood each yield waited out a sender's time
+//! slice (a flood into a file got 0.26× rsyslog's rate). Batches are bounded in bytes by the
+//! in-flight gate (`gate::Gate`), not by the channel; batches the loop cannot hand on yet (an
+//! output holds the inputs back) wait in the loop, still counted by the gate.
+
+use crate::sources::Received;
 
 /// A control event: from the signal thread or from an input thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,4 +18,14 @@ pub enum Control {
     Terminate,
     /// An input thread has sent its last batch and exited.
     InputStopped(u64),
+}
+
+/// One thing for the service loop to do.
+pub enum Event {
+    /// A signal, or an input that stopped.
+    Control(Control),
+    /// Messages from an input.
+    Batch(Received),
+    /// An output has room again, or has ended.
+    Room,
 }

@@ -2,9 +2,12 @@
 //! each message to the outputs that route it, keeps the counters honest and talks to the
 //! service manager.
 //!
-//! It waits on four things: control events (signals, inputs that stopped), message batches
-//! from the input threads, a token from an output that has room again, and its own next deadline
-//! (watchdog ping, throttled STATUS=, heartbeat, the stop deadline). Nothing else wakes it, so
+//! It waits on one channel (`event`) and its own next deadline (watchdog ping, throttled
+//! STATUS=, heartbeat, the stop deadline, the moment a stuck output starts to shed). The channel
+//! carries control events (signals, inputs that stopped), message batches from the input
+//! threads, and a token from an output that has room again. While an output holds the inputs
+//! back, batches that arrive wait in the loop (`held`), still counted by the in-flight gate, so
+//! the inputs stop once it is spent; control events are handled meanwhile. Nothing else wakes it, so
 //! an idle daemon sleeps between watchdog pings. It never writes an output itself (each has its
 //! own thread, `sinks::set`), so it never blocks on one. Because WATCHDOG=1 is sent from here, a
 //! stuck loop misses its pings and systemd restarts it.
@@ -17,17 +20,17 @@
 //! open new outputs, start their threads), then a commit that cannot fail (swap outputs, stop
 //! listeners no longer wanted, hand the new limits to every input), READY=1.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use std::time::{Duration, Instant};
-
-use crossbeam_channel::{Receiver, bounded, never, select, unbounded};
 
 use crate::cli::Cli;
 use crate::coalesce::Coalescer;
 use crate::config::InputSpec;
 use crate::config::{Config, Env};
 use crate::error::{Error, Result};
-use crate::event::Control;
+use crate::event::{Control, Event};
 use crate::gate::Gate;
 use crate::lifecycle::notify::Notifier;
 use crate::message::Message;
@@ -38,8 +41,6 @@ use crate::sources::{self, Input, Listener, Received, Shared, Tunables};
 use crate::stats::{Snapshot, Stats};
 use crate::tls;
 
-/// Batches that may wait between the inputs and the loop (each up to `sources::BATCH` messages).
-const QUEUE_BATCHES: usize = 8;
 /// After stop-timeout, how long inputs get to hand over what they drained, counted as lost.
 const STOP_GRACE: Duration = Duration::from_millis(500);
 /// STATUS= is sent at most this often.
@@ -75,8 +76,13 @@ pub struct Service {
     stats: Arc<Stats>,
     limiter: RateLimiter,
     shared: Shared,
-    messages: Receiver<Received>,
-    control: Receiver<Control>,
+    /// Everything that reaches the loop (`event`): signals, batches, outputs with room.
+    events: Receiver<Event>,
+    /// Batches taken from `events` while an output held the inputs back; still counted by the
+    /// in-flight gate, so the inputs wait for them.
+    held: VecDeque<Received>,
+    /// An event taken in the middle of a round of batches, for the next turn.
+    next: Option<Event>,
     started: Instant,
     timers: Timers,
     reported: Snapshot,
@@ -118,20 +124,18 @@ impl Service {
     /// Builds the service and starts its input threads and signal thread. Nothing is announced
     /// until `run`.
     pub fn new(start: Startup) -> Result<Service> {
-        let (messages_tx, messages) = bounded(QUEUE_BATCHES);
-        let (control_tx, control) = unbounded();
+        let (events_tx, events) = channel();
         let stats = Arc::new(Stats::default());
         let shared = Shared {
-            messages: messages_tx,
-            control: control_tx.clone(),
+            events: events_tx.clone(),
             in_flight: Arc::new(Gate::new(sources::IN_FLIGHT_BYTES)),
             stats: stats.clone(),
         };
-        crate::lifecycle::signals::spawn(control_tx).map_err(|source| Error::Os {
+        crate::lifecycle::signals::spawn(events_tx.clone()).map_err(|source| Error::Os {
             step: "installing signal handlers",
             source,
         })?;
-        let outputs = OutputSet::start(start.outputs, stats.clone())?;
+        let outputs = OutputSet::start(start.outputs, stats.clone(), events_tx)?;
         let mut service = Service {
             cli: start.cli,
             env: start.env,
@@ -145,14 +149,15 @@ impl Service {
             notifier: Notifier::default(),
             stats,
             shared,
-            messages,
-            control,
+            events,
+            held: VecDeque::new(),
+            next: None,
             started: Instant::now(),
             timers: Timers::default(),
             reported: Snapshot::default(),
             stop_deadline: None,
-            // The queue of batches as the coalescer sees it: QUEUE_BATCHES slots of at most
-            // BATCH_BYTES, each message charged a slot's share of it.
+            // The batches in flight as the coalescer sees them: the gate's eight batches of at
+            // most BATCH_BYTES, each message charged a batch's share of it.
             coalescer: Coalescer::with_overhead(
                 sources::IN_FLIGHT_BYTES,
                 sources::BATCH_BYTES / sources::BATCH,
@@ -214,7 +219,7 @@ impl Service {
         }
         let deadline = self.stop_deadline.unwrap_or_else(Instant::now);
         let mut lost = self.give_up_queued_batches();
-        lost += self.outputs.stop(deadline);
+        lost += self.outputs.stop(deadline, &self.events);
         Stats::add(&self.stats.lost, lost);
         let s = self.stats.snapshot();
         let summary = format!("stopped after {}: {s}", uptime(self.started.elapsed()));
@@ -231,8 +236,12 @@ impl Service {
         let Some(deadline) = self.stop_deadline else {
             return false;
         };
-        let drained =
-            self.inputs.is_empty() && self.stopping_inputs.is_empty() && self.messages.is_empty();
+        // An input sends its last batch before it reports that it stopped, on the same channel:
+        // once every input stopped, every batch reached the loop.
+        let drained = self.inputs.is_empty()
+            && self.stopping_inputs.is_empty()
+            && self.held.is_empty()
+            && !matches!(self.next, Some(Event::Batch(_)));
         drained || Instant::now() >= deadline
     }
 
@@ -242,24 +251,40 @@ impl Service {
     fn give_up_queued_batches(&mut self) -> u64 {
         let grace = Instant::now() + STOP_GRACE;
         let mut lost = 0;
+        let held: Vec<Received> = self.held.drain(..).collect();
+        for batch in held {
+            lost += self.give_up(batch);
+        }
+        let mut next = self.next.take();
         loop {
-            lost += self.drop_queued_batches();
-            if self.stopping_inputs.is_empty() && self.inputs.is_empty() {
-                break;
-            }
-            match self.control.recv_deadline(grace) {
-                Ok(Control::InputStopped(id)) => {
+            let event = match next.take() {
+                Some(event) => event,
+                None if self.stopping_inputs.is_empty() && self.inputs.is_empty() => {
+                    match self.events.try_recv() {
+                        Ok(event) => event,
+                        Err(_) => break,
+                    }
+                }
+                None => {
+                    let left = grace.saturating_duration_since(Instant::now());
+                    match self.events.recv_timeout(left) {
+                        Ok(event) => event,
+                        Err(_) => break,
+                    }
+                }
+            };
+            match event {
+                Event::Batch(batch) => lost += self.give_up(batch),
+                Event::Control(Control::InputStopped(id)) => {
                     for list in [&mut self.stopping_inputs, &mut self.inputs] {
                         if let Some(pos) = list.iter().position(|i| i.id == id) {
                             list.swap_remove(pos).join();
                         }
                     }
                 }
-                Ok(_) => {}
-                Err(_) => break,
+                Event::Control(_) | Event::Room => {}
             }
         }
-        lost += self.drop_queued_batches();
         // Inputs still waiting to hand a batch over give up: nobody will take it.
         self.shared.in_flight.close();
         if lost > 0 {
@@ -271,25 +296,23 @@ impl Service {
         lost as u64
     }
 
-    /// Drops the batches waiting for the loop, giving their bytes back; returns how many
-    /// messages they held.
-    fn drop_queued_batches(&mut self) -> usize {
-        let mut n = 0;
-        for batch in self.messages.try_iter() {
-            n += batch.messages.len();
-            self.shared.in_flight.give(batch.weight());
-            // Not taken: not answered either (a RELP client sends them again).
-            if let Some(receipt) = &batch.receipt {
-                receipt.fail();
-            }
+    /// Drops a batch the loop will not hand on, giving its bytes back; returns how many
+    /// messages it held.
+    fn give_up(&mut self, batch: Received) -> usize {
+        self.shared.in_flight.give(batch.weight());
+        // Not taken: not answered either (a RELP client sends them again).
+        if let Some(receipt) = &batch.receipt {
+            receipt.fail();
         }
-        n
+        batch.messages.len()
     }
 
     fn wait_and_handle(&mut self) {
-        let never_rx = never();
         let room = self.outputs.has_room();
-        let messages = if room { &self.messages } else { &never_rx };
+        if room && !self.held.is_empty() {
+            // An output has room again: the batches held for it go first.
+            return self.take_batches();
+        }
         let now = Instant::now();
         self.timers.refresh = (self.outputs.queued() > 0).then(|| now + STATUS_INTERVAL);
         // A bounded output that holds the inputs back sheds on time, not at the next timer.
@@ -299,49 +322,59 @@ impl Service {
             .flatten()
             .min()
             .map(|t| t.saturating_duration_since(now));
-        let control = &self.control;
-        let wake = self.outputs.wake();
-        let event = match timeout {
-            Some(t) => select! {
-                recv(control) -> c => c.ok().map(Event::Control),
-                recv(messages) -> m => m.ok().map(Event::Batch),
-                recv(wake) -> _ => Some(Event::Room),
-                default(t) => None,
-            },
-            None => select! {
-                recv(control) -> c => c.ok().map(Event::Control),
-                recv(messages) -> m => m.ok().map(Event::Batch),
-                recv(wake) -> _ => Some(Event::Room),
-            },
+        let event = match (self.next.take(), timeout) {
+            (Some(event), _) => Some(event),
+            (None, Some(t)) => self.events.recv_timeout(t).ok(),
+            (None, None) => self.events.recv().ok(),
         };
         match event {
             Some(Event::Control(c)) => self.handle_control(c),
             Some(Event::Batch(batch)) => {
-                let (mut messages, mut bytes) = (0, 0);
-                let mut take = |service: &mut Service, batch: Received| {
-                    let weight = batch.weight();
-                    messages += batch.messages.len();
-                    bytes += weight;
-                    service.accept(batch);
-                    service.shared.in_flight.give(weight);
-                };
-                take(self, batch);
-                // Take what else is already queued while the outputs have room.
-                while self.outputs.has_room() {
-                    match self.messages.try_recv() {
-                        Ok(batch) => take(self, batch),
-                        Err(_) => break,
-                    }
-                }
-                self.outputs.flush();
-                // Under a heavy stream, let batches gather before the next round (see
-                // `coalesce`): one wake-up of the loop, and of each output, for several.
-                if !self.terminating() {
-                    self.coalescer.wait(messages, bytes);
+                self.held.push_back(batch);
+                if room {
+                    self.take_batches();
                 }
             }
             Some(Event::Room) => self.outputs.reap(),
             None => {}
+        }
+    }
+
+    /// One round: hands the outputs every batch held and every batch already queued, while they
+    /// have room. An event other than a batch ends the round; it is handled next, after the
+    /// outputs got this round's shares.
+    fn take_batches(&mut self) {
+        let (mut messages, mut bytes) = (0, 0);
+        loop {
+            while let Some(batch) = self.held.pop_front() {
+                if !self.outputs.has_room() {
+                    self.held.push_front(batch);
+                    break;
+                }
+                let weight = batch.weight();
+                messages += batch.messages.len();
+                bytes += weight;
+                self.accept(batch);
+                self.shared.in_flight.give(weight);
+            }
+            if !self.held.is_empty() {
+                break;
+            }
+            match self.events.try_recv() {
+                Ok(Event::Batch(batch)) => self.held.push_back(batch),
+                Ok(Event::Room) => self.outputs.reap(),
+                Ok(other) => {
+                    self.next = Some(other);
+                    break;
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        self.outputs.flush();
+        // Under a heavy stream, let batches gather before the next round (see `coalesce`): one
+        // wake-up of the loop, and of each output, for several.
+        if !self.terminating() {
+            self.coalescer.wait(messages, bytes);
         }
     }
 
@@ -618,13 +651,6 @@ fn tunables(spec: &InputSpec, config: &Config, old: Option<&Tunables>) -> Result
         tls,
         escape_controls: config.escape_control_characters,
     })
-}
-
-enum Event {
-    Control(Control),
-    Batch(Received),
-    /// An output has room again, or one a reload removed has ended.
-    Room,
 }
 
 fn uptime(d: Duration) -> String {

@@ -3,14 +3,15 @@
 
 use std::io;
 
-use crossbeam_channel::Sender;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
-use crate::event::Control;
+use std::sync::mpsc::Sender;
+
+use crate::event::{Control, Event};
 
 /// Starts the thread that forwards SIGHUP as `Reload` and SIGTERM/SIGINT as `Terminate`.
-pub fn spawn(control: Sender<Control>) -> io::Result<Handle> {
+pub fn spawn(events: Sender<Event>) -> io::Result<Handle> {
     let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT])?;
     let handle = signals.handle();
     std::thread::Builder::new()
@@ -21,7 +22,7 @@ pub fn spawn(control: Sender<Control>) -> io::Result<Handle> {
                     SIGHUP => Control::Reload,
                     _ => Control::Terminate,
                 };
-                if control.send(event).is_err() {
+                if events.send(Event::Control(event)).is_err() {
                     break;
                 }
             }

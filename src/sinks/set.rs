@@ -23,10 +23,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use std::sync::mpsc::{Receiver, Sender};
 
 use crate::config::{LineFormat, Output, OutputSpec, QueuePolicy, Remote};
 use crate::error::{Error, Result};
+use crate::event::Event;
 use crate::message::Message;
 use crate::receipt::Receipt;
 use crate::route::Route;
@@ -129,8 +130,8 @@ pub struct OutputSet {
     /// Outputs a reload removed, writing out what they hold.
     retiring: Vec<Worker>,
     stats: Arc<Stats>,
-    wake_tx: Sender<()>,
-    wake: Receiver<()>,
+    /// The loop's channel: an output that has room again, or has ended, says so there.
+    wake: Sender<Event>,
 }
 
 /// What a reload will change, prepared without changing anything: new outputs are open and
@@ -149,13 +150,11 @@ enum Kept {
 
 impl OutputSet {
     /// Starts a thread for each opened output.
-    pub fn start(opened: Opened, stats: Arc<Stats>) -> Result<OutputSet> {
-        let (wake_tx, wake) = bounded(1);
+    pub fn start(opened: Opened, stats: Arc<Stats>, wake: Sender<Event>) -> Result<OutputSet> {
         let mut set = OutputSet {
             outputs: Vec::new(),
             retiring: Vec::new(),
             stats,
-            wake_tx,
             wake,
         };
         for (spec, place, sink) in opened.outputs {
@@ -166,17 +165,12 @@ impl OutputSet {
     }
 
     fn spawn(&self, sink: Sink, limit: usize) -> Result<Worker> {
-        Worker::spawn(sink, limit, self.stats.clone(), self.wake_tx.clone()).map_err(|source| {
+        Worker::spawn(sink, limit, self.stats.clone(), self.wake.clone()).map_err(|source| {
             Error::Os {
                 step: "starting an output thread",
                 source,
             }
         })
-    }
-
-    /// A token arrives here when an output has room again or has ended.
-    pub fn wake(&self) -> &Receiver<()> {
-        &self.wake
     }
 
     /// True unless an output's queue is full and its policy holds the inputs back (`block`,
@@ -424,7 +418,9 @@ impl OutputSet {
 
     /// Stops every output: each writes out what it holds until `deadline`; what is still
     /// queued then is logged and counted as lost, per output. Returns the messages lost.
-    pub fn stop(mut self, deadline: Instant) -> u64 {
+    /// `events` is the loop's channel, where the outputs say they ended (the inputs are gone:
+    /// nothing else comes).
+    pub fn stop(mut self, deadline: Instant, events: &Receiver<Event>) -> u64 {
         for out in &mut self.outputs {
             out.worker.send(Item::Stop);
         }
@@ -432,7 +428,8 @@ impl OutputSet {
         workers.append(&mut self.retiring);
         loop {
             workers.retain_mut(|w| !w.reap());
-            if workers.is_empty() || self.wake.recv_deadline(deadline).is_err() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if workers.is_empty() || left.is_zero() || events.recv_timeout(left).is_err() {
                 break;
             }
         }

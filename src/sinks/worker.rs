@@ -18,9 +18,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, unbounded};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 
 use crate::coalesce::Coalescer;
+use crate::event::Event;
 use crate::message::Message;
 use crate::receipt::Receipt;
 use crate::stats::Stats;
@@ -111,9 +112,9 @@ impl Worker {
         sink: Sink,
         limit: usize,
         stats: Arc<Stats>,
-        wake: Sender<()>,
+        wake: Sender<Event>,
     ) -> std::io::Result<Worker> {
-        let (items, rx) = unbounded();
+        let (items, rx) = channel();
         let gauge = Arc::new(Gauge::default());
         gauge.limit.store(limit, Relaxed);
         let name = sink.describe();
@@ -193,7 +194,7 @@ struct Thread {
     items: Receiver<Item>,
     gauge: Arc<Gauge>,
     stats: Arc<Stats>,
-    wake: Sender<()>,
+    wake: Sender<Event>,
     /// When to try again after a failed write; None while it writes.
     retry: Option<Instant>,
     backoff: Duration,
@@ -228,7 +229,10 @@ impl Thread {
             } else if !pending {
                 self.items.recv().ok()
             } else if let Some(t) = self.retry {
-                match self.items.recv_deadline(t) {
+                match self
+                    .items
+                    .recv_timeout(t.saturating_duration_since(Instant::now()))
+                {
                     Ok(item) => Some(item),
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => {
@@ -280,7 +284,7 @@ impl Thread {
             receipt.fail();
         }
         self.gauge.done.store(true, Relaxed);
-        let _ = self.wake.try_send(());
+        let _ = self.wake.send(Event::Room);
     }
 
     /// Handles one item; true for `Stop`.
@@ -369,7 +373,7 @@ impl Thread {
         let before = self.gauge.queued_bytes.fetch_sub(n, Relaxed);
         let low = self.gauge.limit.load(Relaxed) / 2;
         if before >= low && before - n < low {
-            let _ = self.wake.try_send(());
+            let _ = self.wake.send(Event::Room);
         }
     }
 

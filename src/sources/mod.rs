@@ -2,8 +2,9 @@
 //! `Message` batches for the service loop.
 //!
 //! Threads block in `epoll` (mio) on their socket and a waker, so an idle daemon uses no CPU. A
-//! full message channel blocks the thread, which pushes back on TCP senders and leaves datagrams in
-//! the kernel's queue instead of losing them here. `Input::stop` asks the thread to read what the
+//! spent in-flight budget (`gate::Gate`: the bytes of batches the loop has not handed on) blocks
+//! the thread, which pushes back on TCP senders and leaves datagrams in the kernel's queue
+//! instead of losing them here. `Input::stop` asks the thread to read what the
 //! kernel already queued, send it, report `Control::InputStopped` and exit: that is how a stop or
 //! a reload loses no accepted message.
 
@@ -16,15 +17,15 @@ mod stream;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::Sender;
 use mio::{Poll, Token, Waker};
 
 use crate::allow::AllowList;
 use crate::config::{InputSpec, Limits};
-use crate::event::Control;
+use crate::event::{Control, Event};
 use crate::gate::Gate;
 use crate::message::Message;
 use crate::receipt::{AckBoard, Receipt, Transaction};
@@ -63,10 +64,8 @@ impl Received {
 /// What every input thread shares with the service loop.
 #[derive(Clone)]
 pub struct Shared {
-    /// Parsed messages go here.
-    pub messages: Sender<Received>,
-    /// `InputStopped` goes here.
-    pub control: Sender<Control>,
+    /// Parsed messages (`Event::Batch`) and `InputStopped` go here: the loop's channel.
+    pub events: Sender<Event>,
     /// The bytes of batches on their way to the loop, bounded (see [`IN_FLIGHT_BYTES`]).
     pub in_flight: Arc<Gate>,
     /// Counters.
@@ -214,7 +213,7 @@ impl Ctx {
             messages: Vec::with_capacity(BATCH),
             bytes: 0,
             escape: self.tunables.escape_controls,
-            to_loop: self.shared.messages.clone(),
+            to_loop: self.shared.events.clone(),
             in_flight: self.shared.in_flight.clone(),
             loop_gone: false,
             board: self.board.clone(),
@@ -223,7 +222,10 @@ impl Ctx {
     }
 
     fn finish(self) {
-        let _ = self.shared.control.send(Control::InputStopped(self.id));
+        let _ = self
+            .shared
+            .events
+            .send(Event::Control(Control::InputStopped(self.id)));
     }
 }
 
@@ -237,7 +239,7 @@ struct Batch {
     messages: Vec<Message>,
     bytes: usize,
     escape: bool,
-    to_loop: Sender<Received>,
+    to_loop: Sender<Event>,
     in_flight: Arc<Gate>,
     loop_gone: bool,
     board: Option<Arc<AckBoard>>,
@@ -251,8 +253,8 @@ impl Batch {
         self.push(msg);
     }
 
-    /// Adds a message; a batch that is full is sent at once (blocking while the loop's queue is
-    /// full: that is the backpressure on the input).
+    /// Adds a message; a batch that is full is sent at once (blocking while the batches on their
+    /// way to the loop weigh the in-flight budget: that is the backpressure on the input).
     fn push(&mut self, msg: Message) {
         let msg = if self.escape {
             msg.escape_controls()
@@ -282,9 +284,12 @@ impl Batch {
                     _ => None,
                 };
                 let received = Received { messages, receipt };
-                if let Err(e) = self.to_loop.send(received) {
+                if let Err(e) = self.to_loop.send(Event::Batch(received)) {
                     self.loop_gone = true;
-                    if let Some(r) = &e.0.receipt {
+                    if let Event::Batch(Received {
+                        receipt: Some(r), ..
+                    }) = &e.0
+                    {
                         r.fail();
                     }
                 }
