@@ -2,7 +2,9 @@
 //! what it hands over before handing it over, and waits while the budget is spent; the consumer
 //! gives it back once it has passed the bytes on. A channel bounded in items alone lets items of
 //! 2 MiB queue 2 MiB each; this bounds what they weigh. One hand-over larger than the whole
-//! budget still passes, alone, so no message is ever too large to move.
+//! budget still passes, alone, so no message is ever too large to move. The number of
+//! hand-overs in flight is bounded too: many small ones within the byte budget would only add
+//! latency and spread the consumer's work over more memory.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 
@@ -10,6 +12,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 #[derive(Debug)]
 pub struct Gate {
     capacity: usize,
+    max_hand_overs: usize,
     state: Mutex<State>,
     room: Condvar,
 }
@@ -17,14 +20,16 @@ pub struct Gate {
 #[derive(Debug, Default)]
 struct State {
     used: usize,
+    hand_overs: usize,
     closed: bool,
 }
 
 impl Gate {
-    /// A budget of `capacity` bytes.
-    pub fn new(capacity: usize) -> Gate {
+    /// A budget of `capacity` bytes in at most `max_hand_overs` hand-overs.
+    pub fn new(capacity: usize, max_hand_overs: usize) -> Gate {
         Gate {
             capacity,
+            max_hand_overs,
             state: Mutex::new(State::default()),
             room: Condvar::new(),
         }
@@ -38,20 +43,26 @@ impl Gate {
     /// False once the gate is closed (the consumer is gone).
     pub fn take(&self, n: usize) -> bool {
         let mut state = self.lock();
-        while !state.closed && state.used > 0 && state.used.saturating_add(n) > self.capacity {
+        while !state.closed
+            && state.used > 0
+            && (state.used.saturating_add(n) > self.capacity
+                || state.hand_overs >= self.max_hand_overs)
+        {
             state = self.room.wait(state).unwrap_or_else(|e| e.into_inner());
         }
         if state.closed {
             return false;
         }
         state.used += n;
+        state.hand_overs += 1;
         true
     }
 
-    /// Gives back `n` bytes taken earlier.
+    /// Gives back one hand-over of `n` bytes taken earlier.
     pub fn give(&self, n: usize) {
         let mut state = self.lock();
         state.used = state.used.saturating_sub(n);
+        state.hand_overs = state.hand_overs.saturating_sub(1);
         drop(state);
         self.room.notify_all();
     }
@@ -71,7 +82,7 @@ mod tests {
 
     #[test]
     fn a_producer_waits_while_the_budget_is_spent_and_a_giant_passes_alone() {
-        let gate = Arc::new(Gate::new(100));
+        let gate = Arc::new(Gate::new(100, 8));
         assert!(gate.take(60));
         // 60 + 60 > 100: the second waits until the first is given back.
         let waiter = {
@@ -89,8 +100,23 @@ mod tests {
     }
 
     #[test]
+    fn hand_overs_are_bounded_in_number_too() {
+        let gate = Arc::new(Gate::new(1000, 2));
+        assert!(gate.take(1));
+        assert!(gate.take(1));
+        let waiter = {
+            let gate = gate.clone();
+            std::thread::spawn(move || gate.take(1))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "a third hand-over of two allowed");
+        gate.give(1);
+        assert!(waiter.join().unwrap());
+    }
+
+    #[test]
     fn closing_releases_every_waiting_producer() {
-        let gate = Arc::new(Gate::new(10));
+        let gate = Arc::new(Gate::new(10, 8));
         assert!(gate.take(10));
         let waiter = {
             let gate = gate.clone();

@@ -128,7 +128,10 @@ impl Service {
         let stats = Arc::new(Stats::default());
         let shared = Shared {
             events: events_tx.clone(),
-            in_flight: Arc::new(Gate::new(sources::IN_FLIGHT_BYTES)),
+            in_flight: Arc::new(Gate::new(
+                sources::IN_FLIGHT_BYTES,
+                sources::IN_FLIGHT_BATCHES,
+            )),
             stats: stats.clone(),
         };
         crate::lifecycle::signals::spawn(events_tx.clone()).map_err(|source| Error::Os {

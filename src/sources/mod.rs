@@ -41,6 +41,8 @@ pub const BATCH_BYTES: usize = 256 * 1024;
 /// batches. Bounded in bytes, not batches (`gate::Gate`), so that 2 MiB messages, each a batch
 /// of its own, cannot queue eight times 2 MiB; one message larger than this passes alone.
 pub const IN_FLIGHT_BYTES: usize = 8 * BATCH_BYTES;
+/// And at most eight batches, whatever they weigh: more small ones would only queue longer.
+pub const IN_FLIGHT_BATCHES: usize = 8;
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
