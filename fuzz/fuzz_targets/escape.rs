@@ -1,11 +1,12 @@
 //! The escaping: no file line contains a raw newline, carriage return, ESC or other control
 //! byte, each message is exactly one line, a message escaped on receive carries no control
-//! character but TAB, and unescaping gives the bytes back in every case.
+//! character but TAB, unescaping gives the bytes back in every case, and `escaped_len` is the
+//! length written.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use logger::message::{Origin, Transport};
 use logger::parse::parse;
-use logger::escape::{LINE, RECEIVE, escape_into, unescape};
+use logger::escape::{LINE, RECEIVE, escape_into, escaped_len, unescape};
 use logger::sinks::line::format_line;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
     escape_into(&mut escaped, data, LINE);
     assert!(!escaped.iter().any(|&b| b < 0x20 || b == 0x7f), "a control byte was written raw");
     assert_eq!(unescape(&escaped).as_deref(), Some(data), "escaping lost information");
+    assert_eq!(escaped_len(data, LINE), escaped.len(), "measured is not written");
     let mut received = Vec::new();
     escape_into(&mut received, data, RECEIVE);
     assert!(!received.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f));
