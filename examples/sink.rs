@@ -12,7 +12,8 @@
 //! PAUSE_US (default 0): after a call that found fewer than a full batch, sleep this long before
 //! the next, so the sender pays for fewer wake-ups (`benches/compare` uses 1000).
 //! Receives until nothing has arrived for one second after the first datagram, then prints
-//! `received=N` on stdout.
+//! `received=N` and `cpu_ticks=N` (its own user and system time, in clock ticks: what a
+//! receiver that does nothing else costs per message) on stdout.
 
 use std::io::IoSliceMut;
 use std::net::UdpSocket;
@@ -76,4 +77,14 @@ fn main() {
         }
     }
     println!("received={received}");
+    // Its own CPU time, as /proc shows the daemons' (utime + stime, in clock ticks).
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(stat.as_str(), |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+    println!("cpu_ticks={ticks}");
 }
