@@ -95,6 +95,12 @@ fn escape_with(bytes: &[u8], how: Escaping, mut emit: impl FnMut(&[u8])) {
     }
 }
 
+/// True if every byte of `bytes` is printable ASCII and none is a backslash: no [`Escaping`]
+/// changes them. A word at a time.
+pub fn is_plain(bytes: &[u8]) -> bool {
+    plain_prefix_len(bytes) == bytes.len()
+}
+
 /// True if escaping `bytes` as [`RECEIVE`] would change anything other than backslashes: the
 /// check every accepted message gets, a word at a time while the bytes are plain ASCII.
 pub fn needs_receive_escape(bytes: &[u8]) -> bool {

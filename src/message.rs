@@ -197,6 +197,9 @@ pub struct Message {
     pub received: SystemTime,
     /// The text as sent was not UTF-8 (kept here because escaping makes it so).
     invalid_utf8: bool,
+    /// Every byte is printable ASCII and none a backslash, as the receive scan found: every
+    /// escaping leaves it as it is, so an output copies it without scanning it again.
+    plain: bool,
     raw: Box<[u8]>,
     spans: Spans,
 }
@@ -279,6 +282,7 @@ impl Message {
             truncated,
             escaped: false,
             invalid_utf8: false,
+            plain: false,
             origin,
             received,
             raw: raw.into(),
@@ -288,10 +292,17 @@ impl Message {
 
     /// Escapes the control characters a sender put in the header fields or the text (C0 but TAB,
     /// DEL, C1, line separators, bytes that are not UTF-8), as [`crate::escape::RECEIVE`] says.
-    /// A message without any is returned as it is, after one scan of its bytes; one with some
-    /// is rebuilt from its escaped fields (one allocation) and marked `escaped`.
+    /// A message without any is returned as it is, after one scan of its bytes (marked `plain`
+    /// if that scan found printable ASCII alone); one with some is rebuilt from its escaped
+    /// fields (one allocation) and marked `escaped`.
     pub fn escape_controls(self) -> Message {
-        use crate::escape::{RECEIVE, escape_into, escaped_len, needs_receive_escape};
+        use crate::escape::{RECEIVE, escape_into, escaped_len, is_plain, needs_receive_escape};
+        if is_plain(&self.raw) {
+            return Message {
+                plain: true,
+                ..self
+            };
+        }
         if !needs_receive_escape(&self.raw) {
             return self;
         }
@@ -338,6 +349,12 @@ impl Message {
     /// What the message costs in memory while it waits: its bytes and its own record.
     pub fn weight(&self) -> usize {
         self.raw.len() + std::mem::size_of::<Message>()
+    }
+
+    /// True if every byte is printable ASCII and none a backslash (known after
+    /// `escape_controls`): no escaping changes it.
+    pub fn is_plain(&self) -> bool {
+        self.plain
     }
 
     /// The sender's timestamp, as sent.

@@ -19,7 +19,15 @@ pub fn format_line(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
     } else {
         escape::LINE
     };
-    let escape_into = |out: &mut Vec<u8>, bytes: &[u8]| escape::escape_into(out, bytes, how);
+    // A message the receive scan found plain needs no second scan.
+    let plain = msg.is_plain();
+    let escape_into = |out: &mut Vec<u8>, bytes: &[u8]| {
+        if plain {
+            out.extend_from_slice(bytes);
+        } else {
+            escape::escape_into(out, bytes, how);
+        }
+    };
     push_rfc3339(out, msg.received);
     out.push(b' ');
     match (msg.hostname(), msg.origin.peer) {
@@ -56,17 +64,34 @@ pub fn format_line(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
 
 /// Appends `YYYY-MM-DDTHH:MM:SS.ffffffZ`, built in place and appended in one copy.
 pub fn push_rfc3339(out: &mut Vec<u8>, t: SystemTime) {
+    thread_local! {
+        /// The last second formatted on this thread: the messages of a batch share it, so
+        /// the calendar arithmetic runs once a second, not once a message.
+        static LAST_SECOND: std::cell::Cell<(u64, [u8; 19])> =
+            const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+    }
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
     let mut text = *b"0000-00-00T00:00:00.000000Z";
-    put_digits(&mut text[0..4], y.clamp(0, 9999) as u64);
-    put_digits(&mut text[5..7], u64::from(m));
-    put_digits(&mut text[8..10], u64::from(d));
-    put_digits(&mut text[11..13], rem / 3600);
-    put_digits(&mut text[14..16], rem / 60 % 60);
-    put_digits(&mut text[17..19], rem % 60);
+    let date_time = LAST_SECOND.with(|last| {
+        let (cached, date_time) = last.get();
+        if cached == secs {
+            return date_time;
+        }
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        let (y, m, d) = civil_from_days(days as i64);
+        let mut date_time = [0u8; 19];
+        date_time.copy_from_slice(&text[..19]);
+        put_digits(&mut date_time[0..4], y.clamp(0, 9999) as u64);
+        put_digits(&mut date_time[5..7], u64::from(m));
+        put_digits(&mut date_time[8..10], u64::from(d));
+        put_digits(&mut date_time[11..13], rem / 3600);
+        put_digits(&mut date_time[14..16], rem / 60 % 60);
+        put_digits(&mut date_time[17..19], rem % 60);
+        last.set((secs, date_time));
+        date_time
+    });
+    text[..19].copy_from_slice(&date_time);
     put_digits(&mut text[20..26], u64::from(since.subsec_micros()));
     out.extend_from_slice(&text);
 }
@@ -111,6 +136,46 @@ mod tests {
     use crate::message::{Origin, Transport};
     use crate::parse::parse;
     use std::time::Duration;
+
+    #[test]
+    fn each_second_is_formatted_anew_whatever_came_before() {
+        let at = |micros: u64| {
+            let mut out = Vec::new();
+            push_rfc3339(&mut out, UNIX_EPOCH + Duration::from_micros(micros));
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(at(1_763_929_306_123_456), "2025-11-23T20:21:46.123456Z");
+        assert_eq!(at(1_763_929_306_999_999), "2025-11-23T20:21:46.999999Z");
+        assert_eq!(at(1_763_929_307_000_001), "2025-11-23T20:21:47.000001Z");
+        assert_eq!(at(1_763_929_306_000_000), "2025-11-23T20:21:46.000000Z");
+        assert_eq!(at(86_400_000_000), "1970-01-02T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn a_plain_message_is_copied_as_the_escaping_would_write_it() {
+        for (raw, plain) in [
+            (
+                &b"<13>Nov 23 20:21:46 host app[1]: plain text, 100% ASCII"[..],
+                true,
+            ),
+            (b"<13>Nov 23 20:21:46 host app[1]: a\\backslash", false),
+            (b"<13>Nov 23 20:21:46 host app[1]: a\ttab", false),
+            (
+                b"<13>Nov 23 20:21:46 host app[1]: caf\xc3\xa9 \xe2\x80\xae",
+                false,
+            ),
+        ] {
+            let msg = || parse(raw, Origin::new(Transport::Udp), UNIX_EPOCH, false);
+            let (unscanned, received) = (msg(), msg().escape_controls());
+            assert_eq!(received.is_plain(), plain, "{raw:?}");
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            format_line(&mut a, &unscanned, "h");
+            format_line(&mut b, &received, "h");
+            if plain {
+                assert_eq!(a, b, "{raw:?}");
+            }
+        }
+    }
 
     #[test]
     fn formats_a_line_with_rfc3339_time_host_tag_pid_priority() {
