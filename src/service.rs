@@ -81,7 +81,8 @@ pub struct Service {
     /// Batches taken from `events` while an output held the inputs back; still counted by the
     /// in-flight gate, so the inputs wait for them.
     held: VecDeque<Received>,
-    /// An event taken in the middle of a round of batches, for the next turn.
+    /// An event other than a batch, taken in the middle of a round of batches, for the next
+    /// turn.
     next: Option<Event>,
     started: Instant,
     timers: Timers,
@@ -241,10 +242,8 @@ impl Service {
         };
         // An input sends its last batch before it reports that it stopped, on the same channel:
         // once every input stopped, every batch reached the loop.
-        let drained = self.inputs.is_empty()
-            && self.stopping_inputs.is_empty()
-            && self.held.is_empty()
-            && !matches!(self.next, Some(Event::Batch(_)));
+        let drained =
+            self.inputs.is_empty() && self.stopping_inputs.is_empty() && self.held.is_empty();
         drained || Instant::now() >= deadline
     }
 
@@ -254,8 +253,7 @@ impl Service {
     fn give_up_queued_batches(&mut self) -> u64 {
         let grace = Instant::now() + STOP_GRACE;
         let mut lost = 0;
-        let held: Vec<Received> = self.held.drain(..).collect();
-        for batch in held {
+        while let Some(batch) = self.held.pop_front() {
             lost += self.give_up(batch);
         }
         let mut next = self.next.take();
