@@ -51,7 +51,12 @@ OUTPUTS (--output, repeatable; also `output = \"...\"` or [[output]] tables in t
       to = \"file:/var/log/auth.log\"   where (as above)
       match = \"auth,authpriv.*\"       selectors: facility.severity (that or more severe),
                                       =sev, !sev, none, *, lists with `,`, joined with `;`
-      format = \"traditional\"          traditional | rfc5424 | json (files and stderr)
+      format = \"detailed\"             files and stderr: detailed (TIME HOST TAG[PID]
+                                      FACILITY.SEVERITY: TEXT, received time in UTC,
+                                      reversible escapes; the default) | traditional and
+                                      rfc3339 (rsyslog's RSYSLOG_TraditionalFileFormat and
+                                      RSYSLOG_FileFormat, byte for byte) | rfc5424 | json
+      time-zone = \"local\"             local | UTC: times the sender gave no zone for
       transport = [\"udp\", \"tcp\"]      and optionally program, hostname, source (networks)
       queue-policy = \"block\"          when its queue is full: block (hold the inputs back,
                                       lose nothing; the default), drop (drop for this

@@ -56,6 +56,7 @@ pub mod sources;
 pub mod stats;
 pub mod sys;
 pub mod template;
+pub mod timestamp;
 pub mod tls;
 
 use std::process::ExitCode;

@@ -252,6 +252,8 @@ pub struct Spans {
     pub structured_data: Span,
     /// The message text (minus framing and a trailing newline).
     pub text: Span,
+    /// An RFC 3164 tag was followed by its `:` (rsyslog's formats write the tag as sent).
+    pub tag_colon: bool,
 }
 
 /// What a parser found, before it becomes a `Message`.
@@ -331,6 +333,7 @@ impl Message {
             msgid: escaped(old.msgid),
             structured_data: escaped(old.structured_data),
             text: escaped(old.text),
+            tag_colon: old.tag_colon,
         };
         Message {
             escaped: true,
@@ -362,6 +365,11 @@ impl Message {
         self.header(self.spans.timestamp)
     }
 
+    /// The sender's timestamp as bytes, empty if absent.
+    pub fn timestamp_bytes(&self) -> &[u8] {
+        self.spans.timestamp.get(&self.raw)
+    }
+
     /// The sender's hostname.
     pub fn hostname(&self) -> Option<Cow<'_, str>> {
         self.header(self.spans.hostname)
@@ -385,6 +393,11 @@ impl Message {
     /// STRUCTURED-DATA as sent (RFC 5424).
     pub fn structured_data(&self) -> Option<Cow<'_, str>> {
         self.header(self.spans.structured_data)
+    }
+
+    /// True if an RFC 3164 tag was followed by its `:`.
+    pub fn tag_had_colon(&self) -> bool {
+        self.spans.tag_colon
     }
 
     /// The message text, exactly the bytes sent (minus framing and a trailing newline).

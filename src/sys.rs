@@ -1,7 +1,7 @@
 //! The only module allowed to use `unsafe`: process-wide operations whose safety depends on the
 //! process being single-threaded, adopting raw descriptors handed to us by a parent, buffers
-//! mapped straight from the kernel, and the one socket query the standard library lacks
-//! (SIOCOUTQ).
+//! mapped straight from the kernel, the one socket query the standard library lacks
+//! (SIOCOUTQ), and the C library's time zone (`localtime_r`).
 //!
 //! Every function states the invariant it relies on; every `unsafe` block argues it in a
 //! `// SAFETY:` comment. The rest of the crate is `#![deny(unsafe_code)]`.
@@ -213,6 +213,23 @@ impl DerefMut for Pages {
         // SAFETY: as in `deref`, and `&mut self` makes this the only reference to the bytes.
         unsafe { std::slice::from_raw_parts_mut(self.start.as_ptr(), self.len) }
     }
+}
+
+/// The local time zone's offset from UTC at `unix_secs`, in seconds east, as the C library's
+/// time zone (TZ, else /etc/localtime) has it; 0 if the time cannot be converted.
+pub fn local_utc_offset(unix_secs: i64) -> i32 {
+    let t: nix::libc::time_t = unix_secs;
+    // SAFETY: an all-zero `tm` is a valid value of this plain C struct (its one pointer,
+    // tm_zone, may be null); localtime_r only writes it.
+    let mut tm: nix::libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call and not shared. localtime_r is the
+    // thread-safe form; it reads TZ from the environment, which this process changes only
+    // while it is single-threaded (`unset_env` checks).
+    let converted = unsafe { nix::libc::localtime_r(&t, &mut tm) };
+    if converted.is_null() {
+        return 0;
+    }
+    i32::try_from(tm.tm_gmtoff).unwrap_or(0)
 }
 
 impl Drop for Pages {

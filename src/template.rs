@@ -19,7 +19,8 @@ pub const MAX_VALUE: usize = 64;
 /// A field a template may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
-    /// The HOSTNAME the message carries (ours for local messages), as rsyslog's `%HOSTNAME%`.
+    /// The HOSTNAME the message carries, else the sender's address, else ours (a local message),
+    /// as rsyslog's `%HOSTNAME%`.
     Hostname,
     /// The sender's address (network) or `local`.
     Peer,
@@ -174,10 +175,13 @@ fn pieces(part: &str) -> Result<Vec<Piece>, String> {
 
 fn value(field: Field, msg: &Message, local_host: &str) -> String {
     match field {
-        Field::Hostname => msg
-            .hostname()
-            .map(|h| h.into_owned())
-            .unwrap_or_else(|| local_host.to_owned()),
+        // As rsyslog does: a message without a hostname is named by its sender's address;
+        // only a local one is ours.
+        Field::Hostname => match (msg.hostname(), msg.origin.peer) {
+            (Some(h), _) => h.into_owned(),
+            (None, Some(peer)) => peer.ip().to_string(),
+            (None, None) => local_host.to_owned(),
+        },
         Field::Peer => msg
             .origin
             .peer
@@ -245,6 +249,20 @@ mod tests {
         assert_eq!(t.render(&m, "here"), ["web1", "auth-sshd.log"]);
         let t = Template::parse(Path::new("/l/{peer}/{date}.log")).unwrap();
         assert_eq!(t.render(&m, "here"), ["192.0.2.7", "1970-01-01.log"]);
+    }
+
+    #[test]
+    fn a_remote_message_without_a_hostname_is_named_by_its_sender_as_rsyslog_does() {
+        let t = Template::parse(Path::new("/l/{hostname}/{program}.log")).unwrap();
+        let m = msg("headerless datagram", Some("192.0.2.7:514"));
+        assert_eq!(t.render(&m, "here"), ["192.0.2.7", "-.log"]);
+        let local = parse(
+            b"<13>app: hi",
+            Origin::new(Transport::UnixDatagram),
+            SystemTime::UNIX_EPOCH,
+            false,
+        );
+        assert_eq!(t.render(&local, "here"), ["here", "app.log"]);
     }
 
     #[test]

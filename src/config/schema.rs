@@ -460,6 +460,14 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
         },
     },
     Key {
+        name: "time-zone",
+        read: |o, v| {
+            o.zone = string(v)?.parse()?;
+            Ok(())
+        },
+        show: |o| Some(quote(&o.zone.to_string())),
+    },
+    Key {
         name: "queue-policy",
         read: |o, v| {
             o.policy = string(v)?.parse()?;
@@ -706,7 +714,7 @@ fn output(table: &Table<'_>) -> Result<OutputSpec, Fault> {
     if spec.policy == QueuePolicy::DropOldest && spec.forward.queue_dir.is_none() {
         return Err("queue-policy 'drop-oldest' applies to a disk queue (queue-dir)".into());
     }
-    if spec.format != LineFormat::Traditional
+    if spec.format != LineFormat::Detailed
         && !spec.forward.rfc3164
         && matches!(spec.target, Output::Journal | Output::Auto)
     {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::forward::{ForwardSpec, Remote};
 use crate::route::Route;
+use crate::timestamp::Zone;
 
 /// Where relayed messages go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,9 +77,14 @@ impl fmt::Display for Output {
 /// How a file or stderr output writes each message (one line each, whatever the format).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LineFormat {
-    /// `TIME HOST TAG[PID] FACILITY.SEVERITY: TEXT`.
+    /// `TIME HOST TAG[PID] FACILITY.SEVERITY: TEXT`, the receive time in UTC with microseconds
+    /// and every control character escaped reversibly: the default.
     #[default]
+    Detailed,
+    /// rsyslog's `RSYSLOG_TraditionalFileFormat` (Debian 12's), byte for byte.
     Traditional,
+    /// rsyslog's `RSYSLOG_FileFormat` (Debian 13's), byte for byte.
+    Rfc3339,
     /// RFC 5424 with MSGID and structured data kept, and our origin as an SD-ELEMENT.
     Rfc5424,
     /// One JSON object per line, Elastic Common Schema names (`log.syslog.*`).
@@ -89,11 +95,13 @@ impl std::str::FromStr for LineFormat {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
+            "detailed" => Ok(LineFormat::Detailed),
             "traditional" => Ok(LineFormat::Traditional),
+            "rfc3339" => Ok(LineFormat::Rfc3339),
             "rfc5424" => Ok(LineFormat::Rfc5424),
             "json" => Ok(LineFormat::Json),
             _ => Err(format!(
-                "'{s}' is not a format: traditional, rfc5424 or json"
+                "'{s}' is not a format: detailed, traditional, rfc3339, rfc5424 or json"
             )),
         }
     }
@@ -102,7 +110,9 @@ impl std::str::FromStr for LineFormat {
 impl fmt::Display for LineFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            LineFormat::Detailed => "detailed",
             LineFormat::Traditional => "traditional",
+            LineFormat::Rfc3339 => "rfc3339",
             LineFormat::Rfc5424 => "rfc5424",
             LineFormat::Json => "json",
         })
@@ -180,6 +190,8 @@ pub struct OutputSpec {
     pub route: Route,
     /// How, for files and stderr.
     pub format: LineFormat,
+    /// The zone of the times a line writes without the sender's own (`time-zone`).
+    pub zone: Zone,
     /// What a full queue does (`queue-policy`).
     pub policy: QueuePolicy,
     /// The queue's bound in bytes (`queue-size`).
@@ -189,13 +201,14 @@ pub struct OutputSpec {
 }
 
 impl OutputSpec {
-    /// Every message, in the traditional format: what `--output` and `output = "..."` mean.
+    /// Every message, in the detailed format: what `--output` and `output = "..."` mean.
     pub fn everything(target: Output) -> OutputSpec {
         OutputSpec {
             policy: QueuePolicy::default_for(&target),
             target,
             route: Route::all(),
-            format: LineFormat::Traditional,
+            format: LineFormat::Detailed,
+            zone: Zone::Local,
             queue_size: DEFAULT_QUEUE_SIZE,
             forward: ForwardSpec::default(),
         }

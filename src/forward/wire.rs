@@ -13,6 +13,7 @@ use crate::config::Framing;
 use crate::escape;
 use crate::message::{Format, Message};
 use crate::sinks::line::push_rfc3339;
+use crate::timestamp::{SenderTime, Zone};
 
 /// Appends `msg` as one syslog message (no framing) to `out`.
 pub fn encode(out: &mut Vec<u8>, msg: &Message, local_host: &str, rfc3164: bool) {
@@ -47,8 +48,10 @@ pub fn encode(out: &mut Vec<u8>, msg: &Message, local_host: &str, rfc3164: bool)
         return;
     }
     let _ = write!(out, "<{pri}>1 ");
-    match (msg.format, msg.timestamp()) {
-        (Format::Rfc5424, Some(ts)) => header_field(out, &ts, 48),
+    match (msg.format, msg.timestamp(), SenderTime::of(msg)) {
+        (Format::Rfc5424, Some(ts), _) => header_field(out, &ts, 48),
+        // A relayed BSD time stays the event's time, read in our zone as rsyslog reads it.
+        (Format::Rfc3164, _, Some(sent)) => sent.push_rfc3339(out, msg.received, Zone::Local),
         _ => push_rfc3339(out, msg.received),
     }
     out.push(b' ');

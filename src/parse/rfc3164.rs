@@ -135,6 +135,7 @@ fn read_tag<'a>(input: &'a [u8], fields: &mut Fields<'_>, strict: bool) -> Optio
     }
     fields.spans.app_name = fields.span(tag);
     fields.spans.procid = fields.span(procid);
+    fields.spans.tag_colon = colon;
     Some(rest.strip_prefix(b" ").unwrap_or(rest))
 }
 

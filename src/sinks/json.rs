@@ -4,7 +4,9 @@
 //! already map syslog to (`log.syslog.*`, `source.ip`, `network.transport`), so a pipeline
 //! ingests these lines without a rename step; Loki and Splunk take any flat-enough JSON.
 //! Fields:
-//! `@timestamp` (received, RFC 3339 UTC), `message`, `log.syslog.{priority, facility.code,
+//! `@timestamp` (when it happened: a network sender's own time, RFC 3339 as sent or a BSD time
+//! with its year and the output's zone; else when we received it, UTC), `event.created` (when
+//! we received it), `message`, `log.syslog.{priority, facility.code,
 //! facility.name, severity.code, severity.name, hostname, appname, procid, msgid, version}`,
 //! `network.transport`, `source.{ip, port}` for network senders, and what ECS has no field for
 //! under `logger.*`: the sender's own timestamp, its structured data as sent, its kernel
@@ -19,9 +21,10 @@ use std::io::Write;
 use super::line::{push_decimal, push_rfc3339};
 use crate::escape;
 use crate::message::Message;
+use crate::timestamp::{SenderTime, Zone};
 
 /// Appends the object for `msg` (with its newline) to `out`.
-pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
+pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
     // Text that is not UTF-8 (receive escaping turned off) is written with the receive
     // escaping, which is UTF-8 and reversible, and flagged as escaped.
     let (text, escaped) = match (msg.escaped, std::str::from_utf8(msg.text())) {
@@ -34,8 +37,13 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
         (true, Err(_)) => (String::from_utf8_lossy(msg.text()), true),
     };
     out.extend_from_slice(b"{\"@timestamp\":\"");
+    match SenderTime::of(msg) {
+        Some(sent) => sent.push_rfc3339(out, msg.received, zone),
+        None => push_rfc3339(out, msg.received),
+    }
+    out.extend_from_slice(b"\",\"event\":{\"created\":\"");
     push_rfc3339(out, msg.received);
-    out.extend_from_slice(b"\",\"message\":");
+    out.extend_from_slice(b"\"},\"message\":");
     string(out, &text);
     // Numbers and names pushed as they are: `write!` costs more than the rest of the object.
     let (facility, severity) = (u64::from(msg.facility), u64::from(msg.severity));
@@ -183,11 +191,11 @@ mod tests {
             false,
         );
         let mut line = Vec::new();
-        format(&mut line, &msg, "box");
+        format(&mut line, &msg, "box", Zone::Utc);
         let text = String::from_utf8(line).unwrap();
         assert_eq!(
             text,
-            "{\"@timestamp\":\"1970-01-01T00:00:00.000000Z\",\"message\":\"Accepted \\\"key\\\" for ops\\tnow \\u202e\",\
+            "{\"@timestamp\":\"1970-11-22T00:00:33+00:00\",\"event\":{\"created\":\"1970-01-01T00:00:00.000000Z\"},\"message\":\"Accepted \\\"key\\\" for ops\\tnow \\u202e\",\
              \"log\":{\"syslog\":{\"priority\":38,\"facility\":{\"code\":4,\"name\":\"auth\"},\
              \"severity\":{\"code\":6,\"name\":\"info\"},\"hostname\":\"gw1\",\"appname\":\"sshd\",\
              \"procid\":\"5\"}},\"network\":{\"transport\":\"udp\"},\
@@ -205,7 +213,7 @@ mod tests {
             false,
         );
         let mut line = Vec::new();
-        format(&mut line, &msg, "box");
+        format(&mut line, &msg, "box", Zone::Utc);
         let text = String::from_utf8(line).unwrap();
         assert_eq!(text.matches('\n').count(), 1);
         assert!(!text.bytes().any(|b| b < 0x20 && b != b'\n'));
@@ -217,7 +225,7 @@ mod tests {
         assert!(text.contains("\"escaped\":true") && text.contains("\"invalid_utf8\":true"));
         let escaped = msg.escape_controls();
         let mut line = Vec::new();
-        format(&mut line, &escaped, "box");
+        format(&mut line, &escaped, "box", Zone::Utc);
         assert!(
             String::from_utf8(line)
                 .unwrap()

@@ -11,6 +11,7 @@ pub mod journal;
 pub mod json;
 pub mod line;
 pub mod rfc5424;
+pub mod rsyslog;
 mod set;
 mod templated;
 mod worker;
@@ -29,6 +30,7 @@ use crate::config::{LineFormat, Output, OutputSpec};
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::template::Template;
+use crate::timestamp::Zone;
 use journal::JournalWriter;
 
 /// A message heavier than this gets its line's room reserved exactly.
@@ -75,6 +77,7 @@ pub struct WriteOut {
 pub struct Sink {
     target: Target,
     format: LineFormat,
+    zone: Zone,
     local_host: String,
     /// Text outputs: escaped lines not yet written. Each line holds exactly one raw newline (the
     /// escaping guarantees it), so counting newlines in a partial write counts messages.
@@ -128,6 +131,7 @@ impl Sink {
         Ok(Sink {
             target,
             format,
+            zone: spec.zone,
             local_host,
             text: Vec::with_capacity(64 * 1024),
             text_messages: 0,
@@ -157,8 +161,8 @@ impl Sink {
                 self.entries.push_back(entry);
             }
             Target::Templated(t) => {
-                let (format, host) = (self.format, &self.local_host);
-                t.accept(msg, host, |buf| format_line(format, buf, msg, host));
+                let (format, zone, host) = (self.format, self.zone, &self.local_host);
+                t.accept(msg, host, |buf| format_line(format, zone, buf, msg, host));
             }
             Target::Forward(f) => f.accept(msg, &self.local_host),
             Target::Stderr | Target::File { .. } => {
@@ -166,7 +170,13 @@ impl Sink {
                     // Its line at its size, not the double of what the buffer held.
                     self.text.reserve_exact(msg.weight() + 512);
                 }
-                format_line(self.format, &mut self.text, msg, &self.local_host);
+                format_line(
+                    self.format,
+                    self.zone,
+                    &mut self.text,
+                    msg,
+                    &self.local_host,
+                );
                 self.text_messages += 1;
             }
         }
@@ -467,11 +477,14 @@ impl Write for FdWriter<'_> {
 }
 
 /// One message as a line in `format`.
-fn format_line(format: LineFormat, buf: &mut Vec<u8>, msg: &Message, local_host: &str) {
+fn format_line(format: LineFormat, zone: Zone, buf: &mut Vec<u8>, msg: &Message, local_host: &str) {
+    use rsyslog::Stamp;
     match format {
-        LineFormat::Traditional => line::format_line(buf, msg, local_host),
-        LineFormat::Rfc5424 => rfc5424::format(buf, msg, local_host),
-        LineFormat::Json => json::format(buf, msg, local_host),
+        LineFormat::Detailed => line::format_line(buf, msg, local_host),
+        LineFormat::Traditional => rsyslog::format(buf, msg, local_host, zone, Stamp::Traditional),
+        LineFormat::Rfc3339 => rsyslog::format(buf, msg, local_host, zone, Stamp::Rfc3339),
+        LineFormat::Rfc5424 => rfc5424::format(buf, msg, local_host, zone),
+        LineFormat::Json => json::format(buf, msg, local_host, zone),
     }
 }
 

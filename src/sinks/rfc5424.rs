@@ -1,9 +1,11 @@
 //! The `rfc5424` file format: one RFC 5424 message per line, lossless.
 //!
-//! `<PRI>1 RECEIVED HOSTNAME APP-NAME PROCID MSGID SD MSG`. RECEIVED is when we received it (RFC
-//! 3339 UTC, as in every format), HOSTNAME the one the message carries, else the peer's address,
+//! `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG`. TIMESTAMP is when it happened: a
+//! network sender's own time (RFC 3339 as sent, or a BSD time with its year and the output's
+//! zone), else when we received it (RFC 3339 UTC); `received=` in our element says when we
+//! did. HOSTNAME the one the message carries, else the peer's address,
 //! else ours. SD is the structured data as sent, then two elements of ours: the registered
-//! `origin` (RFC 5424 7.2) with the sender's IP, and `logger@32473` with the transport, the peer,
+//! `origin` (RFC 5424 7.2) with the sender's IP, and `logger@32473` with the transport, when we received it, the peer,
 //! the sender's own timestamp and flags, so a remote `sshd` line can never pass for a local one.
 //! (32473 is the documentation enterprise number of RFC 5612: a registered one is to come.)
 //! Header fields and MSG use the file escaping, so each message stays one line and unescapes to
@@ -14,16 +16,20 @@ use std::io::Write;
 use super::line::push_rfc3339;
 use crate::escape::{self, Escaping};
 use crate::message::Message;
+use crate::timestamp::{SenderTime, Zone};
 
 /// Appends the line for `msg` (with its newline) to `out`.
-pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
+pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
     let how = escaping(msg);
     let _ = write!(
         out,
         "<{}>1 ",
         u16::from(msg.facility) * 8 + u16::from(msg.severity)
     );
-    push_rfc3339(out, msg.received);
+    match SenderTime::of(msg) {
+        Some(sent) => sent.push_rfc3339(out, msg.received, zone),
+        None => push_rfc3339(out, msg.received),
+    }
     out.push(b' ');
     match (msg.hostname(), msg.origin.peer) {
         (Some(h), _) => escape::escape_into(out, h.as_bytes(), how),
@@ -48,9 +54,11 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
     }
     let _ = write!(
         out,
-        "[logger@32473 transport=\"{}\"",
+        "[logger@32473 transport=\"{}\" received=\"",
         msg.origin.transport.name()
     );
+    push_rfc3339(out, msg.received);
+    out.push(b'"');
     if let Some(peer) = msg.origin.peer {
         let _ = write!(out, " peer=\"{peer}\"");
     }
@@ -125,10 +133,11 @@ mod tests {
         };
         let msg = parse(sent, origin, received, false);
         let mut line = Vec::new();
-        format(&mut line, &msg, "box");
+        format(&mut line, &msg, "box", Zone::Utc);
         let text = String::from_utf8(line.clone()).unwrap();
         assert_eq!(text.matches('\n').count(), 1, "{text}");
-        assert!(text.starts_with("<165>1 2025-11-23T20:21:46.123456Z web1 evntslog 77 ID47 [ex@32473 iut=\"3\"][origin ip=\"192.0.2.9\" software=\"logger\"][logger@32473 transport=\"tcp\" peer=\"192.0.2.9:40000\" timestamp=\"2003-10-11T22:14:15.003Z\"] two\\nlines"), "{text}");
+        // The header carries when it happened; our element says when we received it.
+        assert!(text.starts_with("<165>1 2003-10-11T22:14:15.003Z web1 evntslog 77 ID47 [ex@32473 iut=\"3\"][origin ip=\"192.0.2.9\" software=\"logger\"][logger@32473 transport=\"tcp\" received=\"2025-11-23T20:21:46.123456Z\" peer=\"192.0.2.9:40000\" timestamp=\"2003-10-11T22:14:15.003Z\"] two\\nlines"), "{text}");
         let back = parse(&line, Origin::new(Transport::Tcp), received, false);
         assert_eq!(back.format, Format::Rfc5424);
         assert_eq!((back.facility, back.severity), (20, 5));
@@ -165,10 +174,10 @@ mod tests {
             false,
         );
         let mut line = Vec::new();
-        format(&mut line, &msg, "box");
+        format(&mut line, &msg, "box", Zone::Utc);
         assert_eq!(
             String::from_utf8(line).unwrap(),
-            "<13>1 1970-01-01T00:00:00.000000Z box - 42 - [logger@32473 transport=\"unix\" pid=\"42\" uid=\"1000\" gid=\"1000\"] hello\n"
+            "<13>1 1970-01-01T00:00:00.000000Z box - 42 - [logger@32473 transport=\"unix\" received=\"1970-01-01T00:00:00.000000Z\" pid=\"42\" uid=\"1000\" gid=\"1000\"] hello\n"
         );
     }
 }

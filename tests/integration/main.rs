@@ -9,6 +9,7 @@ mod harness;
 mod support;
 
 mod client;
+mod debian;
 mod faults;
 mod fork;
 mod forward;
@@ -25,6 +26,7 @@ mod tls;
 fn main() -> std::process::ExitCode {
     harness::main(&[
         client::TESTS,
+        debian::TESTS,
         faults::TESTS,
         fork::TESTS,
         forward::TESTS,

@@ -418,3 +418,93 @@ pub fn closed_by_peer(s: &mut std::net::TcpStream, limit: Duration) -> bool {
     }
     false
 }
+
+/// A real rsyslogd 8 in the foreground with a configuration of the test's, in a directory of its
+/// own (its work directory, PID file and whatever the configuration writes there).
+pub struct Rsyslog {
+    child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Rsyslog {
+    /// Starts `rsyslogd -n` with `body` after a `global(workDirectory=...)` line, in the
+    /// environment given (TZ, say). `{dir}` in `body` is replaced by its directory.
+    pub fn start(body: &str, env: &[(&str, &str)]) -> Rsyslog {
+        let dir = tempdir();
+        let conf = dir.path().join("rsyslog.conf");
+        let body = body.replace("{dir}", &dir.path().display().to_string());
+        std::fs::write(
+            &conf,
+            format!(
+                "global(workDirectory=\"{}\")\n{body}\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new("rsyslogd");
+        cmd.args(["-n", "-i"])
+            .arg(dir.path().join("rsyslog.pid"))
+            .arg("-f")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start rsyslogd");
+        Rsyslog { child, dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// SIGTERM and wait (bounded); panics unless it exits cleanly. Its directory stays.
+    pub fn stop(&mut self) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let out = wait_output(
+            std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap()),
+            WAIT,
+        );
+        assert!(
+            out.status.success(),
+            "rsyslogd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits (bounded) until `condition` holds, polling every 20 ms; panics naming `what`.
+pub fn eventually(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (bounded) until the file at `path` holds `lines` lines, and returns its text.
+pub fn wait_for_lines(path: &Path, lines: usize) -> String {
+    let mut text = String::new();
+    eventually(
+        &format!("{} lines in {}", lines, path.display()),
+        WAIT,
+        || {
+            text = std::fs::read_to_string(path).unwrap_or_default();
+            text.lines().count() >= lines
+        },
+    );
+    text
+}
