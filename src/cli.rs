@@ -111,7 +111,8 @@ SENDING A MESSAGE (util-linux logger(1))
     This is the syslog daemon. A command line with no daemon option above but a message or
     util-linux logger's options (logger -t backup done, logger -p auth.err -- text), or piped
     input without arguments (echo x | logger), is handed unchanged to util-linux logger(1), the
-    first other `logger` in PATH or /usr/bin/logger. Its help: /usr/bin/logger --help.
+    first other `logger` in PATH or /usr/bin/logger. Its help: /usr/bin/logger --help; its
+    version: logger -V.
     Example: logger -n 127.0.0.1 -P 5514 hello";
 
 /// `logger`: a small, hardened syslog daemon that relays local and network syslog into the

@@ -7,12 +7,19 @@
 //! start a daemon. So, before anything else:
 //!
 //! - any daemon option before `--` (`--listen`, `--fork`, `--config`, ...) → the daemon;
-//! - only `-h`/`--help` or `-V`/`--version` → the daemon's (its help says how to reach the
-//!   client);
+//! - an option neither program knows (`--lisen`, `-x`) → the daemon, whose usage error names
+//!   it and suggests the option meant (exit 64), rather than util-linux's "unrecognized option";
+//! - only `-h`/`--help` or `--version` → the daemon's (its help says how to reach the client);
+//!   `-V` stays util-linux's, which scripts ask for the client's version;
 //! - anything else on the command line (a message, util-linux options, `--`) → the client;
-//! - no argument at all: the client if standard input is a pipe, a socket or a file and no
-//!   service manager is around (`echo x | logger`); otherwise the daemon (a terminal,
-//!   `/dev/null` from a supervisor, `NOTIFY_SOCKET` or `LISTEN_FDS` set).
+//! - no argument at all: the client if standard input is a pipe, a socket or a file
+//!   (`echo x | logger`, whatever the environment: a script inside a notify service has
+//!   `NOTIFY_SOCKET` set too); otherwise (a terminal, `/dev/null` from a service manager) the
+//!   daemon.
+//!
+//! util-linux's options are read as its getopt_long reads them: short options clustered
+//! (`-is`), a value attached or in the next argument (`-tbackup`, `-t backup`), long options
+//! abbreviated to any unambiguous prefix (`--ta`).
 //!
 //! The client is the first `logger` in PATH that is not this executable, else
 //! `/usr/bin/logger`. It replaces this process with argv unchanged, argv\[0\] included (same
@@ -20,7 +27,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
@@ -39,30 +46,49 @@ const DAEMON_OPTIONS: &[&str] = &[
     "--check-config",
 ];
 
-/// Options both programs answer: the daemon's own.
-const SHARED_OPTIONS: &[&str] = &["-h", "--help", "-V", "--version"];
+/// Options the daemon answers when they are all there is.
+const SHARED_OPTIONS: &[&str] = &["-h", "--help", "--version"];
 
-/// util-linux logger options whose value is the next argument: that argument is a value, never
-/// a daemon option (`logger -t --fork hello` tags a message).
-const CLIENT_OPTIONS_WITH_VALUE: &[&str] = &[
-    "-t",
-    "--tag",
-    "-p",
-    "--priority",
-    "-n",
-    "--server",
-    "-P",
-    "--port",
-    "-u",
-    "--socket",
-    "-f",
-    "--file",
-    "-S",
-    "--size",
-    "--msgid",
-    "--sd-id",
-    "--sd-param",
+/// Whether an option of util-linux logger takes a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Value {
+    No,
+    Required,
+    /// Only attached with `=` (`--id=42`).
+    Optional,
+}
+
+/// util-linux logger 2.38's long options (logger --help).
+const CLIENT_LONG: &[(&str, Value)] = &[
+    ("id", Value::Optional),
+    ("file", Value::Required),
+    ("skip-empty", Value::No),
+    ("no-act", Value::No),
+    ("priority", Value::Required),
+    ("octet-count", Value::No),
+    ("prio-prefix", Value::No),
+    ("stderr", Value::No),
+    ("size", Value::Required),
+    ("tag", Value::Required),
+    ("server", Value::Required),
+    ("port", Value::Required),
+    ("tcp", Value::No),
+    ("udp", Value::No),
+    ("rfc3164", Value::No),
+    ("rfc5424", Value::Optional),
+    ("sd-id", Value::Required),
+    ("sd-param", Value::Required),
+    ("msgid", Value::Required),
+    ("socket", Value::Required),
+    ("socket-errors", Value::Optional),
+    ("journald", Value::Optional),
+    ("help", Value::No),
+    ("version", Value::No),
 ];
+
+/// util-linux logger's short options without a value, and with one.
+const CLIENT_SHORT: &[u8] = b"iesTdhV";
+const CLIENT_SHORT_WITH_VALUE: &[u8] = b"fpStnPu";
 
 /// Where util-linux installs the client on Debian and every other distribution.
 const UTIL_LINUX_LOGGER: &str = "/usr/bin/logger";
@@ -76,34 +102,76 @@ pub enum Invocation {
     Client,
 }
 
-/// How standard input and the environment look, for an invocation without arguments.
+/// How standard input looks, for an invocation without arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Surroundings {
     /// Standard input is a pipe, a socket or a regular file: something to read lines from.
     pub stdin_has_input: bool,
-    /// A service manager is around (`NOTIFY_SOCKET` or `LISTEN_FDS` set).
-    pub supervised: bool,
 }
 
 impl Surroundings {
     /// Reads them from this process.
     pub fn of_process() -> Surroundings {
-        let stdin_has_input = std::fs::metadata("/dev/stdin").is_ok_and(|m| {
-            let t = m.file_type();
-            t.is_fifo() || t.is_socket() || t.is_file()
+        // fstat(2) on descriptor 0 itself: /dev/stdin may be missing (a chroot, a private
+        // /dev), and a missing one must not turn `echo x | logger` into a daemon.
+        use nix::sys::stat::{SFlag, fstat};
+        let stdin_has_input = fstat(std::io::stdin()).is_ok_and(|st| {
+            let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+            [SFlag::S_IFIFO, SFlag::S_IFSOCK, SFlag::S_IFREG].contains(&kind)
         });
-        let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-        Surroundings {
-            stdin_has_input,
-            supervised: set("NOTIFY_SOCKET") || set("LISTEN_FDS"),
+        Surroundings { stdin_has_input }
+    }
+}
+
+/// What one argument is to util-linux's getopt_long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientArg {
+    /// An option of its; `true` if the next argument is its value.
+    Option(bool),
+    /// Not an option: a word of the message.
+    Word,
+    /// An option it does not know (or an ambiguous abbreviation).
+    Unknown,
+}
+
+fn client_arg(arg: &[u8]) -> ClientArg {
+    if let Some(long) = arg.strip_prefix(b"--") {
+        let (name, attached) = match long.iter().position(|&b| b == b'=') {
+            Some(i) => (&long[..i], true),
+            None => (long, false),
+        };
+        let exact = CLIENT_LONG.iter().find(|(n, _)| n.as_bytes() == name);
+        let mut prefixed = CLIENT_LONG
+            .iter()
+            .filter(|(n, _)| !name.is_empty() && n.as_bytes().starts_with(name));
+        let found = exact.or_else(|| match (prefixed.next(), prefixed.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        });
+        return match found {
+            Some((_, Value::Required)) => ClientArg::Option(!attached),
+            Some(_) => ClientArg::Option(false),
+            None => ClientArg::Unknown,
+        };
+    }
+    let Some(cluster) = arg.strip_prefix(b"-").filter(|c| !c.is_empty()) else {
+        return ClientArg::Word;
+    };
+    for (i, c) in cluster.iter().enumerate() {
+        if CLIENT_SHORT_WITH_VALUE.contains(c) {
+            return ClientArg::Option(i + 1 == cluster.len());
+        }
+        if !CLIENT_SHORT.contains(c) {
+            return ClientArg::Unknown;
         }
     }
+    ClientArg::Option(false)
 }
 
 /// Decides what `args` (without argv\[0\]) ask for. Pure.
 pub fn classify(args: &[OsString], around: Surroundings) -> Invocation {
     if args.is_empty() {
-        return match around.stdin_has_input && !around.supervised {
+        return match around.stdin_has_input {
             true => Invocation::Client,
             false => Invocation::Daemon,
         };
@@ -122,11 +190,13 @@ pub fn classify(args: &[OsString], around: Surroundings) -> Invocation {
             continue;
         }
         only_shared = false;
-        if CLIENT_OPTIONS_WITH_VALUE
-            .iter()
-            .any(|o| o.as_bytes() == arg)
-        {
-            iter.next();
+        match client_arg(arg) {
+            // The daemon's usage error names it, with the option it resembles.
+            ClientArg::Unknown => return Invocation::Daemon,
+            ClientArg::Option(true) => {
+                iter.next();
+            }
+            ClientArg::Option(false) | ClientArg::Word => {}
         }
     }
     match only_shared {
@@ -187,11 +257,9 @@ mod tests {
 
     const TERMINAL: Surroundings = Surroundings {
         stdin_has_input: false,
-        supervised: false,
     };
     const PIPE: Surroundings = Surroundings {
         stdin_has_input: true,
-        supervised: false,
     };
 
     #[test]
@@ -211,6 +279,17 @@ mod tests {
             &["-t", "--fork", "tagged with a daemon option's name"],
             &["-i"],
             &["-h", "hello"],
+            // Scripts ask util-linux for its version.
+            &["-V"],
+            &["-is", "clustered"],
+            &["-tbackup", "attached value"],
+            &["-ip", "user.info", "x"],
+            &["--ta", "abbreviated", "x"],
+            &["--rfc5424=notime", "x"],
+            &["--id", "x"],
+            &["--socket-errors=off", "x"],
+            &["x", "-d"],
+            &["-", "x"],
         ] {
             assert_eq!(classify(&args(a), TERMINAL), Invocation::Client, "{a:?}");
         }
@@ -227,7 +306,12 @@ mod tests {
             &["--help"],
             &["-h"],
             &["--version"],
-            &["-V"],
+            // Options neither program knows: the daemon's usage error, with a suggestion.
+            &["--lisen", "udp://0.0.0.0:514"],
+            &["-x", "hello"],
+            &["-ix"],
+            &["--s", "ambiguous"],
+            &["hello", "--chek-config"],
             // A daemon option with a stray word is the daemon's usage error, not a message.
             &["--fork", "hello"],
         ] {
@@ -236,14 +320,9 @@ mod tests {
     }
 
     #[test]
-    fn without_arguments_stdin_and_the_manager_decide() {
+    fn without_arguments_stdin_alone_decides() {
         assert_eq!(classify(&[], TERMINAL), Invocation::Daemon);
         assert_eq!(classify(&[], PIPE), Invocation::Client);
-        let supervised = Surroundings {
-            stdin_has_input: true,
-            supervised: true,
-        };
-        assert_eq!(classify(&[], supervised), Invocation::Daemon);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::support::*;
 pub const TESTS: &[Test] = tests![
     util_linux_invocations_behave_as_util_linux_logger_alone,
     daemon_command_lines_still_run_the_daemon_from_path,
+    a_piped_line_is_the_clients_whatever_the_environment,
 ];
 
 /// Debian's default PATH for root, with the directory the daemon is installed in first (as
@@ -162,7 +163,6 @@ fn util_linux_invocations_behave_as_util_linux_logger_alone() {
             ],
             None,
         ),
-        (vec!["--no-such-option"], None),
         (vec!["-p", "nonsense.level", "-u", &s, "x"], None),
         // No argument but piped input, no service manager: the client (which then writes to
         // /dev/log, or says why it cannot, exactly as util-linux does alone).
@@ -209,6 +209,25 @@ fn daemon_command_lines_still_run_the_daemon_from_path() {
         String::from_utf8_lossy(&check.stdout).contains("# effective configuration"),
         "a daemon option wins over piped input"
     );
+    // An option neither program knows is the daemon's usage error, with the one meant.
+    let typo = run(
+        "logger",
+        &["--lisen".into(), "udp://0.0.0.0:514".into()],
+        &path,
+        None,
+    );
+    assert_eq!(typo.status.code(), Some(64), "{typo:?}");
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        said.contains("'--lisen'") && said.contains("--listen"),
+        "{said}"
+    );
+    // -V is the client's version, for scripts; --version the daemon's.
+    let client_version = run("logger", &["-V".into()], &path, None);
+    assert!(
+        String::from_utf8_lossy(&client_version.stdout).contains("util-linux"),
+        "{client_version:?}"
+    );
     // A word after daemon options is the daemon's usage error, pointing at the client.
     let stray = run("logger", &["--fork".into(), "hello".into()], &path, None);
     assert_eq!(stray.status.code(), Some(64));
@@ -217,4 +236,55 @@ fn daemon_command_lines_still_run_the_daemon_from_path() {
     // Builder passes daemon options; the systemd scenario runs the unit's bare ExecStart.
     let d = Builder::new().standard().start();
     assert!(d.stop().0.success());
+}
+
+/// `echo x | logger` inside a notify service (NOTIFY_SOCKET and LISTEN_FDS set, as every
+/// script a service runs sees them) sends the line to /dev/log as util-linux does, instead of
+/// starting a daemon. /dev/log is our socket in a mount namespace of the test's own.
+fn a_piped_line_is_the_clients_whatever_the_environment() {
+    require!(is_root(), "root (a private mount namespace for /dev/log)");
+    require!(have("unshare"), "unshare (util-linux)");
+    require!(
+        Path::new("/usr/bin/logger").exists(),
+        "util-linux logger in /usr/bin"
+    );
+    let dir = tempdir();
+    let sbin = dir.path().join("sbin");
+    std::fs::create_dir(&sbin).unwrap();
+    install_daemon(&sbin.join("logger"));
+    let sock = dir.path().join("dev-log");
+    let receiver = UnixDatagram::bind(&sock).unwrap();
+    // A tmpfs on /dev in the namespace: /dev/log can be made there whatever the host has.
+    let script = format!(
+        "mount -t tmpfs none /dev && touch /dev/log && mount --bind {sock} /dev/log && \
+         exec logger",
+        sock = sock.display()
+    );
+    let mut child = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("PATH", installed_path(&sbin))
+        .env("NOTIFY_SOCKET", dir.path().join("notify"))
+        .env("LISTEN_FDS", "1")
+        .env("LISTEN_PID", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped inside a service\n")
+        .unwrap();
+    let out = wait_output(child, WAIT);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut buf = [0u8; 4096];
+    let n = recv_within(&receiver, &mut buf, WAIT).expect("the line at /dev/log");
+    let got = String::from_utf8_lossy(&buf[..n]);
+    assert!(got.ends_with("piped inside a service"), "{got}");
 }
