@@ -107,6 +107,26 @@ EXIT STATUS
     1   failure while running        71  operating-system error (fork, setsid, signals)
     64  usage error                  78  invalid configuration
 
+FILES
+    /etc/logger/logger.toml   the configuration (every key: man 5 logger.toml)
+    /run/logger/log           the local datagram socket (logger.socket binds it under systemd)
+    /run/logger.pid           with --fork as root: the PID file
+    /var/lib/logger           state: disk queues of forward outputs (queue-dir)
+    /usr/share/doc/logger/examples
+                              debian-rules.toml (Debian's rsyslog rules as outputs),
+                              system-logger.conf (a unit drop-in that lets logger write
+                              /var/log as rsyslog does) and logrotate (their rotation)
+
+EXAMPLES
+    logger                    the service: syslog on 127.0.0.1:5514 and /run/logger/log
+                              into the journal, in the foreground, READY=1 once it serves
+    logger --listen udp://0.0.0.0:514 --output file:/var/log/remote.log
+                              a LAN's UDP syslog into one file, detailed lines
+    logger --fork --pidfile /run/logger.pid
+                              a SysV daemon for a host without systemd
+    logger --check-config     the effective configuration, or why the file is refused
+    systemctl reload logger   re-read the configuration, reopen files (SIGHUP)
+
 SENDING A MESSAGE (util-linux logger(1))
     This is the syslog daemon. A command line with no daemon option above but a message or
     util-linux logger's options (logger -t backup done, logger -p auth.err -- text), or piped

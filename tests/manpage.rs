@@ -42,7 +42,8 @@ fn render() -> String {
         }
     }
     text.push_str(
-        ".fi\n.SH SEE ALSO\nlogger(1), systemd.socket(5), systemd-journald.service(8), syslog(3)\n",
+        ".fi\n.SH SEE ALSO\nlogger.toml(5), logger(1), systemd.socket(5), systemd-journald.service(8), \
+         syslog(3), rsyslogd(8)\n",
     );
     // The first `.fi` closes nothing; roff ignores it, but keep the page clean.
     text.replacen(".fi\n.SH", ".SH", 1)
@@ -57,20 +58,98 @@ fn roff(s: &str) -> String {
     }
 }
 
-#[test]
-fn the_committed_man_page_is_generated_from_the_cli() {
-    let rendered = render();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man/logger.8");
+/// logger.toml(5): every key of the schema, with its meaning and default, in the order
+/// `--check-config` prints them.
+fn render_config_manual() -> String {
+    let mut text = format!(
+        ".TH logger.toml 5 \"\" \"logger {}\" \"File Formats\"\n\
+         .SH NAME\nlogger.toml \\- configuration file of the logger syslog daemon\n\
+         .SH SYNOPSIS\n/etc/logger/logger.toml\n\
+         .SH DESCRIPTION\n\
+         The configuration of logger(8), in TOML. Command-line flags win over the file. Top-level \
+         keys come first; each [[input]] table describes one listener, each [[output]] table one \
+         output and the messages it takes (TOML puts every key after a table header into that \
+         table). Durations are written like \"30s\", \"5m\" or \"1h\"; sizes in bytes or like \
+         \"256K\" and \"1G\". \\fBlogger \\-\\-check\\-config\\fR prints the effective \
+         configuration, or the file, line and reason it is refused.\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut table = None;
+    for key in logger::config::reference() {
+        if table != Some(key.table) {
+            table = Some(key.table);
+            let heading = match key.table {
+                "" => "TOP-LEVEL KEYS".to_owned(),
+                t => format!("{t} TABLES"),
+            };
+            text.push_str(&format!(".SH {}\n", roff(&heading)));
+        }
+        text.push_str(&format!(".TP\n.B {}\n{}\n", roff(key.name), roff(key.doc)));
+        if let Some(default) = key.default {
+            text.push_str(&format!(".br\nDefault: {}\n", roff(&default)));
+        }
+    }
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("packaging/examples/debian-rules.toml"),
+    )
+    .unwrap();
+    text.push_str(
+        ".SH EXAMPLE\nDebian's rsyslog rules as outputs \
+         (/usr/share/doc/logger/examples/debian-rules.toml):\n.PP\n.nf\n",
+    );
+    for line in example.lines().filter(|l| !l.starts_with('#')) {
+        text.push_str(&roff(line));
+        text.push('\n');
+    }
+    text.push_str(".fi\n.SH SEE ALSO\nlogger(8), rsyslog.conf(5)\n");
+    text
+}
+
+/// Compares `rendered` with the committed file at `path` under the manifest directory, after
+/// writing it there when UPDATE_MAN is set.
+fn check_committed(path: &str, rendered: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
     if std::env::var_os("UPDATE_MAN").is_some() {
-        std::fs::write(&path, &rendered).unwrap();
+        std::fs::write(&path, rendered).unwrap();
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == rendered,
-        "man/logger.8 is out of date: run UPDATE_MAN=1 cargo test --test manpage"
+        "{} is out of date: run UPDATE_MAN=1 cargo test --test manpage",
+        path.display()
     );
+}
+
+#[test]
+fn the_configuration_manual_has_every_key_of_the_schema() {
+    let rendered = render_config_manual();
+    check_committed("man/logger.toml.5", &rendered);
+    for key in logger::config::reference() {
+        assert!(
+            rendered.contains(&format!(".B {}\n", roff(key.name))),
+            "logger.toml(5) lacks {}",
+            key.name
+        );
+    }
+    for needle in [
+        ".SH [[input]] TABLES",
+        ".SH [[output]] TABLES",
+        "time\\-zone",
+        "traditional",
+    ] {
+        assert!(rendered.contains(needle), "logger.toml(5) lacks {needle}");
+    }
+}
+
+#[test]
+fn the_committed_man_page_is_generated_from_the_cli() {
+    let rendered = render();
+    check_committed("man/logger.8", &rendered);
     for needle in [
         ".TH logger 8",
+        ".SH FILES",
+        ".SH EXAMPLES",
         ".SH EXIT STATUS",
         ".SH SENDING A MESSAGE",
         ".SH SIGNALS",

@@ -244,6 +244,62 @@ impl Config {
     }
 }
 
+/// One key of the configuration file, for logger.toml(5).
+#[derive(Debug, Clone)]
+pub struct KeyReference {
+    /// The table it belongs in: "" (top level), "[[input]]" or "[[output]]".
+    pub table: &'static str,
+    /// Its name.
+    pub name: &'static str,
+    /// What it means.
+    pub doc: &'static str,
+    /// Its default as `--check-config` prints it, where it has one.
+    pub default: Option<String>,
+}
+
+/// Every key of the file in `--check-config`'s order, each with its meaning and default, from
+/// the one schema that reads them: the manual cannot drift from what is read.
+pub fn reference() -> Vec<KeyReference> {
+    let env = Env {
+        runtime_directory: Some(PathBuf::from("/run/logger")),
+        xdg_runtime_dir: None,
+    };
+    let config = Config::defaults(&env);
+    let input = config.inputs[0].clone();
+    let output = OutputSpec::everything(Output::Journal);
+    let mut keys = Vec::new();
+    for k in schema::KEYS {
+        let limit_after = k.name == "stop-timeout";
+        keys.push(KeyReference {
+            table: "",
+            name: k.name,
+            doc: k.doc,
+            default: (k.show)(&config).filter(|_| !matches!(k.name, "input" | "output")),
+        });
+        if limit_after {
+            keys.extend(schema::LIMIT_KEYS.iter().map(|k| KeyReference {
+                table: "",
+                name: k.name,
+                doc: k.doc,
+                default: (k.show)(&config.limits),
+            }));
+        }
+    }
+    keys.extend(schema::INPUT_KEYS.iter().map(|k| KeyReference {
+        table: "[[input]]",
+        name: k.name,
+        doc: k.doc,
+        default: (k.show)(&input).filter(|_| k.name != "listen"),
+    }));
+    keys.extend(schema::OUTPUT_KEYS.iter().map(|k| KeyReference {
+        table: "[[output]]",
+        name: k.name,
+        doc: k.doc,
+        default: (k.show)(&output).filter(|_| k.name != "to"),
+    }));
+    keys
+}
+
 /// The built-in inputs of a newcomer's `cargo run --release`.
 fn default_inputs(env: &Env, limits: &Limits) -> Vec<InputSpec> {
     let loopback = "127.0.0.1:5514".parse().expect("literal address");

@@ -22,6 +22,8 @@ use crate::message::Transport;
 pub struct Key<T: 'static> {
     /// Its name in the file, and the flag's without `--` where there is one.
     pub name: &'static str,
+    /// What it means, for logger.toml(5): one paragraph, generated into the man page.
+    pub doc: &'static str,
     /// Reads its value into `T`, checking it.
     pub read: fn(&mut T, &Value<'_>) -> Result<(), Fault>,
     /// Its value in `T` as TOML; None when it is unset and printed not at all.
@@ -51,6 +53,7 @@ const CONNECTIONS_RANGE: RangeInclusive<i64> = 1..=65536;
 pub const KEYS: &[Key<Config>] = &[
     Key {
         name: "listen",
+        doc: "Addresses to receive on, replacing the defaults (udp://127.0.0.1:5514, tcp://127.0.0.1:5514, unix://RUNTIME/log): unix:///PATH, unix-stream:///PATH, udp://, tcp://, tls://, relp://, relp+tls:// with ADDR:PORT. tls:// and relp+tls:// need an [[input]] table for their certificate.",
         read: |c, v| {
             let listen: Vec<ListenAddr> = strings(v)?
                 .iter()
@@ -76,6 +79,7 @@ pub const KEYS: &[Key<Config>] = &[
     },
     Key {
         name: "pidfile",
+        doc: "With --fork, the PID file to write (default /run/logger.pid as root, none otherwise). An existing file must be our own regular file.",
         read: |c, v| {
             c.pidfile = Some(absolute(v)?);
             Ok(())
@@ -84,6 +88,7 @@ pub const KEYS: &[Key<Config>] = &[
     },
     Key {
         name: "user",
+        doc: "The user to run as once sockets are bound and outputs opened.",
         read: |c, v| {
             c.user = Some(string(v)?.to_owned());
             Ok(())
@@ -92,6 +97,7 @@ pub const KEYS: &[Key<Config>] = &[
     },
     Key {
         name: "group",
+        doc: "The group to run as once sockets are bound and outputs opened.",
         read: |c, v| {
             c.group = Some(string(v)?.to_owned());
             Ok(())
@@ -100,6 +106,7 @@ pub const KEYS: &[Key<Config>] = &[
     },
     Key {
         name: "umask",
+        doc: "With --fork, the file-creation mask, in octal.",
         read: |c, v| {
             let s = string(v)?;
             c.umask =
@@ -114,6 +121,7 @@ pub const KEYS: &[Key<Config>] = &[
     },
     Key {
         name: "log-level",
+        doc: "How much of its own activity logger logs: error, warn, info, debug or trace.",
         read: |c, v| {
             let s = string(v)?;
             c.log_level = s
@@ -125,6 +133,7 @@ pub const KEYS: &[Key<Config>] = &[
     },
     Key {
         name: "log-file",
+        doc: "Where logger's own log goes instead of the journal or standard error (an absolute path, opened without following links).",
         read: |c, v| {
             c.log_file = absolute(v)?;
             Ok(())
@@ -133,6 +142,7 @@ pub const KEYS: &[Key<Config>] = &[
     },
     Key {
         name: "heartbeat",
+        doc: "How often a line of counters is logged (a duration such as \"1h\"; \"0\" for never).",
         read: |c, v| {
             c.heartbeat = duration(v)?;
             Ok(())
@@ -141,6 +151,7 @@ pub const KEYS: &[Key<Config>] = &[
     },
     Key {
         name: "rate-limit",
+        doc: "Messages per second accepted from one source over datagram transports (0: no limit); stream senders are held back by TCP instead.",
         read: |c, v| {
             c.rate_limit.per_second = count(v)?;
             Ok(())
@@ -149,6 +160,7 @@ pub const KEYS: &[Key<Config>] = &[
     },
     Key {
         name: "rate-limit-burst",
+        doc: "How many messages over the rate a source may send at once.",
         read: |c, v| {
             c.rate_limit.burst = count(v)?;
             Ok(())
@@ -157,6 +169,7 @@ pub const KEYS: &[Key<Config>] = &[
     },
     Key {
         name: "escape-control-characters",
+        doc: "Escape control characters of every accepted message before any output sees it (true), or pass them on as sent (false; file lines are escaped anyway).",
         read: |c, v| {
             c.escape_control_characters = boolean(v)?;
             Ok(())
@@ -165,6 +178,7 @@ pub const KEYS: &[Key<Config>] = &[
     },
     Key {
         name: "journal-socket",
+        doc: "journald's native socket, for the journal output.",
         read: |c, v| {
             c.journal_socket = PathBuf::from(string(v)?);
             Ok(())
@@ -173,6 +187,7 @@ pub const KEYS: &[Key<Config>] = &[
     },
     Key {
         name: "stop-timeout",
+        doc: "At a stop, how long outputs may take to write out what they hold; what is still queued then is logged and counted as lost.",
         read: |c, v| {
             c.stop_timeout = positive_duration(v)?;
             Ok(())
@@ -181,6 +196,7 @@ pub const KEYS: &[Key<Config>] = &[
     },
     Key {
         name: "output",
+        doc: "Outputs, each taking every message: auto, journal, stderr, file:PATH or a forward URL. [[output]] tables choose with rules instead.",
         read: |c, v| {
             c.outputs = outputs(v)?;
             Ok(())
@@ -190,6 +206,7 @@ pub const KEYS: &[Key<Config>] = &[
     },
     Key {
         name: "input",
+        doc: "An [[input]] table: one listener with its own allow-list, TLS files and limits.",
         read: |c, v| {
             let tables = inputs(v, &c.limits)?;
             c.take_over_inputs();
@@ -205,6 +222,7 @@ pub const KEYS: &[Key<Config>] = &[
 pub const LIMIT_KEYS: &[Key<Limits>] = &[
     Key {
         name: "max-message-size",
+        doc: "The longest message accepted, in bytes; a longer datagram is cut (and marked truncated), a longer stream frame dropped and counted.",
         read: |l, v| {
             l.max_message_size = size(v, MESSAGE_SIZE_RANGE)?;
             Ok(())
@@ -213,6 +231,7 @@ pub const LIMIT_KEYS: &[Key<Limits>] = &[
     },
     Key {
         name: "max-connections",
+        doc: "Stream connections open at once per listener; beyond it the most idle one is closed.",
         read: |l, v| {
             l.max_connections = connections(v)?;
             Ok(())
@@ -221,6 +240,7 @@ pub const LIMIT_KEYS: &[Key<Limits>] = &[
     },
     Key {
         name: "max-connections-per-source",
+        doc: "Stream connections open at once from one address.",
         read: |l, v| {
             l.max_connections_per_source = connections(v)?;
             Ok(())
@@ -229,6 +249,7 @@ pub const LIMIT_KEYS: &[Key<Limits>] = &[
     },
     Key {
         name: "frame-timeout",
+        doc: "A stream frame, a TLS handshake or a TLS record begun and not finished this long closes its connection.",
         read: |l, v| {
             l.frame_timeout = positive_duration(v)?;
             Ok(())
@@ -237,6 +258,7 @@ pub const LIMIT_KEYS: &[Key<Limits>] = &[
     },
     Key {
         name: "idle-timeout",
+        doc: "A stream connection that sends nothing this long is closed (\"0\": never).",
         read: |l, v| {
             l.idle_timeout = positive_duration(v)?;
             Ok(())
@@ -245,6 +267,7 @@ pub const LIMIT_KEYS: &[Key<Limits>] = &[
     },
     Key {
         name: "receive-buffer",
+        doc: "The kernel receive buffer asked for on datagram sockets logger binds, in bytes (beyond net.core.rmem_max it needs CAP_NET_ADMIN).",
         read: |l, v| {
             l.receive_buffer = size(v, RECEIVE_BUFFER_RANGE)?;
             Ok(())
@@ -258,6 +281,7 @@ pub const LIMIT_KEYS: &[Key<Limits>] = &[
 pub const INPUT_KEYS: &[Key<InputSpec>] = &[
     Key {
         name: "listen",
+        doc: "The address this table describes (as listen above); required.",
         read: |i, v| {
             i.listen = string(v)?.parse()?;
             Ok(())
@@ -266,6 +290,7 @@ pub const INPUT_KEYS: &[Key<InputSpec>] = &[
     },
     Key {
         name: "allow",
+        doc: "Networks allowed to send (\"10.0.0.0/8\", \"2001:db8::/32\"); others are refused before anything they send is parsed, counted and logged at a bounded rate.",
         read: |i, v| {
             let networks = strings(v)?
                 .iter()
@@ -285,6 +310,7 @@ pub const INPUT_KEYS: &[Key<InputSpec>] = &[
     },
     Key {
         name: "tls-cert",
+        doc: "The certificate chain (PEM) of a tls:// or relp+tls:// input; re-read at a reload.",
         read: |i, v| {
             i.tls.cert = Some(absolute(v)?);
             Ok(())
@@ -293,6 +319,7 @@ pub const INPUT_KEYS: &[Key<InputSpec>] = &[
     },
     Key {
         name: "tls-key",
+        doc: "The private key (PEM) of tls-cert.",
         read: |i, v| {
             i.tls.key = Some(absolute(v)?);
             Ok(())
@@ -301,6 +328,7 @@ pub const INPUT_KEYS: &[Key<InputSpec>] = &[
     },
     Key {
         name: "tls-client-ca",
+        doc: "Ask clients for a certificate and accept those that chain to these CAs (PEM).",
         read: |i, v| {
             i.tls.client_ca = Some(absolute(v)?);
             Ok(())
@@ -314,6 +342,7 @@ pub const INPUT_KEYS: &[Key<InputSpec>] = &[
     },
     Key {
         name: "tls-client-names",
+        doc: "Accept only client certificates with one of these names (DNS SAN or CN; \"*.example.net\" matches one label).",
         read: |i, v| {
             i.tls.client_names = strings(v)?;
             if let Some(bad) = i
@@ -332,6 +361,7 @@ pub const INPUT_KEYS: &[Key<InputSpec>] = &[
     },
     Key {
         name: "tls-client-fingerprints",
+        doc: "Accept only client certificates with these SHA-256 fingerprints (\"SHA256:AB:CD:..\").",
         read: |i, v| {
             i.tls.client_fingerprints = strings(v)?
                 .iter()
@@ -343,6 +373,7 @@ pub const INPUT_KEYS: &[Key<InputSpec>] = &[
     },
     Key {
         name: "tls-crl",
+        doc: "Certificate revocation lists (PEM) for tls-client-ca.",
         read: |i, v| {
             i.tls.crls = match v {
                 Value::String(_) => vec![absolute(v)?],
@@ -416,6 +447,7 @@ fn input(table: &Table<'_>, limits: &Limits) -> Result<InputSpec, Fault> {
 pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     Key {
         name: "to",
+        doc: "Where: journal, stderr, file:PATH (PATH may hold {hostname}, {peer}, {program}, {facility}, {date}: one file per value), or one or more remotes udp://, tcp://, tls://, relp://, relp+tls:// HOST:PORT (a list fails over in order); required.",
         read: |o, v| {
             o.target = match v {
                 Value::Array(_) => {
@@ -439,6 +471,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "match",
+        doc: "syslog.conf selectors: facility.severity (that severity or more severe), =sev, !sev, none, *, lists with \",\", joined with \";\".",
         read: |o, v| {
             o.route.selector = string(v)?.parse()?;
             Ok(())
@@ -447,6 +480,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "format",
+        doc: "Files and stderr: detailed (TIME HOST TAG[PID] FACILITY.SEVERITY: TEXT, the receive time in UTC, reversible escapes), traditional (rsyslog's RSYSLOG_TraditionalFileFormat, byte for byte), rfc3339 (RSYSLOG_FileFormat), rfc5424 or json. Forward outputs: rfc5424 or rfc3164.",
         read: |o, v| {
             match string(v)? {
                 "rfc3164" => o.forward.rfc3164 = true,
@@ -461,6 +495,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "time-zone",
+        doc: "The zone of times a line writes that the sender gave no zone for (the receive time in traditional and rfc3339, a BSD timestamp everywhere): local or UTC.",
         read: |o, v| {
             o.zone = string(v)?.parse()?;
             Ok(())
@@ -469,6 +504,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "queue-policy",
+        doc: "When the output's queue is full: block (hold the inputs back, lose nothing), drop (drop for this output, counted), block-bounded (block while the output moves, drop once it took nothing for 2 s) or drop-oldest (a disk queue's oldest segment).",
         read: |o, v| {
             o.policy = string(v)?.parse()?;
             Ok(())
@@ -477,6 +513,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "queue-size",
+        doc: "The output's memory queue, in bytes.",
         read: |o, v| {
             o.queue_size = size(v, QUEUE_SIZE_RANGE)?;
             Ok(())
@@ -485,6 +522,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "transport",
+        doc: "Only messages that came this way: unix, unix-stream, udp, tcp, tls, relp, relp+tls.",
         read: |o, v| {
             o.route.transports = strings(v)?
                 .iter()
@@ -500,6 +538,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "program",
+        doc: "Only messages with one of these tags (SYSLOG_IDENTIFIER).",
         read: |o, v| {
             o.route.programs = strings(v)?;
             Ok(())
@@ -508,6 +547,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "hostname",
+        doc: "Only messages that carry one of these HOSTNAMEs (\"*.example.net\" patterns allowed).",
         read: |o, v| {
             o.route.hostnames = strings(v)?;
             Ok(())
@@ -516,6 +556,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "source",
+        doc: "Only messages from these networks.",
         read: |o, v| {
             o.route.sources = strings(v)?
                 .iter()
@@ -527,6 +568,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "framing",
+        doc: "tcp:// and tls:// remotes: octet-counting (RFC 6587) or lf.",
         read: |o, v| {
             o.forward.framing = string(v)?.parse()?;
             Ok(())
@@ -535,6 +577,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "tls-ca",
+        doc: "The CA (PEM) a tls:// or relp+tls:// remote's certificate must chain to.",
         read: |o, v| {
             o.forward.tls.ca = Some(absolute(v)?);
             Ok(())
@@ -549,6 +592,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "tls-fingerprint",
+        doc: "Or the remote's certificate, pinned by SHA-256 fingerprint.",
         read: |o, v| {
             o.forward.tls.fingerprints = strings(v)?
                 .iter()
@@ -560,6 +604,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "tls-name",
+        doc: "The name the remote's certificate must carry (default: the host of to).",
         read: |o, v| {
             let name = string(v)?;
             if !crate::tls::valid_name_pattern(name) || name.starts_with('*') {
@@ -572,6 +617,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "tls-cert",
+        doc: "Our certificate chain (PEM), for a remote that asks for one (mutual TLS).",
         read: |o, v| {
             o.forward.tls.cert = Some(absolute(v)?);
             Ok(())
@@ -586,6 +632,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "tls-key",
+        doc: "The private key (PEM) of tls-cert.",
         read: |o, v| {
             o.forward.tls.key = Some(absolute(v)?);
             Ok(())
@@ -600,6 +647,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "queue-dir",
+        doc: "A crash-safe disk queue in this directory (owned by the daemon's user): messages wait there until delivered, across restarts, SIGKILL and outages.",
         read: |o, v| {
             o.forward.queue_dir = Some(absolute(v)?);
             Ok(())
@@ -613,6 +661,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "queue-max-bytes",
+        doc: "The disk queue's bound (\"1G\"); when full, queue-policy decides.",
         read: |o, v| {
             o.forward.queue_max_bytes = size(v, QUEUE_MAX_BYTES_RANGE)? as u64;
             Ok(())
@@ -624,6 +673,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "queue-fsync",
+        doc: "When the disk queue syncs: batch (after every write), off, or a period (\"1s\").",
         read: |o, v| {
             o.forward.fsync = string(v)?.parse()?;
             Ok(())
@@ -632,6 +682,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "remote-timeout",
+        doc: "A remote that answers nothing (RELP) or takes nothing (TCP, TLS) this long is dead: logged, and the next in to takes over.",
         read: |o, v| {
             o.forward.remote_timeout = Some(positive_duration(v)?);
             Ok(())

@@ -81,9 +81,9 @@ pub enum LineFormat {
     /// and every control character escaped reversibly: the default.
     #[default]
     Detailed,
-    /// rsyslog's `RSYSLOG_TraditionalFileFormat` (Debian 12's), byte for byte.
+    /// rsyslog's `RSYSLOG_TraditionalFileFormat` (Debian's default up to 11), byte for byte.
     Traditional,
-    /// rsyslog's `RSYSLOG_FileFormat` (Debian 13's), byte for byte.
+    /// rsyslog's `RSYSLOG_FileFormat` (Debian's default since 12), byte for byte.
     Rfc3339,
     /// RFC 5424 with MSGID and structured data kept, and our origin as an SD-ELEMENT.
     Rfc5424,

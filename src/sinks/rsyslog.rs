@@ -1,11 +1,13 @@
 //! rsyslog's file formats, byte for byte, so that a box's other readers (fail2ban, logcheck,
 //! logwatch, an operator's grep) find the lines they know.
 //!
-//! - `traditional` is `RSYSLOG_TraditionalFileFormat`, Debian 12's default:
+//! - `traditional` is `RSYSLOG_TraditionalFileFormat`, Debian's default up to 11 (and what
+//!   older tools and many other distributions expect):
 //!   `%TIMESTAMP% %HOSTNAME% %syslogtag%%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%`, as in
 //!   `Dec  7 15:37:24 vm sshd[2222]: Failed password …`.
-//! - `rfc3339` is `RSYSLOG_FileFormat`, Debian 13's: the same with the time as RFC 3339 with
-//!   microseconds and the offset, `2026-12-07T15:37:24.220587+01:00`.
+//! - `rfc3339` is `RSYSLOG_FileFormat`, Debian's default since 12 (rsyslog 8.2210.0-3, "Enable
+//!   high precision timestamps"): the same with the time as RFC 3339 with microseconds and the
+//!   offset, `2026-12-07T15:37:24.220587+01:00`.
 //!
 //! Which time, as rsyslog 8.2302 chooses it: a local message (imuxsock ignores the timestamp
 //! syslog(3) wrote) and one without a readable timestamp carry the time we received it, in the

@@ -627,6 +627,130 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
     debian_package(&sd);
 }
 
+/// The packaged switch to the system logger (README: "Running as the system logger"): Debian's
+/// rules, the unit drop-in and the logrotate snippet from /usr/share/doc/logger/examples. The
+/// files are written root:adm 0640 as rsyslog writes them, the unit's exposure stays at most
+/// 2.0, and a rotation by the shipped snippet makes logger write the next line to a new file.
+fn system_logger(sd: &Systemd) {
+    let examples = "/usr/share/doc/logger/examples";
+    sd.ok(&[
+        "cp",
+        &format!("{examples}/debian-rules.toml"),
+        "/etc/logger/logger.toml",
+    ]);
+    sd.ok(&["mkdir", "-p", "/etc/systemd/system/logger.service.d"]);
+    sd.ok(&[
+        "cp",
+        &format!("{examples}/system-logger.conf"),
+        "/etc/systemd/system/logger.service.d/",
+    ]);
+    sd.ok(&[
+        "cp",
+        &format!("{examples}/logrotate"),
+        "/etc/logrotate.d/logger",
+    ]);
+    sd.ok(&["systemctl", "daemon-reload"]);
+    sd.ok(&["systemctl", "restart", "logger.service"]);
+    assert_eq!(sd.prop("logger.service", "ActiveState"), "active");
+
+    let security = sd.run(&[
+        "systemd-analyze",
+        "security",
+        "--threshold=20",
+        "logger.service",
+    ]);
+    let text = String::from_utf8_lossy(&security.stdout);
+    let score = text
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for logger.service: ")
+                .nth(1)
+        })
+        .unwrap_or_else(|| panic!("no score in {text}"));
+    eprintln!("exposure as the system logger: {score}");
+    let exposure: f64 = score.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(exposure <= 2.0, "exposure {exposure} above 2.0: {text}");
+
+    let send = |text: &str| {
+        sd.ok(&[
+            "/usr/bin/logger",
+            "-u",
+            "/run/logger/log",
+            "-p",
+            "authpriv.info",
+            "-t",
+            "sshd",
+            "--id=2222",
+            text,
+        ]);
+    };
+    let wait_for = |path: &str, text: &str| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let out = sd.run(&["cat", path]);
+            if String::from_utf8_lossy(&out.stdout).contains(text) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{text:?} never reached {path}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    send("Failed password for root from 203.0.113.1 port 22 ssh2");
+    wait_for(
+        "/var/log/auth.log",
+        "Failed password for root from 203.0.113.1",
+    );
+    assert_eq!(
+        sd.ok(&["stat", "-c", "%U:%G %a", "/var/log/auth.log"])
+            .trim(),
+        "root:adm 640",
+        "auth.log as rsyslog writes it"
+    );
+    let line = sd.ok(&["cat", "/var/log/auth.log"]);
+    assert!(
+        line.contains(" sshd[2222]: Failed password") && !line.contains("authpriv.info"),
+        "rsyslog's line: {line}"
+    );
+
+    sd.ok(&["logrotate", "--force", "/etc/logrotate.d/logger"]);
+    // The snippet creates no file: logger's reopen at the signal does.
+    let deadline = Instant::now() + WAIT;
+    while !sd
+        .run(&["test", "-e", "/var/log/auth.log"])
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "auth.log never reopened after rotation"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    send("Failed password for admin from 203.0.113.2 port 22 ssh2");
+    wait_for(
+        "/var/log/auth.log",
+        "Failed password for admin from 203.0.113.2",
+    );
+    let rotated = sd.ok(&["cat", "/var/log/auth.log.1"]);
+    assert!(
+        rotated.contains("203.0.113.1") && !rotated.contains("203.0.113.2"),
+        "{rotated}"
+    );
+    assert_eq!(
+        sd.ok(&["stat", "-c", "%U:%G %a", "/var/log/auth.log"])
+            .trim(),
+        "root:adm 640"
+    );
+    // Back to the package's own configuration and unit for the purge.
+    sd.ok(&[
+        "rm",
+        "-rf",
+        "/etc/systemd/system/logger.service.d",
+        "/etc/logrotate.d/logger",
+    ]);
+    sd.ok(&["systemctl", "daemon-reload"]);
+}
+
 /// The package `cargo deb` builds at revision 1 into target/deb, and at revision 2 (the
 /// upgrade) into target/deb-upgrade (cargo-deb empties its own target/debian at each run).
 fn package(revision: u32) -> std::path::PathBuf {
@@ -761,6 +885,8 @@ fn debian_package(sd: &Systemd) {
     sd.journal_until("a message after the upgrade", |j| {
         entry_with(j, "SYSLOG_IDENTIFIER", "e2e-upgraded").is_some()
     });
+
+    system_logger(sd);
 
     // Purge: stopped, and nothing of it left, util-linux's client untouched.
     sd.ok(&["dpkg", "--purge", "logger"]);
