@@ -14,7 +14,9 @@
 //! - [`message`]: the message model. [`parse`]: bytes → [`message::Message`].
 //!   [`framing`]: RFC 6587 stream framing. [`ratelimit`]: per-source token buckets.
 //! - [`escape`]: the one reversible escaping of control and invisible characters.
-//! - [`sinks::line`] and [`sinks::journal::encode`]: the two output encodings.
+//! - [`timestamp`]: a sender's time read, and the date forms of rsyslog's lines.
+//! - [`sinks::line`], [`sinks::rsyslog`], [`sinks::rfc5424`], [`sinks::json`] (file lines) and
+//!   [`sinks::journal::encode`] (journal entries): the output encodings.
 //!
 //! I/O:
 //! - [`sources`]: binding/adopting sockets and one input thread per listener.
