@@ -102,6 +102,25 @@ proptest! {
     }
 
     #[test]
+    fn rsyslog_lines_cannot_be_forged_either(raw in proptest::collection::vec(any::<u8>(), 0..300), local in any::<bool>(), escape in any::<bool>()) {
+        use logger::sinks::rsyslog::{Stamp, format};
+        use logger::timestamp::Zone;
+        let transport = if local { Transport::UnixDatagram } else { Transport::Udp };
+        let mut origin = Origin::new(transport);
+        if !local {
+            origin.peer = Some("192.0.2.1:514".parse().unwrap());
+        }
+        let msg = parse(&raw, origin, SystemTime::UNIX_EPOCH, false);
+        let msg = if escape { msg.escape_controls() } else { msg };
+        for stamp in [Stamp::Traditional, Stamp::Rfc3339] {
+            let mut line = Vec::new();
+            format(&mut line, &msg, "host", Zone::Utc, stamp);
+            prop_assert_eq!(line.iter().filter(|&&b| b < 0x20).count(), 1, "{:?}", String::from_utf8_lossy(&line));
+            prop_assert_eq!(line.last(), Some(&b'\n'));
+        }
+    }
+
+    #[test]
     fn receive_escaping_leaves_no_control_character_and_reverses(raw in proptest::collection::vec(any::<u8>(), 0..300)) {
         let msg = parse(&raw, Origin::new(Transport::Udp), SystemTime::UNIX_EPOCH, false);
         let original = msg.text().to_vec();

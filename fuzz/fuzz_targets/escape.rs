@@ -1,13 +1,15 @@
 //! The escaping: no file line contains a raw newline, carriage return, ESC or other control
 //! byte, each message is exactly one line, a message escaped on receive carries no control
 //! character but TAB, unescaping gives the bytes back in every case, and `escaped_len` is the
-//! length written.
+//! length written; rsyslog's line formats write no control byte but their newline either.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use logger::message::{Origin, Transport};
 use logger::parse::parse;
 use logger::escape::{LINE, RECEIVE, escape_into, escaped_len, unescape};
 use logger::sinks::line::format_line;
+use logger::sinks::rsyslog::{Stamp, format};
+use logger::timestamp::Zone;
 
 fuzz_target!(|data: &[u8]| {
     let mut escaped = Vec::new();
@@ -24,4 +26,10 @@ fuzz_target!(|data: &[u8]| {
     let mut line = Vec::new();
     format_line(&mut line, &msg, "host");
     assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1, "one message, one line");
+    // rsyslog's formats: one line too, and no control byte but its newline.
+    for stamp in [Stamp::Traditional, Stamp::Rfc3339] {
+        let mut line = Vec::new();
+        format(&mut line, &msg, "host", Zone::Local, stamp);
+        assert_eq!(line.iter().filter(|&&b| b < 0x20).count(), 1, "rsyslog line forged");
+    }
 });

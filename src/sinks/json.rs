@@ -205,6 +205,57 @@ mod tests {
     }
 
     #[test]
+    fn a_relayed_event_keeps_its_own_time_and_says_when_it_arrived() {
+        let now = UNIX_EPOCH + std::time::Duration::from_secs(1_796_657_844);
+        let origin = || {
+            let mut o = Origin::new(Transport::Udp);
+            o.peer = Some("192.0.2.9:514".parse().unwrap());
+            o
+        };
+        let relayed = parse(
+            b"<13>1 2020-03-04T05:06:07.89+02:00 web1 app - - - stamped in 2020",
+            origin(),
+            now,
+            false,
+        );
+        let mut line = Vec::new();
+        format(&mut line, &relayed, "box", Zone::Utc);
+        let text = String::from_utf8(line).unwrap();
+        assert!(
+            text.starts_with(
+                "{\"@timestamp\":\"2020-03-04T05:06:07.89+02:00\",\
+                 \"event\":{\"created\":\"2026-12-07T15:37:24.000000Z\"}"
+            ),
+            "{text}"
+        );
+        let mut line = Vec::new();
+        crate::sinks::rfc5424::format(&mut line, &relayed, "box", Zone::Utc);
+        let text = String::from_utf8(line).unwrap();
+        assert!(
+            text.starts_with("<13>1 2020-03-04T05:06:07.89+02:00 web1 "),
+            "{text}"
+        );
+        assert!(
+            text.contains("received=\"2026-12-07T15:37:24.000000Z\""),
+            "{text}"
+        );
+        // A local message's time is when it arrived (syslog(3) writes whole seconds).
+        let local = parse(
+            b"<13>Mar  4 05:06:07 app: local",
+            Origin::new(Transport::UnixDatagram),
+            now,
+            false,
+        );
+        let mut line = Vec::new();
+        format(&mut line, &local, "box", Zone::Utc);
+        assert!(
+            String::from_utf8(line)
+                .unwrap()
+                .starts_with("{\"@timestamp\":\"2026-12-07T15:37:24.000000Z\"")
+        );
+    }
+
+    #[test]
     fn control_characters_and_invalid_utf8_stay_on_one_line_and_reversible() {
         let msg = parse(
             b"<13>app: a\nb\x1b[2J \xff",

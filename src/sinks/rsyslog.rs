@@ -165,6 +165,8 @@ fn push_field(out: &mut Vec<u8>, bytes: &[u8], plain: bool, escaped: bool) {
         out.extend_from_slice(bytes);
         return;
     }
+    // `\x01` and `#001` weigh the same: the escaped field's length is about the line's.
+    out.reserve(bytes.len());
     let original;
     let bytes = match escaped.then(|| escape::unescape(bytes)).flatten() {
         Some(o) => {

@@ -816,7 +816,10 @@ fn debian_package(sd: &Systemd) {
         "/usr/sbin/logger",
         "/etc/logger/logger.toml",
         "/usr/share/man/man8/logger.8.gz",
+        "/usr/share/man/man5/logger.toml.5.gz",
         "/usr/share/doc/logger/README.md",
+        "/usr/share/doc/logger/copyright",
+        "/usr/share/doc/logger/changelog.Debian.gz",
     ] {
         sd.ok(&["test", "-f", file]);
     }
