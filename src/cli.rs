@@ -94,7 +94,21 @@ CONFIGURATION FILE (TOML; flags win over the file)
     listen, input, output, pidfile, user, group, umask, log-level, log-file, heartbeat,
     max-message-size, max-connections, max-connections-per-source, frame-timeout,
     idle-timeout, receive-buffer, rate-limit, rate-limit-burst, escape-control-characters,
-    journal-socket, stop-timeout. Run --check-config to see the effective values.
+    journal-socket, stop-timeout, control-socket, control-mode, metrics-listen,
+    metrics-allow. Run --check-config to see the effective values; man 5 logger.toml says
+    what each means.
+
+QUERYING THE RUNNING DAEMON
+    logger --status [--json]  inputs (address, connections, received, refused by reason),
+                              outputs (written, queued, dropped, errors, connection), the
+                              configuration's file and when it was loaded; asked over the
+                              control socket (control-socket, default RUNTIME_DIR/control,
+                              mode 0600: root and the daemon's user)
+    logger --reload           reload and wait: exit 0 once the new configuration runs, 78 with
+                              the reason when it is refused and the running one kept
+                              (the unit's ExecReload: `systemctl reload logger` fails too)
+    metrics-listen = \"127.0.0.1:9327\"   GET /metrics in the Prometheus text format (off
+                              by default; metrics-allow = [\"10.0.0.0/8\"] narrows it)
 
 SIGNALS
     SIGHUP           reload: re-read the configuration, reopen output files, rebind changed
@@ -199,6 +213,22 @@ pub struct Cli {
     /// Validate the configuration, print the effective values and exit.
     #[arg(long)]
     pub check_config: bool,
+
+    /// Show what the running daemon does (inputs, outputs, counters, its configuration), asked
+    /// over its control socket; exit 69 if no daemon answers.
+    #[arg(long, conflicts_with_all = ["reload", "check_config", "fork"])]
+    pub status: bool,
+
+    /// With --status: JSON in the documented schema (\"inputs\" and \"outputs\" arrays), for
+    /// scripts.
+    #[arg(long, requires = "status")]
+    pub json: bool,
+
+    /// Ask the running daemon to reload its configuration and wait for the outcome: exit 0 once
+    /// the new configuration runs, 78 with the reason when it is refused (the running one is
+    /// kept). The unit's ExecReload, so that `systemctl reload logger` fails visibly.
+    #[arg(long, conflicts_with_all = ["check_config", "fork"])]
+    pub reload: bool,
 
     /// Catches a word after daemon options (`logger --fork hello`); without daemon options,
     /// `client` hands such a command line to util-linux logger(1) before this parser runs.

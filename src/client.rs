@@ -44,6 +44,9 @@ const DAEMON_OPTIONS: &[&str] = &[
     "--notify-fd",
     "--log-level",
     "--check-config",
+    "--status",
+    "--json",
+    "--reload",
 ];
 
 /// Options the daemon answers when they are all there is.

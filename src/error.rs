@@ -87,6 +87,11 @@ pub enum Error {
     /// A failure while running.
     #[error("{0}")]
     Runtime(String),
+
+    /// The running daemon could not be asked (`logger --status`, `--reload`): not running,
+    /// not allowed, or no answer in time.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl Error {
@@ -95,9 +100,10 @@ impl Error {
         match self {
             Error::Usage(_) => exit::USAGE,
             Error::ConfigRead { .. } | Error::Config(_) => exit::CONFIG,
-            Error::Listen { .. } | Error::Output { .. } | Error::PidFile { .. } => {
-                exit::UNAVAILABLE
-            }
+            Error::Listen { .. }
+            | Error::Output { .. }
+            | Error::PidFile { .. }
+            | Error::Unavailable(_) => exit::UNAVAILABLE,
             Error::Os { .. } => exit::OS,
             Error::Runtime(_) => exit::RUNTIME,
         }

@@ -7,6 +7,9 @@
 //! in-flight gate (`gate::Gate`), not by the channel; batches the loop cannot hand on yet (an
 //! output holds the inputs back) wait in the loop, still counted by the gate.
 
+use std::sync::mpsc::Sender;
+
+use crate::report::Report;
 use crate::sources::Received;
 
 /// A control event: from the signal thread or from an input thread.
@@ -20,10 +23,23 @@ pub enum Control {
     InputStopped(u64),
 }
 
+/// A question from the control socket or the metrics responder, answered on its channel (a
+/// send that cannot block: the asker may have given up).
+#[derive(Debug)]
+pub enum Request {
+    /// A picture of the daemon (`logger --status`, `/metrics`).
+    Report(Sender<Report>),
+    /// Reload, then say whether the new configuration runs, or why it was refused
+    /// (`logger --reload`).
+    Reload(Sender<Result<(), String>>),
+}
+
 /// One thing for the service loop to do.
 pub enum Event {
     /// A signal, or an input that stopped.
     Control(Control),
+    /// A question from the control socket or the metrics responder.
+    Request(Request),
     /// Messages from an input.
     Batch(Received),
     /// An output has room again, or has ended.

@@ -37,6 +37,7 @@ pub mod cli;
 pub mod client;
 pub mod coalesce;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod escape;
 pub mod event;
@@ -46,10 +47,12 @@ pub mod gate;
 pub mod lifecycle;
 pub mod listen;
 pub mod message;
+pub mod metrics;
 pub mod parse;
 pub mod ratelimit;
 pub mod receipt;
 pub mod relp;
+pub mod report;
 pub mod route;
 pub mod selflog;
 pub mod service;
@@ -122,6 +125,9 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
              (`logger {word:?}` runs util-linux logger(1))"
         )));
     }
+    if cli.status || cli.reload {
+        return ask_daemon(&cli);
+    }
     let env = Env::from_process();
     let config = Config::load(&cli, &env)?;
     if cli.check_config {
@@ -174,6 +180,16 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
         foreground,
         daemon_uid,
     )?;
+    let control = bind_control(&config);
+    let metrics = config
+        .metrics_listen
+        .map(|addr| {
+            std::net::TcpListener::bind(addr).map_err(|source| Error::Listen {
+                address: format!("metrics-listen {addr}"),
+                source,
+            })
+        })
+        .transpose()?;
 
     // Held until the service returns: dropping it removes the PID file.
     let _pidfile = match config.fork {
@@ -196,9 +212,51 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
         listeners,
         outputs,
         foreground,
+        control,
+        metrics,
     };
     let service = Service::new(startup)?;
     service.run(notifier.take().expect("set above"))
+}
+
+/// `logger --status` and `logger --reload`: asks the running daemon over the control socket the
+/// same configuration places (the defaults' if the file cannot be read: a reload is how a
+/// broken file is found) and prints its answer.
+fn ask_daemon(cli: &Cli) -> Result<()> {
+    let env = Env::from_process();
+    let socket = match Config::load(cli, &env) {
+        Ok(config) => config.control_socket,
+        Err(_) => Config::defaults(&env).control_socket,
+    };
+    let Some(socket) = socket else {
+        return Err(Error::Usage(
+            "control-socket is \"\" in the configuration: the daemon has no control socket".into(),
+        ));
+    };
+    let ask = match cli.reload {
+        true => control::Ask::Reload,
+        false => control::Ask::Status { json: cli.json },
+    };
+    let answer = control::ask(&socket, ask)?;
+    print!("{answer}");
+    Ok(())
+}
+
+/// Binds the control socket. A daemon without one still serves: its failure is logged (another
+/// live daemon holds that path, or the directory cannot be written), and `logger --status`
+/// then says it finds nobody there.
+fn bind_control(config: &Config) -> Option<control::ControlSocket> {
+    let path = config.control_socket.as_ref()?;
+    match control::ControlSocket::bind(path, config.control_mode) {
+        Ok(socket) => Some(socket),
+        Err(e) => {
+            log::warn!(
+                "control socket {}: {e}; logger --status and --reload cannot reach this daemon",
+                path.display()
+            );
+            None
+        }
+    }
 }
 
 /// With `--fork`, the inherited descriptors we were told to use: socket activation's and

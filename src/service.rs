@@ -20,22 +20,24 @@
 //! open new outputs, start their threads), then a commit that cannot fail (swap outputs, stop
 //! listeners no longer wanted, hand the new limits to every input), READY=1.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError, channel};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::cli::Cli;
 use crate::coalesce::Coalescer;
 use crate::config::InputSpec;
 use crate::config::{Config, Env};
 use crate::error::{Error, Result};
-use crate::event::{Control, Event};
+use crate::control::ControlSocket;
+use crate::event::{Control, Event, Request};
 use crate::gate::Gate;
 use crate::lifecycle::notify::Notifier;
 use crate::message::Message;
 use crate::ratelimit::{RateLimiter, Source};
 use crate::receipt::Receipt;
+use crate::report::{InputReport, ReloadOutcome, Report};
 use crate::sinks::{MAX_BATCH, Opened, OutputSet};
 use crate::sources::{self, Input, Listener, Received, Shared, Tunables};
 use crate::stats::{Snapshot, Stats};
@@ -60,6 +62,10 @@ pub struct Startup {
     pub outputs: Opened,
     /// True when running in the foreground (decides `auto` output).
     pub foreground: bool,
+    /// The control socket, bound (`logger --status`, `--reload`), if there is one.
+    pub control: Option<ControlSocket>,
+    /// The metrics endpoint, bound, if `metrics-listen` asks for one.
+    pub metrics: Option<std::net::TcpListener>,
 }
 
 /// The running daemon.
@@ -91,6 +97,16 @@ pub struct Service {
     stop_deadline: Option<Instant>,
     /// The pause after a heavy round that lets the next one take more.
     coalescer: Coalescer,
+    /// What inputs that stopped had counted, by the address they served: totals never go
+    /// back, and an input a reload restarts goes on from its old counts.
+    retired: BTreeMap<String, Snapshot>,
+    /// The control socket's file, removed at exit.
+    control: Option<crate::control::SocketFile>,
+    /// When it started serving, and when the running configuration was loaded.
+    started_at: SystemTime,
+    loaded_at: SystemTime,
+    /// The last reload and how it went.
+    last_reload: Option<ReloadOutcome>,
 }
 
 /// The loop's deadlines; `None` means not armed.
@@ -139,6 +155,22 @@ impl Service {
             step: "installing signal handlers",
             source,
         })?;
+        let control = match start.control {
+            Some(control) => Some(control.spawn(events_tx.clone()).map_err(|source| {
+                Error::Os {
+                    step: "starting the control socket's thread",
+                    source,
+                }
+            })?),
+            None => None,
+        };
+        if let Some(metrics) = start.metrics {
+            crate::metrics::spawn(metrics, start.config.metrics_allow.clone(), events_tx.clone())
+                .map_err(|source| Error::Os {
+                    step: "starting the metrics thread",
+                    source,
+                })?;
+        }
         let outputs = OutputSet::start(start.outputs, stats.clone(), events_tx)?;
         let mut service = Service {
             cli: start.cli,
@@ -166,6 +198,11 @@ impl Service {
                 sources::IN_FLIGHT_BYTES,
                 sources::BATCH_BYTES / sources::BATCH,
             ),
+            retired: BTreeMap::new(),
+            control,
+            started_at: SystemTime::now(),
+            loaded_at: SystemTime::now(),
+            last_reload: None,
         };
         for listener in start.listeners {
             service.spawn_input(listener)?;
@@ -225,10 +262,28 @@ impl Service {
         let mut lost = self.give_up_queued_batches();
         lost += self.outputs.stop(deadline, &self.events);
         Stats::add(&self.stats.lost, lost);
-        let s = self.stats.snapshot();
-        let summary = format!("stopped after {}: {s}", uptime(self.started.elapsed()));
-        self.notifier.status(&summary);
-        log::info!("{summary}");
+        if let Some(control) = self.control.take() {
+            control.remove();
+        }
+        let s = totals(&self.stats, &self.inputs, &self.retired);
+        let up = uptime(self.started.elapsed());
+        self.notifier.status(&format!("stopped after {up}: {s}"));
+        log::info!(
+            logger_uptime_seconds = self.started.elapsed().as_secs(),
+            logger_received = s.received,
+            logger_written = s.written,
+            logger_dropped = s.dropped(),
+            logger_rate_limited = s.rate_limited,
+            logger_unrouted = s.unrouted,
+            logger_rejected = s.rejected,
+            logger_queue_dropped = s.queue_dropped,
+            logger_lost = s.lost;
+            "stopped after {up}: received {}, written {}, dropped {}, lost {}",
+            s.received,
+            s.written,
+            s.dropped(),
+            s.lost
+        );
         Ok(())
     }
 
@@ -277,12 +332,18 @@ impl Service {
             match event {
                 Event::Batch(batch) => lost += self.give_up(batch),
                 Event::Control(Control::InputStopped(id)) => {
-                    for list in [&mut self.stopping_inputs, &mut self.inputs] {
+                    for stopping in [true, false] {
+                        let list = match stopping {
+                            true => &mut self.stopping_inputs,
+                            false => &mut self.inputs,
+                        };
                         if let Some(pos) = list.iter().position(|i| i.id == id) {
-                            list.swap_remove(pos).join();
+                            let input = list.swap_remove(pos);
+                            self.retire(input);
                         }
                     }
                 }
+                Event::Request(request) => self.answer(request),
                 Event::Control(_) | Event::Room => {}
             }
         }
@@ -330,6 +391,7 @@ impl Service {
         };
         match event {
             Some(Event::Control(c)) => self.handle_control(c),
+            Some(Event::Request(request)) => self.answer(request),
             Some(Event::Batch(batch)) => {
                 self.held.push_back(batch);
                 if room {
@@ -423,40 +485,122 @@ impl Service {
             }
             Control::Terminate => {}
             Control::Reload if self.terminating() => {}
-            Control::Reload => self.reload(),
+            Control::Reload => {
+                let _ = self.reload();
+            }
             Control::InputStopped(id) => {
                 if let Some(pos) = self.stopping_inputs.iter().position(|i| i.id == id) {
-                    self.stopping_inputs.swap_remove(pos).join();
+                    let input = self.stopping_inputs.swap_remove(pos);
+                    self.retire(input);
                 } else if let Some(pos) = self.inputs.iter().position(|i| i.id == id) {
                     let input = self.inputs.swap_remove(pos);
                     log::error!("input {} stopped unexpectedly", input.spec.listen);
-                    input.join();
+                    self.retire(input);
                 }
             }
         }
     }
 
-    fn reload(&mut self) {
+    /// Joins an input that stopped and keeps what it counted.
+    fn retire(&mut self, input: Input) {
+        *self.retired.entry(input.spec.listen.to_string()).or_default() += input.stats.snapshot();
+        input.join();
+    }
+
+    /// Answers the control socket or the metrics responder. The asker may have given up: a
+    /// send to it never blocks, and its failure is nobody's concern.
+    fn answer(&mut self, request: Request) {
+        match request {
+            Request::Report(to) => {
+                let _ = to.send(self.report());
+            }
+            Request::Reload(_) if self.terminating() => {}
+            Request::Reload(to) => {
+                let outcome = self.reload();
+                let _ = to.send(outcome);
+            }
+        }
+    }
+
+    /// Every counter: the loop's and the outputs', every input's, and what stopped inputs
+    /// counted.
+    fn totals(&self) -> Snapshot {
+        totals(
+            &self.stats,
+            self.inputs.iter().chain(&self.stopping_inputs),
+            &self.retired,
+        )
+    }
+
+    /// The daemon as `logger --status` and the metrics show it.
+    fn report(&self) -> Report {
+        let inputs = self
+            .inputs
+            .iter()
+            .map(|i| {
+                let listen = i.spec.listen.to_string();
+                let mut stats = i.stats.snapshot();
+                if let Some(before) = self.retired.get(&listen) {
+                    let connections = stats.connections;
+                    stats += *before;
+                    stats.connections = connections;
+                }
+                InputReport {
+                    listen,
+                    bound: i.bound.clone(),
+                    stats,
+                }
+            })
+            .collect();
+        let mut totals = self.totals();
+        totals.connections = self.inputs.iter().map(|i| i.stats.snapshot().connections).sum();
+        Report {
+            version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
+            started: self.started_at,
+            uptime: self.started.elapsed(),
+            config_file: self.config.file.clone(),
+            loaded: self.loaded_at,
+            last_reload: self.last_reload.clone(),
+            totals,
+            inputs,
+            outputs: self.outputs.report(),
+        }
+    }
+
+    /// Reloads the configuration file: the new one runs, or the running one is kept and the
+    /// reason returned (and logged). Files are reopened either way.
+    fn reload(&mut self) -> std::result::Result<(), String> {
         self.notifier.reloading();
         log::info!("reloading configuration");
         let result = Config::load(&self.cli, &self.env).and_then(|new| self.apply(new));
-        match result {
-            Ok(()) => log::info!(
-                "reloaded: listening on {}; writing to {}",
-                self.bound().join(", "),
-                self.outputs.describe()
-            ),
+        let outcome = match result {
+            Ok(()) => {
+                log::info!(
+                    "reloaded: listening on {}; writing to {}",
+                    self.bound().join(", "),
+                    self.outputs.describe()
+                );
+                self.loaded_at = SystemTime::now();
+                Ok(())
+            }
             Err(e) => {
                 log::error!("reload failed, keeping the running configuration: {e}");
                 // logrotate's postrotate sends SIGHUP whatever the configuration says: the files
                 // are reopened even when the new configuration is refused.
                 crate::selflog::reopen();
                 self.outputs.reopen();
+                Err(e.to_string())
             }
-        }
+        };
+        self.last_reload = Some(ReloadOutcome {
+            at: SystemTime::now(),
+            error: outcome.clone().err(),
+        });
         let status = self.status_line();
         self.notifier.ready(&status);
         self.timers.last_status = Some(Instant::now());
+        outcome
     }
 
     /// Applies a validated configuration, or changes nothing and says why: first a plan that
@@ -560,7 +704,7 @@ impl Service {
     }
 
     fn schedule_status(&mut self) {
-        if self.timers.status.is_none() && self.stats.snapshot() != self.reported {
+        if self.timers.status.is_none() && self.totals() != self.reported {
             let earliest = self
                 .timers
                 .last_status
@@ -580,7 +724,7 @@ impl Service {
         if due(self.timers.status) {
             self.timers.status = None;
             self.timers.last_status = Some(now);
-            self.reported = self.stats.snapshot();
+            self.reported = self.totals();
             let status = self.status_line();
             self.notifier.status(&status);
             for (source, n) in self.limiter.take_suppressed().into_iter().take(10) {
@@ -588,18 +732,35 @@ impl Service {
             }
         }
         if due(self.timers.heartbeat) {
+            // A short MESSAGE; every counter as a field of its own (`journalctl -u logger -o
+            // json`), and the whole picture from `logger --status`.
+            let s = self.totals();
             log::info!(
-                "heartbeat: up {}, {}; outputs: {}",
+                logger_uptime_seconds = self.started.elapsed().as_secs(),
+                logger_received = s.received,
+                logger_written = s.written,
+                logger_dropped = s.dropped(),
+                logger_rate_limited = s.rate_limited,
+                logger_unrouted = s.unrouted,
+                logger_rejected = s.rejected,
+                logger_queue_dropped = s.queue_dropped,
+                logger_lost = s.lost,
+                logger_queued = self.outputs.queued(),
+                logger_output_errors = s.output_errors,
+                logger_refused = s.refusals().iter().map(|(_, n)| n).sum::<u64>();
+                "heartbeat: up {}, received {}, written {}, dropped {}, queued {}",
                 uptime(self.started.elapsed()),
-                self.stats.snapshot(),
-                self.outputs.status()
+                s.received,
+                s.written,
+                s.dropped(),
+                self.outputs.queued()
             );
             self.timers.heartbeat = self.config.heartbeat.map(|d| now + d);
         }
     }
 
     fn status_line(&self) -> String {
-        let s = self.stats.snapshot();
+        let s = self.totals();
         format!(
             "Listening on {}; received {}, written {}, dropped {}, queued {}; outputs: {}",
             self.bound().join(", "),
@@ -652,6 +813,22 @@ fn tunables(spec: &InputSpec, config: &Config, old: Option<&Tunables>) -> Result
         tls,
         escape_controls: config.escape_control_characters,
     })
+}
+
+/// The loop's and outputs' counters, the inputs', and what stopped inputs counted.
+fn totals<'a>(
+    stats: &Stats,
+    inputs: impl IntoIterator<Item = &'a Input>,
+    retired: &BTreeMap<String, Snapshot>,
+) -> Snapshot {
+    let mut total = stats.snapshot();
+    for input in inputs {
+        total += input.stats.snapshot();
+    }
+    for before in retired.values() {
+        total += *before;
+    }
+    total
 }
 
 fn uptime(d: Duration) -> String {

@@ -1,99 +1,91 @@
-//! Counters shared by the inputs and the service loop, read for STATUS= and the heartbeat.
+//! Counters shared by the inputs and the service loop, read for STATUS=, the heartbeat,
+//! `logger --status` and the metrics.
 //!
 //! Every message that enters is counted once as received and ends written (once per output
-//! that took it), rejected by an output, or in a named drop (oversized, rate-limited, unrouted). Relaxed atomics: the counters are reports, not
-//! synchronisation.
+//! that took it), rejected by an output, or in a named drop (oversized, rate-limited,
+//! unrouted). Each input thread counts into a `Stats` of its own (what it received and refused,
+//! by reason); the loop and the outputs count into the service's. The daemon's totals are
+//! their sum, and an input a reload stops has its counts kept, so no total ever goes back.
+//! Relaxed atomics: the counters are reports, not synchronisation.
 
 use std::fmt;
+use std::ops::AddAssign;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// The daemon's counters.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Messages taken from sockets (including ones later dropped).
-    pub received: AtomicU64,
-    /// Messages the output took.
-    pub written: AtomicU64,
-    /// TCP frames over max-message-size, discarded.
-    pub oversized: AtomicU64,
-    /// Datagrams over max-message-size, delivered cut (and marked).
-    pub truncated: AtomicU64,
-    /// Messages suppressed by the per-source rate limit.
-    pub rate_limited: AtomicU64,
-    /// Messages no output's route took.
-    pub unrouted: AtomicU64,
-    /// Entries the output refused for good.
-    pub rejected: AtomicU64,
-    /// Messages an output with `queue-policy = "drop"` dropped because its queue was full.
-    pub queue_dropped: AtomicU64,
-    /// Accepted messages still queued when stop-timeout ran out.
-    pub lost: AtomicU64,
-    /// Failed attempts to write to the output (retried).
-    pub output_errors: AtomicU64,
-    /// Stream connections closed at once because max-connections was reached.
-    pub refused_connections: AtomicU64,
-    /// Stream connections closed for idling.
-    pub idle_closed: AtomicU64,
-    /// Stream connections closed for not finishing a frame within frame-timeout.
-    pub slow_closed: AtomicU64,
-    /// Stream connections closed at max-connections to make room for a source holding fewer.
-    pub evicted: AtomicU64,
-    /// Socket read errors (other than would-block).
-    pub read_errors: AtomicU64,
-    /// Datagrams and connections from addresses outside the input's allow-list, refused
-    /// before anything was read or parsed.
-    pub not_allowed: AtomicU64,
-    /// TLS connections closed before or during the handshake: a certificate refused, a
-    /// protocol error, the handshake not finished within frame-timeout.
-    pub tls_failed: AtomicU64,
-    /// Connections to a TLS input that did not start with a TLS handshake (plaintext syslog,
-    /// garbage), closed at their first bytes.
-    pub not_tls: AtomicU64,
-    /// RELP sessions closed for a protocol error (garbage, a message before `open`).
-    pub relp_errors: AtomicU64,
+/// Declares every counter once: the atomic `Stats`, its plain `Snapshot`, reading and adding.
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// The daemon's counters (an input's, or the loop's and outputs').
+        #[derive(Debug, Default)]
+        pub struct Stats {
+            $( $(#[$doc])* pub $name: AtomicU64, )*
+        }
+
+        /// A consistent-enough copy of the counters.
+        #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+        pub struct Snapshot {
+            $( $(#[$doc])* pub $name: u64, )*
+        }
+
+        impl Stats {
+            /// Reads all counters.
+            pub fn snapshot(&self) -> Snapshot {
+                Snapshot { $( $name: self.$name.load(Relaxed), )* }
+            }
+        }
+
+        impl AddAssign for Snapshot {
+            fn add_assign(&mut self, other: Snapshot) {
+                $( self.$name += other.$name; )*
+            }
+        }
+    };
 }
 
-/// A consistent-enough copy of the counters.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Snapshot {
-    /// See `Stats`.
-    pub received: u64,
-    /// See `Stats`.
-    pub written: u64,
-    /// See `Stats`.
-    pub oversized: u64,
-    /// See `Stats`.
-    pub truncated: u64,
-    /// See `Stats`.
-    pub rate_limited: u64,
-    /// See `Stats`.
-    pub unrouted: u64,
-    /// See `Stats`.
-    pub rejected: u64,
-    /// See `Stats`.
-    pub queue_dropped: u64,
-    /// See `Stats`.
-    pub lost: u64,
-    /// See `Stats`.
-    pub output_errors: u64,
-    /// See `Stats`.
-    pub refused_connections: u64,
-    /// See `Stats`.
-    pub idle_closed: u64,
-    /// See `Stats`.
-    pub slow_closed: u64,
-    /// See `Stats`.
-    pub evicted: u64,
-    /// See `Stats`.
-    pub read_errors: u64,
-    /// See `Stats`.
-    pub not_allowed: u64,
-    /// See `Stats`.
-    pub tls_failed: u64,
-    /// See `Stats`.
-    pub not_tls: u64,
-    /// See `Stats`.
-    pub relp_errors: u64,
+counters! {
+    /// Messages taken from sockets (including ones later dropped).
+    received,
+    /// Messages the output took.
+    written,
+    /// TCP frames over max-message-size, discarded.
+    oversized,
+    /// Datagrams over max-message-size, delivered cut (and marked).
+    truncated,
+    /// Messages suppressed by the per-source rate limit.
+    rate_limited,
+    /// Messages no output's route took.
+    unrouted,
+    /// Entries the output refused for good.
+    rejected,
+    /// Messages an output with `queue-policy = "drop"` dropped because its queue was full.
+    queue_dropped,
+    /// Accepted messages still queued when stop-timeout ran out.
+    lost,
+    /// Failed attempts to write to the output (retried).
+    output_errors,
+    /// Stream connections closed at once because max-connections was reached.
+    refused_connections,
+    /// Stream connections closed for idling.
+    idle_closed,
+    /// Stream connections closed for not finishing a frame within frame-timeout.
+    slow_closed,
+    /// Stream connections closed at max-connections to make room for a source holding fewer.
+    evicted,
+    /// Socket read errors (other than would-block).
+    read_errors,
+    /// Datagrams and connections from addresses outside the input's allow-list, refused
+    /// before anything was read or parsed.
+    not_allowed,
+    /// TLS connections closed before or during the handshake: a certificate refused, a
+    /// protocol error, the handshake not finished within frame-timeout.
+    tls_failed,
+    /// Connections to a TLS input that did not start with a TLS handshake (plaintext syslog,
+    /// garbage), closed at their first bytes.
+    not_tls,
+    /// RELP sessions closed for a protocol error (garbage, a message before `open`).
+    relp_errors,
+    /// A gauge, not a counter: stream connections open now (an input's own).
+    connections,
 }
 
 impl Stats {
@@ -101,37 +93,29 @@ impl Stats {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }
-
-    /// Reads all counters.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            received: self.received.load(Relaxed),
-            written: self.written.load(Relaxed),
-            oversized: self.oversized.load(Relaxed),
-            truncated: self.truncated.load(Relaxed),
-            rate_limited: self.rate_limited.load(Relaxed),
-            unrouted: self.unrouted.load(Relaxed),
-            rejected: self.rejected.load(Relaxed),
-            queue_dropped: self.queue_dropped.load(Relaxed),
-            lost: self.lost.load(Relaxed),
-            output_errors: self.output_errors.load(Relaxed),
-            refused_connections: self.refused_connections.load(Relaxed),
-            idle_closed: self.idle_closed.load(Relaxed),
-            slow_closed: self.slow_closed.load(Relaxed),
-            evicted: self.evicted.load(Relaxed),
-            read_errors: self.read_errors.load(Relaxed),
-            not_allowed: self.not_allowed.load(Relaxed),
-            tls_failed: self.tls_failed.load(Relaxed),
-            not_tls: self.not_tls.load(Relaxed),
-            relp_errors: self.relp_errors.load(Relaxed),
-        }
-    }
 }
 
 impl Snapshot {
     /// Messages dropped on purpose (a limit or the routing rules said so).
     pub fn dropped(&self) -> u64 {
         self.oversized + self.rate_limited + self.unrouted + self.rejected + self.queue_dropped
+    }
+
+    /// What an input refused or closed, by reason, as `logger --status` and the metrics name
+    /// them.
+    pub fn refusals(&self) -> [(&'static str, u64); 10] {
+        [
+            ("not_allowed", self.not_allowed),
+            ("oversized", self.oversized),
+            ("max_connections", self.refused_connections),
+            ("evicted", self.evicted),
+            ("idle", self.idle_closed),
+            ("slow", self.slow_closed),
+            ("tls_failed", self.tls_failed),
+            ("not_tls", self.not_tls),
+            ("relp_error", self.relp_errors),
+            ("read_error", self.read_errors),
+        ]
     }
 }
 
@@ -166,5 +150,22 @@ impl fmt::Display for Snapshot {
             self.not_tls,
             self.relp_errors
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_add_field_by_field() {
+        let (a, b) = (Stats::default(), Stats::default());
+        Stats::add(&a.received, 3);
+        Stats::add(&b.received, 4);
+        Stats::add(&b.not_allowed, 1);
+        let mut total = a.snapshot();
+        total += b.snapshot();
+        assert_eq!((total.received, total.not_allowed), (7, 1));
+        assert_eq!(total.refusals()[0], ("not_allowed", 1));
     }
 }

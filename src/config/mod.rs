@@ -119,6 +119,14 @@ pub struct Config {
     pub journal_socket: PathBuf,
     /// How long a stop may take to write out what was accepted before the rest is counted lost.
     pub stop_timeout: Duration,
+    /// The control socket (`logger --status`, `--reload`), or None for none.
+    pub control_socket: Option<PathBuf>,
+    /// Its mode: 0o600 or 0o660.
+    pub control_mode: u32,
+    /// Where the metrics are served, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Who may scrape them.
+    pub metrics_allow: crate::allow::AllowList,
 }
 
 /// The environment variables that choose the default socket directory.
@@ -225,6 +233,10 @@ impl Config {
             escape_control_characters: true,
             journal_socket: PathBuf::from(JOURNAL_SOCKET),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
+            control_socket: Some(env.socket_dir().join("control")),
+            control_mode: 0o600,
+            metrics_listen: None,
+            metrics_allow: crate::allow::AllowList::default(),
         };
         config.inputs = default_inputs(env, &config.limits);
         config

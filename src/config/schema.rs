@@ -195,6 +195,57 @@ pub const KEYS: &[Key<Config>] = &[
         show: |c| Some(quote(&fmt_duration(Some(c.stop_timeout)))),
     },
     Key {
+        name: "control-socket",
+        doc: "The control socket `logger --status` and `logger --reload` talk to (a unix stream socket; \"\" for none). Default: control in the runtime directory (RUNTIME_DIRECTORY, else /run/logger as root, else $XDG_RUNTIME_DIR/logger).",
+        read: |c, v| {
+            let s = string(v)?;
+            c.control_socket = match s {
+                "" => None,
+                path => Some(absolute_path(path)?),
+            };
+            Ok(())
+        },
+        show: |c| Some(quote(&c.control_socket.as_ref().map_or(String::new(), |p| p.display().to_string()))),
+    },
+    Key {
+        name: "control-mode",
+        doc: "The control socket's mode: \"0600\" (root and the daemon's user only) or \"0660\" (its group too). Connections are also checked by their peer credentials.",
+        read: |c, v| {
+            c.control_mode = match string(v)? {
+                "0600" | "600" => 0o600,
+                "0660" | "660" => 0o660,
+                other => return Err(format!("'{other}' is not a control-mode: 0600 or 0660").into()),
+            };
+            Ok(())
+        },
+        show: |c| Some(quote(&format!("{:04o}", c.control_mode))),
+    },
+    Key {
+        name: "metrics-listen",
+        doc: "Serve metrics in the Prometheus text format at GET /metrics on this address (\"127.0.0.1:9327\"); off by default. Read at start: a reload keeps the running endpoint.",
+        read: |c, v| {
+            let s = string(v)?;
+            c.metrics_listen = Some(s.parse().map_err(|_| {
+                format!("'{s}' is not an address and port like 127.0.0.1:9327")
+            })?);
+            Ok(())
+        },
+        show: |c| c.metrics_listen.map(|a| quote(&a.to_string())),
+    },
+    Key {
+        name: "metrics-allow",
+        doc: "Networks allowed to scrape the metrics; others are closed before anything is read (default: everyone who can reach metrics-listen).",
+        read: |c, v| {
+            let networks = strings(v)?
+                .iter()
+                .map(|n| n.parse::<Network>())
+                .collect::<Result<Vec<_>, _>>()?;
+            c.metrics_allow = AllowList::new(networks);
+            Ok(())
+        },
+        show: |c| (!c.metrics_allow.is_everyone()).then(|| some_list(c.metrics_allow.networks().iter())).flatten(),
+    },
+    Key {
         name: "output",
         doc: "Outputs, each taking every message: auto, journal, stderr, file:PATH or a forward URL. [[output]] tables choose with rules instead.",
         read: |c, v| {

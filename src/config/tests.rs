@@ -99,15 +99,15 @@ fn the_shipped_file_is_the_defaults_commented_out() {
         Config::from_toml(shipped, &Cli::default(), &Env::default()).unwrap(),
         Config::from_toml("", &Cli::default(), &Env::default()).unwrap()
     );
-    // Uncommented, every key but the examples (user, pidfile, the [[output]] table at the
-    // end) gives the defaults again.
+    // Uncommented, every key but the examples (user, pidfile, metrics, the [[output]] table
+    // at the end) gives the defaults again.
     let defaults_part = shipped.split("#[[output]]").next().unwrap();
     let uncommented: String = defaults_part
         .lines()
         .filter_map(|l| l.strip_prefix('#'))
         .filter(|l| {
             l.contains(" = ")
-                && !["user", "group", "pidfile"]
+                && !["user", "group", "pidfile", "metrics-listen", "metrics-allow"]
                     .iter()
                     .any(|k| l.starts_with(k))
         })

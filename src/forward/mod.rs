@@ -119,6 +119,25 @@ pub struct Retarget {
     tls: Option<Arc<ClientConfig>>,
 }
 
+/// A forward output's connection, for STATUS=, `logger --status` and the metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkState {
+    /// The remote it is connected to, if it is.
+    pub remote: Option<String>,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+}
+
+impl std::fmt::Display for LinkState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.remote, &self.error) {
+            (Some(remote), _) => write!(f, "connected to {remote}"),
+            (None, Some(e)) => write!(f, "disconnected: {e}"),
+            (None, None) => f.write_str("not connected"),
+        }
+    }
+}
+
 /// A forward output.
 pub struct Forwarder {
     remotes: Vec<Remote>,
@@ -338,11 +357,10 @@ impl Forwarder {
     }
 
     /// The connection's state, for STATUS=.
-    pub fn state(&self) -> String {
-        match (&self.link, &self.last_error) {
-            (Some((i, _)), _) => format!("connected to {}", self.remotes[*i]),
-            (None, Some(e)) => format!("disconnected: {e}"),
-            (None, None) => "not connected".into(),
+    pub fn state(&self) -> LinkState {
+        LinkState {
+            remote: self.link.as_ref().map(|(i, _)| self.remotes[*i].to_string()),
+            error: self.last_error.as_ref().map(|e| e.to_string()),
         }
     }
 

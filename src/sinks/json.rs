@@ -132,7 +132,7 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
 /// A JSON string: quotes, backslashes, control characters (C0, DEL, C1), line separators and
 /// the invisible format characters the file escaping shows are written as escapes. Runs of
 /// printable ASCII, nearly all of a typical message, are copied whole.
-fn string(out: &mut Vec<u8>, s: &str) {
+pub fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let mut rest = s;
     while !rest.is_empty() {

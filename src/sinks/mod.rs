@@ -313,7 +313,7 @@ impl Sink {
     }
 
     /// The state of the output's connection, for STATUS= (forward outputs).
-    pub fn link_state(&self) -> Option<String> {
+    pub fn link_state(&self) -> Option<crate::forward::LinkState> {
         match &self.target {
             Target::Forward(f) => Some(f.state()),
             _ => None,

@@ -295,6 +295,31 @@ impl OutputSet {
         names.join(", ")
     }
 
+    /// Each running output's counters, for `logger --status` and the metrics.
+    pub fn report(&self) -> Vec<crate::report::OutputReport> {
+        self.outputs
+            .iter()
+            .map(|o| {
+                let g = &o.worker.gauge;
+                crate::report::OutputReport {
+                    name: o.worker.name.clone(),
+                    written: g.written.load(Relaxed),
+                    queued: g.queued.load(Relaxed),
+                    queued_bytes: g.queued_bytes.load(Relaxed) as u64,
+                    disk_queued: g.durable.load(Relaxed),
+                    dropped: g.dropped.load(Relaxed),
+                    rejected: g.rejected.load(Relaxed),
+                    errors: g.errors.load(Relaxed),
+                    // A forward output has a connection to show before its first attempt too.
+                    link: g.link.lock().ok().and_then(|l| l.clone()).or_else(|| {
+                        matches!(o.place.output, Output::Forward(_))
+                            .then(crate::forward::LinkState::default)
+                    }),
+                }
+            })
+            .collect()
+    }
+
     /// Compact per-output counters for STATUS= and the heartbeat.
     pub fn status(&self) -> String {
         let parts: Vec<String> = self

@@ -223,6 +223,18 @@ fn with_socket_umask<T>(bind: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
     bound
 }
 
+/// Binds a unix stream socket at `path` whose file gets `mode` as the kernel creates it (no
+/// chmod by path); a stale socket is replaced, a live one refused (`AddrInUse`). For the control
+/// socket.
+pub fn bind_unix_stream_with_mode(path: &Path, mode: u32) -> io::Result<UnixListener> {
+    use nix::sys::stat::{Mode, umask};
+    prepare_path(path, true)?;
+    let previous = umask(Mode::from_bits_truncate(!mode & 0o777));
+    let bound = UnixListener::bind(path);
+    umask(previous);
+    bound
+}
+
 /// Makes room for a socket file: creates the directory, replaces a stale socket, refuses a live
 /// one or a file that is not a socket.
 fn prepare_path(path: &Path, stream: bool) -> io::Result<()> {

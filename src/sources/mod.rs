@@ -73,7 +73,7 @@ pub struct Shared {
     pub events: Sender<Event>,
     /// The bytes of batches on their way to the loop, bounded (see [`IN_FLIGHT_BYTES`]).
     pub in_flight: Arc<Gate>,
-    /// Counters.
+    /// Counters: the input's own once `Input::spawn` gave it them.
     pub stats: Arc<Stats>,
 }
 
@@ -136,6 +136,8 @@ pub struct Input {
     pub activated: bool,
     /// What it runs with; a reload replaces them.
     pub settings: Arc<Settings>,
+    /// What it received and refused (its thread counts here, not in the service's).
+    pub stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     thread: Option<JoinHandle<()>>,
@@ -328,6 +330,12 @@ impl Input {
         let bound = listener.bound();
         let activated = listener.activated;
         let settings = Arc::new(Settings::new(tunables));
+        // Its own counters: what it received and refused, by reason (`Stats`).
+        let stats = Arc::new(Stats::default());
+        let shared = Shared {
+            stats: stats.clone(),
+            ..shared
+        };
         let board = listener
             .addr()
             .transport
@@ -356,6 +364,7 @@ impl Input {
             bound,
             activated,
             settings,
+            stats,
             stop,
             waker,
             thread: Some(thread),

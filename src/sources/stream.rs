@@ -700,6 +700,11 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
     let mut batch = ctx.batch();
     let mut events = Events::with_capacity(256);
     loop {
+        // The connections open as the last turn left them, for `logger --status`.
+        ctx.shared
+            .stats
+            .connections
+            .store(table.map.len() as u64, std::sync::atomic::Ordering::Relaxed);
         // Turns still owed: look at the sockets without sleeping. Otherwise sleep until the
         // first deadline (an idle listener with no connections sleeps until woken).
         let timeout = if table.ready.is_empty() {

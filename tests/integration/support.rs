@@ -206,6 +206,9 @@ impl Builder {
             .env_remove("WATCHDOG_PID")
             .env_remove("JOURNAL_STREAM")
             .env("XDG_RUNTIME_DIR", self.dir())
+            // Its own runtime directory: the control socket (and a default local socket) of
+            // each test's daemon apart from every other's.
+            .env("RUNTIME_DIRECTORY", self.dir())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
