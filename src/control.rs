@@ -108,6 +108,9 @@ impl ControlSocket {
                 nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials);
             let allowed = peer.is_ok_and(|c| c.uid() == 0 || c.uid() == ours || self.group);
             if !allowed {
+                // Its request read first (bounded): closing on unread bytes would reset the
+                // connection before the client could read why.
+                let _ = read_request(&conn);
                 let _ = conn.write_all(b"error\nnot allowed: root or the daemon's user only\n");
                 continue;
             }
@@ -115,6 +118,8 @@ impl ControlSocket {
             // CLIENT_TIMEOUT at most, and past the slots a client is told to come back.
             if busy.fetch_add(1, Relaxed) >= MAX_CLIENTS {
                 busy.fetch_sub(1, Relaxed);
+                let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
+                let _ = read_request(&conn);
                 let _ = conn.write_all(b"error\nbusy: too many control clients at once\n");
                 continue;
             }
@@ -129,7 +134,10 @@ impl ControlSocket {
                 busy.fetch_sub(1, Relaxed);
             }
         }
-        log::error!("control socket {}: no longer accepting", self.path.display());
+        log::error!(
+            "control socket {}: no longer accepting",
+            self.path.display()
+        );
     }
 }
 

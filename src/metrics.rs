@@ -72,7 +72,10 @@ pub fn render(report: &Report) -> String {
         "When the daemon started, in seconds since the epoch.",
         &[(String::new(), started)],
     );
-    let reload_ok = report.last_reload.as_ref().is_none_or(|r| r.error.is_none());
+    let reload_ok = report
+        .last_reload
+        .as_ref()
+        .is_none_or(|r| r.error.is_none());
     family(
         "logger_config_last_reload_successful",
         "gauge",
@@ -190,7 +193,10 @@ pub fn render(report: &Report) -> String {
         .iter()
         .filter_map(|o| {
             let link = o.link.as_ref()?;
-            Some((format!("{{{}}}", output(o)), u64::from(link.remote.is_some())))
+            Some((
+                format!("{{{}}}", output(o)),
+                u64::from(link.remote.is_some()),
+            ))
         })
         .collect();
     family(
@@ -239,7 +245,10 @@ fn serve(mut conn: TcpStream, events: &Sender<Event>) {
     }
     let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
     let mut words = line.split(|&b| b == b' ');
-    let (method, target) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+    let (method, target) = (
+        words.next().unwrap_or_default(),
+        words.next().unwrap_or_default(),
+    );
     let path = target.split(|&b| b == b'?').next().unwrap_or_default();
     let (status, body) = match (method, path) {
         (b"GET" | b"HEAD", b"/metrics") => match ask(events) {
@@ -274,8 +283,10 @@ mod tests {
 
     #[test]
     fn every_family_is_typed_and_labels_are_escaped() {
-        let mut stats = Snapshot::default();
-        stats.received = 5;
+        let stats = Snapshot {
+            received: 5,
+            ..Snapshot::default()
+        };
         let report = Report {
             version: "0.1.0",
             pid: 1,
@@ -299,7 +310,9 @@ mod tests {
         let text = render(&report);
         assert!(text.contains("logger_input_received_total{input=\"unix:///run/a \\\"b\\\"\"} 5"));
         assert!(text.contains("logger_output_written_total{output=\"file:/var/log/x\\\\y\"} 5"));
-        assert!(text.contains("logger_input_refused_total{input=\"unix:///run/a \\\"b\\\"\",reason=\"not_allowed\"} 0"));
+        assert!(text.contains(
+            "logger_input_refused_total{input=\"unix:///run/a \\\"b\\\"\",reason=\"not_allowed\"} 0"
+        ));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} untyped");

@@ -241,7 +241,10 @@ impl Report {
             let at = String::from_utf8_lossy(&at);
             let _ = match &r.error {
                 None => writeln!(s, "last reload: {at}, applied"),
-                Some(e) => writeln!(s, "last reload: {at}, REFUSED (running configuration kept): {e}"),
+                Some(e) => writeln!(
+                    s,
+                    "last reload: {at}, REFUSED (running configuration kept): {e}"
+                ),
             };
         }
         let t = &self.totals;
@@ -333,10 +336,12 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     fn sample() -> Report {
-        let mut input = Snapshot::default();
-        input.received = 7;
-        input.not_allowed = 2;
-        input.connections = 1;
+        let input = Snapshot {
+            received: 7,
+            not_allowed: 2,
+            connections: 1,
+            ..Snapshot::default()
+        };
         Report {
             version: "0.1.0",
             pid: 42,

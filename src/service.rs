@@ -29,8 +29,8 @@ use crate::cli::Cli;
 use crate::coalesce::Coalescer;
 use crate::config::InputSpec;
 use crate::config::{Config, Env};
-use crate::error::{Error, Result};
 use crate::control::ControlSocket;
+use crate::error::{Error, Result};
 use crate::event::{Control, Event, Request};
 use crate::gate::Gate;
 use crate::lifecycle::notify::Notifier;
@@ -156,20 +156,28 @@ impl Service {
             source,
         })?;
         let control = match start.control {
-            Some(control) => Some(control.spawn(events_tx.clone()).map_err(|source| {
-                Error::Os {
-                    step: "starting the control socket's thread",
-                    source,
-                }
-            })?),
+            Some(control) => {
+                Some(
+                    control
+                        .spawn(events_tx.clone())
+                        .map_err(|source| Error::Os {
+                            step: "starting the control socket's thread",
+                            source,
+                        })?,
+                )
+            }
             None => None,
         };
         if let Some(metrics) = start.metrics {
-            crate::metrics::spawn(metrics, start.config.metrics_allow.clone(), events_tx.clone())
-                .map_err(|source| Error::Os {
-                    step: "starting the metrics thread",
-                    source,
-                })?;
+            crate::metrics::spawn(
+                metrics,
+                start.config.metrics_allow.clone(),
+                events_tx.clone(),
+            )
+            .map_err(|source| Error::Os {
+                step: "starting the metrics thread",
+                source,
+            })?;
         }
         let outputs = OutputSet::start(start.outputs, stats.clone(), events_tx)?;
         let mut service = Service {
@@ -503,7 +511,10 @@ impl Service {
 
     /// Joins an input that stopped and keeps what it counted.
     fn retire(&mut self, input: Input) {
-        *self.retired.entry(input.spec.listen.to_string()).or_default() += input.stats.snapshot();
+        *self
+            .retired
+            .entry(input.spec.listen.to_string())
+            .or_default() += input.stats.snapshot();
         input.join();
     }
 
@@ -553,7 +564,11 @@ impl Service {
             })
             .collect();
         let mut totals = self.totals();
-        totals.connections = self.inputs.iter().map(|i| i.stats.snapshot().connections).sum();
+        totals.connections = self
+            .inputs
+            .iter()
+            .map(|i| i.stats.snapshot().connections)
+            .sum();
         Report {
             version: env!("CARGO_PKG_VERSION"),
             pid: std::process::id(),

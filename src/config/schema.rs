@@ -205,7 +205,13 @@ pub const KEYS: &[Key<Config>] = &[
             };
             Ok(())
         },
-        show: |c| Some(quote(&c.control_socket.as_ref().map_or(String::new(), |p| p.display().to_string()))),
+        show: |c| {
+            Some(quote(
+                &c.control_socket
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string()),
+            ))
+        },
     },
     Key {
         name: "control-mode",
@@ -214,7 +220,9 @@ pub const KEYS: &[Key<Config>] = &[
             c.control_mode = match string(v)? {
                 "0600" | "600" => 0o600,
                 "0660" | "660" => 0o660,
-                other => return Err(format!("'{other}' is not a control-mode: 0600 or 0660").into()),
+                other => {
+                    return Err(format!("'{other}' is not a control-mode: 0600 or 0660").into());
+                }
             };
             Ok(())
         },
@@ -225,9 +233,10 @@ pub const KEYS: &[Key<Config>] = &[
         doc: "Serve metrics in the Prometheus text format at GET /metrics on this address (\"127.0.0.1:9327\"); off by default. Read at start: a reload keeps the running endpoint.",
         read: |c, v| {
             let s = string(v)?;
-            c.metrics_listen = Some(s.parse().map_err(|_| {
-                format!("'{s}' is not an address and port like 127.0.0.1:9327")
-            })?);
+            c.metrics_listen =
+                Some(s.parse().map_err(|_| {
+                    format!("'{s}' is not an address and port like 127.0.0.1:9327")
+                })?);
             Ok(())
         },
         show: |c| c.metrics_listen.map(|a| quote(&a.to_string())),
@@ -243,7 +252,11 @@ pub const KEYS: &[Key<Config>] = &[
             c.metrics_allow = AllowList::new(networks);
             Ok(())
         },
-        show: |c| (!c.metrics_allow.is_everyone()).then(|| some_list(c.metrics_allow.networks().iter())).flatten(),
+        show: |c| {
+            (!c.metrics_allow.is_everyone())
+                .then(|| some_list(c.metrics_allow.networks().iter()))
+                .flatten()
+        },
     },
     Key {
         name: "output",

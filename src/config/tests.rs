@@ -107,9 +107,15 @@ fn the_shipped_file_is_the_defaults_commented_out() {
         .filter_map(|l| l.strip_prefix('#'))
         .filter(|l| {
             l.contains(" = ")
-                && !["user", "group", "pidfile", "metrics-listen", "metrics-allow"]
-                    .iter()
-                    .any(|k| l.starts_with(k))
+                && ![
+                    "user",
+                    "group",
+                    "pidfile",
+                    "metrics-listen",
+                    "metrics-allow",
+                ]
+                .iter()
+                .any(|k| l.starts_with(k))
         })
         .map(|l| format!("{}\n", l.split("  #").next().unwrap()))
         .collect();

@@ -359,7 +359,10 @@ impl Forwarder {
     /// The connection's state, for STATUS=.
     pub fn state(&self) -> LinkState {
         LinkState {
-            remote: self.link.as_ref().map(|(i, _)| self.remotes[*i].to_string()),
+            remote: self
+                .link
+                .as_ref()
+                .map(|(i, _)| self.remotes[*i].to_string()),
             error: self.last_error.as_ref().map(|e| e.to_string()),
         }
     }

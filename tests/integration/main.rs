@@ -17,6 +17,7 @@ mod hostile;
 mod inputs;
 mod lan;
 mod lifecycle;
+mod operability;
 mod outputs;
 mod relp;
 mod supervisors;
@@ -34,6 +35,7 @@ fn main() -> std::process::ExitCode {
         inputs::TESTS,
         lan::TESTS,
         lifecycle::TESTS,
+        operability::TESTS,
         outputs::TESTS,
         relp::TESTS,
         supervisors::TESTS,

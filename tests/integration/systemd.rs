@@ -401,9 +401,30 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
         sd.prop("logger", "StatusText")
             .contains("udp://127.0.0.1:5515")
     );
+    // A refused reload fails `systemctl reload` itself (ExecReload is `logger --reload`),
+    // and the running configuration keeps serving.
     write_config("listen = [\"udp://nonsense\"]\n");
-    sd.ok(&["systemctl", "reload", "logger.service"]);
+    let refused = sd.run(&["systemctl", "reload", "logger.service"]);
+    assert!(
+        !refused.status.success(),
+        "systemctl reload succeeded with a broken file"
+    );
     assert_eq!(sd.prop("logger", "ActiveState"), "active");
+    sd.journal_until(
+        "the reason of the refused reload from logger --reload",
+        |j| j.contains("reload refused, the running configuration is kept"),
+    );
+    // logger --status run by the operator says so too.
+    let status = sd.ok(&[
+        "/usr/sbin/logger",
+        "--config",
+        "/run/logger-e2e/logger.toml",
+        "--status",
+    ]);
+    assert!(
+        status.contains("REFUSED") && status.contains("udp://127.0.0.1:5515"),
+        "{status}"
+    );
     assert!(
         sd.prop("logger", "StatusText")
             .contains("udp://127.0.0.1:5515")
@@ -451,6 +472,17 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
     for i in 1..=500 {
         assert!(journal.contains(&format!("n{i}\n")), "n{i} lost at stop");
     }
+    // The stop summary: a short MESSAGE, every counter a field of its own.
+    let summary = sd.journal_until("the stop summary with its fields", |j| {
+        j.lines().any(|l| l.contains("\"LOGGER_RECEIVED\""))
+    });
+    let entry = summary
+        .lines()
+        .rfind(|l| l.contains("\"LOGGER_RECEIVED\""))
+        .unwrap();
+    let received: u64 = field(entry, "LOGGER_RECEIVED").unwrap().parse().unwrap();
+    assert!(received >= 500, "{entry}");
+    assert!(field(entry, "MESSAGE").unwrap().len() < 120, "{entry}");
 
     // 4. watchdog: a frozen main loop is killed, recorded, restarted, and serves again.
     sd.drop_in(
