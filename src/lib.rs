@@ -23,7 +23,9 @@
 //! - [`sinks`]: the outputs, each on its own thread behind a byte-bounded queue.
 //! - [`service`]: the loop that routes to the outputs, owns the timers and the notifications.
 //! - [`lifecycle`]: sd_notify / notify-fd / fork pipe, signals, `--fork`, the PID file.
-//! - [`selflog`]: the daemon's own log. [`stats`]: counters.
+//! - [`selflog`]: the daemon's own log. [`stats`]: counters. [`report`]: what `--status` and
+//!   the metrics show.
+//! - [`control`]: the control socket (`logger --status`, `--reload`). [`metrics`]: /metrics.
 //! - [`sys`]: the only module with `unsafe` (fork, env, adopting descriptors).
 //!
 //! Start-up order (see [`run`]): parse → configure → read and clear the manager's environment →
