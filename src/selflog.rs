@@ -110,6 +110,31 @@ impl Log for Switchable {
     fn flush(&self) {}
 }
 
+/// True while our log goes to the journal, which keeps structured fields.
+pub fn to_journal() -> bool {
+    LOGGER
+        .0
+        .lock()
+        .is_ok_and(|g| matches!(*g, Some(Active::Journal(_))))
+}
+
+/// Logs `message` at info with `fields` as journal fields of their own (`logger_received`
+/// becomes LOGGER_RECEIVED): what `journalctl -o json` can be queried for. Other backends
+/// show the message alone; callers give them the long form instead (see [`to_journal`]).
+pub fn info_with_fields(message: std::fmt::Arguments<'_>, fields: &[(&'static str, u64)]) {
+    if !log::log_enabled!(Level::Info) {
+        return;
+    }
+    log::logger().log(
+        &Record::builder()
+            .level(Level::Info)
+            .target(module_path!())
+            .args(message)
+            .key_values(&fields)
+            .build(),
+    );
+}
+
 /// How long one line of our own log waits for a stderr that nobody reads.
 const STDERR_STALL: Duration = Duration::from_secs(1);
 

@@ -275,23 +275,24 @@ impl Service {
         }
         let s = totals(&self.stats, &self.inputs, &self.retired);
         let up = uptime(self.started.elapsed());
-        self.notifier.status(&format!("stopped after {up}: {s}"));
-        log::info!(
-            logger_uptime_seconds = self.started.elapsed().as_secs(),
-            logger_received = s.received,
-            logger_written = s.written,
-            logger_dropped = s.dropped(),
-            logger_rate_limited = s.rate_limited,
-            logger_unrouted = s.unrouted,
-            logger_rejected = s.rejected,
-            logger_queue_dropped = s.queue_dropped,
-            logger_lost = s.lost;
-            "stopped after {up}: received {}, written {}, dropped {}, lost {}",
-            s.received,
-            s.written,
-            s.dropped(),
-            s.lost
-        );
+        let long = format!("stopped after {up}: {s}");
+        self.notifier.status(&long);
+        if crate::selflog::to_journal() {
+            let mut fields = s.fields();
+            fields.push(("logger_uptime_seconds", self.started.elapsed().as_secs()));
+            crate::selflog::info_with_fields(
+                format_args!(
+                    "stopped after {up}: received {}, written {}, dropped {}, lost {}",
+                    s.received,
+                    s.written,
+                    s.dropped(),
+                    s.lost
+                ),
+                &fields,
+            );
+        } else {
+            log::info!("{long}");
+        }
         Ok(())
     }
 
@@ -747,29 +748,30 @@ impl Service {
             }
         }
         if due(self.timers.heartbeat) {
-            // A short MESSAGE; every counter as a field of its own (`journalctl -u logger -o
-            // json`), and the whole picture from `logger --status`.
+            // In the journal a short MESSAGE with every counter as a field of its own
+            // (`journalctl -u logger -o json`); elsewhere the whole line.
             let s = self.totals();
-            log::info!(
-                logger_uptime_seconds = self.started.elapsed().as_secs(),
-                logger_received = s.received,
-                logger_written = s.written,
-                logger_dropped = s.dropped(),
-                logger_rate_limited = s.rate_limited,
-                logger_unrouted = s.unrouted,
-                logger_rejected = s.rejected,
-                logger_queue_dropped = s.queue_dropped,
-                logger_lost = s.lost,
-                logger_queued = self.outputs.queued(),
-                logger_output_errors = s.output_errors,
-                logger_refused = s.refusals().iter().map(|(_, n)| n).sum::<u64>();
-                "heartbeat: up {}, received {}, written {}, dropped {}, queued {}",
-                uptime(self.started.elapsed()),
-                s.received,
-                s.written,
-                s.dropped(),
-                self.outputs.queued()
-            );
+            let up = uptime(self.started.elapsed());
+            if crate::selflog::to_journal() {
+                let mut fields = s.fields();
+                fields.push(("logger_uptime_seconds", self.started.elapsed().as_secs()));
+                fields.push(("logger_queued", self.outputs.queued()));
+                crate::selflog::info_with_fields(
+                    format_args!(
+                        "heartbeat: up {up}, received {}, written {}, dropped {}, queued {}",
+                        s.received,
+                        s.written,
+                        s.dropped(),
+                        self.outputs.queued()
+                    ),
+                    &fields,
+                );
+            } else {
+                log::info!(
+                    "heartbeat: up {up}, {s}; outputs: {}",
+                    self.outputs.status()
+                );
+            }
             self.timers.heartbeat = self.config.heartbeat.map(|d| now + d);
         }
     }

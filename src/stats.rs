@@ -34,6 +34,13 @@ macro_rules! counters {
             }
         }
 
+        impl Snapshot {
+            /// Every counter as a journal field: `logger_received` (journald upper-cases it).
+            pub fn fields(&self) -> Vec<(&'static str, u64)> {
+                vec![ $( (concat!("logger_", stringify!($name)), self.$name), )* ]
+            }
+        }
+
         impl AddAssign for Snapshot {
             fn add_assign(&mut self, other: Snapshot) {
                 $( self.$name += other.$name; )*

@@ -187,6 +187,13 @@ fn bad_input_is_escaped_cut_or_dropped_and_counted_never_forged() {
         .unwrap()
         .send_to(b"no header at all", d.path("log"))
         .unwrap();
+    // The operator sees the same counts while it runs.
+    let json = d.wait_for_status_count("\"totals\"", "oversized", 1);
+    assert_eq!(
+        json_number(&json, "\"totals\"", "truncated"),
+        Some(2),
+        "{json}"
+    );
     let (status, log, stderr) = d.stop();
     assert!(status.success(), "{stderr}");
     let lines: Vec<&str> = log.lines().collect();

@@ -462,6 +462,14 @@ fn an_allow_list_refuses_other_networks_before_reading_a_byte() {
         &["allowed datagram".into(), "allowed over tcp".into()],
         WAIT,
     );
+    // What the operator sees while it runs: each input's refusals, by reason.
+    d.wait_for_status_count("\"listen\":\"udp://127.0.0.1:0\"", "not_allowed", 5);
+    let json = d.wait_for_status_count("\"listen\":\"tcp://127.0.0.1:0\"", "not_allowed", 1);
+    assert_eq!(
+        json_number(&json, "\"totals\"", "received"),
+        Some(2),
+        "{json}"
+    );
     let (status, log, stderr) = d.stop();
     assert!(status.success());
     assert!(!log.contains("refused"), "{log}");

@@ -47,21 +47,7 @@ fn status_json(dir: &Path) -> String {
 
 /// The number after `"key":` in the first object of `json` that holds `anchor`.
 fn number(json: &str, anchor: &str, key: &str) -> u64 {
-    let from = json
-        .find(anchor)
-        .unwrap_or_else(|| panic!("{anchor} not in {json}"));
-    let needle = format!("\"{key}\":");
-    let at = from
-        + json[from..]
-            .find(&needle)
-            .unwrap_or_else(|| panic!("{key} after {anchor} not in {json}"))
-        + needle.len();
-    json[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap_or_else(|_| panic!("{key} after {anchor} is not a number in {json}"))
+    json_number(json, anchor, key).unwrap_or_else(|| panic!("no {key} after {anchor} in {json}"))
 }
 
 fn free_port() -> u16 {

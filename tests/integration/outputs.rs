@@ -208,6 +208,7 @@ fn outputs_take_what_their_rules_say_in_their_formats_and_the_rest_is_unrouted()
         .unwrap();
     unix.send_to(b"<13>Nov 22 00:00:33 other: user-other-unrouted", &local)
         .unwrap();
+    d.wait_for_status_count("\"totals\"", "unrouted", 3);
     let (status, _, stderr) = d.stop();
     assert!(status.success(), "{stderr}");
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
@@ -400,6 +401,17 @@ fn a_stuck_output_that_drops_stalls_neither_the_others_nor_the_stop() {
         let stderr_part = status.split("stderr").nth(1).unwrap_or("");
         stderr_part.contains("dropped") && counter(stderr_part, "dropped") > 0
     });
+    // So does `logger --status --json`, and the file output's count is the operator's too.
+    let json = d.status_json();
+    assert!(
+        json_number(&json, "\"output\":\"stderr\"", "dropped").is_some_and(|n| n > 0),
+        "{json}"
+    );
+    assert_eq!(
+        json_number(&json, "\"output\":\"file:", "written"),
+        Some(N as u64),
+        "{json}"
+    );
     let (out, last) = stop_stuck(&mut d);
     assert!(out.status.success(), "{}", out.status);
     assert_eq!(lines_in(&file), N);

@@ -342,6 +342,42 @@ impl Daemon {
         self.dir.path().join(name)
     }
 
+    /// What `logger --status --json` says of this daemon, as an operator would ask it (its
+    /// control socket is in its runtime directory, the test directory).
+    pub fn status_json(&self) -> String {
+        let child = Command::new(BIN)
+            .args(["--status", "--json"])
+            .env("RUNTIME_DIRECTORY", self.dir.path())
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run logger --status --json");
+        let out = wait_output(child, WAIT + WAIT);
+        assert!(
+            out.status.success(),
+            "logger --status --json: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Waits (bounded) until `logger --status --json` shows `key` at `n` after `anchor` (the
+    /// first object holding it: `"totals"`, `"output":"file:..."`), and returns the JSON.
+    pub fn wait_for_status_count(&self, anchor: &str, key: &str, n: u64) -> String {
+        let mut json = String::new();
+        eventually(
+            &format!("logger --status --json showing {key} {n} after {anchor}"),
+            WAIT,
+            || {
+                json = self.status_json();
+                json_number(&json, anchor, key) == Some(n)
+            },
+        );
+        json
+    }
+
     /// SIGTERM, wait for exit (bounded), return the status, what it wrote to out.log, and its
     /// stderr.
     pub fn stop(self) -> (ExitStatus, String, String) {
@@ -510,4 +546,17 @@ pub fn wait_for_lines(path: &Path, lines: usize) -> String {
         },
     );
     text
+}
+
+/// The number after `"key":` in the first object of `json` that holds `anchor`.
+pub fn json_number(json: &str, anchor: &str, key: &str) -> Option<u64> {
+    let from = json.find(anchor)?;
+    let needle = format!("\"{key}\":");
+    let at = from + json[from..].find(&needle)? + needle.len();
+    json[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
 }
