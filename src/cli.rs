@@ -35,6 +35,10 @@ INPUTS (--listen, repeatable; also `listen = [...]` in the configuration file)
       tls-client-fingerprints = [\"SHA256:AB:..\"] or pin certificates by SHA-256 fingerprint
       tls-crl = [\"/etc/logger/tls/ca.crl\"]      revocation lists for the client CA
       and its own max-message-size, max-connections, ... (the limits below) if it needs them.
+    An [[input]] may read a log of the host's instead of listening:
+      read = \"kmsg\"                   the kernel's (/dev/kmsg): every record once, with its
+                                      priority, sequence number, time and device; the position
+                                      is kept in state-dir and advances once the outputs took it
     A TLS handshake must finish within frame-timeout; a client's verified certificate names
     it in LOGGER_TLS_PEER (tls-peer in rfc5424, tls_peer in json).
 
@@ -94,7 +98,7 @@ CONFIGURATION FILE (TOML; flags win over the file)
     listen, input, output, pidfile, user, group, umask, log-level, log-file, heartbeat,
     max-message-size, max-connections, max-connections-per-source, frame-timeout,
     idle-timeout, receive-buffer, rate-limit, rate-limit-burst, escape-control-characters,
-    journal-socket, stop-timeout, control-socket, control-mode, metrics-listen,
+    journal-socket, stop-timeout, state-dir, control-socket, control-mode, metrics-listen,
     metrics-allow. Run --check-config to see the effective values; man 5 logger.toml says
     what each means.
 

@@ -88,7 +88,7 @@ impl FromStr for ListenAddr {
                  unix-stream, udp, tcp, tls, relp or relp+tls)"
             )
         })?;
-        if transport.is_local() {
+        if transport.is_local() || transport.is_read() {
             if !rest.starts_with('/') {
                 return Err(format!(
                     "invalid listen address '{url}': the socket path must be absolute"

@@ -75,6 +75,8 @@ pub enum Transport {
     Relp,
     /// RELP under TLS.
     RelpTls,
+    /// The kernel's log, read from /dev/kmsg.
+    Kmsg,
 }
 
 impl Transport {
@@ -111,6 +113,7 @@ impl Transport {
             Transport::Tls => "tls",
             Transport::Relp => "relp",
             Transport::RelpTls => "relp+tls",
+            Transport::Kmsg => "kmsg",
         }
     }
 
@@ -124,6 +127,7 @@ impl Transport {
             Transport::Tls,
             Transport::Relp,
             Transport::RelpTls,
+            Transport::Kmsg,
         ]
         .into_iter()
         .find(|t| t.name() == name)
@@ -132,6 +136,11 @@ impl Transport {
     /// True for AF_UNIX transports, whose messages follow syslog(3)'s host-less form.
     pub fn is_local(self) -> bool {
         matches!(self, Transport::UnixDatagram | Transport::UnixStream)
+    }
+
+    /// True for a log logger reads from a file of the host's (the kernel's), not a socket.
+    pub fn is_read(self) -> bool {
+        matches!(self, Transport::Kmsg)
     }
 }
 
@@ -202,7 +211,14 @@ pub struct Message {
     plain: bool,
     raw: Box<[u8]>,
     spans: Spans,
+    /// Fields beyond syslog's, as an input that reads a richer log found them (the kernel
+    /// log's sequence number and device), with journald-style names.
+    fields: Option<Box<Fields>>,
 }
+
+/// Named fields of a message beyond syslog's header: journald-style names (upper case, digits,
+/// underscores) and byte values.
+pub type Fields = Vec<(Box<str>, Box<[u8]>)>;
 
 /// A part of a message's bytes; empty means absent for header fields.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -289,7 +305,21 @@ impl Message {
             received,
             raw: raw.into(),
             spans: parsed.spans,
+            fields: None,
         }
+    }
+
+    /// The message with `fields` beside its header.
+    pub fn with_fields(self, fields: Fields) -> Message {
+        Message {
+            fields: (!fields.is_empty()).then(|| Box::new(fields)),
+            ..self
+        }
+    }
+
+    /// Its fields beyond syslog's, if an input gave it any.
+    pub fn fields(&self) -> &[(Box<str>, Box<[u8]>)] {
+        self.fields.as_deref().map_or(&[], |f| f.as_slice())
     }
 
     /// Escapes the control characters a sender put in the header fields or the text (C0 but TAB,
@@ -351,7 +381,12 @@ impl Message {
 
     /// What the message costs in memory while it waits: its bytes and its own record.
     pub fn weight(&self) -> usize {
-        self.raw.len() + std::mem::size_of::<Message>()
+        let fields: usize = self
+            .fields()
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 32)
+            .sum();
+        self.raw.len() + fields + std::mem::size_of::<Message>()
     }
 
     /// True if every byte is printable ASCII and none a backslash (known after

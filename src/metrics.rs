@@ -124,6 +124,12 @@ pub fn render(report: &Report) -> String {
         "Datagrams an input cut at max-message-size (delivered, marked).",
         &each_input(&|s| s.truncated),
     );
+    family(
+        "logger_input_missed_total",
+        "counter",
+        "Records an input knows it missed (kernel messages the ring buffer overwrote unread).",
+        &each_input(&|s| s.missed),
+    );
     let refused: Vec<(String, u64)> = report
         .inputs
         .iter()

@@ -9,9 +9,9 @@
 //!   "configuration": { "file": PATH | null, "loaded": RFC3339 },
 //!   "last_reload": null | { "at": RFC3339, "ok": bool, "error": TEXT | null },
 //!   "totals": { "received", "written", "dropped", "rate_limited", "unrouted", "oversized",
-//!               "rejected", "queue_dropped", "lost", "truncated": N },
+//!               "rejected", "queue_dropped", "lost", "truncated", "missed": N },
 //!   "inputs": [ { "listen": URL, "bound": URL, "connections": N, "received": N,
-//!                 "truncated": N, "refused": { REASON: N, ... } } ],
+//!                 "truncated": N, "missed": N, "refused": { REASON: N, ... } } ],
 //!   "outputs": [ { "output": NAME, "written", "queued", "queued_bytes", "disk_queued",
 //!                  "dropped", "rejected", "errors": N,
 //!                  "connection": null | { "connected": bool, "remote": URL | null,
@@ -150,6 +150,7 @@ impl Report {
             ("queue_dropped", t.queue_dropped),
             ("lost", t.lost),
             ("truncated", t.truncated),
+            ("missed", t.missed),
         ] {
             num(&mut out, key, n);
         }
@@ -166,6 +167,7 @@ impl Report {
             let _ = write!(Text(&mut out), ",\"connections\":{}", s.connections);
             num(&mut out, "received", s.received);
             num(&mut out, "truncated", s.truncated);
+            num(&mut out, "missed", s.missed);
             out.extend_from_slice(b",\"refused\":{");
             for (j, (reason, n)) in s.refusals().into_iter().enumerate() {
                 let _ = write!(

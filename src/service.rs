@@ -829,6 +829,7 @@ fn tunables(spec: &InputSpec, config: &Config, old: Option<&Tunables>) -> Result
         allow: spec.allow.clone(),
         tls,
         escape_controls: config.escape_control_characters,
+        state_dir: config.state_dir.clone(),
     })
 }
 

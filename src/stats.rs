@@ -91,6 +91,9 @@ counters! {
     not_tls,
     /// RELP sessions closed for a protocol error (garbage, a message before `open`).
     relp_errors,
+    /// Records an input knows it missed: kernel messages the ring buffer overwrote before they
+    /// were read (the gap in their sequence numbers).
+    missed,
     /// A gauge, not a counter: stream connections open now (an input's own).
     connections,
 }

@@ -43,6 +43,12 @@ impl InputSpec {
 
     /// The checks across its keys.
     pub fn check(&self) -> Result<(), String> {
+        if self.listen.transport.is_read() && !self.allow.is_everyone() {
+            return Err(format!(
+                "{}: 'allow' applies to network inputs, not to a log read from the host",
+                self.listen
+            ));
+        }
         let tls = self.listen.transport.is_tls();
         let t = &self.tls;
         if tls && (t.cert.is_none() || t.key.is_none()) {

@@ -119,6 +119,8 @@ pub struct Config {
     pub journal_socket: PathBuf,
     /// How long a stop may take to write out what was accepted before the rest is counted lost.
     pub stop_timeout: Duration,
+    /// Where read positions are kept (the kernel log's), `state-dir`.
+    pub state_dir: PathBuf,
     /// The control socket (`logger --status`, `--reload`), or None for none.
     pub control_socket: Option<PathBuf>,
     /// Its mode: 0o600 or 0o660.
@@ -136,6 +138,8 @@ pub struct Env {
     pub runtime_directory: Option<PathBuf>,
     /// `$XDG_RUNTIME_DIR`.
     pub xdg_runtime_dir: Option<PathBuf>,
+    /// `$STATE_DIRECTORY` (systemd's StateDirectory=).
+    pub state_directory: Option<PathBuf>,
 }
 
 impl Env {
@@ -152,7 +156,17 @@ impl Env {
         Env {
             runtime_directory: var("RUNTIME_DIRECTORY"),
             xdg_runtime_dir: var("XDG_RUNTIME_DIR").filter(|_| !root),
+            state_directory: var("STATE_DIRECTORY"),
         }
+    }
+
+    /// The default state directory: `$STATE_DIRECTORY` (its first), else /var/lib/logger.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_directory
+            .as_ref()
+            .and_then(|d| d.to_string_lossy().split(':').next().map(PathBuf::from))
+            .filter(|d| d.is_absolute())
+            .unwrap_or_else(|| PathBuf::from("/var/lib/logger"))
     }
 
     /// The directory of the default local socket.
@@ -233,6 +247,7 @@ impl Config {
             escape_control_characters: true,
             journal_socket: PathBuf::from(JOURNAL_SOCKET),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
+            state_dir: env.state_dir(),
             control_socket: Some(env.socket_dir().join("control")),
             control_mode: 0o600,
             metrics_listen: None,
@@ -275,6 +290,7 @@ pub fn reference() -> Vec<KeyReference> {
     let env = Env {
         runtime_directory: Some(PathBuf::from("/run/logger")),
         xdg_runtime_dir: None,
+        state_directory: None,
     };
     let config = Config::defaults(&env);
     let input = config.inputs[0].clone();

@@ -195,6 +195,15 @@ pub const KEYS: &[Key<Config>] = &[
         show: |c| Some(quote(&fmt_duration(Some(c.stop_timeout)))),
     },
     Key {
+        name: "state-dir",
+        doc: "Where read positions are kept (the kernel log's, kmsg.position), so that a restart reads on where the last one stopped. Default: $STATE_DIRECTORY (the unit's StateDirectory=logger), else /var/lib/logger.",
+        read: |c, v| {
+            c.state_dir = absolute(v)?;
+            Ok(())
+        },
+        show: |c| Some(quote(&c.state_dir.display().to_string())),
+    },
+    Key {
         name: "control-socket",
         doc: "The control socket `logger --status` and `logger --reload` talk to (a unix stream socket; \"\" for none). Default: control in the runtime directory (RUNTIME_DIRECTORY, else /run/logger as root, else $XDG_RUNTIME_DIR/logger).",
         read: |c, v| {
@@ -353,6 +362,25 @@ pub const INPUT_KEYS: &[Key<InputSpec>] = &[
         show: |i| Some(quote(&i.listen.to_string())),
     },
     Key {
+        name: "read",
+        doc: "Instead of listen: a log of the host's to read. \"kmsg\" is the kernel's (/dev/kmsg): every record once, with its priority, sequence number, time and device, its position kept under state-dir and advanced only once every output took it.",
+        read: |i, v| {
+            i.listen = match string(v)? {
+                "kmsg" => ListenAddr::path(Transport::Kmsg, "/dev/kmsg"),
+                "journal" => {
+                    return Err(
+                        "read = \"journal\" is not built yet: on a systemd host the \
+                                kernel log reaches the journal; read = \"kmsg\" reads it here"
+                            .into(),
+                    );
+                }
+                other => return Err(format!("'{other}' is not a log to read: kmsg").into()),
+            };
+            Ok(())
+        },
+        show: |_| None,
+    },
+    Key {
         name: "allow",
         doc: "Networks allowed to send (\"10.0.0.0/8\", \"2001:db8::/32\"); others are refused before anything they send is parsed, counted and logged at a bounded rate.",
         read: |i, v| {
@@ -498,10 +526,14 @@ fn input(table: &Table<'_>, limits: &Limits) -> Result<InputSpec, Fault> {
                 at: Some(name.span()),
             });
         }
-        listen |= name_text == "listen";
+        listen |= name_text == "listen" || name_text == "read";
     }
     if !listen {
-        return Err("'listen' is missing: the address to serve, like tls://0.0.0.0:6514".into());
+        return Err(
+            "'listen' is missing: the address to serve, like tls://0.0.0.0:6514 (or 'read', \
+             a log to read, like \"kmsg\")"
+                .into(),
+        );
     }
     spec.check()?;
     Ok(spec)

@@ -7,6 +7,7 @@ fn env() -> Env {
     Env {
         runtime_directory: None,
         xdg_runtime_dir: Some("/run/user/1000".into()),
+        state_directory: None,
     }
 }
 

@@ -73,6 +73,9 @@ pub fn encode(out: &mut Vec<u8>, msg: &Message) {
         put_field(out, "LOGGER_PEER_UID", c.uid.to_string().as_bytes());
         put_field(out, "LOGGER_PEER_GID", c.gid.to_string().as_bytes());
     }
+    for (name, value) in msg.fields() {
+        put_field(out, name, value);
+    }
     let format = match msg.format {
         Format::Rfc5424 => "rfc5424",
         Format::Rfc3164 => "rfc3164",

@@ -91,6 +91,19 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
             peer.port()
         );
     }
+    if !msg.fields().is_empty() {
+        // Fields beyond syslog's (the kernel log's), by their journald-style names.
+        out.extend_from_slice(b",\"journal\":{");
+        for (i, (name, value)) in msg.fields().iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            string(out, name);
+            out.push(b':');
+            string(out, &String::from_utf8_lossy(value));
+        }
+        out.push(b'}');
+    }
     out.extend_from_slice(b",\"logger\":{\"format\":\"");
     out.extend_from_slice(match msg.format {
         crate::message::Format::Rfc5424 => b"rfc5424".as_slice(),

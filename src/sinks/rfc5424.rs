@@ -52,6 +52,18 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
     if let Some(peer) = msg.origin.peer {
         let _ = write!(out, "[origin ip=\"{}\" software=\"logger\"]", peer.ip());
     }
+    if !msg.fields().is_empty() {
+        // Fields beyond syslog's, as an element of their own (names are SD-NAMEs already).
+        out.extend_from_slice(b"[fields@32473");
+        for (name, value) in msg.fields() {
+            out.push(b' ');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"=\"");
+            param_value(out, value, how);
+            out.push(b'"');
+        }
+        out.push(b']');
+    }
     let _ = write!(
         out,
         "[logger@32473 transport=\"{}\" received=\"",

@@ -160,6 +160,17 @@ pub fn bind(spec: &InputSpec) -> Result<Listener> {
             (s.into(), None)
         }
         (Endpoint::Inet(a), _) => (TcpListener::bind(a).map_err(fail)?.into(), None),
+        (Endpoint::Path(path), Transport::Kmsg) => {
+            // Opened here, before any privilege drop: reading it needs CAP_SYSLOG where
+            // kernel.dmesg_restrict is set.
+            use std::os::unix::fs::OpenOptionsExt;
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+                .open(path)
+                .map_err(fail)?;
+            (file.into(), None)
+        }
         (Endpoint::Path(path), Transport::UnixStream) => {
             prepare_path(path, true).map_err(fail)?;
             let s = with_socket_umask(|| UnixListener::bind(path)).map_err(fail)?;

@@ -10,6 +10,7 @@
 
 pub mod bind;
 mod datagram;
+mod kmsg;
 mod refusals;
 mod relp;
 mod stream;
@@ -88,6 +89,8 @@ pub struct Tunables {
     pub tls: Option<tls::Server>,
     /// Escape control characters in what is received (`escape-control-characters`).
     pub escape_controls: bool,
+    /// Where a reading input keeps its position (`state-dir`).
+    pub state_dir: std::path::PathBuf,
 }
 
 /// The current `Tunables` of one input. A reload replaces them and wakes the input, which
@@ -336,11 +339,11 @@ impl Input {
             stats: stats.clone(),
             ..shared
         };
-        let board = listener
-            .addr()
-            .transport
-            .is_relp()
-            .then(|| AckBoard::new(waker.clone()));
+        // Inputs that learn when their messages were taken: RELP answers them, the kernel log
+        // advances its position.
+        let transport = listener.addr().transport;
+        let board =
+            (transport.is_relp() || transport.is_read()).then(|| AckBoard::new(waker.clone()));
         let ctx = Ctx::new(
             id,
             stop.clone(),
@@ -352,7 +355,9 @@ impl Input {
         let thread = std::thread::Builder::new()
             .name(format!("input-{id}"))
             .spawn(move || {
-                if listener.addr().is_stream() {
+                if listener.addr().transport.is_read() {
+                    kmsg::run(ctx, poll, listener)
+                } else if listener.addr().is_stream() {
                     stream::run(ctx, poll, listener)
                 } else {
                     datagram::run(ctx, poll, listener)

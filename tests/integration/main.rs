@@ -15,6 +15,7 @@ mod fork;
 mod forward;
 mod hostile;
 mod inputs;
+mod kmsg;
 mod lan;
 mod lifecycle;
 mod operability;
@@ -33,6 +34,7 @@ fn main() -> std::process::ExitCode {
         forward::TESTS,
         hostile::TESTS,
         inputs::TESTS,
+        kmsg::TESTS,
         lan::TESTS,
         lifecycle::TESTS,
         operability::TESTS,

@@ -1,0 +1,440 @@
+//! The kernel log input (`read = "kmsg"`): every record of /dev/kmsg once, across restarts.
+//!
+//! Each read(2) of /dev/kmsg returns one record, `PRI,SEQ,USEC,FLAGS;TEXT` and then
+//! ` KEY=VALUE` dictionary lines (SUBSYSTEM, DEVICE). A record becomes a message with its
+//! priority and facility, the kernel's own time converted to wall-clock time (the monotonic
+//! clock's offset, as journald converts it), the text with the kernel's `\xNN` escapes undone
+//! (the receive escaping then applies as to any input), `kernel` as its tag for kernel records,
+//! and the fields `KERNEL_SEQNUM`, `KERNEL_MONOTONIC_USEC` and `KERNEL_<KEY>` for the
+//! dictionary.
+//!
+//! The position (the boot ID and the last sequence number taken) is kept in
+//! `state-dir/kmsg.position` and advances only once every output that takes a record took it
+//! (the receipts the RELP input answers with): a stop, a crash or a SIGKILL reads again what was
+//! not taken, and nothing that was. At start, records of the same boot up to the saved sequence
+//! number are skipped; a gap in the numbers (the ring buffer overran while logger was stopped or
+//! behind) is logged with the exact number missed, like journald's "Missed N kernel messages",
+//! and counted (`missed`).
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest};
+
+use super::{Batch, Ctx, Listener, SOCKET};
+use crate::message::{Fields, Message, Origin, Transport};
+use crate::parse::parse;
+use crate::sinks::line::push_rfc3339;
+use crate::stats::Stats;
+
+/// A record is at most a few KiB (text and dictionary); read(2) fails with EINVAL if the buffer
+/// cannot hold one.
+const RECORD_MAX: usize = 16 * 1024;
+/// At a stop, how long to wait for the outputs to take what was sent, so that the position
+/// saved is the last one taken (the loop's stop-timeout bounds it too).
+const STOP_SETTLE: Duration = Duration::from_secs(30);
+/// The position file under state-dir.
+const POSITION_FILE: &str = "kmsg.position";
+
+pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
+    let name = listener.addr().to_string();
+    let mut file = match listener.take_socket() {
+        Ok(fd) => File::from(fd),
+        Err(e) => {
+            log::error!("input {name}: {e}");
+            return ctx.finish();
+        }
+    };
+    let raw = file.as_raw_fd();
+    if let Err(e) = poll
+        .registry()
+        .register(&mut SourceFd(&raw), SOCKET, Interest::READABLE)
+    {
+        log::error!("input {name}: cannot poll /dev/kmsg: {e}");
+        return ctx.finish();
+    }
+    let path = ctx.tunables.state_dir.join(POSITION_FILE);
+    let boot = boot_id();
+    let saved = Position::load(&path);
+    let mut reader = Reader {
+        skip_through: saved
+            .as_ref()
+            .filter(|p| Some(&p.boot) == boot.as_ref())
+            .map(|p| p.seq),
+        expected: None,
+        pending: BTreeSet::new(),
+        highest: None,
+        saved: saved
+            .filter(|p| Some(&p.boot) == boot.as_ref())
+            .map(|p| p.seq),
+        path,
+        boot,
+        name,
+        buf: vec![0; RECORD_MAX],
+    };
+    reader.expected = reader.skip_through.map(|s| s + 1);
+    let mut batch = ctx.batch();
+    let mut events = Events::with_capacity(8);
+    loop {
+        if let Err(e) = poll.poll(&mut events, None)
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            log::error!("input {}: poll failed: {e}", reader.name);
+            break;
+        }
+        if ctx.refresh().is_some() {
+            batch.escape = ctx.tunables.escape_controls;
+        }
+        reader.settle(&ctx);
+        let stopping = ctx.stopping();
+        if !reader.drain(&mut file, &mut ctx, &mut batch) || !batch.flush() {
+            return ctx.finish();
+        }
+        if stopping {
+            // What was sent is taken by the outputs meanwhile: save that position.
+            let deadline = Instant::now() + STOP_SETTLE;
+            while !reader.pending.is_empty() && Instant::now() < deadline {
+                let _ = poll.poll(&mut events, Some(Duration::from_millis(100)));
+                reader.settle(&ctx);
+            }
+            break;
+        }
+    }
+    ctx.finish();
+}
+
+/// The reading state of the one kmsg input.
+struct Reader {
+    /// Records of this boot up to here were taken before a restart.
+    skip_through: Option<u64>,
+    /// The sequence number the next record should carry.
+    expected: Option<u64>,
+    /// Sent, not yet taken by every output.
+    pending: BTreeSet<u64>,
+    /// The highest sequence number sent.
+    highest: Option<u64>,
+    /// The position last written.
+    saved: Option<u64>,
+    path: PathBuf,
+    boot: Option<String>,
+    name: String,
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    /// Reads every record the kernel has for us into `batch`; false once the loop is gone.
+    fn drain(&mut self, file: &mut File, ctx: &mut Ctx, batch: &mut Batch) -> bool {
+        let offset = monotonic_offset_usec();
+        loop {
+            let n = match file.read(&mut self.buf) {
+                Ok(0) => return true,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // EPIPE: the ring overwrote records we had not read; the next read returns
+                // the oldest one left, and the gap shows in the sequence numbers.
+                Err(e) if e.raw_os_error() == Some(nix::libc::EPIPE) => continue,
+                Err(e) => {
+                    Stats::add(&ctx.shared.stats.read_errors, 1);
+                    log::error!("input {}: reading /dev/kmsg: {e}", self.name);
+                    return true;
+                }
+            };
+            let Some(record) = Record::parse(&self.buf[..n]) else {
+                continue;
+            };
+            if self.skip_through.is_some_and(|s| record.seq <= s) {
+                continue;
+            }
+            if let Some(expected) = self.expected
+                && record.seq > expected
+            {
+                let missed = record.seq - expected;
+                Stats::add(&ctx.shared.stats.missed, missed);
+                log::warn!(
+                    "input {}: missed {missed} kernel messages (the ring buffer overran before \
+                     they were read: sequence numbers {expected} to {})",
+                    self.name,
+                    record.seq - 1
+                );
+            }
+            self.expected = Some(record.seq + 1);
+            self.highest = Some(record.seq);
+            self.pending.insert(record.seq);
+            Stats::add(&ctx.shared.stats.received, 1);
+            batch.push_answered(record.message(offset), (record.seq as usize, 0));
+            if !batch.loop_alive() {
+                return false;
+            }
+            // The position follows the outputs during a long drain too, so that a SIGKILL
+            // reads again only what was taken since the last batch.
+            if self.pending.len() % super::BATCH == 0 {
+                self.settle(ctx);
+            }
+        }
+    }
+
+    /// Takes the records every output took and saves the position they allow.
+    fn settle(&mut self, ctx: &Ctx) {
+        let Some(board) = &ctx.board else { return };
+        for (seq, _) in board.take() {
+            self.pending.remove(&(seq as u64));
+        }
+        let taken = match self.pending.first() {
+            Some(first) => first.checked_sub(1),
+            None => self.highest,
+        };
+        let (Some(taken), Some(boot)) = (taken, &self.boot) else {
+            return;
+        };
+        if self.saved.is_some_and(|s| s >= taken) {
+            return;
+        }
+        match (Position {
+            boot: boot.clone(),
+            seq: taken,
+        })
+        .save(&self.path)
+        {
+            Ok(()) => self.saved = Some(taken),
+            Err(e) => log::error!(
+                "input {}: cannot save its position in {}: {e}",
+                self.name,
+                self.path.display()
+            ),
+        }
+    }
+}
+
+/// One /dev/kmsg record.
+#[derive(Debug, PartialEq, Eq)]
+struct Record<'a> {
+    priority: u8,
+    facility: u8,
+    seq: u64,
+    usec: u64,
+    text: Vec<u8>,
+    dictionary: Vec<(&'a str, &'a [u8])>,
+}
+
+impl<'a> Record<'a> {
+    /// Reads `PRI,SEQ,USEC,FLAGS[,...];TEXT\n KEY=VALUE\n...`; None for what is not a record.
+    fn parse(bytes: &'a [u8]) -> Option<Record<'a>> {
+        let semicolon = bytes.iter().position(|&b| b == b';')?;
+        let prefix = std::str::from_utf8(&bytes[..semicolon]).ok()?;
+        let mut parts = prefix.split(',');
+        let pri: u32 = parts.next()?.parse().ok()?;
+        let seq = parts.next()?.parse().ok()?;
+        let usec = parts.next()?.parse().ok()?;
+        let rest = &bytes[semicolon + 1..];
+        let mut lines = rest.split(|&b| b == b'\n');
+        let text = unescape_kernel(lines.next().unwrap_or_default());
+        let dictionary = lines
+            .filter_map(|l| l.strip_prefix(b" "))
+            .filter_map(|l| {
+                let eq = l.iter().position(|&b| b == b'=')?;
+                let key = std::str::from_utf8(&l[..eq]).ok()?;
+                let valid = !key.is_empty()
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+                valid.then(|| (key, &l[eq + 1..]))
+            })
+            .collect();
+        Some(Record {
+            priority: (pri & 7) as u8,
+            facility: ((pri >> 3) & 0x7f).min(23) as u8,
+            seq,
+            usec,
+            text,
+            dictionary,
+        })
+    }
+
+    /// The message: the record's time as wall-clock time (`offset`: realtime minus monotonic,
+    /// in microseconds), `kernel` as the tag of the kernel's own records (a user-space writer's
+    /// text carries its own tag), and the record's numbers and dictionary as fields.
+    fn message(&self, offset: i128) -> Message {
+        let wall = (i128::from(self.usec) + offset).max(0) as u64;
+        let mut raw = format!(
+            "<{}>",
+            u16::from(self.facility) * 8 + u16::from(self.priority)
+        )
+        .into_bytes();
+        push_rfc3339(&mut raw, UNIX_EPOCH + Duration::from_micros(wall));
+        raw.push(b' ');
+        if self.facility == 0 {
+            raw.extend_from_slice(b"kernel: ");
+        }
+        raw.extend_from_slice(&self.text);
+        let msg = parse(&raw, Origin::new(Transport::Kmsg), SystemTime::now(), false);
+        let mut fields: Fields = vec![
+            (
+                "KERNEL_SEQNUM".into(),
+                self.seq.to_string().into_bytes().into(),
+            ),
+            (
+                "KERNEL_MONOTONIC_USEC".into(),
+                self.usec.to_string().into_bytes().into(),
+            ),
+        ];
+        for (key, value) in &self.dictionary {
+            fields.push((format!("KERNEL_{key}").into(), (*value).into()));
+        }
+        msg.with_fields(fields)
+    }
+}
+
+/// Undoes the kernel's `\xNN` escapes of non-printable bytes (a backslash itself is `\x5c`).
+fn unescape_kernel(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if text[i] == b'\\'
+            && text.get(i + 1) == Some(&b'x')
+            && let (Some(h), Some(l)) = (
+                text.get(i + 2).copied().and_then(hex),
+                text.get(i + 3).copied().and_then(hex),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 4;
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC, in microseconds: what turns a record's time into
+/// wall-clock time.
+fn monotonic_offset_usec() -> i128 {
+    use nix::time::{ClockId, clock_gettime};
+    let usec = |c: ClockId| {
+        clock_gettime(c).map_or(0, |t| {
+            i128::from(t.tv_sec()) * 1_000_000 + i128::from(t.tv_nsec()) / 1000
+        })
+    };
+    usec(ClockId::CLOCK_REALTIME) - usec(ClockId::CLOCK_MONOTONIC)
+}
+
+/// This boot's ID (`/proc/sys/kernel/random/boot_id`).
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// Where reading stopped: the boot and the last sequence number every output took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Position {
+    boot: String,
+    seq: u64,
+}
+
+impl Position {
+    /// The saved position, if there is a readable one (a damaged file starts afresh: the
+    /// whole ring is read, and the gap check has nothing to compare with).
+    fn load(path: &Path) -> Option<Position> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut boot = None;
+        let mut seq = None;
+        for line in text.lines() {
+            match line.split_once('=') {
+                Some(("boot_id", v)) => boot = Some(v.to_owned()),
+                Some(("seq", v)) => seq = v.parse().ok(),
+                _ => {}
+            }
+        }
+        Some(Position {
+            boot: boot?,
+            seq: seq?,
+        })
+    }
+
+    /// Writes it to a new file and renames that over the old: a crash leaves one or the other.
+    fn save(&self, path: &Path) -> io::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if let Some(dir) = path.parent()
+            && !dir.exists()
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(dir)?;
+        }
+        let temp = path.with_extension("position.new");
+        let _ = std::fs::remove_file(&temp);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&temp)?;
+        file.write_all(format!("boot_id={}\nseq={}\n", self.boot, self.seq).as_bytes())?;
+        drop(file);
+        std::fs::rename(&temp, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_read_with_their_dictionary_and_escapes_undone() {
+        let raw =
+            b"6,339,5140900,-;NET: Registered \\x1b[1mfamily\\x5c 10\n SUBSYSTEM=net\n DEVICE=n1\n";
+        let r = Record::parse(raw).unwrap();
+        assert_eq!(
+            (r.priority, r.facility, r.seq, r.usec),
+            (6, 0, 339, 5_140_900)
+        );
+        assert_eq!(r.text, b"NET: Registered \x1b[1mfamily\\ 10");
+        assert_eq!(
+            r.dictionary,
+            vec![("SUBSYSTEM", &b"net"[..]), ("DEVICE", b"n1")]
+        );
+        // A user-space writer's record (facility user) keeps its own tag.
+        let r = Record::parse(b"14,7,100,-;myapp: hello").unwrap();
+        assert_eq!((r.facility, r.priority), (1, 6));
+        let msg = r.message(1_796_657_844_000_000);
+        assert_eq!(msg.app_name().as_deref(), Some("myapp"));
+        assert_eq!(msg.text(), b"hello");
+        assert_eq!(
+            msg.timestamp().as_deref(),
+            Some("2026-12-07T15:37:24.000100Z")
+        );
+        let kernel = Record::parse(b"4,8,100,-;usb 1-1: new device")
+            .unwrap()
+            .message(0);
+        assert_eq!(kernel.app_name().as_deref(), Some("kernel"));
+        assert_eq!(kernel.text(), b"usb 1-1: new device");
+        assert_eq!(&*kernel.fields()[0].0, "KERNEL_SEQNUM");
+        for junk in [&b""[..], b"no semicolon", b"x,1,2,-;text", b"6,-1,2,-;t"] {
+            assert_eq!(Record::parse(junk), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn the_position_survives_a_restart_and_a_damaged_file_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state").join(POSITION_FILE);
+        let p = Position {
+            boot: "b-1".into(),
+            seq: 42,
+        };
+        p.save(&path).unwrap();
+        assert_eq!(Position::load(&path), Some(p));
+        std::fs::write(&path, "garbage").unwrap();
+        assert_eq!(Position::load(&path), None);
+    }
+}
