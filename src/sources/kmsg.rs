@@ -173,7 +173,7 @@ impl Reader {
             }
             // The position follows the outputs during a long drain too, so that a SIGKILL
             // reads again only what was taken since the last batch.
-            if self.pending.len() % super::BATCH == 0 {
+            if self.pending.len().is_multiple_of(super::BATCH) {
                 self.settle(ctx);
             }
         }
