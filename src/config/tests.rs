@@ -478,3 +478,40 @@ fn bad_input_tables_say_which_and_why() {
     assert_eq!(c.inputs.len(), 2);
     assert!(!c.inputs_are_default);
 }
+
+#[test]
+fn every_packaged_example_is_a_valid_configuration() {
+    for (name, text) in [
+        (
+            "debian-rules.toml",
+            include_str!("../../packaging/examples/debian-rules.toml"),
+        ),
+        (
+            "without-systemd.toml",
+            include_str!("../../packaging/examples/without-systemd.toml"),
+        ),
+    ] {
+        let c = Config::from_toml(text, &Cli::default(), &env())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!c.outputs.is_empty(), "{name}");
+    }
+    let c = Config::from_toml(
+        include_str!("../../packaging/examples/without-systemd.toml"),
+        &Cli::default(),
+        &env(),
+    )
+    .unwrap();
+    assert!(c.listen().any(|l| l.transport == Transport::Kmsg));
+    // A read input takes no allow-list, and the journal is not read yet.
+    for (bad, why) in [
+        (
+            "[[input]]\nread = \"kmsg\"\nallow = [\"10.0.0.0/8\"]\n",
+            "'allow' applies",
+        ),
+        ("[[input]]\nread = \"journal\"\n", "not built yet"),
+        ("[[input]]\nread = \"dmesg\"\n", "not a log to read"),
+    ] {
+        let e = Config::from_toml(bad, &Cli::default(), &env()).unwrap_err();
+        assert!(e.to_string().contains(why), "{bad}: {e}");
+    }
+}
