@@ -35,10 +35,12 @@ INPUTS (--listen, repeatable; also `listen = [...]` in the configuration file)
       tls-client-fingerprints = [\"SHA256:AB:..\"] or pin certificates by SHA-256 fingerprint
       tls-crl = [\"/etc/logger/tls/ca.crl\"]      revocation lists for the client CA
       and its own max-message-size, max-connections, ... (the limits below) if it needs them.
-    An [[input]] may read a log of the host's instead of listening:
-      read = \"kmsg\"                   the kernel's (/dev/kmsg): every record once, with its
-                                      priority, sequence number, time and device; the position
-                                      is kept in state-dir and advances once the outputs took it
+    An [[input]] may read a log of the host's instead of listening, every entry once (the
+    position is kept in state-dir and advances once the outputs took it):
+      read = \"journal\"                the local journal, every field of every entry
+      journal-match = [\"_SYSTEMD_UNIT=sshd.service\", \"+\", \"PRIORITY=3\"]  as journalctl
+      read = \"kmsg\"                   the kernel's (/dev/kmsg): priority, sequence number,
+                                      time and device of each record
     A TLS handshake must finish within frame-timeout; a client's verified certificate names
     it in LOGGER_TLS_PEER (tls-peer in rfc5424, tls_peer in json).
 

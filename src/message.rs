@@ -77,6 +77,8 @@ pub enum Transport {
     RelpTls,
     /// The kernel's log, read from /dev/kmsg.
     Kmsg,
+    /// The local journal, read with sd-journal.
+    Journal,
 }
 
 impl Transport {
@@ -114,6 +116,7 @@ impl Transport {
             Transport::Relp => "relp",
             Transport::RelpTls => "relp+tls",
             Transport::Kmsg => "kmsg",
+            Transport::Journal => "journal",
         }
     }
 
@@ -128,6 +131,7 @@ impl Transport {
             Transport::Relp,
             Transport::RelpTls,
             Transport::Kmsg,
+            Transport::Journal,
         ]
         .into_iter()
         .find(|t| t.name() == name)
@@ -140,7 +144,7 @@ impl Transport {
 
     /// True for a log logger reads from a file of the host's (the kernel's), not a socket.
     pub fn is_read(self) -> bool {
-        matches!(self, Transport::Kmsg)
+        matches!(self, Transport::Kmsg | Transport::Journal)
     }
 }
 

@@ -17,6 +17,10 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 use crate::error::Error;
 use crate::sinks::line::push_rfc3339;
 
+/// The journal field our own log's entries carry (`LOGGER_OWN_LOG=1`): a journal input skips
+/// them, as it skips what a journal output relayed (`LOGGER_TRANSPORT`).
+pub const OWN_LOG_FIELD: &str = "LOGGER_OWN_LOG";
+
 /// Where our own log goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
@@ -172,7 +176,9 @@ pub fn install(backend: &Backend, level: LevelFilter) -> Result<(), Error> {
                     output: "journal (our own log)".into(),
                     source,
                 })?
-                .with_syslog_identifier("logger".into()),
+                .with_syslog_identifier("logger".into())
+                // Marks our own entries, so that a journal input never reads them back.
+                .with_extra_fields(vec![(OWN_LOG_FIELD, "1")]),
         ),
         Backend::Terminal => Active::Stderr { prefixed: false },
         Backend::Prefixed => Active::Stderr { prefixed: true },

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use super::Limits;
 use crate::allow::AllowList;
 use crate::listen::ListenAddr;
+use crate::message::Transport;
 
 /// One input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub struct InputSpec {
     pub tls: TlsSpec,
     /// Its limits: the top-level ones unless the `[[input]]` table sets its own.
     pub limits: Limits,
+    /// With read = "journal": journalctl-style matches (`FIELD=value`, `+`).
+    pub journal_match: Vec<String>,
 }
 
 impl InputSpec {
@@ -33,16 +36,26 @@ impl InputSpec {
             allow: AllowList::default(),
             tls: TlsSpec::default(),
             limits: limits.clone(),
+            journal_match: Vec::new(),
         }
     }
 
     /// True when it says nothing a `listen = [...]` entry cannot (printed there by `show`).
     pub fn is_plain(&self, limits: &Limits) -> bool {
-        self.allow.is_everyone() && self.tls == TlsSpec::default() && self.limits == *limits
+        self.allow.is_everyone()
+            && self.tls == TlsSpec::default()
+            && self.limits == *limits
+            && self.journal_match.is_empty()
     }
 
     /// The checks across its keys.
     pub fn check(&self) -> Result<(), String> {
+        if !self.journal_match.is_empty() && self.listen.transport != Transport::Journal {
+            return Err(format!(
+                "{}: 'journal-match' applies to read = \"journal\"",
+                self.listen
+            ));
+        }
         if self.listen.transport.is_read() && !self.allow.is_everyone() {
             return Err(format!(
                 "{}: 'allow' applies to network inputs, not to a log read from the host",

@@ -135,6 +135,27 @@ fn check(c: &Config) -> Result<(), String> {
     if c.outputs.is_empty() {
         return Err("key 'output': no output: give at least one".into());
     }
+    // The journal read into the journal would store every entry twice (and each copy is
+    // never read back, so it is no endless loop, but still no configuration anyone wants).
+    let reads_journal = c
+        .listen()
+        .any(|a| a.transport == crate::message::Transport::Journal);
+    if reads_journal
+        && let Some((i, _)) = c.outputs.iter().enumerate().find(|(_, o)| {
+            matches!(o.target, super::Output::Journal | super::Output::Auto)
+                && (o.route.transports.is_empty()
+                    || o.route
+                        .transports
+                        .contains(&crate::message::Transport::Journal))
+        })
+    {
+        return Err(format!(
+            "output #{}: the journal input would be written back into the journal it reads; \
+             give that output a transport list without \"journal\" (transport = [\"unix\", \
+             \"udp\"]), or send the journal elsewhere",
+            i + 1
+        ));
+    }
     if c.group.is_some() && c.user.is_none() {
         return Err(
             "key 'group': needs a user too: a group alone would keep uid 0 and every capability"

@@ -363,22 +363,44 @@ pub const INPUT_KEYS: &[Key<InputSpec>] = &[
     },
     Key {
         name: "read",
-        doc: "Instead of listen: a log of the host's to read. \"kmsg\" is the kernel's (/dev/kmsg): every record once, with its priority, sequence number, time and device, its position kept under state-dir and advanced only once every output took it.",
+        doc: "Instead of listen: a log of the host's to read, every entry once, its position kept under state-dir and advanced only once every output took it. \"journal\": the local journal (every field of every entry the service may read; journal-match narrows it). \"kmsg\": the kernel's (/dev/kmsg), with each record's priority, sequence number, time and device.",
         read: |i, v| {
             i.listen = match string(v)? {
                 "kmsg" => ListenAddr::path(Transport::Kmsg, "/dev/kmsg"),
-                "journal" => {
-                    return Err(
-                        "read = \"journal\" is not built yet: on a systemd host the \
-                                kernel log reaches the journal; read = \"kmsg\" reads it here"
-                            .into(),
-                    );
+                "journal" => ListenAddr::path(Transport::Journal, "/var/log/journal"),
+                other => {
+                    return Err(format!("'{other}' is not a log to read: journal or kmsg").into());
                 }
-                other => return Err(format!("'{other}' is not a log to read: kmsg").into()),
             };
             Ok(())
         },
         show: |_| None,
+    },
+    Key {
+        name: "journal-match",
+        doc: "With read = \"journal\": only entries with these fields, as journalctl matches them ([\"_SYSTEMD_UNIT=nginx.service\", \"PRIORITY=3\"]: both; different values of one field: either; \"+\" between groups: either group).",
+        read: |i, v| {
+            let matches = strings(v)?;
+            for m in &matches {
+                let field = m.split('=').next().unwrap_or_default();
+                let valid = m == "+"
+                    || m.contains('=')
+                        && !field.is_empty()
+                        && field
+                            .bytes()
+                            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+                if !valid {
+                    return Err(format!("'{m}' is not FIELD=value or \"+\"").into());
+                }
+            }
+            i.journal_match = matches.iter().map(|m| m.to_string()).collect();
+            Ok(())
+        },
+        show: |i| {
+            (!i.journal_match.is_empty())
+                .then(|| some_list(i.journal_match.iter()))
+                .flatten()
+        },
     },
     Key {
         name: "allow",

@@ -502,13 +502,25 @@ fn every_packaged_example_is_a_valid_configuration() {
     )
     .unwrap();
     assert!(c.listen().any(|l| l.transport == Transport::Kmsg));
-    // A read input takes no allow-list, and the journal is not read yet.
+    // A read input takes no allow-list, and the journal is not written back into itself.
     for (bad, why) in [
         (
             "[[input]]\nread = \"kmsg\"\nallow = [\"10.0.0.0/8\"]\n",
             "'allow' applies",
         ),
-        ("[[input]]\nread = \"journal\"\n", "not built yet"),
+        (
+            "[[input]]\nread = \"journal\"\n",
+            "written back into the journal",
+        ),
+        (
+            "[[input]]\nread = \"journal\"\n[[output]]\nto = \"journal\"\n\
+             transport = [\"journal\", \"udp\"]\n",
+            "written back into the journal",
+        ),
+        (
+            "[[input]]\nlisten = \"udp://127.0.0.1:0\"\njournal-match = [\"A=b\"]\n",
+            "applies to read",
+        ),
         ("[[input]]\nread = \"dmesg\"\n", "not a log to read"),
     ] {
         let e = Config::from_toml(bad, &Cli::default(), &env()).unwrap_err();

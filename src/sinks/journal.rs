@@ -36,13 +36,18 @@ pub fn put_field(out: &mut Vec<u8>, key: &str, value: &[u8]) {
 
 /// Encodes a message as one native-protocol entry.
 pub fn encode(out: &mut Vec<u8>, msg: &Message) {
+    // A message read from a journal brings its own fields: those stand for themselves, and the
+    // header's copies of them are not written twice.
+    let own = |name: &str| msg.fields().iter().any(|(k, _)| &**k == name);
     put_field(out, "MESSAGE", msg.text());
     put_field(out, "PRIORITY", &[b'0' + msg.journal_priority()]);
-    put_field(out, "SYSLOG_FACILITY", msg.facility.to_string().as_bytes());
-    if let Some(app) = msg.app_name() {
+    if !own("SYSLOG_FACILITY") {
+        put_field(out, "SYSLOG_FACILITY", msg.facility.to_string().as_bytes());
+    }
+    if let Some(app) = msg.app_name().filter(|_| !own("SYSLOG_IDENTIFIER")) {
         put_field(out, "SYSLOG_IDENTIFIER", app.as_bytes());
     }
-    if let Some(pid) = msg.pid() {
+    if let Some(pid) = msg.pid().filter(|_| !own("SYSLOG_PID")) {
         put_field(out, "SYSLOG_PID", pid.as_bytes());
     }
     if let Some(ts) = msg.timestamp() {
@@ -74,7 +79,13 @@ pub fn encode(out: &mut Vec<u8>, msg: &Message) {
         put_field(out, "LOGGER_PEER_GID", c.gid.to_string().as_bytes());
     }
     for (name, value) in msg.fields() {
-        put_field(out, name, value);
+        match name.strip_prefix('_') {
+            // journald sets the trusted fields itself, for the sender it sees (us): the
+            // origin's are kept as ORIGIN_SYSTEMD_UNIT, ORIGIN_HOSTNAME, ORIGIN_PID, ...
+            Some(trusted) => put_field(out, &format!("ORIGIN_{trusted}"), value),
+            None if &**name == "PRIORITY" => {}
+            None => put_field(out, name, value),
+        }
     }
     let format = match msg.format {
         Format::Rfc5424 => "rfc5424",

@@ -100,7 +100,15 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
             }
             string(out, name);
             out.push(b':');
-            string(out, &String::from_utf8_lossy(value));
+            // A binary value as the receive escaping writes it (UTF-8, reversible).
+            match std::str::from_utf8(value) {
+                Ok(text) => string(out, text),
+                Err(_) => {
+                    let mut e = Vec::with_capacity(value.len() * 2);
+                    escape::escape_into(&mut e, value, escape::RECEIVE);
+                    string(out, &String::from_utf8_lossy(&e));
+                }
+            }
         }
         out.push(b'}');
     }

@@ -55,7 +55,8 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
     if !msg.fields().is_empty() {
         // Fields beyond syslog's, as an element of their own (names are SD-NAMEs already).
         out.extend_from_slice(b"[fields@32473");
-        for (name, value) in msg.fields() {
+        // An SD-NAME is at most 32 characters; longer field names stay in the other formats.
+        for (name, value) in msg.fields().iter().filter(|(n, _)| n.len() <= 32) {
             out.push(b' ');
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b"=\"");

@@ -160,6 +160,12 @@ pub fn bind(spec: &InputSpec) -> Result<Listener> {
             (s.into(), None)
         }
         (Endpoint::Inet(a), _) => (TcpListener::bind(a).map_err(fail)?.into(), None),
+        // The journal is opened by its input's thread (sd-journal objects belong to one
+        // thread): nothing to bind. Its files are read with the daemon's own rights.
+        (Endpoint::Path(_), Transport::Journal) => {
+            let file = fs::File::open("/dev/null").map_err(fail)?;
+            (file.into(), None)
+        }
         (Endpoint::Path(path), Transport::Kmsg) => {
             // Opened here, before any privilege drop: reading it needs CAP_SYSLOG where
             // kernel.dmesg_restrict is set.

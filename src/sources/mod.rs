@@ -10,6 +10,7 @@
 
 pub mod bind;
 mod datagram;
+mod journal;
 mod kmsg;
 mod refusals;
 mod relp;
@@ -355,7 +356,9 @@ impl Input {
         let thread = std::thread::Builder::new()
             .name(format!("input-{id}"))
             .spawn(move || {
-                if listener.addr().transport.is_read() {
+                if listener.addr().transport == crate::message::Transport::Journal {
+                    journal::run(ctx, poll, listener)
+                } else if listener.addr().transport.is_read() {
                     kmsg::run(ctx, poll, listener)
                 } else if listener.addr().is_stream() {
                     stream::run(ctx, poll, listener)

@@ -1,11 +1,14 @@
 //! The only module allowed to use `unsafe`: process-wide operations whose safety depends on the
 //! process being single-threaded, adopting raw descriptors handed to us by a parent, buffers
 //! mapped straight from the kernel, the one socket query the standard library lacks
-//! (SIOCOUTQ), and the C library's time zone (`localtime_r`).
+//! (SIOCOUTQ), the C library's time zone (`localtime_r`), and libsystemd's sd-journal, loaded
+//! with dlopen ([`journal`]).
 //!
 //! Every function states the invariant it relies on; every `unsafe` block argues it in a
 //! `// SAFETY:` comment. The rest of the crate is `#![deny(unsafe_code)]`.
 #![allow(unsafe_code)]
+
+pub mod journal;
 
 use std::ffi::OsStr;
 use std::io;

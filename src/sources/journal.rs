@@ -1,0 +1,443 @@
+//! The journal input (`read = "journal"`): every entry of the local journal once, with every
+//! field, across restarts, rotation, vacuum and journald restarts.
+//!
+//! Read with libsystemd's sd-journal (`sys::journal`, loaded when this input starts), on this
+//! input's own thread, which waits on the journal's inotify descriptor: no polling while the
+//! journal is quiet. An entry becomes a message with the entry's own time
+//! (`__REALTIME_TIMESTAMP`), `PRIORITY`, `SYSLOG_FACILITY`, `SYSLOG_IDENTIFIER` (else `_COMM`),
+//! `SYSLOG_PID` (else `_PID`), `_HOSTNAME` and `MESSAGE` (binary ones too), and every field
+//! of the entry, `_`-trusted ones included, under their journald names (`Message::fields`).
+//!
+//! The position is the cursor of the last entry every output took, kept in
+//! `state-dir/journal.cursor` and advanced by receipts as the kernel log's is. A restart seeks
+//! that cursor and reads on after it; if that entry is gone (vacuumed), sd-journal places the
+//! reader by sequence number within the same journal (never by wall-clock time), and the gap is
+//! logged with the exact number of entries missed and counted (`missed`).
+//!
+//! No loop: entries a journal output wrote (they carry `LOGGER_TRANSPORT`) and our own log
+//! (`LOGGER_OWN_LOG`) are never read back, and a configuration that routes this input into a
+//! journal output is refused (`config::merge`).
+
+use std::collections::VecDeque;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest};
+
+use super::{Batch, Ctx, Listener, SOCKET};
+use crate::message::{Fields, Message, Origin, Transport};
+use crate::parse::parse;
+use crate::sinks::line::push_rfc3339;
+use crate::stats::Stats;
+use crate::sys::journal::Journal;
+
+/// At a stop, how long to wait for the outputs to take what was sent (see `kmsg`).
+const STOP_SETTLE: Duration = Duration::from_secs(30);
+/// The cursor file under state-dir.
+const CURSOR_FILE: &str = "journal.cursor";
+
+pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, listener: Listener) {
+    let name = listener.addr().to_string();
+    let matches = listener.spec.journal_match.clone();
+    drop(listener);
+    let mut journal = match open(&matches) {
+        Ok(j) => j,
+        Err(e) => {
+            log::error!("input {name}: cannot open the journal: {e}");
+            return ctx.finish();
+        }
+    };
+    let fd = match journal.fd() {
+        Ok(fd) => fd,
+        Err(e) => {
+            log::error!("input {name}: cannot watch the journal: {e}");
+            return ctx.finish();
+        }
+    };
+    if let Err(e) = poll
+        .registry()
+        .register(&mut SourceFd(&fd), SOCKET, Interest::READABLE)
+    {
+        log::error!("input {name}: cannot poll the journal: {e}");
+        return ctx.finish();
+    }
+    let path = ctx.tunables.state_dir.join(CURSOR_FILE);
+    let mut reader = Reader {
+        pending: VecDeque::new(),
+        next_id: 0,
+        saved: std::fs::read_to_string(&path)
+            .ok()
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty()),
+        path,
+        name,
+        unread_current: false,
+    };
+    if let Err(e) = reader.position(&mut journal, &ctx) {
+        log::error!("input {}: cannot find its place: {e}", reader.name);
+        return ctx.finish();
+    }
+    let mut batch = ctx.batch();
+    let mut events = Events::with_capacity(8);
+    loop {
+        let stopping = ctx.stopping();
+        if !reader.drain(&mut journal, &mut ctx, &mut batch) || !batch.flush() {
+            return ctx.finish();
+        }
+        if stopping {
+            let deadline = Instant::now() + STOP_SETTLE;
+            while !reader.pending.is_empty() && Instant::now() < deadline {
+                let _ = poll.poll(&mut events, Some(Duration::from_millis(100)));
+                reader.settle(&ctx);
+            }
+            break;
+        }
+        if let Err(e) = poll.poll(&mut events, None)
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            log::error!("input {}: poll failed: {e}", reader.name);
+            break;
+        }
+        if ctx.refresh().is_some() {
+            batch.escape = ctx.tunables.escape_controls;
+        }
+        reader.settle(&ctx);
+        // New entries, new or rotated files (journald restarted, vacuumed, rotated).
+        if let Err(e) = journal.process() {
+            log::warn!("input {}: the journal changed under it: {e}", reader.name);
+        }
+    }
+    ctx.finish();
+}
+
+/// Opens the journal with the configured matches.
+fn open(matches: &[String]) -> io::Result<Journal> {
+    let mut journal = Journal::open()?;
+    for m in matches {
+        match m.as_str() {
+            "+" => journal.add_disjunction()?,
+            pair => journal.add_match(pair.as_bytes())?,
+        }
+    }
+    Ok(journal)
+}
+
+/// The reading state of one journal input.
+struct Reader {
+    /// Sent and not yet known taken through: in the order sent, each entry's cursor and
+    /// whether every output took it. The front's number is `next_id - pending.len()`.
+    pending: VecDeque<(String, bool)>,
+    next_id: u64,
+    /// The cursor last saved.
+    saved: Option<String>,
+    path: std::path::PathBuf,
+    name: String,
+    /// The reader stands on an entry not read yet (after a seek to a cursor that was gone).
+    unread_current: bool,
+}
+
+impl Reader {
+    /// Places the reader after the saved cursor's entry, or at the head without one.
+    fn position(&mut self, journal: &mut Journal, ctx: &Ctx) -> io::Result<()> {
+        let Some(saved) = self.saved.clone() else {
+            return journal.seek_head();
+        };
+        journal.seek_cursor(&saved)?;
+        if !journal.next_entry()? {
+            return Ok(());
+        }
+        if journal.test_cursor(&saved)? {
+            return Ok(());
+        }
+        // The saved entry is gone: the reader stands on the first entry after where it was.
+        self.unread_current = true;
+        let current = journal.cursor()?;
+        match (seqnum(&saved), seqnum(&current)) {
+            (Some((id, old)), Some((same, new))) if id == same && new > old + 1 => {
+                let missed = new - old - 1;
+                Stats::add(&ctx.shared.stats.missed, missed);
+                log::warn!(
+                    "input {}: missed {missed} journal entries (vacuumed before they were read)",
+                    self.name
+                );
+            }
+            (Some((id, _)), Some((other, _))) if id != other => log::warn!(
+                "input {}: the entry it stopped at is gone with its journal (another \
+                 sequence number space); reading on from the next entry",
+                self.name
+            ),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Reads every entry there is into `batch`; false once the loop is gone.
+    fn drain(&mut self, journal: &mut Journal, ctx: &mut Ctx, batch: &mut Batch) -> bool {
+        loop {
+            if !self.unread_current {
+                match journal.next_entry() {
+                    Ok(true) => {}
+                    Ok(false) => return true,
+                    Err(e) => {
+                        Stats::add(&ctx.shared.stats.read_errors, 1);
+                        log::error!("input {}: reading the journal: {e}", self.name);
+                        return true;
+                    }
+                }
+            }
+            self.unread_current = false;
+            let entry = match read_entry(journal) {
+                Ok(Some(entry)) => entry,
+                Ok(None) => continue,
+                Err(e) => {
+                    Stats::add(&ctx.shared.stats.read_errors, 1);
+                    log::error!("input {}: reading an entry: {e}", self.name);
+                    continue;
+                }
+            };
+            let id = self.next_id;
+            self.next_id += 1;
+            self.pending.push_back((entry.cursor.clone(), false));
+            Stats::add(&ctx.shared.stats.received, 1);
+            batch.push_answered(entry.message(), (id as usize, 0));
+            if !batch.loop_alive() {
+                return false;
+            }
+            if self.pending.len().is_multiple_of(super::BATCH) {
+                self.settle(ctx);
+            }
+        }
+    }
+
+    /// Takes the entries every output took and saves the cursor of the last one before the
+    /// first still pending.
+    fn settle(&mut self, ctx: &Ctx) {
+        let Some(board) = &ctx.board else { return };
+        let front = self.next_id - self.pending.len() as u64;
+        for (id, _) in board.take() {
+            if let Some(slot) = (id as u64)
+                .checked_sub(front)
+                .and_then(|i| self.pending.get_mut(i as usize))
+            {
+                slot.1 = true;
+            }
+        }
+        let mut through = None;
+        while self.pending.front().is_some_and(|(_, taken)| *taken) {
+            through = self.pending.pop_front().map(|(cursor, _)| cursor);
+        }
+        let Some(cursor) = through else { return };
+        match save(&self.path, &cursor) {
+            Ok(()) => self.saved = Some(cursor),
+            Err(e) => log::error!(
+                "input {}: cannot save its position in {}: {e}",
+                self.name,
+                self.path.display()
+            ),
+        }
+    }
+}
+
+/// One journal entry, read.
+struct Entry {
+    cursor: String,
+    realtime_usec: u64,
+    message: Vec<u8>,
+    fields: Fields,
+}
+
+/// The current entry, or None for one logger wrote itself (relayed, or its own log).
+fn read_entry(journal: &mut Journal) -> io::Result<Option<Entry>> {
+    let cursor = journal.cursor()?;
+    let realtime_usec = journal.realtime_usec()?;
+    let mut message = Vec::new();
+    let mut fields: Fields = Vec::new();
+    let mut ours = false;
+    journal.for_each_field(|field| {
+        let Some(eq) = field.iter().position(|&b| b == b'=') else {
+            return;
+        };
+        let (name, value) = (&field[..eq], &field[eq + 1..]);
+        let Ok(name) = std::str::from_utf8(name) else {
+            return;
+        };
+        match name {
+            "MESSAGE" => message = value.to_vec(),
+            "LOGGER_TRANSPORT" => ours = true,
+            n if n == crate::selflog::OWN_LOG_FIELD => ours = true,
+            _ => fields.push((name.into(), value.into())),
+        }
+    })?;
+    Ok((!ours).then_some(Entry {
+        cursor,
+        realtime_usec,
+        message,
+        fields,
+    }))
+}
+
+impl Entry {
+    fn field(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(k, _)| &**k == name)
+            .map(|(_, v)| &**v)
+    }
+
+    fn number(&self, name: &str) -> Option<u32> {
+        std::str::from_utf8(self.field(name)?)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// The message: a syslog header made of the entry's fields (its time, host, identifier,
+    /// pid, priority and facility), its MESSAGE as the text, and every field beside.
+    fn message(self) -> Message {
+        let severity = self.number("PRIORITY").map_or(6, |p| p.min(7));
+        let kernel = self.field("_TRANSPORT") == Some(b"kernel");
+        let facility = self
+            .number("SYSLOG_FACILITY")
+            .map_or(if kernel { 0 } else { 1 }, |f| f.min(23));
+        let mut raw = format!("<{}>", facility * 8 + severity).into_bytes();
+        push_rfc3339(
+            &mut raw,
+            UNIX_EPOCH + Duration::from_micros(self.realtime_usec),
+        );
+        raw.push(b' ');
+        if let Some(host) = self.field("_HOSTNAME").filter(|h| is_hostname(h)) {
+            raw.extend_from_slice(host);
+            raw.push(b' ');
+        }
+        let tag = self
+            .field("SYSLOG_IDENTIFIER")
+            .or_else(|| self.field("_COMM"))
+            .unwrap_or(if kernel { b"kernel" } else { b"-" });
+        raw.extend(tag.iter().map(|&b| match b {
+            b' ' | b':' | b'[' | b']' | b'\n' => b'_',
+            b => b,
+        }));
+        if let Some(pid) = self
+            .field("SYSLOG_PID")
+            .or_else(|| self.field("_PID"))
+            .filter(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit))
+        {
+            raw.push(b'[');
+            raw.extend_from_slice(pid);
+            raw.push(b']');
+        }
+        raw.extend_from_slice(b": ");
+        raw.extend_from_slice(&self.message);
+        parse(
+            &raw,
+            Origin::new(Transport::Journal),
+            SystemTime::now(),
+            false,
+        )
+        .with_fields(self.fields)
+    }
+}
+
+/// Letters, digits, `.`, `-`, `_`: what the header parser reads as a hostname.
+fn is_hostname(h: &[u8]) -> bool {
+    !h.is_empty()
+        && h.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+/// A cursor's sequence number space and number: `s=ID;i=HEX;...`.
+fn seqnum(cursor: &str) -> Option<(&str, u64)> {
+    let mut id = None;
+    let mut number = None;
+    for part in cursor.split(';') {
+        match part.split_once('=') {
+            Some(("s", v)) => id = Some(v),
+            Some(("i", v)) => number = u64::from_str_radix(v, 16).ok(),
+            _ => {}
+        }
+    }
+    Some((id?, number?))
+}
+
+/// Writes the cursor to a new file and renames it over the old.
+fn save(path: &Path, cursor: &str) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(dir)?;
+    }
+    let temp = path.with_extension("cursor.new");
+    let _ = std::fs::remove_file(&temp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o640)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&temp)?;
+    file.write_all(cursor.as_bytes())?;
+    file.write_all(b"\n")?;
+    drop(file);
+    std::fs::rename(&temp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_give_their_sequence_numbers() {
+        let c = "s=739ad463348b4ceca5a9e69c95a3c93f;i=4ece7;b=6c7c6013a8494546b1e57d1b1cee1d7d;\
+                 m=5f5e67a;t=4c508b6d9a0ad;x=9fa3e0dd2ef5b2ec";
+        assert_eq!(
+            seqnum(c),
+            Some(("739ad463348b4ceca5a9e69c95a3c93f", 0x4ece7))
+        );
+        assert_eq!(seqnum("garbage"), None);
+    }
+
+    #[test]
+    fn an_entry_becomes_a_message_with_its_own_time_and_every_field() {
+        let entry = Entry {
+            cursor: String::new(),
+            realtime_usec: 1_796_657_844_000_001,
+            message: b"Started nginx.\nsecond line".to_vec(),
+            fields: vec![
+                ("PRIORITY".into(), b"3".as_slice().into()),
+                ("SYSLOG_FACILITY".into(), b"3".as_slice().into()),
+                (
+                    "SYSLOG_IDENTIFIER".into(),
+                    b"nginx: worker".as_slice().into(),
+                ),
+                ("_PID".into(), b"4242".as_slice().into()),
+                ("_HOSTNAME".into(), b"web1".as_slice().into()),
+                ("_SYSTEMD_UNIT".into(), b"nginx.service".as_slice().into()),
+                ("MY_FIELD".into(), b"\x00\xffbinary".as_slice().into()),
+            ],
+        };
+        let msg = entry.message();
+        assert_eq!((msg.facility, msg.severity), (3, 3));
+        assert_eq!(msg.hostname().as_deref(), Some("web1"));
+        assert_eq!(msg.app_name().as_deref(), Some("nginx__worker"));
+        assert_eq!(msg.procid().as_deref(), Some("4242"));
+        assert_eq!(
+            msg.timestamp().as_deref(),
+            Some("2026-12-07T15:37:24.000001Z")
+        );
+        assert_eq!(msg.text(), b"Started nginx.\nsecond line");
+        assert_eq!(msg.origin.transport, Transport::Journal);
+        assert!(
+            msg.fields()
+                .iter()
+                .any(|(k, v)| &**k == "MY_FIELD" && &**v == b"\x00\xffbinary")
+        );
+        assert!(msg.fields().iter().any(|(k, _)| &**k == "_SYSTEMD_UNIT"));
+    }
+}
