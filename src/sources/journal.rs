@@ -158,6 +158,8 @@ impl Reader {
             (Some((id, old)), Some((same, new))) if id == same && new > old + 1 => {
                 let missed = new - old - 1;
                 Stats::add(&ctx.shared.stats.missed, missed);
+                // The journal's own count between the two (its sequence numbers): with
+                // journal-match, entries it would not have taken are in it too.
                 log::warn!(
                     "input {}: missed {missed} journal entries (vacuumed before they were read)",
                     self.name

@@ -15,6 +15,7 @@ mod fork;
 mod forward;
 mod hostile;
 mod inputs;
+mod journal;
 mod kmsg;
 mod lan;
 mod lifecycle;
@@ -34,6 +35,7 @@ fn main() -> std::process::ExitCode {
         forward::TESTS,
         hostile::TESTS,
         inputs::TESTS,
+        journal::TESTS,
         kmsg::TESTS,
         lan::TESTS,
         lifecycle::TESTS,
