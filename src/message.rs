@@ -224,6 +224,104 @@ pub struct Message {
 /// underscores) and byte values.
 pub type Fields = Vec<(Box<str>, Box<[u8]>)>;
 
+/// The SD-ID under which fields travel in RFC 5424 (a forward output writes it, the parser
+/// reads it back): `[fields@32473 _SYSTEMD_UNIT="nginx.service" MY_FIELD="..."]`.
+pub const FIELDS_SD_ID: &str = "fields@32473";
+
+/// Appends `fields` as one SD-ELEMENT: names longer than an SD-NAME may be (32) are left out,
+/// values escaped as RFC 5424 says (`"`, `\` and `]` after a backslash), bytes that are not
+/// UTF-8 with the receive escaping (readable, reversible).
+pub fn push_fields_element(out: &mut Vec<u8>, fields: &[(Box<str>, Box<[u8]>)]) {
+    out.push(b'[');
+    out.extend_from_slice(FIELDS_SD_ID.as_bytes());
+    for (name, value) in fields.iter().filter(|(n, _)| n.len() <= 32) {
+        out.push(b' ');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"=\"");
+        let escaped;
+        let value: &[u8] = match std::str::from_utf8(value) {
+            Ok(_) => value,
+            Err(_) => {
+                let mut e = Vec::with_capacity(value.len() * 2);
+                crate::escape::escape_into(&mut e, value, crate::escape::RECEIVE);
+                escaped = e;
+                &escaped
+            }
+        };
+        for &b in value {
+            if matches!(b, b'"' | b'\\' | b']') {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    }
+    out.push(b']');
+}
+
+/// `sd` without its `[fields@32473 ...]` element (the rest as sent).
+pub fn sd_without_fields(sd: &str) -> String {
+    let open = format!("[{FIELDS_SD_ID}");
+    let Some(start) = sd.find(&open) else {
+        return sd.to_owned();
+    };
+    let bytes = sd.as_bytes();
+    let (mut i, mut quoted) = (start + 1, false);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b']' if !quoted => break,
+            _ => {}
+        }
+        i += 1;
+    }
+    let end = (i + 1).min(sd.len());
+    format!("{}{}", &sd[..start], &sd[end..])
+}
+
+/// The fields of a `[fields@32473 ...]` element in `sd` (STRUCTURED-DATA as sent), if any.
+pub fn fields_from_sd(sd: &[u8]) -> Fields {
+    let open = format!("[{FIELDS_SD_ID}");
+    let Some(start) = sd.windows(open.len()).position(|w| w == open.as_bytes()) else {
+        return Fields::new();
+    };
+    let mut fields = Fields::new();
+    let mut rest = &sd[start + open.len()..];
+    loop {
+        rest = match rest.strip_prefix(b" ") {
+            Some(r) => r,
+            None => return fields,
+        };
+        let Some(eq) = rest.iter().position(|&b| b == b'=') else {
+            return fields;
+        };
+        let name = String::from_utf8_lossy(&rest[..eq]).into_owned();
+        rest = match rest[eq + 1..].strip_prefix(b"\"") {
+            Some(r) => r,
+            None => return fields,
+        };
+        let mut value = Vec::new();
+        let mut i = 0;
+        loop {
+            match rest.get(i) {
+                None => return fields,
+                Some(b'\\') if matches!(rest.get(i + 1), Some(b'"' | b'\\' | b']')) => {
+                    value.push(rest[i + 1]);
+                    i += 2;
+                }
+                Some(b'"') => break,
+                Some(&b) => {
+                    value.push(b);
+                    i += 1;
+                }
+            }
+        }
+        fields.push((name.into(), value.into()));
+        rest = &rest[i + 1..];
+    }
+}
+
 /// A part of a message's bytes; empty means absent for header fields.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Span {
@@ -248,6 +346,11 @@ impl Span {
             start: start as u32,
             end: (start + part.len()) as u32,
         }
+    }
+
+    /// The bytes of `raw` it covers (`raw` the whole message it was made for).
+    pub fn slice(self, raw: &[u8]) -> &[u8] {
+        self.get(raw)
     }
 
     fn get(self, raw: &[u8]) -> &[u8] {

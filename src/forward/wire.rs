@@ -64,9 +64,20 @@ pub fn encode(out: &mut Vec<u8>, msg: &Message, local_host: &str, rfc3164: bool)
         }
     }
     out.push(b' ');
-    match msg.structured_data() {
-        Some(sd) if msg.format == Format::Rfc5424 => out.extend_from_slice(sd.as_bytes()),
-        _ => out.push(b'-'),
+    // A message's fields travel as an element of their own (a logger collector reads them back).
+    let sent_sd = msg
+        .structured_data()
+        .filter(|_| msg.format == Format::Rfc5424)
+        .map(|sd| crate::message::sd_without_fields(&sd))
+        .filter(|sd| !sd.is_empty());
+    match (sent_sd, msg.fields().is_empty()) {
+        (Some(sd), true) => out.extend_from_slice(sd.as_bytes()),
+        (Some(sd), false) => {
+            out.extend_from_slice(sd.as_bytes());
+            crate::message::push_fields_element(out, msg.fields());
+        }
+        (None, false) => crate::message::push_fields_element(out, msg.fields()),
+        (None, true) => out.push(b'-'),
     }
     if !msg.text().is_empty() {
         out.push(b' ');
@@ -134,6 +145,60 @@ mod tests {
         origin.peer = Some("192.0.2.7:514".parse().unwrap());
         let received = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
         parse(raw, origin, received, false)
+    }
+
+    #[test]
+    fn fields_travel_as_an_element_and_come_back_as_fields() {
+        let fields: crate::message::Fields = vec![
+            ("_SYSTEMD_UNIT".into(), b"nginx.service".as_slice().into()),
+            (
+                "MY_FIELD".into(),
+                b"quote \" bracket ] backslash \\".as_slice().into(),
+            ),
+            ("BINARY".into(), b"\x00\xff".as_slice().into()),
+            (
+                "A_NAME_LONGER_THAN_AN_SD_NAME_MAY_BE".into(),
+                b"left out".as_slice().into(),
+            ),
+        ];
+        for raw in [
+            &b"<13>1 2026-12-07T15:37:24Z web1 app - - - text"[..],
+            b"<13>1 2026-12-07T15:37:24Z web1 app - - [x@1 a=\"b\"] text",
+            b"<13>Dec  7 15:37:24 web1 app: text",
+        ] {
+            let msg = message(raw).with_fields(fields.clone());
+            let mut out = Vec::new();
+            encode(&mut out, &msg, "here", false);
+            let back = parse(
+                &out,
+                Origin::new(Transport::Tcp),
+                SystemTime::UNIX_EPOCH,
+                false,
+            );
+            assert_eq!(back.text(), b"text", "{}", String::from_utf8_lossy(&out));
+            assert_eq!(
+                &back.fields()[..2],
+                &fields[..2],
+                "{}",
+                String::from_utf8_lossy(&out)
+            );
+            assert_eq!(
+                &*back.fields()[2].1,
+                b"\\x00\\xff",
+                "binary: receive-escaped"
+            );
+            assert_eq!(back.fields().len(), 3, "the long name is left out");
+            // Forwarded again, the element is not doubled.
+            let mut again = Vec::new();
+            encode(&mut again, &back, "here", false);
+            let text = String::from_utf8_lossy(&again);
+            assert_eq!(text.matches("[fields@32473").count(), 1, "{text}");
+            assert_eq!(
+                text.contains("[x@1 a=\"b\"]"),
+                raw.windows(5).any(|w| w == b"[x@1 "),
+                "{text}"
+            );
+        }
     }
 
     fn encoded(raw: &[u8], rfc3164: bool) -> String {

@@ -41,6 +41,12 @@ pub fn parse(raw: &[u8], origin: Origin, received: SystemTime, truncated: bool) 
     } else if let Some(after_version) = rest.strip_prefix(b"1 ") {
         parsed.format = Format::Rfc5424;
         rfc5424::parse_header(after_version, &mut fields);
+        // Fields another logger forwarded (`[fields@32473 ...]`) become fields again.
+        let sd = parsed.spans.structured_data;
+        let carried = crate::message::fields_from_sd(sd.slice(raw));
+        if !carried.is_empty() {
+            return Message::new(raw, parsed, origin, received, truncated).with_fields(carried);
+        }
     } else {
         parsed.format = Format::Rfc3164;
         rfc3164::parse_header(rest, origin.transport.is_local(), &mut fields);

@@ -339,5 +339,60 @@ fn the_journal_is_read_once_across_kills_stops_rotations_and_vacuums() {
     );
     let (status, _, stderr) = d.stop();
     assert!(status.success(), "{stderr}");
+
+    // Across machines: a host's journal input forwards to a collector that writes into its own
+    // journal, where the origin's fields are found (trusted ones as ORIGIN_*).
+    let in_ns = |config: &str| {
+        Builder::new()
+            .config(config)
+            .wrapped_in(&["nsenter", "--mount", "--target", &pid, "--"])
+            .start()
+    };
+    let collector = in_ns("listen = [\"tcp://127.0.0.1:0\"]\n[[output]]\nto = \"journal\"\n");
+    let host = in_ns(&format!(
+        "state-dir = \"{}\"\n[[input]]\nread = \"journal\"\n\
+         journal-match = [\"SYSLOG_IDENTIFIER=jfwd\"]\n[[output]]\nto = \"{}\"\n",
+        work.path().join("host-state").display(),
+        format!("tcp://{}", collector.addr("tcp"))
+    ));
+    let script = format!(
+        "import socket\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         s.sendto(b'MESSAGE=across machines\\nSYSLOG_IDENTIFIER=jfwd\\nMY_FIELD={marker}-fwd\\n', \
+         '/run/systemd/journal/socket')\n"
+    );
+    ns.ok(&["python3", "-c", &script]);
+    let mut export = String::new();
+    eventually(
+        "the forwarded entry in the collector's journal",
+        WAIT,
+        || {
+            export = ns.ok(&[
+                "journalctl",
+                "-o",
+                "export",
+                "--no-pager",
+                &format!("MY_FIELD={marker}-fwd"),
+                "LOGGER_TRANSPORT=tcp",
+            ]);
+            !export.is_empty()
+        },
+    );
+    for field in [
+        "MESSAGE=across machines",
+        "SYSLOG_IDENTIFIER=jfwd",
+        "ORIGIN_TRANSPORT=journal",
+        "ORIGIN_PID=",
+    ] {
+        assert!(export.contains(field), "{field} not in {export}");
+    }
+    assert_eq!(
+        export.matches("\n__CURSOR=").count() + usize::from(export.starts_with("__CURSOR=")),
+        1,
+        "read back and forwarded again: {export}"
+    );
+    for d in [host, collector] {
+        let (status, _, stderr) = d.stop();
+        assert!(status.success(), "{stderr}");
+    }
     drop(ns);
 }
