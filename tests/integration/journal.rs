@@ -351,9 +351,9 @@ fn the_journal_is_read_once_across_kills_stops_rotations_and_vacuums() {
     let collector = in_ns("listen = [\"tcp://127.0.0.1:0\"]\n[[output]]\nto = \"journal\"\n");
     let host = in_ns(&format!(
         "state-dir = \"{}\"\n[[input]]\nread = \"journal\"\n\
-         journal-match = [\"SYSLOG_IDENTIFIER=jfwd\"]\n[[output]]\nto = \"{}\"\n",
+         journal-match = [\"SYSLOG_IDENTIFIER=jfwd\"]\n[[output]]\nto = \"tcp://{}\"\n",
         work.path().join("host-state").display(),
-        format!("tcp://{}", collector.addr("tcp"))
+        collector.addr("tcp")
     ));
     let script = format!(
         "import socket\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
