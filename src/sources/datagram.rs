@@ -10,7 +10,7 @@ use std::io::{self, IoSliceMut};
 use std::os::fd::AsRawFd;
 use std::time::SystemTime;
 
-use mio::{Events, Interest};
+use mio::Interest;
 use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, UnixCredentials, getsockopt,
     recvmmsg, recvmsg, sockopt,
@@ -29,7 +29,7 @@ enum Datagram {
     Unix(mio::net::UnixDatagram),
 }
 
-pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
+pub(super) fn run(ctx: Ctx, poll: mio::Poll, mut listener: Listener) {
     let mut socket = match take_socket(&mut listener) {
         Ok(s) => s,
         Err(e) => {
@@ -45,18 +45,18 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
         log::error!("input {}: cannot poll the socket: {e}", listener.addr());
         return ctx.finish();
     }
-    let mut max = ctx.limits().max_message_size;
+    let max = ctx.limits().max_message_size;
     let rcvbuf = match &socket {
         Datagram::Udp(s) => getsockopt(s, sockopt::RcvBuf),
         Datagram::Unix(s) => getsockopt(s, sockopt::RcvBuf),
     };
-    let mut coalescer = Coalescer::new(rcvbuf.unwrap_or(0));
+    let coalescer = Coalescer::new(rcvbuf.unwrap_or(0));
     // Each kind allocates only the buffers it reads into.
     let reader = match socket {
         Datagram::Udp(s) => UdpBatch::new(max + 1).map(|b| Reader::Udp(s, b)),
         Datagram::Unix(s) => Pages::zeroed(max + 1).map(|b| Reader::Unix(s, b)),
     };
-    let mut reader = match reader {
+    let reader = match reader {
         Ok(r) => r,
         Err(e) => {
             log::error!(
@@ -66,43 +66,55 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
             return ctx.finish();
         }
     };
-    let mut batch = ctx.batch();
-    let mut events = Events::with_capacity(8);
-    loop {
-        if let Err(e) = poll.poll(&mut events, None)
-            && e.kind() != io::ErrorKind::Interrupted
-        {
-            log::error!("input {}: poll failed: {e}", listener.addr());
-            break;
-        }
-        if let Some(old) = ctx.refresh() {
-            batch.escape = ctx.tunables.escape_controls;
-            if let Err(e) = apply(&ctx, &old, &mut reader, &listener) {
-                log::error!(
-                    "input {}: cannot apply the new limits: {e}",
-                    listener.addr()
-                );
-            }
-            max = ctx.limits().max_message_size;
-        }
-        // Read until the kernel queue is empty (mio is edge-triggered); on stop this is the drain.
-        let stopping = ctx.stopping();
-        let mut drained = Drained::default();
-        let alive = match &mut reader {
-            Reader::Udp(s, udp) => udp.drain(s, &mut ctx, max, &mut batch, &mut drained),
-            Reader::Unix(s, buf) => drain_unix(s, buf, &ctx, max, &mut batch, &mut drained),
-        };
-        if !alive || !batch.flush() {
-            return;
-        }
-        if stopping {
-            break;
-        }
-        coalescer.wait(drained.datagrams, drained.bytes);
+    let body = Socket {
+        name: listener.addr().to_string(),
+        reader,
+        listener,
+        max,
+        coalescer,
+        drained: Drained::default(),
+    };
+    super::reader::run(ctx, poll, body);
+}
+
+/// A datagram socket as a body of the input loop.
+struct Socket {
+    name: String,
+    reader: Reader,
+    /// Kept for its address and, for a socket file we bound, its removal when we stop.
+    listener: Listener,
+    max: usize,
+    coalescer: Coalescer,
+    /// What the last drain read, for the coalescing pause.
+    drained: Drained,
+}
+
+impl super::reader::Body for Socket {
+    fn name(&self) -> &str {
+        &self.name
     }
-    drop(reader);
-    drop(listener);
-    ctx.finish();
+
+    /// Reads until the kernel queue is empty (mio is edge-triggered).
+    fn drain(&mut self, ctx: &mut Ctx, batch: &mut Batch) -> bool {
+        self.drained = Drained::default();
+        let (max, drained) = (self.max, &mut self.drained);
+        match &mut self.reader {
+            Reader::Udp(s, udp) => udp.drain(s, ctx, max, batch, drained),
+            Reader::Unix(s, buf) => drain_unix(s, buf, ctx, max, batch, drained),
+        }
+    }
+
+    fn retune(&mut self, ctx: &Ctx, old: &Tunables) {
+        if let Err(e) = apply(ctx, old, &mut self.reader, &self.listener) {
+            log::error!("input {}: cannot apply the new limits: {e}", self.name);
+        }
+        self.max = ctx.limits().max_message_size;
+    }
+
+    fn after_drain(&mut self) {
+        self.coalescer
+            .wait(self.drained.datagrams, self.drained.bytes);
+    }
 }
 
 /// Applies reloaded limits: receive buffers for a new max-message-size, and the socket's

@@ -21,10 +21,10 @@
 use std::collections::VecDeque;
 use std::io;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mio::Interest;
 use mio::unix::SourceFd;
-use mio::{Events, Interest};
 
 use super::{Batch, Ctx, Listener, SOCKET};
 use crate::message::{Fields, Message, Origin, Transport};
@@ -33,12 +33,10 @@ use crate::sinks::line::push_rfc3339;
 use crate::stats::Stats;
 use crate::sys::journal::Journal;
 
-/// At a stop, how long to wait for the outputs to take what was sent (see `kmsg`).
-const STOP_SETTLE: Duration = Duration::from_secs(30);
 /// The cursor file under state-dir.
 const CURSOR_FILE: &str = "journal.cursor";
 
-pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, listener: Listener) {
+pub(super) fn run(ctx: Ctx, poll: mio::Poll, listener: Listener) {
     let name = listener.addr().to_string();
     let matches = listener.spec.journal_match.clone();
     drop(listener);
@@ -65,6 +63,7 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, listener: Listener) {
     }
     let path = ctx.tunables.state_dir.join(CURSOR_FILE);
     let mut reader = Reader {
+        journal,
         pending: VecDeque::new(),
         next_id: 0,
         saved: std::fs::read_to_string(&path)
@@ -75,41 +74,36 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, listener: Listener) {
         name,
         unread_current: false,
     };
-    if let Err(e) = reader.position(&mut journal, &ctx) {
+    if let Err(e) = reader.position(&ctx) {
         log::error!("input {}: cannot find its place: {e}", reader.name);
         return ctx.finish();
     }
-    let mut batch = ctx.batch();
-    let mut events = Events::with_capacity(8);
-    loop {
-        let stopping = ctx.stopping();
-        if !reader.drain(&mut journal, &mut ctx, &mut batch) || !batch.flush() {
-            return ctx.finish();
-        }
-        if stopping {
-            let deadline = Instant::now() + STOP_SETTLE;
-            while !reader.pending.is_empty() && Instant::now() < deadline {
-                let _ = poll.poll(&mut events, Some(Duration::from_millis(100)));
-                reader.settle(&ctx);
-            }
-            break;
-        }
-        if let Err(e) = poll.poll(&mut events, None)
-            && e.kind() != io::ErrorKind::Interrupted
-        {
-            log::error!("input {}: poll failed: {e}", reader.name);
-            break;
-        }
-        if ctx.refresh().is_some() {
-            batch.escape = ctx.tunables.escape_controls;
-        }
-        reader.settle(&ctx);
-        // New entries, new or rotated files (journald restarted, vacuumed, rotated).
-        if let Err(e) = journal.process() {
-            log::warn!("input {}: the journal changed under it: {e}", reader.name);
+    super::reader::run(ctx, poll, reader);
+}
+
+impl super::reader::Body for Reader {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn drain(&mut self, ctx: &mut Ctx, batch: &mut Batch) -> bool {
+        self.read_all(ctx, batch)
+    }
+
+    fn settle(&mut self, ctx: &Ctx) {
+        self.take_receipts(ctx);
+    }
+
+    fn unsettled(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// New entries, new or rotated files (journald restarted, vacuumed, rotated).
+    fn woken(&mut self) {
+        if let Err(e) = self.journal.process() {
+            log::warn!("input {}: the journal changed under it: {e}", self.name);
         }
     }
-    ctx.finish();
 }
 
 /// Opens the journal with the configured matches.
@@ -126,6 +120,7 @@ fn open(matches: &[String]) -> io::Result<Journal> {
 
 /// The reading state of one journal input.
 struct Reader {
+    journal: Journal,
     /// Sent and not yet known taken through: in the order sent, each entry's cursor and
     /// whether every output took it. The front's number is `next_id - pending.len()`.
     pending: VecDeque<(String, bool)>,
@@ -140,7 +135,8 @@ struct Reader {
 
 impl Reader {
     /// Places the reader after the saved cursor's entry, or at the head without one.
-    fn position(&mut self, journal: &mut Journal, ctx: &Ctx) -> io::Result<()> {
+    fn position(&mut self, ctx: &Ctx) -> io::Result<()> {
+        let journal = &mut self.journal;
         let Some(saved) = self.saved.clone() else {
             return journal.seek_head();
         };
@@ -176,10 +172,10 @@ impl Reader {
     }
 
     /// Reads every entry there is into `batch`; false once the loop is gone.
-    fn drain(&mut self, journal: &mut Journal, ctx: &mut Ctx, batch: &mut Batch) -> bool {
+    fn read_all(&mut self, ctx: &mut Ctx, batch: &mut Batch) -> bool {
         loop {
             if !self.unread_current {
-                match journal.next_entry() {
+                match self.journal.next_entry() {
                     Ok(true) => {}
                     Ok(false) => return true,
                     Err(e) => {
@@ -190,7 +186,7 @@ impl Reader {
                 }
             }
             self.unread_current = false;
-            let entry = match read_entry(journal) {
+            let entry = match read_entry(&mut self.journal) {
                 Ok(Some(entry)) => entry,
                 Ok(None) => continue,
                 Err(e) => {
@@ -208,14 +204,14 @@ impl Reader {
                 return false;
             }
             if self.pending.len().is_multiple_of(super::BATCH) {
-                self.settle(ctx);
+                self.take_receipts(ctx);
             }
         }
     }
 
     /// Takes the entries every output took and saves the cursor of the last one before the
     /// first still pending.
-    fn settle(&mut self, ctx: &Ctx) {
+    fn take_receipts(&mut self, ctx: &Ctx) {
         let Some(board) = &ctx.board else { return };
         let front = self.next_id - self.pending.len() as u64;
         for (id, _) in board.take() {

@@ -21,10 +21,10 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mio::Interest;
 use mio::unix::SourceFd;
-use mio::{Events, Interest};
 
 use super::{Batch, Ctx, Listener, SOCKET};
 use crate::message::{Fields, Message, Origin, Transport};
@@ -35,15 +35,12 @@ use crate::stats::Stats;
 /// A record is at most a few KiB (text and dictionary); read(2) fails with EINVAL if the buffer
 /// cannot hold one.
 const RECORD_MAX: usize = 16 * 1024;
-/// At a stop, how long to wait for the outputs to take what was sent, so that the position
-/// saved is the last one taken (the loop's stop-timeout bounds it too).
-const STOP_SETTLE: Duration = Duration::from_secs(30);
 /// The position file under state-dir.
 const POSITION_FILE: &str = "kmsg.position";
 
-pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
+pub(super) fn run(ctx: Ctx, poll: mio::Poll, mut listener: Listener) {
     let name = listener.addr().to_string();
-    let mut file = match listener.take_socket() {
+    let file = match listener.take_socket() {
         Ok(fd) => File::from(fd),
         Err(e) => {
             log::error!("input {name}: {e}");
@@ -60,56 +57,44 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
     }
     let path = ctx.tunables.state_dir.join(POSITION_FILE);
     let boot = boot_id();
-    let saved = Position::load(&path);
-    let mut reader = Reader {
-        skip_through: saved
-            .as_ref()
-            .filter(|p| Some(&p.boot) == boot.as_ref())
-            .map(|p| p.seq),
-        expected: None,
+    let saved = Position::load(&path).filter(|p| Some(&p.boot) == boot.as_ref());
+    let skip_through = saved.as_ref().map(|p| p.seq);
+    let body = Reader {
+        file,
+        skip_through,
+        expected: skip_through.map(|s| s + 1),
         pending: BTreeSet::new(),
         highest: None,
-        saved: saved
-            .filter(|p| Some(&p.boot) == boot.as_ref())
-            .map(|p| p.seq),
+        saved: skip_through,
         path,
         boot,
         name,
         buf: vec![0; RECORD_MAX],
     };
-    reader.expected = reader.skip_through.map(|s| s + 1);
-    let mut batch = ctx.batch();
-    let mut events = Events::with_capacity(8);
-    loop {
-        if let Err(e) = poll.poll(&mut events, None)
-            && e.kind() != io::ErrorKind::Interrupted
-        {
-            log::error!("input {}: poll failed: {e}", reader.name);
-            break;
-        }
-        if ctx.refresh().is_some() {
-            batch.escape = ctx.tunables.escape_controls;
-        }
-        reader.settle(&ctx);
-        let stopping = ctx.stopping();
-        if !reader.drain(&mut file, &mut ctx, &mut batch) || !batch.flush() {
-            return ctx.finish();
-        }
-        if stopping {
-            // What was sent is taken by the outputs meanwhile: save that position.
-            let deadline = Instant::now() + STOP_SETTLE;
-            while !reader.pending.is_empty() && Instant::now() < deadline {
-                let _ = poll.poll(&mut events, Some(Duration::from_millis(100)));
-                reader.settle(&ctx);
-            }
-            break;
-        }
+    super::reader::run(ctx, poll, body);
+}
+
+impl super::reader::Body for Reader {
+    fn name(&self) -> &str {
+        &self.name
     }
-    ctx.finish();
+
+    fn drain(&mut self, ctx: &mut Ctx, batch: &mut Batch) -> bool {
+        self.read_all(ctx, batch)
+    }
+
+    fn settle(&mut self, ctx: &Ctx) {
+        self.take_receipts(ctx);
+    }
+
+    fn unsettled(&self) -> bool {
+        !self.pending.is_empty()
+    }
 }
 
 /// The reading state of the one kmsg input.
 struct Reader {
+    file: File,
     /// Records of this boot up to here were taken before a restart.
     skip_through: Option<u64>,
     /// The sequence number the next record should carry.
@@ -128,10 +113,10 @@ struct Reader {
 
 impl Reader {
     /// Reads every record the kernel has for us into `batch`; false once the loop is gone.
-    fn drain(&mut self, file: &mut File, ctx: &mut Ctx, batch: &mut Batch) -> bool {
+    fn read_all(&mut self, ctx: &mut Ctx, batch: &mut Batch) -> bool {
         let offset = monotonic_offset_usec();
         loop {
-            let n = match file.read(&mut self.buf) {
+            let n = match self.file.read(&mut self.buf) {
                 Ok(0) => return true,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
@@ -174,13 +159,13 @@ impl Reader {
             // The position follows the outputs during a long drain too, so that a SIGKILL
             // reads again only what was taken since the last batch.
             if self.pending.len().is_multiple_of(super::BATCH) {
-                self.settle(ctx);
+                self.take_receipts(ctx);
             }
         }
     }
 
     /// Takes the records every output took and saves the position they allow.
-    fn settle(&mut self, ctx: &Ctx) {
+    fn take_receipts(&mut self, ctx: &Ctx) {
         let Some(board) = &ctx.board else { return };
         for (seq, _) in board.take() {
             self.pending.remove(&(seq as u64));
