@@ -224,6 +224,16 @@ pub struct Message {
 /// underscores) and byte values.
 pub type Fields = Vec<(Box<str>, Box<[u8]>)>;
 
+/// True for a name journald takes as a field's: 1 to 64 of `A-Z`, `0-9`, `_`, not starting with
+/// a digit (a leading `_` marks a trusted field, which a writer cannot set).
+pub fn is_field_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.as_bytes()[0].is_ascii_digit()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// The SD-ID under which fields travel in RFC 5424 (a forward output writes it, the parser
 /// reads it back): `[fields@32473 _SYSTEMD_UNIT="nginx.service" MY_FIELD="..."]`.
 pub const FIELDS_SD_ID: &str = "fields@32473";
@@ -317,7 +327,11 @@ pub fn fields_from_sd(sd: &[u8]) -> Fields {
                 }
             }
         }
-        fields.push((name.into(), value.into()));
+        // A sender names what it likes here: only what journald would take as a field name
+        // becomes one (the rest stays in the structured data, as sent).
+        if is_field_name(&name) {
+            fields.push((name.into(), value.into()));
+        }
         rest = &rest[i + 1..];
     }
 }

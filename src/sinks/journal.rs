@@ -79,11 +79,21 @@ pub fn encode(out: &mut Vec<u8>, msg: &Message) {
         put_field(out, "LOGGER_PEER_GID", c.gid.to_string().as_bytes());
     }
     for (name, value) in msg.fields() {
+        // Never a name the native protocol cannot carry, and never our own origin fields: a
+        // remote sender's `[fields@32473 LOGGER_TRANSPORT="unix"]` must not pass for local.
+        if !crate::message::is_field_name(name) || name.starts_with("LOGGER_") {
+            continue;
+        }
         match name.strip_prefix('_') {
             // journald sets the trusted fields itself, for the sender it sees (us): the
             // origin's are kept as ORIGIN_SYSTEMD_UNIT, ORIGIN_HOSTNAME, ORIGIN_PID, ...
-            Some(trusted) => put_field(out, &format!("ORIGIN_{trusted}"), value),
-            None if &**name == "PRIORITY" => {}
+            Some(trusted) => {
+                let name = format!("ORIGIN_{trusted}");
+                if crate::message::is_field_name(&name) {
+                    put_field(out, &name, value);
+                }
+            }
+            None if matches!(&**name, "PRIORITY" | "MESSAGE") => {}
             None => put_field(out, name, value),
         }
     }
@@ -264,6 +274,33 @@ mod tests {
     use crate::message::{Credentials, Origin, Transport};
     use crate::parse::parse;
     use std::time::SystemTime;
+
+    #[test]
+    fn fields_a_remote_sends_cannot_break_an_entry_or_forge_our_origin() {
+        let raw =
+            b"<13>1 2026-12-07T15:37:24Z web1 app - - [fields@32473 LOGGER_TRANSPORT=\"unix\" \
+                    LOGGER_PEER_UID=\"0\" MESSAGE=\"forged\" bad\nname=\"x\" [t=\"y\" \
+                    _SYSTEMD_UNIT=\"nginx.service\" GOOD=\"kept\"] text";
+        let msg = parse(
+            raw,
+            Origin::new(Transport::Udp),
+            SystemTime::UNIX_EPOCH,
+            false,
+        );
+        let mut entry = Vec::new();
+        encode(&mut entry, &msg);
+        let fields = decode(&entry).expect("an entry of ours decodes");
+        assert_eq!(field(&fields, "LOGGER_TRANSPORT"), Some(&b"udp"[..]));
+        assert_eq!(field(&fields, "LOGGER_PEER_UID"), None);
+        assert_eq!(field(&fields, "MESSAGE"), Some(&b"text"[..]));
+        assert_eq!(fields.iter().filter(|(k, _)| k == "MESSAGE").count(), 1);
+        assert_eq!(
+            field(&fields, "ORIGIN_SYSTEMD_UNIT"),
+            Some(&b"nginx.service"[..])
+        );
+        assert_eq!(field(&fields, "GOOD"), Some(&b"kept"[..]));
+        assert!(fields.iter().all(|(k, _)| crate::message::is_field_name(k)));
+    }
 
     fn field<'a>(fields: &'a [(String, Vec<u8>)], key: &str) -> Option<&'a [u8]> {
         fields
