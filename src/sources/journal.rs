@@ -15,7 +15,7 @@
 //! logged with the exact number of entries missed and counted (`missed`).
 //!
 //! No loop: entries a journal output wrote (they carry `LOGGER_TRANSPORT`) and our own log
-//! (`LOGGER_OWN_LOG`) are never read back, and a configuration that routes this input into a
+//! (`LOGGER_OWN_LOG`) are never read back when journald saw our own user write them (`_UID`), and a configuration that routes this input into a
 //! journal output is refused (`config::merge`).
 
 use std::collections::VecDeque;
@@ -252,7 +252,8 @@ fn read_entry(journal: &mut Journal) -> io::Result<Option<Entry>> {
     let realtime_usec = journal.realtime_usec()?;
     let mut message = Vec::new();
     let mut fields: Fields = Vec::new();
-    let mut ours = false;
+    let mut marked = false;
+    let mut uid = None;
     journal.for_each_field(|field| {
         let Some(eq) = field.iter().position(|&b| b == b'=') else {
             return;
@@ -263,11 +264,22 @@ fn read_entry(journal: &mut Journal) -> io::Result<Option<Entry>> {
         };
         match name {
             "MESSAGE" => message = value.to_vec(),
-            "LOGGER_TRANSPORT" => ours = true,
-            n if n == crate::selflog::OWN_LOG_FIELD => ours = true,
-            _ => fields.push((name.into(), value.into())),
+            "LOGGER_TRANSPORT" => marked = true,
+            n if n == crate::selflog::OWN_LOG_FIELD => marked = true,
+            _ => {
+                if name == "_UID" {
+                    uid = std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|v| v.parse::<u32>().ok());
+                }
+                fields.push((name.into(), value.into()));
+            }
         }
     })?;
+    // Ours only if journald saw our own user write it (`_UID` is journald's, not the
+    // writer's): another user's entry that carries our marks is read like any other, so
+    // nobody hides from this input by adding LOGGER_TRANSPORT to what they log.
+    let ours = marked && uid == Some(nix::unistd::Uid::effective().as_raw());
     Ok((!ours).then_some(Entry {
         cursor,
         realtime_usec,

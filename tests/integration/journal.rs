@@ -337,6 +337,30 @@ fn the_journal_is_read_once_across_kills_stops_rotations_and_vacuums() {
         !read.contains(&format!("{marker} via udp")),
         "the journal input read back what logger relayed: {read}"
     );
+    // Another user cannot hide an entry from the input by wearing logger's marks.
+    let script = format!(
+        "import socket\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         s.sendto(b'MESSAGE={marker} evasion\\nLOGGER_TRANSPORT=udp\\nLOGGER_OWN_LOG=1\\n', \
+         '/run/systemd/journal/socket')\n"
+    );
+    ns.ok(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "/usr/bin/python3",
+        "-c",
+        &script,
+    ]);
+    eventually(
+        "another user's entry with logger's marks, read",
+        WAIT,
+        || {
+            std::fs::read_to_string(&relay_log)
+                .unwrap_or_default()
+                .contains(&format!("{marker} evasion"))
+        },
+    );
     let (status, _, stderr) = d.stop();
     assert!(status.success(), "{stderr}");
 
