@@ -7,26 +7,34 @@
 //!
 //! # Code map
 //!
+//! Every module, by what it owns (a test holds this map to the modules that exist).
+//!
 //! Pure (no I/O, never fail on input):
-//! - [`client`]: which command lines belong to util-linux logger(1), handed over unchanged.
+//! - [`client`]: which command lines belong to util-linux logger(1) (handing them over execs it).
 //! - [`cli`]: the command line. [`config`]: defaults + TOML file + flags → [`config::Config`].
-//!   [`listen`]: the `--listen` URL syntax.
-//! - [`message`]: the message model. [`parse`]: bytes → [`message::Message`].
-//!   [`framing`]: RFC 6587 stream framing. [`ratelimit`]: per-source token buckets.
+//!   [`listen`]: the listen URL syntax. [`allow`]: allow-lists of networks.
+//! - [`message`]: the message model and its fields. [`parse`]: bytes → [`message::Message`].
+//!   [`framing`]: RFC 6587 stream framing. [`relp`]: RELP frames both ways.
 //! - [`escape`]: the one reversible escaping of control and invisible characters.
 //! - [`timestamp`]: a sender's time read, and the date forms of rsyslog's lines.
+//! - [`route`]: syslog.conf selectors and per-output matches. [`template`]: path templates.
+//! - [`ratelimit`]: per-source token buckets. [`coalesce`]: the pause that batches wake-ups.
+//! - [`report`]: what `--status` and the metrics show, and its JSON and text.
 //! - [`sinks::line`], [`sinks::rsyslog`], [`sinks::rfc5424`], [`sinks::json`] (file lines) and
 //!   [`sinks::journal::encode`] (journal entries): the output encodings.
 //!
-//! I/O:
-//! - [`sources`]: binding/adopting sockets and one input thread per listener.
-//! - [`sinks`]: the outputs, each on its own thread behind a byte-bounded queue.
-//! - [`service`]: the loop that routes to the outputs, owns the timers and the notifications.
+//! I/O and threads:
+//! - [`sources`]: binding/adopting sockets, opening the host's logs, one input thread each.
+//! - [`sinks`]: the outputs, each on its own thread behind a byte-bounded queue; [`forward`]:
+//!   the forward output (connections, acknowledgements, the disk queue); [`tls`]: rustls configs.
+//! - [`service`]: the loop that routes to the outputs, owns the timers and the notifications;
+//!   [`event`]: what reaches it; [`gate`]: the bytes in flight to it; [`receipt`]: what inputs
+//!   that acknowledge learn of what the outputs took.
 //! - [`lifecycle`]: sd_notify / notify-fd / fork pipe, signals, `--fork`, the PID file.
-//! - [`selflog`]: the daemon's own log. [`stats`]: counters. [`report`]: what `--status` and
-//!   the metrics show.
 //! - [`control`]: the control socket (`logger --status`, `--reload`). [`metrics`]: /metrics.
-//! - [`sys`]: the only module with `unsafe` (fork, env, adopting descriptors).
+//! - [`selflog`]: the daemon's own log. [`stats`]: counters. [`error`]: errors and exit codes.
+//! - [`sys`]: the only module with `unsafe` (fork, env, adopting descriptors, mapped buffers, the
+//!   C library's time zone, libsystemd's sd-journal).
 //!
 //! Start-up order (see [`run`]): parse → configure → read and clear the manager's environment →
 //! bind (or adopt) every listener → open the outputs → fork if asked (still single-threaded) →
@@ -274,4 +282,28 @@ fn descriptors_to_keep(config: &Config) -> Vec<i32> {
         keep.extend(3..3 + n.clamp(0, 1024));
     }
     keep
+}
+
+#[cfg(test)]
+mod tests {
+    /// The code map in this file's documentation names every module the crate has.
+    #[test]
+    fn every_module_is_on_the_map() {
+        let source = include_str!("lib.rs");
+        let map: String = source
+            .lines()
+            .filter_map(|l| l.strip_prefix("//!"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let modules = source
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub mod "))
+            .map(|l| l.trim_end_matches(';'));
+        for module in modules {
+            assert!(
+                map.contains(&format!("[`{module}`]")),
+                "the code map in src/lib.rs does not name `{module}`"
+            );
+        }
+    }
 }
