@@ -66,8 +66,7 @@ pub(super) fn run(ctx: Ctx, poll: mio::Poll, listener: Listener) {
         journal,
         pending: VecDeque::new(),
         next_id: 0,
-        saved: std::fs::read_to_string(&path)
-            .ok()
+        saved: super::position::load(&path)
             .map(|c| c.trim().to_owned())
             .filter(|c| !c.is_empty()),
         path,
@@ -372,30 +371,9 @@ fn seqnum(cursor: &str) -> Option<(&str, u64)> {
     Some((id?, number?))
 }
 
-/// Writes the cursor to a new file and renames it over the old.
+/// Writes the cursor, whole (`position::save`).
 fn save(path: &Path, cursor: &str) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(dir) = path.parent()
-        && !dir.exists()
-    {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o750)
-            .create(dir)?;
-    }
-    let temp = path.with_extension("cursor.new");
-    let _ = std::fs::remove_file(&temp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o640)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&temp)?;
-    file.write_all(cursor.as_bytes())?;
-    file.write_all(b"\n")?;
-    drop(file);
-    std::fs::rename(&temp, path)
+    super::position::save(path, &format!("{cursor}\n"))
 }
 
 #[cfg(test)]

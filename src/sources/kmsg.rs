@@ -18,7 +18,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -329,7 +329,7 @@ impl Position {
     /// The saved position, if there is a readable one (a damaged file starts afresh: the
     /// whole ring is read, and the gap check has nothing to compare with).
     fn load(path: &Path) -> Option<Position> {
-        let text = std::fs::read_to_string(path).ok()?;
+        let text = super::position::load(path)?;
         let mut boot = None;
         let mut seq = None;
         for line in text.lines() {
@@ -345,28 +345,9 @@ impl Position {
         })
     }
 
-    /// Writes it to a new file and renames that over the old: a crash leaves one or the other.
+    /// Writes it, whole (`position::save`).
     fn save(&self, path: &Path) -> io::Result<()> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        if let Some(dir) = path.parent()
-            && !dir.exists()
-        {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o750)
-                .create(dir)?;
-        }
-        let temp = path.with_extension("position.new");
-        let _ = std::fs::remove_file(&temp);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o640)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&temp)?;
-        file.write_all(format!("boot_id={}\nseq={}\n", self.boot, self.seq).as_bytes())?;
-        drop(file);
-        std::fs::rename(&temp, path)
+        super::position::save(path, &format!("boot_id={}\nseq={}\n", self.boot, self.seq))
     }
 }
 

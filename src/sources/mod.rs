@@ -12,6 +12,7 @@ pub mod bind;
 mod datagram;
 mod journal;
 mod kmsg;
+mod position;
 mod reader;
 mod refusals;
 mod relp;

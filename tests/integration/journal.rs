@@ -139,30 +139,13 @@ impl Drop for Namespace {
     }
 }
 
-/// How often each numbered entry of `marker` is in the JSON file.
+/// How often each numbered entry of `marker` is in the file.
 fn counts(path: &Path, marker: &str) -> BTreeMap<usize, usize> {
-    let mut seen = BTreeMap::new();
-    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
-        if let Some(rest) = line.split(&format!("\"message\":\"{marker} n")).nth(1) {
-            let n: usize = rest
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-                .parse()
-                .unwrap();
-            *seen.entry(n).or_default() += 1;
-        }
-    }
-    seen
+    numbered(path, &format!("\"message\":\"{marker} n"))
 }
 
 fn wait_for_all(path: &Path, marker: &str, n: usize) -> BTreeMap<usize, usize> {
-    let mut seen = BTreeMap::new();
-    eventually(&format!("entries 0..{n} of {marker}"), WAIT, || {
-        seen = counts(path, marker);
-        (0..n).all(|i| seen.contains_key(&i))
-    });
-    seen
+    wait_for_numbered(path, &format!("\"message\":\"{marker} n"), n)
 }
 
 fn seqnum(cursor: &str) -> u64 {

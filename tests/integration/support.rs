@@ -560,3 +560,36 @@ pub fn json_number(json: &str, anchor: &str, key: &str) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// How often each numbered line `{prefix}{n}` is in the file at `path` (a message written
+/// several times counts several times).
+pub fn numbered(path: &Path, prefix: &str) -> std::collections::BTreeMap<usize, usize> {
+    let mut seen = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        if let Some(rest) = line.split(prefix).nth(1)
+            && let Ok(n) = rest
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+        {
+            *seen.entry(n).or_default() += 1;
+        }
+    }
+    seen
+}
+
+/// Waits (bounded) until every numbered line `{prefix}0` .. `{prefix}{n-1}` is in the file, and
+/// returns how often each is there.
+pub fn wait_for_numbered(
+    path: &Path,
+    prefix: &str,
+    n: usize,
+) -> std::collections::BTreeMap<usize, usize> {
+    let mut seen = std::collections::BTreeMap::new();
+    eventually(&format!("{prefix}0..{prefix}{n}"), WAIT, || {
+        seen = numbered(path, prefix);
+        (0..n).all(|i| seen.contains_key(&i))
+    });
+    seen
+}
