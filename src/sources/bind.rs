@@ -160,9 +160,11 @@ pub fn bind(spec: &InputSpec) -> Result<Listener> {
             (s.into(), None)
         }
         (Endpoint::Inet(a), _) => (TcpListener::bind(a).map_err(fail)?.into(), None),
-        // The journal is opened by its input's thread (sd-journal objects belong to one
-        // thread): nothing to bind. Its files are read with the daemon's own rights.
+        // The journal is read by its input's thread (sd-journal objects belong to one thread);
+        // opened once here so that a missing libsystemd or journal fails the start, with its
+        // reason, instead of an input that stops at once.
         (Endpoint::Path(_), Transport::Journal) => {
+            drop(crate::sys::journal::Journal::open().map_err(fail)?);
             let file = fs::File::open("/dev/null").map_err(fail)?;
             (file.into(), None)
         }
