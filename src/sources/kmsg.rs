@@ -70,6 +70,7 @@ pub(super) fn run(ctx: Ctx, poll: mio::Poll, mut listener: Listener) {
         boot,
         name,
         buf: vec![0; RECORD_MAX],
+        joiner: Joiner::default(),
     };
     super::reader::run(ctx, poll, body);
 }
@@ -109,6 +110,7 @@ struct Reader {
     boot: Option<String>,
     name: String,
     buf: Vec<u8>,
+    joiner: Joiner,
 }
 
 impl Reader {
@@ -117,9 +119,11 @@ impl Reader {
         let offset = monotonic_offset_usec();
         loop {
             let n = match self.file.read(&mut self.buf) {
-                Ok(0) => return true,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Ok(n) if n > 0 => n,
+                Ok(_) => return self.finish(offset, ctx, batch),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return self.finish(offset, ctx, batch);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // EPIPE: the ring overwrote records we had not read; the next read returns
                 // the oldest one left, and the gap shows in the sequence numbers.
@@ -136,32 +140,56 @@ impl Reader {
             if self.skip_through.is_some_and(|s| record.seq <= s) {
                 continue;
             }
-            if let Some(expected) = self.expected
-                && record.seq > expected
-            {
-                let missed = record.seq - expected;
-                Stats::add(&ctx.shared.stats.missed, missed);
-                log::warn!(
-                    "input {}: missed {missed} kernel messages (the ring buffer overran before \
-                     they were read: sequence numbers {expected} to {})",
-                    self.name,
-                    record.seq - 1
-                );
-            }
-            self.expected = Some(record.seq + 1);
-            self.highest = Some(record.seq);
-            self.pending.insert(record.seq);
-            Stats::add(&ctx.shared.stats.received, 1);
-            batch.push_answered(record.message(offset), (record.seq as usize, 0));
-            if !batch.loop_alive() {
-                return false;
-            }
-            // The position follows the outputs during a long drain too, so that a SIGKILL
-            // reads again only what was taken since the last batch.
-            if self.pending.len().is_multiple_of(super::BATCH) {
-                self.take_receipts(ctx);
+            for complete in self.joiner.push(record) {
+                if !self.take(complete, offset, ctx, batch) {
+                    return false;
+                }
             }
         }
+    }
+
+    /// At the end of a drain: a line still held is complete as far as the kernel wrote it.
+    fn finish(&mut self, offset: i128, ctx: &mut Ctx, batch: &mut Batch) -> bool {
+        match self.joiner.finish() {
+            Some(held) => self.take(held, offset, ctx, batch),
+            None => true,
+        }
+    }
+
+    /// Hands one complete record (joined, if it was continued) to the batch.
+    fn take(&mut self, record: Record, offset: i128, ctx: &mut Ctx, batch: &mut Batch) -> bool {
+        if let Some(expected) = self.expected
+            && record.seq > expected
+        {
+            let missed = record.seq - expected;
+            Stats::add(&ctx.shared.stats.missed, missed);
+            log::warn!(
+                "input {}: missed {missed} kernel messages (the ring buffer overran before \
+                 they were read: sequence numbers {expected} to {})",
+                self.name,
+                record.seq - 1
+            );
+        }
+        let last = record.joined.last().copied().unwrap_or(record.seq);
+        self.expected = Some(last + 1);
+        self.highest = Some(last);
+        self.pending.insert(record.seq);
+        self.pending.extend(record.joined.iter().copied());
+        Stats::add(&ctx.shared.stats.received, 1);
+        // The continuation records are answered with the line they joined.
+        batch
+            .transactions
+            .extend(record.joined.iter().map(|&seq| (seq as usize, 0)));
+        batch.push_answered(record.message(offset), (record.seq as usize, 0));
+        if !batch.loop_alive() {
+            return false;
+        }
+        // The position follows the outputs during a long drain too, so that a SIGKILL
+        // reads again only what was taken since the last batch.
+        if self.pending.len().is_multiple_of(super::BATCH) {
+            self.take_receipts(ctx);
+        }
+        true
     }
 
     /// Takes the records every output took and saves the position they allow.
@@ -198,24 +226,30 @@ impl Reader {
 
 /// One /dev/kmsg record.
 #[derive(Debug, PartialEq, Eq)]
-struct Record<'a> {
+struct Record {
     priority: u8,
     facility: u8,
     seq: u64,
     usec: u64,
+    /// `c`: a line continued by the records flagged `+` that follow (kernels before 4.9);
+    /// `-` otherwise.
+    flags: u8,
     text: Vec<u8>,
-    dictionary: Vec<(&'a str, &'a [u8])>,
+    dictionary: Vec<(String, Vec<u8>)>,
+    /// The sequence numbers of the continuation records joined into this one.
+    joined: Vec<u64>,
 }
 
-impl<'a> Record<'a> {
+impl Record {
     /// Reads `PRI,SEQ,USEC,FLAGS[,...];TEXT\n KEY=VALUE\n...`; None for what is not a record.
-    fn parse(bytes: &'a [u8]) -> Option<Record<'a>> {
+    fn parse(bytes: &[u8]) -> Option<Record> {
         let semicolon = bytes.iter().position(|&b| b == b';')?;
         let prefix = std::str::from_utf8(&bytes[..semicolon]).ok()?;
         let mut parts = prefix.split(',');
         let pri: u32 = parts.next()?.parse().ok()?;
         let seq = parts.next()?.parse().ok()?;
         let usec = parts.next()?.parse().ok()?;
+        let flags = parts.next().and_then(|f| f.bytes().next()).unwrap_or(b'-');
         let rest = &bytes[semicolon + 1..];
         let mut lines = rest.split(|&b| b == b'\n');
         let text = unescape_kernel(lines.next().unwrap_or_default());
@@ -228,7 +262,7 @@ impl<'a> Record<'a> {
                     && key
                         .bytes()
                         .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-                valid.then(|| (key, &l[eq + 1..]))
+                valid.then(|| (key.to_owned(), l[eq + 1..].to_vec()))
             })
             .collect();
         Some(Record {
@@ -236,8 +270,10 @@ impl<'a> Record<'a> {
             facility: ((pri >> 3) & 0x7f).min(23) as u8,
             seq,
             usec,
+            flags,
             text,
             dictionary,
+            joined: Vec::new(),
         })
     }
 
@@ -269,9 +305,41 @@ impl<'a> Record<'a> {
             ),
         ];
         for (key, value) in &self.dictionary {
-            fields.push((format!("KERNEL_{key}").into(), (*value).into()));
+            fields.push((format!("KERNEL_{key}").into(), value.as_slice().into()));
         }
         msg.with_fields(fields)
+    }
+}
+
+/// Joins continued lines: a record flagged `c` is held until the records flagged `+` that
+/// continue it have been appended (the kernels before 4.9 wrote a line in pieces; newer ones
+/// write it whole, flagged `-`).
+#[derive(Default)]
+struct Joiner {
+    held: Option<Record>,
+}
+
+impl Joiner {
+    /// Takes the next record; returns the records now complete, in order.
+    fn push(&mut self, record: Record) -> Vec<Record> {
+        match (record.flags, &mut self.held) {
+            (b'+', Some(held)) => {
+                held.text.extend_from_slice(&record.text);
+                held.joined.push(record.seq);
+                Vec::new()
+            }
+            (b'c', _) => self.held.replace(record).into_iter().collect(),
+            _ => {
+                let mut done: Vec<Record> = self.held.take().into_iter().collect();
+                done.push(record);
+                done
+            }
+        }
+    }
+
+    /// The record held, once nothing more has come (the end of a drain).
+    fn finish(&mut self) -> Option<Record> {
+        self.held.take()
     }
 }
 
@@ -367,8 +435,12 @@ mod tests {
         assert_eq!(r.text, b"NET: Registered \x1b[1mfamily\\ 10");
         assert_eq!(
             r.dictionary,
-            vec![("SUBSYSTEM", &b"net"[..]), ("DEVICE", b"n1")]
+            vec![
+                ("SUBSYSTEM".to_owned(), b"net".to_vec()),
+                ("DEVICE".to_owned(), b"n1".to_vec())
+            ]
         );
+        assert_eq!(r.flags, b'-');
         // A user-space writer's record (facility user) keeps its own tag.
         let r = Record::parse(b"14,7,100,-;myapp: hello").unwrap();
         assert_eq!((r.facility, r.priority), (1, 6));
@@ -388,6 +460,26 @@ mod tests {
         for junk in [&b""[..], b"no semicolon", b"x,1,2,-;text", b"6,-1,2,-;t"] {
             assert_eq!(Record::parse(junk), None, "{junk:?}");
         }
+    }
+
+    #[test]
+    fn continued_lines_are_joined_and_answered_together() {
+        let mut j = Joiner::default();
+        let rec = |raw: &[u8]| Record::parse(raw).unwrap();
+        assert!(j.push(rec(b"6,10,1,c;usb 1-1: ")).is_empty());
+        assert!(j.push(rec(b"6,11,2,+;new device ")).is_empty());
+        assert!(j.push(rec(b"6,12,3,+;found")).is_empty());
+        let done = j.push(rec(b"6,13,4,-;next line"));
+        assert_eq!(done.len(), 2);
+        assert_eq!(done[0].text, b"usb 1-1: new device found");
+        assert_eq!((done[0].seq, done[0].joined.clone()), (10, vec![11, 12]));
+        assert_eq!(done[1].seq, 13);
+        // A line begun and never continued is complete at the end of the drain.
+        assert!(j.push(rec(b"6,14,5,c;alone")).is_empty());
+        assert_eq!(j.finish().unwrap().text, b"alone");
+        assert!(j.finish().is_none());
+        // A `+` without a line to continue is a line of its own.
+        assert_eq!(j.push(rec(b"6,15,6,+;orphan")).len(), 1);
     }
 
     #[test]
