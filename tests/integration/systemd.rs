@@ -209,6 +209,25 @@ impl Drop for Systemd {
     }
 }
 
+/// `systemd-analyze security --threshold=20 ARGS`: logger.service's overall exposure (printed,
+/// `what` saying of which configuration); fails above 2.0, the threshold.
+fn exposure(sd: &Systemd, args: &[&str], what: &str) -> f64 {
+    let mut command = vec!["systemd-analyze", "security", "--threshold=20"];
+    command.extend_from_slice(args);
+    let security = sd.run(&command);
+    let text = String::from_utf8_lossy(&security.stdout);
+    assert!(security.status.success(), "exposure above 2.0: {text}");
+    let score = text
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for logger.service: ")
+                .nth(1)
+        })
+        .unwrap_or_else(|| panic!("no score in {text}"));
+    eprintln!("exposure{what}: {score}");
+    score.split_whitespace().next().unwrap().parse().unwrap()
+}
+
 fn field<'a>(entry: &'a str, key: &str) -> Option<&'a str> {
     let needle = format!("\"{key}\":\"");
     let start = entry.find(&needle)? + needle.len();
@@ -245,24 +264,11 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let security = sd.run(&[
-        "systemd-analyze",
-        "security",
-        "--offline=true",
-        "--threshold=20",
-        "/etc/systemd/system/logger.service",
-    ]);
-    let text = String::from_utf8_lossy(&security.stdout);
-    assert!(security.status.success(), "exposure above 2.0: {text}");
-    let score = text
-        .lines()
-        .find_map(|l| {
-            l.split("Overall exposure level for logger.service: ")
-                .nth(1)
-        })
-        .unwrap_or_else(|| panic!("no score in {text}"));
-    eprintln!("exposure: {score}");
-    let exposure: f64 = score.split_whitespace().next().unwrap().parse().unwrap();
+    let exposure = exposure(
+        &sd,
+        &["--offline=true", "/etc/systemd/system/logger.service"],
+        "",
+    );
     assert!(exposure <= 1.4, "exposure {exposure} above 1.4");
     sd.ok(&["rm", "/usr/share/man/man8/logger.8"]);
 
@@ -685,23 +691,8 @@ fn system_logger(sd: &Systemd) {
     sd.ok(&["systemctl", "restart", "logger.service"]);
     assert_eq!(sd.prop("logger.service", "ActiveState"), "active");
 
-    let security = sd.run(&[
-        "systemd-analyze",
-        "security",
-        "--threshold=20",
-        "logger.service",
-    ]);
-    let text = String::from_utf8_lossy(&security.stdout);
-    let score = text
-        .lines()
-        .find_map(|l| {
-            l.split("Overall exposure level for logger.service: ")
-                .nth(1)
-        })
-        .unwrap_or_else(|| panic!("no score in {text}"));
-    eprintln!("exposure as the system logger: {score}");
-    let exposure: f64 = score.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(exposure <= 2.0, "exposure {exposure} above 2.0: {text}");
+    let exposure = exposure(sd, &["logger.service"], " as the system logger");
+    assert!(exposure <= 2.0, "exposure {exposure} above 2.0");
 
     let send = |text: &str| {
         sd.ok(&[
