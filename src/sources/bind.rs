@@ -164,7 +164,7 @@ pub fn bind(spec: &InputSpec) -> Result<Listener> {
         // opened once here so that a missing libsystemd or journal fails the start, with its
         // reason, instead of an input that stops at once.
         (Endpoint::Path(_), Transport::Journal) => {
-            drop(crate::sys::journal::Journal::open().map_err(fail)?);
+            drop(crate::sys::journal::Journal::open(limits.max_message_size).map_err(fail)?);
             let file = fs::File::open("/dev/null").map_err(fail)?;
             (file.into(), None)
         }

@@ -7,6 +7,8 @@
 //! (`__REALTIME_TIMESTAMP`), `PRIORITY`, `SYSLOG_FACILITY`, `SYSLOG_IDENTIFIER` (else `_COMM`),
 //! `SYSLOG_PID` (else `_PID`), `_HOSTNAME` and `MESSAGE` (binary ones too), and every field
 //! of the entry, `_`-trusted ones included, under their journald names (`Message::fields`).
+//! Each field is cut at max-message-size (and the message marked truncated): what a local
+//! writer puts in an entry costs what it weighs, up to that bound a field.
 //!
 //! The position is the cursor of the last entry every output took, kept in
 //! `state-dir/journal.cursor` and advanced by receipts as the kernel log's is. A restart seeks
@@ -40,7 +42,7 @@ pub(super) fn run(ctx: Ctx, poll: mio::Poll, listener: Listener) {
     let name = listener.addr().to_string();
     let matches = listener.spec.journal_match.clone();
     drop(listener);
-    let mut journal = match open(&matches) {
+    let mut journal = match open(&matches, ctx.limits().max_message_size) {
         Ok(j) => j,
         Err(e) => {
             log::error!("input {name}: cannot open the journal: {e}");
@@ -106,8 +108,8 @@ impl super::reader::Body for Reader {
 }
 
 /// Opens the journal with the configured matches.
-fn open(matches: &[String]) -> io::Result<Journal> {
-    let mut journal = Journal::open()?;
+fn open(matches: &[String], max_field: usize) -> io::Result<Journal> {
+    let mut journal = Journal::open(max_field)?;
     for m in matches {
         match m.as_str() {
             "+" => journal.add_disjunction()?,
@@ -185,7 +187,7 @@ impl Reader {
                 }
             }
             self.unread_current = false;
-            let entry = match read_entry(&mut self.journal) {
+            let entry = match read_entry(&mut self.journal, ctx.limits().max_message_size) {
                 Ok(Some(entry)) => entry,
                 Ok(None) => continue,
                 Err(e) => {
@@ -198,6 +200,9 @@ impl Reader {
             self.next_id += 1;
             self.pending.push_back((entry.cursor.clone(), false));
             Stats::add(&ctx.shared.stats.received, 1);
+            if entry.truncated {
+                Stats::add(&ctx.shared.stats.truncated, 1);
+            }
             batch.push_answered(entry.message(), (id as usize, 0));
             if !batch.loop_alive() {
                 return false;
@@ -243,21 +248,30 @@ struct Entry {
     realtime_usec: u64,
     message: Vec<u8>,
     fields: Fields,
+    /// A field was longer than max-message-size and was cut.
+    truncated: bool,
 }
 
 /// The current entry, or None for one logger wrote itself (relayed, or its own log).
-fn read_entry(journal: &mut Journal) -> io::Result<Option<Entry>> {
+fn read_entry(journal: &mut Journal, max_field: usize) -> io::Result<Option<Entry>> {
     let cursor = journal.cursor()?;
     let realtime_usec = journal.realtime_usec()?;
     let mut message = Vec::new();
     let mut fields: Fields = Vec::new();
     let mut marked = false;
     let mut uid = None;
+    let mut truncated = false;
     journal.for_each_field(|field| {
         let Some(eq) = field.iter().position(|&b| b == b'=') else {
             return;
         };
         let (name, value) = (&field[..eq], &field[eq + 1..]);
+        // The copy is bounded whatever the entry holds (sd-journal's threshold cuts only
+        // compressed fields): each field at most max-message-size, the message marked cut.
+        if value.len() > max_field {
+            truncated = true;
+        }
+        let value = &value[..value.len().min(max_field)];
         let Ok(name) = std::str::from_utf8(name) else {
             return;
         };
@@ -284,6 +298,7 @@ fn read_entry(journal: &mut Journal) -> io::Result<Option<Entry>> {
         realtime_usec,
         message,
         fields,
+        truncated,
     }))
 }
 
@@ -344,7 +359,7 @@ impl Entry {
             &raw,
             Origin::new(Transport::Journal),
             SystemTime::now(),
-            false,
+            self.truncated,
         )
         .with_fields(self.fields)
     }
@@ -397,6 +412,7 @@ mod tests {
             cursor: String::new(),
             realtime_usec: 1_796_657_844_000_001,
             message: b"Started nginx.\nsecond line".to_vec(),
+            truncated: false,
             fields: vec![
                 ("PRIORITY".into(), b"3".as_slice().into()),
                 ("SYSLOG_FACILITY".into(), b"3".as_slice().into()),

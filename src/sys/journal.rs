@@ -117,8 +117,10 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens this machine's journal (every file the process may read), fields unabridged.
-    pub fn open() -> io::Result<Journal> {
+    /// Opens this machine's journal (every file the process may read); each field read is cut
+    /// at `max_field` bytes (sd_journal_set_data_threshold(3)), so that an entry costs at most
+    /// its fields' count times that, whatever a local writer put in it.
+    pub fn open(max_field: usize) -> io::Result<Journal> {
         let lib = lib()?;
         let mut handle: Handle = std::ptr::null_mut();
         // SAFETY: `handle` is a valid place for the new object's pointer.
@@ -128,8 +130,8 @@ impl Journal {
             handle,
             _not_send: PhantomData,
         };
-        // SAFETY: a live handle; 0 removes the 64 KiB default cut of enumerated fields.
-        check(unsafe { (lib.set_data_threshold)(journal.handle, 0) })?;
+        // SAFETY: a live handle; the threshold is a plain number.
+        check(unsafe { (lib.set_data_threshold)(journal.handle, max_field.max(1)) })?;
         Ok(journal)
     }
 

@@ -205,6 +205,41 @@ fn the_journal_is_read_once_across_kills_stops_rotations_and_vacuums() {
     }
     ns.cat(&marker, 200, 300);
     wait_for_all(&log, &marker, 300);
+    // A field of 150 KB costs at most max-message-size (64 KiB) here.
+    let script = format!(
+        "import socket\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)\n\
+         s.sendto(b'MESSAGE={marker} big\\nSYSLOG_IDENTIFIER=jtest\\nBIG=' + b'x' * 150000 + \
+         b'\\n', '/run/systemd/journal/socket')\n"
+    );
+    ns.ok(&["python3", "-c", &script]);
+    let mut big = String::new();
+    eventually("the entry with a 150 KB field", WAIT, || {
+        big = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.contains(&format!("\"message\":\"{marker} big\"")))
+            .unwrap_or_default()
+            .to_owned();
+        !big.is_empty()
+    });
+    let cut = big
+        .split("\"BIG\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert!(
+        !cut.is_empty() && cut.len() <= 64 * 1024,
+        "a 150 KB field read as {} bytes",
+        cut.len()
+    );
+    assert!(
+        big.contains("\"truncated\":true"),
+        "not marked cut: {}",
+        &big[..200]
+    );
 
     // SIGKILL mid-stream, then a restart: nothing missing.
     let mut d = d;

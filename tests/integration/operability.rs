@@ -3,7 +3,7 @@
 //! The control socket keeps other users out and outlasts garbage and floods.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -48,14 +48,6 @@ fn status_json(dir: &Path) -> String {
 /// The number after `"key":` in the first object of `json` that holds `anchor`.
 fn number(json: &str, anchor: &str, key: &str) -> u64 {
     json_number(json, anchor, key).unwrap_or_else(|| panic!("no {key} after {anchor} in {json}"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn status_shows_a_dead_remote_disconnected_with_its_queue_growing_and_refusals_by_reason() {

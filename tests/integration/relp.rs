@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -17,7 +17,7 @@ use logger::relp::{self, Reader, Reply};
 
 use crate::forward::{arrivals, imrelp_installed, wait_all, wait_queued};
 use crate::harness::Test;
-use crate::support::{Builder, Daemon, closed_by_peer, have};
+use crate::support::{Builder, Daemon, closed_by_peer, free_port, have};
 use crate::tls::Pki;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -274,14 +274,6 @@ fn a_huge_relp_frame_is_truncated_counted_and_answered() {
         .expect("the huge message, cut");
     assert!(big.len() < 16 * 1024, "kept {} bytes of it", big.len());
     assert!(stderr.contains("after"), "the session went on");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// logger as a collector: RELP (or `listen` as given) on a fixed port, writing lines to `out`.

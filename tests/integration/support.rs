@@ -593,3 +593,12 @@ pub fn wait_for_numbered(
     });
     seen
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for a peer that needs a fixed port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
