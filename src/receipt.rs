@@ -10,6 +10,11 @@
 //! A message no output takes (unrouted, or dropped by a `drop` queue, both counted) is answered
 //! once routing is done. A holder that gives a receipt up without its messages taken (a stop
 //! that ran out of time) fails it: nothing is answered, and the sender sends them again.
+//!
+//! From an input that keeps a read position (the journal, the kernel log), a receipt also
+//! carries the position the input will save once it is posted ([`Mark`]): an output with a
+//! disk queue writes it with the batch's records, so that the position and the messages reach
+//! the disk together (see `forward::disk`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,21 +54,43 @@ impl AckBoard {
     }
 }
 
+/// An input's read position as of the end of one batch: the key names the input (its
+/// position file under state-dir), the text is what that file would hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    /// The input's position file name (`journal.cursor`, `kmsg.position`).
+    pub key: &'static str,
+    /// What the file would hold.
+    pub text: String,
+}
+
 /// The answers owed for one batch, posted when the last holder lets go, unless one failed it.
 pub struct Receipt {
     board: Arc<AckBoard>,
     transactions: Vec<Transaction>,
     failed: AtomicBool,
+    position: Option<Mark>,
 }
 
 impl Receipt {
-    /// A receipt for `transactions`, to be posted on `board`.
-    pub fn new(board: Arc<AckBoard>, transactions: Vec<Transaction>) -> Receipt {
+    /// A receipt for `transactions`, to be posted on `board`; `position` is where the input
+    /// stands once they are.
+    pub fn new(
+        board: Arc<AckBoard>,
+        transactions: Vec<Transaction>,
+        position: Option<Mark>,
+    ) -> Receipt {
         Receipt {
             board,
             transactions,
             failed: AtomicBool::new(false),
+            position,
         }
+    }
+
+    /// The input's position once this batch is taken, if it keeps one.
+    pub fn position(&self) -> Option<&Mark> {
+        self.position.as_ref()
     }
 
     /// Its messages will not be taken: answer none of them.
@@ -93,7 +120,7 @@ mod tests {
     #[test]
     fn posts_when_the_last_share_goes() {
         let (_poll, board) = board();
-        let receipt = Arc::new(Receipt::new(board.clone(), vec![(2, 5), (3, 9)]));
+        let receipt = Arc::new(Receipt::new(board.clone(), vec![(2, 5), (3, 9)], None));
         let other = receipt.clone();
         drop(receipt);
         assert!(board.take().is_empty(), "one output still holds it");
@@ -105,7 +132,7 @@ mod tests {
     #[test]
     fn a_failed_receipt_answers_nothing() {
         let (_poll, board) = board();
-        let receipt = Arc::new(Receipt::new(board.clone(), vec![(2, 5)]));
+        let receipt = Arc::new(Receipt::new(board.clone(), vec![(2, 5)], None));
         let other = receipt.clone();
         other.fail();
         drop(other);

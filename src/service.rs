@@ -179,6 +179,17 @@ impl Service {
                 source,
             })?;
         }
+        // What the disk queues hold of each reading input's position, read before they run.
+        let queued: Vec<Vec<String>> = start
+            .listeners
+            .iter()
+            .map(|l| {
+                let transport = l.spec.listen.transport;
+                sources::position_key(transport)
+                    .and_then(|key| start.outputs.queued_positions(key, transport))
+                    .unwrap_or_default()
+            })
+            .collect();
         let outputs = OutputSet::start(start.outputs, stats.clone(), events_tx)?;
         let mut service = Service {
             cli: start.cli,
@@ -212,8 +223,11 @@ impl Service {
             loaded_at: SystemTime::now(),
             last_reload: None,
         };
-        for listener in start.listeners {
-            service.spawn_input(listener)?;
+        for (listener, queued) in start.listeners.into_iter().zip(queued) {
+            let mut tunables = tunables(&listener.spec, &service.config, None)?;
+            tunables.queued = queued;
+            let input = service.start_input_with(listener, tunables)?;
+            service.inputs.push(input);
         }
         Ok(service)
     }
@@ -221,17 +235,6 @@ impl Service {
     /// The listeners' bound addresses, port 0 resolved.
     pub fn bound(&self) -> Vec<String> {
         self.inputs.iter().map(|i| i.bound.clone()).collect()
-    }
-
-    fn spawn_input(&mut self, listener: Listener) -> Result<()> {
-        let input = self.start_input(listener)?;
-        self.inputs.push(input);
-        Ok(())
-    }
-
-    fn start_input(&mut self, listener: Listener) -> Result<Input> {
-        let tunables = tunables(&listener.spec, &self.config, None)?;
-        self.start_input_with(listener, tunables)
     }
 
     fn start_input_with(&mut self, listener: Listener, tunables: Tunables) -> Result<Input> {
@@ -830,6 +833,7 @@ fn tunables(spec: &InputSpec, config: &Config, old: Option<&Tunables>) -> Result
         tls,
         escape_controls: config.escape_control_characters,
         state_dir: config.state_dir.clone(),
+        queued: Vec::new(),
     })
 }
 

@@ -14,13 +14,22 @@
 //! rewrite sends a few messages again (bounded by what one acknowledgement covers); it never
 //! loses one.
 //!
+//! A forward output that takes messages from an input keeping a read position (the journal,
+//! the kernel log) also queues that position: after the records of each batch, a position
+//! record (`POSITION_MAGIC`, the same layout, its sequence number that of the next message,
+//! its payload `KEY NUL TEXT`) in the same write. The latest position per key that has reached
+//! the disk is what the queue vouches for ([`DiskQueue::position`]): once a segment holding
+//! one is deleted, `queue-dir/positions` keeps them (written whole, renamed into place) before
+//! it goes. At start an input resumes after what its disk-queued outputs hold, so a SIGKILL
+//! between the queue's write and the input's own save reads nothing twice.
+//!
 //! At start every segment is read once: a record whose magic, length or checksum is wrong is
 //! skipped up to the next valid record (found by its magic and checksum), and the messages lost
 //! there are counted from the sequence numbers and logged as corrupt. A torn record at the end
 //! of the last segment (logger killed mid-write) is the same case. Writing always starts a new
 //! segment, so nothing is ever appended after damage.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
@@ -33,6 +42,10 @@ use nix::unistd::Uid;
 use crate::config::{Fsync, QueuePolicy};
 
 const MAGIC: [u8; 4] = *b"LGQ1";
+/// A position record: an input's read position as of the messages before it.
+const POSITION_MAGIC: [u8; 4] = *b"LGQP";
+/// The latest positions of deleted segments.
+const POSITIONS_FILE: &str = "positions";
 const HEADER: usize = 4 + 4 + 8 + 4;
 /// The largest payload a record may claim: anything longer is damage.
 const MAX_PAYLOAD: usize = 32 << 20;
@@ -114,6 +127,12 @@ pub struct DiskQueue {
     /// Damaged messages at the end of the tail, sent after messages still waiting for an
     /// answer: the head passes them once those are answered.
     lost_at_end: Option<std::ops::Range<u64>>,
+    /// The latest position per input key among the records written (deleted ones included).
+    positions: BTreeMap<String, String>,
+    /// `positions` changed since `queue-dir/positions` was written.
+    positions_unsaved: bool,
+    /// Position records pushed and not yet written: where each ends in `pending`.
+    pending_positions: Vec<(usize, String, String)>,
 }
 
 impl DiskQueue {
@@ -174,8 +193,10 @@ impl DiskQueue {
         if !trusted(head_owner) {
             return Err(not_ours(&dir.join("head"), head_owner, daemon_uid));
         }
-        for &first in &firsts {
-            let path = segment_path(dir, first);
+        let positions_path = dir.join(POSITIONS_FILE);
+        let positions_file = positions_path.exists().then_some(positions_path);
+        let segment_paths = firsts.iter().map(|&first| segment_path(dir, first));
+        for path in positions_file.into_iter().chain(segment_paths) {
             let owner = fs::symlink_metadata(&path)?.uid();
             if !trusted(owner) {
                 return Err(not_ours(&path, owner, daemon_uid));
@@ -200,10 +221,16 @@ impl DiskQueue {
         let mut segments = VecDeque::new();
         let mut expected = head;
         let mut first_valid = None;
+        let mut positions = load_positions(dir)?;
+        let mut positions_saved = true;
         for (i, &first) in firsts.iter().enumerate() {
             let path = segment_path(dir, first);
             let next_first = firsts.get(i + 1).copied();
             let scan = scan_segment(&path)?;
+            if !scan.positions.is_empty() {
+                positions.extend(scan.positions);
+                positions_saved = false;
+            }
             // Records before the head were delivered; count the gaps among the rest.
             let mut live = 0;
             for &seq in &scan.seqs {
@@ -226,6 +253,10 @@ impl DiskQueue {
                 expected = expected.max(n);
             }
             if live == 0 {
+                if !positions_saved {
+                    save_positions(dir, &positions, fsync != Fsync::Off)?;
+                    positions_saved = true;
+                }
                 fs::remove_file(&path)?;
                 continue;
             }
@@ -270,6 +301,9 @@ impl DiskQueue {
             corrupt: 0,
             counted_to: next_seq,
             lost_at_end: None,
+            positions,
+            positions_unsaved: !positions_saved,
+            pending_positions: Vec::new(),
         };
         q.write_head()?;
         Ok((q, recovered))
@@ -280,16 +314,24 @@ impl DiskQueue {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.pending_count += 1;
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&seq.to_le_bytes());
-        crc.update(&payload);
-        self.pending.extend_from_slice(&MAGIC);
-        self.pending
-            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        self.pending.extend_from_slice(&seq.to_le_bytes());
-        self.pending
-            .extend_from_slice(&crc.finalize().to_le_bytes());
-        self.pending.extend_from_slice(&payload);
+        encode_record(&mut self.pending, MAGIC, seq, &payload);
+    }
+
+    /// Adds an input's read position as of the messages pushed so far (written with them at
+    /// the next `flush`, in the same write).
+    pub fn push_position(&mut self, key: &str, text: &str) {
+        let mut payload = Vec::with_capacity(key.len() + 1 + text.len());
+        payload.extend_from_slice(key.as_bytes());
+        payload.push(0);
+        payload.extend_from_slice(text.as_bytes());
+        encode_record(&mut self.pending, POSITION_MAGIC, self.next_seq, &payload);
+        self.pending_positions
+            .push((self.pending.len(), key.to_owned(), text.to_owned()));
+    }
+
+    /// The latest read position of input `key` that this queue holds on disk.
+    pub fn position(&self, key: &str) -> Option<&str> {
+        self.positions.get(key).map(String::as_str)
     }
 
     /// Bytes pushed and not yet written.
@@ -344,6 +386,7 @@ impl DiskQueue {
                     self.next_seq -= self.pending_count;
                     self.pending.clear();
                     self.pending_count = 0;
+                    self.pending_positions.clear();
                     return Ok(());
                 }
                 _ => {
@@ -412,6 +455,18 @@ impl DiskQueue {
         tail.size += whole as u64;
         self.pending.drain(..whole);
         self.pending_count -= records;
+        let written = self
+            .pending_positions
+            .iter()
+            .take_while(|(end, _, _)| *end <= whole)
+            .count();
+        for (_, key, text) in self.pending_positions.drain(..written) {
+            self.positions.insert(key, text);
+            self.positions_unsaved = true;
+        }
+        for (end, _, _) in &mut self.pending_positions {
+            *end -= whole;
+        }
         if whole > 0 {
             self.unsynced = true;
             if result.is_err() && self.fsync != Fsync::Off {
@@ -436,6 +491,7 @@ impl DiskQueue {
     /// Deletes the segments whose every message was delivered.
     fn drop_delivered(&mut self) -> io::Result<()> {
         while self.segments.len() > 1 && self.segments[1].first <= self.head {
+            self.keep_positions()?;
             let old = self.segments.pop_front().expect("checked");
             if self.reader.as_ref().is_some_and(|r| r.first == old.first) {
                 self.reader = None;
@@ -459,8 +515,19 @@ impl DiskQueue {
         Ok(())
     }
 
+    /// Before a segment is deleted: the positions its records hold go to
+    /// `queue-dir/positions`, so that the queue still vouches for them.
+    fn keep_positions(&mut self) -> io::Result<()> {
+        if self.positions_unsaved {
+            save_positions(&self.dir, &self.positions, self.fsync != Fsync::Off)?;
+            self.positions_unsaved = false;
+        }
+        Ok(())
+    }
+
     /// Deletes the oldest segment, counting its undelivered messages as dropped.
     fn drop_oldest(&mut self) -> io::Result<()> {
+        self.keep_positions()?;
         let old = self.segments.pop_front().expect("more than one segment");
         let next = self.segments.front().map_or(self.next_seq, |s| s.first);
         self.dropped += next.saturating_sub(self.head.max(old.first));
@@ -496,7 +563,8 @@ impl DiskQueue {
             }
             let reader = self.reader.as_mut().expect("just opened");
             match reader.next_record()? {
-                Some((seq, range)) if seq >= self.cursor => {
+                Some((_, _, Kind::Position)) => continue,
+                Some((seq, range, Kind::Message)) if seq >= self.cursor => {
                     self.skipped(self.cursor..seq);
                     self.cursor = seq + 1;
                     let reader = self.reader.as_ref().expect("just read");
@@ -597,6 +665,11 @@ impl DiskQueue {
         own(&File::open(&self.dir)?)?;
         own(&self.lock)?;
         own(&self.head_file)?;
+        match File::open(self.dir.join(POSITIONS_FILE)) {
+            Ok(f) => own(&f)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
         for s in &self.segments {
             own(&open_file(&segment_path(&self.dir, s.first), false)?)?;
         }
@@ -611,7 +684,7 @@ impl DiskQueue {
 impl Reader {
     /// The next valid record: its sequence number and where its payload is in `buf`. Damage is
     /// skipped to the next valid record.
-    fn next_record(&mut self) -> io::Result<Option<(u64, std::ops::Range<usize>)>> {
+    fn next_record(&mut self) -> io::Result<Option<(u64, std::ops::Range<usize>, Kind)>> {
         loop {
             if self.buf.len() - self.pos < HEADER {
                 if !self.fill()? {
@@ -621,7 +694,15 @@ impl Reader {
             }
             let h = &self.buf[self.pos..self.pos + HEADER];
             let len = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes")) as usize;
-            if h[..4] != MAGIC || len > MAX_PAYLOAD {
+            let kind = match h[..4].try_into().expect("4 bytes") {
+                MAGIC => Kind::Message,
+                POSITION_MAGIC => Kind::Position,
+                _ => {
+                    self.pos += 1;
+                    continue;
+                }
+            };
+            if len > MAX_PAYLOAD {
                 self.pos += 1;
                 continue;
             }
@@ -644,7 +725,7 @@ impl Reader {
                 continue;
             }
             self.pos = body.end;
-            return Ok(Some((seq, body)));
+            return Ok(Some((seq, body, kind)));
         }
     }
 
@@ -684,6 +765,8 @@ impl Reader {
 /// What one segment holds.
 struct Scan {
     seqs: Vec<u64>,
+    /// The position records, in the order written.
+    positions: Vec<(String, String)>,
     size: u64,
     /// Bytes after the last valid record (a torn end).
     damaged_tail: bool,
@@ -701,16 +784,85 @@ fn scan_segment(path: &Path) -> io::Result<Scan> {
         eof: false,
     };
     let mut seqs = Vec::new();
+    let mut positions = Vec::new();
     let mut end_of_valid = 0;
-    while let Some((seq, range)) = reader.next_record()? {
-        seqs.push(seq);
+    while let Some((seq, range, kind)) = reader.next_record()? {
         end_of_valid = reader.base + range.end as u64;
+        match kind {
+            Kind::Message => seqs.push(seq),
+            Kind::Position => positions.extend(decode_position(&reader.buf[range])),
+        }
     }
     Ok(Scan {
         seqs,
+        positions,
         size,
         damaged_tail: end_of_valid != size,
     })
+}
+
+/// What a record holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Message,
+    Position,
+}
+
+/// Appends a record: `MAGIC LEN SEQ CRC PAYLOAD`.
+fn encode_record(out: &mut Vec<u8>, magic: [u8; 4], seq: u64, payload: &[u8]) {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&seq.to_le_bytes());
+    crc.update(payload);
+    out.extend_from_slice(&magic);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// A position record's key and text; None for one that is not UTF-8 (damage the checksum
+/// missed cannot name an input).
+fn decode_position(payload: &[u8]) -> Option<(String, String)> {
+    let nul = payload.iter().position(|&b| b == 0)?;
+    let key = std::str::from_utf8(&payload[..nul]).ok()?;
+    let text = std::str::from_utf8(&payload[nul + 1..]).ok()?;
+    Some((key.to_owned(), text.to_owned()))
+}
+
+/// The positions `queue-dir/positions` keeps (none without the file).
+fn load_positions(dir: &Path) -> io::Result<BTreeMap<String, String>> {
+    let path = dir.join(POSITIONS_FILE);
+    match fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
+    Ok(scan_segment(&path)?.positions.into_iter().collect())
+}
+
+/// Writes `queue-dir/positions` whole: to a new file, renamed over the old one.
+fn save_positions(dir: &Path, positions: &BTreeMap<String, String>, sync: bool) -> io::Result<()> {
+    let mut bytes = Vec::new();
+    for (key, text) in positions {
+        let mut payload = key.as_bytes().to_vec();
+        payload.push(0);
+        payload.extend_from_slice(text.as_bytes());
+        encode_record(&mut bytes, POSITION_MAGIC, 0, &payload);
+    }
+    let temp = dir.join(format!("{POSITIONS_FILE}.new"));
+    let _ = fs::remove_file(&temp);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(&temp)?;
+    file.write_all(&bytes)?;
+    if sync {
+        file.sync_data()?;
+    }
+    drop(file);
+    fs::rename(&temp, dir.join(POSITIONS_FILE))
 }
 
 fn segment_path(dir: &Path, first: u64) -> PathBuf {
@@ -734,7 +886,8 @@ fn whole_records(pending: &[u8], upto: usize) -> (usize, u64) {
         if end > upto {
             break;
         }
-        (at, count) = (end, count + 1);
+        let message = pending[at..at + MAGIC.len()] == MAGIC;
+        (at, count) = (end, count + u64::from(message));
     }
     (at, count)
 }
@@ -879,6 +1032,57 @@ mod tests {
         assert_eq!(again.len(), 600);
         q.ack_through(999).unwrap();
         assert_eq!(q.messages(), 0);
+    }
+
+    #[test]
+    fn an_input_position_is_queued_with_its_records_and_outlives_their_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut q, _) = open(dir.path(), 1 << 30, QueuePolicy::Block);
+        let text = "boot_id=b\nseq=9\n";
+        for i in 0..10 {
+            q.push(payload(i));
+        }
+        q.push_position("kmsg.position", text);
+        assert_eq!(q.pending_messages(), 10, "a position is not a message");
+        assert_eq!(q.position("kmsg.position"), None, "not on disk yet");
+        q.flush().unwrap();
+        assert_eq!(q.position("kmsg.position"), Some(text));
+        // Pushed, never written (SIGKILL before the flush): not vouched for.
+        q.push(payload(10));
+        q.push_position("kmsg.position", "boot_id=b\nseq=10\n");
+        let sent = drain(&mut q);
+        assert_eq!(sent.len(), 10, "position records are never sent");
+        assert_eq!(sent.last().unwrap(), &(9, payload(9)));
+        drop(q);
+
+        let (mut q, rec) = open(dir.path(), 1 << 30, QueuePolicy::Block);
+        assert_eq!((rec.messages, rec.corrupt), (10, 0));
+        assert_eq!(q.position("kmsg.position"), Some(text));
+        // Delivered and deleted, the position stays.
+        drain(&mut q);
+        q.ack_through(9).unwrap();
+        q.push(payload(10));
+        q.push_position("journal.cursor", "s=x;i=1");
+        q.flush().unwrap();
+        q.roll().unwrap();
+        drain(&mut q);
+        q.ack_through(10).unwrap();
+        drop(q);
+        let (q, rec) = open(dir.path(), 1 << 30, QueuePolicy::Block);
+        assert_eq!(rec.messages, 0);
+        assert_eq!(q.position("kmsg.position"), Some(text));
+        assert_eq!(q.position("journal.cursor"), Some("s=x;i=1"));
+        let segments = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "seg")
+            })
+            .count();
+        assert_eq!(segments, 1, "only the new, empty tail");
     }
 
     #[test]

@@ -281,6 +281,21 @@ impl Forwarder {
         self.queue.push(payload);
     }
 
+    /// Queues a reading input's position with the messages accepted so far (disk queue).
+    pub fn mark_position(&mut self, position: &crate::receipt::Mark) {
+        if let Queue::Disk(q) = &mut self.queue {
+            q.push_position(position.key, &position.text);
+        }
+    }
+
+    /// The latest position of input `key` on the disk queue.
+    pub fn queued_position(&self, key: &str) -> Option<String> {
+        match &self.queue {
+            Queue::Disk(q) => q.position(key).map(str::to_owned),
+            Queue::Memory(_) => None,
+        }
+    }
+
     /// Bytes held in memory.
     pub fn backlog_bytes(&self) -> usize {
         self.queue.memory_bytes()

@@ -304,6 +304,23 @@ impl Sink {
         }
     }
 
+    /// Where a reading input stands once the messages accepted so far are taken: an output
+    /// with a disk queue keeps it with them (see `forward::disk`).
+    pub fn mark_position(&mut self, position: &crate::receipt::Mark) {
+        if let Target::Forward(f) = &mut self.target {
+            f.mark_position(position);
+        }
+    }
+
+    /// The latest position of the reading input `key` that this output holds on disk with
+    /// the messages it queued: what it took, whether or not the input saved it.
+    pub fn queued_position(&self, key: &str) -> Option<String> {
+        match &self.target {
+            Target::Forward(f) => f.queued_position(key),
+            _ => None,
+        }
+    }
+
     /// Moves what memory holds to where it survives the process, if the output has such a
     /// place (a forward output's disk queue); a failure leaves it in memory for `write_out`.
     pub fn persist(&mut self) {

@@ -104,6 +104,23 @@ impl Opened {
         }
     }
 
+    /// The positions of the reading input `key` (whose messages come by `transport`) that
+    /// the outputs which may take its messages hold on disk: one each, or None if any of them
+    /// holds none (it keeps no disk queue, say), and then only the input's own file counts.
+    pub fn queued_positions(
+        &self,
+        key: &str,
+        transport: crate::message::Transport,
+    ) -> Option<Vec<String>> {
+        let takers = self.outputs.iter().filter(|(spec, _, _)| {
+            spec.route.transports.is_empty() || spec.route.transports.contains(&transport)
+        });
+        let positions: Option<Vec<String>> = takers
+            .map(|(_, _, sink)| sink.queued_position(key))
+            .collect();
+        positions.filter(|p| !p.is_empty())
+    }
+
     /// Outputs by name, for logs.
     pub fn describe(&self) -> String {
         let names: Vec<String> = self.outputs.iter().map(|(_, _, s)| s.describe()).collect();

@@ -306,6 +306,9 @@ impl Thread {
                         self.sink.accept(&batch[i]);
                     }
                     self.accepted += u64::from(mask.count_ones());
+                    if let Some(position) = receipt.as_ref().and_then(|r| r.position()) {
+                        self.sink.mark_position(position);
+                    }
                     if let Some(receipt) = receipt {
                         self.receipts.push_back((self.accepted, receipt));
                     }

@@ -31,12 +31,13 @@ use mio::unix::SourceFd;
 use super::{Batch, Ctx, Listener, SOCKET};
 use crate::message::{Fields, Message, Origin, Transport};
 use crate::parse::parse;
+use crate::receipt::Mark;
 use crate::sinks::line::push_rfc3339;
 use crate::stats::Stats;
 use crate::sys::journal::Journal;
 
 /// The cursor file under state-dir.
-const CURSOR_FILE: &str = "journal.cursor";
+pub(super) const CURSOR_FILE: &str = "journal.cursor";
 
 pub(super) fn run(ctx: Ctx, poll: mio::Poll, listener: Listener) {
     let name = listener.addr().to_string();
@@ -64,13 +65,34 @@ pub(super) fn run(ctx: Ctx, poll: mio::Poll, listener: Listener) {
         return ctx.finish();
     }
     let path = ctx.tunables.state_dir.join(CURSOR_FILE);
+    let mut saved = super::position::load(&path)
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
+    let order = |a: &str, b: &str| {
+        let ((a_id, a), (b_id, b)) = (seqnum(a.trim())?, seqnum(b.trim())?);
+        (a_id == b_id).then(|| a.cmp(&b))
+    };
+    if let Some(queued) =
+        super::position::queued_past(saved.as_deref(), &ctx.tunables.queued, order)
+    {
+        let cursor = queued.trim().to_owned();
+        log::info!(
+            "input {name}: resuming after the entry its disk-queued outputs took last \
+             (past its own saved cursor)"
+        );
+        if let Err(e) = save(&path, &cursor) {
+            log::error!(
+                "input {name}: cannot save its position in {}: {e}",
+                path.display()
+            );
+        }
+        saved = Some(cursor);
+    }
     let mut reader = Reader {
         journal,
         pending: VecDeque::new(),
         next_id: 0,
-        saved: super::position::load(&path)
-            .map(|c| c.trim().to_owned())
-            .filter(|c| !c.is_empty()),
+        saved,
         path,
         name,
         unread_current: false,
@@ -203,7 +225,11 @@ impl Reader {
             if entry.truncated {
                 Stats::add(&ctx.shared.stats.truncated, 1);
             }
-            batch.push_answered(entry.message(), (id as usize, 0));
+            let position = Mark {
+                key: CURSOR_FILE,
+                text: file_text(&entry.cursor),
+            };
+            batch.push_read(entry.message(), (id as usize, 0), position);
             if !batch.loop_alive() {
                 return false;
             }
@@ -386,9 +412,14 @@ fn seqnum(cursor: &str) -> Option<(&str, u64)> {
     Some((id?, number?))
 }
 
+/// What the cursor file holds for `cursor`.
+fn file_text(cursor: &str) -> String {
+    format!("{cursor}\n")
+}
+
 /// Writes the cursor, whole (`position::save`).
 fn save(path: &Path, cursor: &str) -> io::Result<()> {
-    super::position::save(path, &format!("{cursor}\n"))
+    super::position::save(path, &file_text(cursor))
 }
 
 #[cfg(test)]

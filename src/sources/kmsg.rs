@@ -29,6 +29,7 @@ use mio::unix::SourceFd;
 use super::{Batch, Ctx, Listener, SOCKET};
 use crate::message::{Fields, Message, Origin, Transport};
 use crate::parse::parse;
+use crate::receipt::Mark;
 use crate::sinks::line::push_rfc3339;
 use crate::stats::Stats;
 
@@ -36,7 +37,7 @@ use crate::stats::Stats;
 /// cannot hold one.
 const RECORD_MAX: usize = 16 * 1024;
 /// The position file under state-dir.
-const POSITION_FILE: &str = "kmsg.position";
+pub(super) const POSITION_FILE: &str = "kmsg.position";
 
 pub(super) fn run(ctx: Ctx, poll: mio::Poll, mut listener: Listener) {
     let name = listener.addr().to_string();
@@ -57,7 +58,29 @@ pub(super) fn run(ctx: Ctx, poll: mio::Poll, mut listener: Listener) {
     }
     let path = ctx.tunables.state_dir.join(POSITION_FILE);
     let boot = boot_id();
-    let saved = Position::load(&path).filter(|p| Some(&p.boot) == boot.as_ref());
+    let mut saved = Position::load(&path).filter(|p| Some(&p.boot) == boot.as_ref());
+    let order = |a: &str, b: &str| {
+        let (a, b) = (Position::parse(a)?, Position::parse(b)?);
+        (a.boot == b.boot).then(|| a.seq.cmp(&b.seq))
+    };
+    let own = saved.as_ref().map(Position::text);
+    if let Some(queued) = super::position::queued_past(own.as_deref(), &ctx.tunables.queued, order)
+        .and_then(|q| Position::parse(&q))
+        .filter(|q| Some(&q.boot) == boot.as_ref())
+    {
+        log::info!(
+            "input {name}: resuming after sequence number {} that its disk-queued outputs \
+             took last (past its own saved position)",
+            queued.seq
+        );
+        if let Err(e) = queued.save(&path) {
+            log::error!(
+                "input {name}: cannot save its position in {}: {e}",
+                path.display()
+            );
+        }
+        saved = Some(queued);
+    }
     let skip_through = saved.as_ref().map(|p| p.seq);
     let body = Reader {
         file,
@@ -180,7 +203,21 @@ impl Reader {
         batch
             .transactions
             .extend(record.joined.iter().map(|&seq| (seq as usize, 0)));
-        batch.push_answered(record.message(offset), (record.seq as usize, 0));
+        let message = record.message(offset);
+        match &self.boot {
+            Some(boot) => {
+                let position = Mark {
+                    key: POSITION_FILE,
+                    text: Position {
+                        boot: boot.clone(),
+                        seq: last,
+                    }
+                    .text(),
+                };
+                batch.push_read(message, (record.seq as usize, 0), position);
+            }
+            None => batch.push_answered(message, (record.seq as usize, 0)),
+        }
         if !batch.loop_alive() {
             return false;
         }
@@ -397,7 +434,11 @@ impl Position {
     /// The saved position, if there is a readable one (a damaged file starts afresh: the
     /// whole ring is read, and the gap check has nothing to compare with).
     fn load(path: &Path) -> Option<Position> {
-        let text = super::position::load(path)?;
+        Position::parse(&super::position::load(path)?)
+    }
+
+    /// Reads what `text` writes.
+    fn parse(text: &str) -> Option<Position> {
         let mut boot = None;
         let mut seq = None;
         for line in text.lines() {
@@ -415,7 +456,12 @@ impl Position {
 
     /// Writes it, whole (`position::save`).
     fn save(&self, path: &Path) -> io::Result<()> {
-        super::position::save(path, &format!("boot_id={}\nseq={}\n", self.boot, self.seq))
+        super::position::save(path, &self.text())
+    }
+
+    /// What its file holds.
+    fn text(&self) -> String {
+        format!("boot_id={}\nseq={}\n", self.boot, self.seq)
     }
 }
 

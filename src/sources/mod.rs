@@ -32,7 +32,7 @@ use crate::config::{InputSpec, Limits};
 use crate::event::{Control, Event};
 use crate::gate::Gate;
 use crate::message::Message;
-use crate::receipt::{AckBoard, Receipt, Transaction};
+use crate::receipt::{AckBoard, Mark, Receipt, Transaction};
 use crate::stats::Stats;
 use crate::tls;
 pub use bind::Listener;
@@ -94,6 +94,20 @@ pub struct Tunables {
     pub escape_controls: bool,
     /// Where a reading input keeps its position (`state-dir`).
     pub state_dir: std::path::PathBuf,
+    /// At start, for a reading input: the positions its disk-queued outputs hold with what
+    /// they took (`Opened::queued_positions`); it resumes after the earliest of them when
+    /// that is past its own file. Empty otherwise.
+    pub queued: Vec<String>,
+}
+
+/// The position file (under state-dir) of an input whose messages come by `transport`, if
+/// it keeps one: the key of its positions in disk queues.
+pub fn position_key(transport: crate::message::Transport) -> Option<&'static str> {
+    match transport {
+        crate::message::Transport::Journal => Some(journal::CURSOR_FILE),
+        crate::message::Transport::Kmsg => Some(kmsg::POSITION_FILE),
+        _ => None,
+    }
 }
 
 /// The current `Tunables` of one input. A reload replaces them and wakes the input, which
@@ -231,6 +245,7 @@ impl Ctx {
             loop_gone: false,
             board: self.board.clone(),
             transactions: Vec::new(),
+            position: None,
         }
     }
 
@@ -257,6 +272,8 @@ struct Batch {
     loop_gone: bool,
     board: Option<Arc<AckBoard>>,
     transactions: Vec<Transaction>,
+    /// Where a reading input stands after the last message pushed.
+    position: Option<Mark>,
 }
 
 impl Batch {
@@ -264,6 +281,12 @@ impl Batch {
     fn push_answered(&mut self, msg: Message, transaction: Transaction) {
         self.transactions.push(transaction);
         self.push(msg);
+    }
+
+    /// Adds a message from a reading input, after which it stands at `position`.
+    fn push_read(&mut self, msg: Message, transaction: Transaction, position: Mark) {
+        self.position = Some(position);
+        self.push_answered(msg, transaction);
     }
 
     /// Adds a message; a batch that is full is sent at once (blocking while the batches on their
@@ -293,6 +316,7 @@ impl Batch {
                     Some(board) if !self.transactions.is_empty() => Some(Receipt::new(
                         board.clone(),
                         std::mem::take(&mut self.transactions),
+                        self.position.take(),
                     )),
                     _ => None,
                 };
@@ -310,6 +334,7 @@ impl Batch {
         }
         self.messages.clear();
         self.transactions.clear();
+        self.position = None;
         self.bytes = 0;
         !self.loop_gone
     }

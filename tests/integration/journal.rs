@@ -1,7 +1,8 @@
 //! The journal input against a real journald: a standalone systemd-journald in a private mount
 //! namespace (a tmpfs on /run, a volatile journal), fed numbered entries with a custom field
 //! over the native protocol and through systemd-cat, read by logger across a SIGKILL, a clean
-//! stop, a rotation, a journald restart and a vacuum of entries it had not read.
+//! stop, a rotation, a journald restart and a vacuum of entries it had not read; and into a
+//! disk-queued RELP output that keeps the read position with its records.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,8 +12,10 @@ use crate::harness::Test;
 use crate::support::*;
 
 /// The tests of this module, for the harness.
-pub const TESTS: &[Test] =
-    tests![the_journal_is_read_once_across_kills_stops_rotations_and_vacuums,];
+pub const TESTS: &[Test] = tests![
+    the_journal_is_read_once_across_kills_stops_rotations_and_vacuums,
+    a_disk_queued_forward_output_keeps_the_position_so_a_kill_reads_nothing_twice,
+];
 
 /// A mount namespace with a private /run and a journald of its own.
 struct Namespace {
@@ -437,4 +440,87 @@ fn the_journal_is_read_once_across_kills_stops_rotations_and_vacuums() {
         assert!(status.success(), "{stderr}");
     }
     drop(ns);
+}
+
+/// The worst case for the input's own position file: it can never be written (a read-only
+/// state-dir), as if every SIGKILL came between the queue's write and the input's save. A
+/// forward output's disk queue holds the position with the records it took, so a restart
+/// reads nothing twice: with the collector up (the queue delivered and emptied) and down (the
+/// entries on disk only).
+fn a_disk_queued_forward_output_keeps_the_position_so_a_kill_reads_nothing_twice() {
+    require!(is_root(), "root (a mount namespace for journald)");
+    require!(
+        have("unshare") && have("nsenter") && have("python3"),
+        "unshare, nsenter and python3"
+    );
+    require!(
+        Path::new("/lib/systemd/systemd-journald").exists(),
+        "systemd-journald"
+    );
+    let ns = Namespace::new();
+    ns.ok(&[
+        "sh",
+        "-c",
+        "mkdir -p /run/ro-state && mount -t tmpfs -o ro tmpfs /run/ro-state",
+    ]);
+    let work = tempdir();
+    let out = work.path().join("collected.json");
+    let port = free_port();
+    let collector_config = format!(
+        "heartbeat = \"0\"\nlisten = [\"relp://127.0.0.1:{port}\"]\n\
+         [[output]]\nto = \"file:{}\"\nformat = \"json\"\n",
+        out.display()
+    );
+    let collector = || Builder::new().config(&collector_config).start();
+    let marker = format!("q{}", std::process::id());
+    let config = format!(
+        "heartbeat = \"0\"\nstate-dir = \"/run/ro-state\"\n[[input]]\nread = \"journal\"\n\
+         journal-match = [\"SYSLOG_IDENTIFIER=jtest\"]\n\
+         [[output]]\nto = \"relp://127.0.0.1:{port}\"\nqueue-dir = \"{}\"\n",
+        work.path().join("queue").display()
+    );
+    let pid = ns.pid();
+    let start = || {
+        Builder::new()
+            .config(&config)
+            .wrapped_in(&["nsenter", "--mount", "--target", &pid, "--"])
+            .start()
+    };
+    let anchor = format!("\"output\":\"relp://127.0.0.1:{port}\"");
+    let prefix = format!("\"message\":\"{marker} n");
+    let once = |n: usize| {
+        let seen = wait_for_numbered(&out, &prefix, n);
+        let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
+        assert!(twice.is_empty(), "read twice: {twice:?}");
+        assert_eq!(seen.len(), n, "more than sent: {seen:?}");
+    };
+
+    // Delivered, acknowledged, the queue empty: then SIGKILL and a restart.
+    let c = collector();
+    let d = start();
+    ns.native(&marker, 0, 300);
+    once(300);
+    d.wait_for_status_count(&anchor, "queued", 0);
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(d);
+    let d = start();
+    ns.native(&marker, 300, 400);
+    once(400);
+    d.wait_for_status_count(&anchor, "queued", 0);
+
+    // The collector down: the entries wait in the disk queue alone when logger is killed.
+    drop(c);
+    ns.native(&marker, 400, 600);
+    d.wait_for_status_count(&anchor, "queued", 200);
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(d);
+    let _c = collector();
+    let d = start();
+    ns.native(&marker, 600, 700);
+    once(700);
+    eprintln!(
+        "journal into a disk queue, its position never saved by the input: 0 of 700 read twice across two SIGKILLs"
+    );
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
 }
