@@ -1,6 +1,7 @@
 //! The kernel log input against the real kernel: numbered records written to /dev/kmsg are
 //! read once across a SIGKILL, a clean stop and restart, and a ring buffer that overran while
-//! logger was stopped is reported with the exact number missed.
+//! logger was stopped is reported with the exact number missed; into a disk-queued RELP output
+//! that keeps the position with its records, a kill reads nothing twice.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -11,9 +12,20 @@ use crate::harness::Test;
 use crate::support::*;
 
 /// The tests of this module, for the harness.
-pub const TESTS: &[Test] = tests![the_kernel_log_is_read_once_across_kills_stops_and_overruns,];
+pub const TESTS: &[Test] = tests![
+    the_kernel_log_is_read_once_across_kills_stops_and_overruns,
+    a_disk_queued_forward_output_keeps_the_kernel_log_position_so_a_kill_reads_nothing_twice,
+];
 
 const DEVKMSG: &str = "/proc/sys/kernel/printk_devkmsg";
+
+/// The ring is one for the whole machine: one test at a time writes to it (the overrun the
+/// first test causes would make the other one miss records).
+static RING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn take_ring() -> std::sync::MutexGuard<'static, ()> {
+    RING.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Lets writers past the kernel's rate limit (10 lines) for the test; restores the setting.
 struct Unlimited(String);
@@ -78,6 +90,7 @@ fn the_kernel_log_is_read_once_across_kills_stops_and_overruns() {
         Path::new(DEVKMSG).exists() && Path::new("/dev/kmsg").exists(),
         "/dev/kmsg and printk_devkmsg"
     );
+    let _ring = take_ring();
     let _unlimited = Unlimited::new();
     let work = tempdir();
     let (state, log) = (work.path().join("state"), work.path().join("kernel.log"));
@@ -180,4 +193,70 @@ fn the_kernel_log_is_read_once_across_kills_stops_and_overruns() {
         "{stderr}"
     );
     eprintln!("kmsg: overrun while stopped: missed {missed}, said and counted exactly");
+}
+
+/// As the journal's test of the same name: the input's own position can never be saved (its
+/// state-dir lies under a regular file), so only the disk queue's copy of it keeps a restart
+/// from reading the ring again.
+fn a_disk_queued_forward_output_keeps_the_kernel_log_position_so_a_kill_reads_nothing_twice() {
+    require!(is_root(), "root (/dev/kmsg)");
+    require!(
+        Path::new(DEVKMSG).exists() && Path::new("/dev/kmsg").exists(),
+        "/dev/kmsg and printk_devkmsg"
+    );
+    let _ring = take_ring();
+    let _unlimited = Unlimited::new();
+    let work = tempdir();
+    std::fs::write(work.path().join("not-a-dir"), "").unwrap();
+    let out = work.path().join("collected.json");
+    let port = free_port();
+    let collector_config = format!(
+        "heartbeat = \"0\"\nlisten = [\"relp://127.0.0.1:{port}\"]\n\
+         [[output]]\nto = \"file:{}\"\nformat = \"json\"\n",
+        out.display()
+    );
+    let collector = || Builder::new().config(&collector_config).start();
+    let marker = format!("k{}x{}", std::process::id(), oldest_seq());
+    let config = format!(
+        "heartbeat = \"0\"\nstate-dir = \"{}\"\n[[input]]\nread = \"kmsg\"\n\
+         [[output]]\nto = \"relp://127.0.0.1:{port}\"\nqueue-dir = \"{}\"\n",
+        work.path().join("not-a-dir").join("state").display(),
+        work.path().join("queue").display()
+    );
+    let start = || Builder::new().config(&config).start();
+    let anchor = format!("\"output\":\"relp://127.0.0.1:{port}\"");
+    let prefix = format!("{marker} n");
+    let once = |n: usize| {
+        let seen = wait_for_numbered(&out, &prefix, n);
+        let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
+        assert!(twice.is_empty(), "read twice: {twice:?}");
+        assert_eq!(seen.len(), n, "more than written: {seen:?}");
+    };
+
+    let c = collector();
+    let d = start();
+    write_records(&marker, 0, 300);
+    once(300);
+    d.wait_for_status_count(&anchor, "queued", 0);
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(d);
+    let d = start();
+    write_records(&marker, 300, 400);
+    once(400);
+    d.wait_for_status_count(&anchor, "queued", 0);
+
+    drop(c);
+    write_records(&marker, 400, 600);
+    d.wait_for_status_count(&anchor, "queued", 200);
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(d);
+    let _c = collector();
+    let d = start();
+    write_records(&marker, 600, 700);
+    once(700);
+    eprintln!(
+        "kmsg into a disk queue, its position never saved by the input: 0 of 700 read twice across two SIGKILLs"
+    );
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
 }
