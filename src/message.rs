@@ -95,6 +95,13 @@ impl Transport {
         )
     }
 
+    /// A sender that waits when logger is busy: a stream's (its window, a full socket buffer)
+    /// or a log logger reads at its own pace (the journal, the kernel log). These need no
+    /// rate limit to be fair, and a limit would only drop what nobody can send again.
+    pub fn is_held_back(self) -> bool {
+        self.is_stream() || self.is_read()
+    }
+
     /// Under TLS: the input needs a certificate.
     pub fn is_tls(self) -> bool {
         matches!(self, Transport::Tls | Transport::RelpTls)

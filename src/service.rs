@@ -470,10 +470,10 @@ impl Service {
         let now = Instant::now();
         let mut allowed = 0u64;
         for (i, msg) in batch.iter().enumerate() {
-            // Stream senders are held back by reading in turns and by backpressure, never by
-            // dropping frames already accepted; the limit is for datagram senders, which
-            // nothing else can slow down.
-            if msg.origin.transport.is_stream() || self.limiter.allow(Source::of(msg), now) {
+            // Stream senders are held back by reading in turns and by backpressure, and read
+            // logs by reading no further, never by dropping what was accepted; the limit is
+            // for datagram senders, which nothing else can slow down.
+            if msg.origin.transport.is_held_back() || self.limiter.allow(Source::of(msg), now) {
                 allowed |= 1 << i;
             }
         }

@@ -151,7 +151,7 @@ pub const KEYS: &[Key<Config>] = &[
     },
     Key {
         name: "rate-limit",
-        doc: "Messages per second accepted from one source over datagram transports (0: no limit); stream senders are held back by TCP instead.",
+        doc: "Messages per second accepted from one source over datagram transports (0: no limit); stream senders are held back by TCP instead, and the journal and kernel log inputs by reading no further.",
         read: |c, v| {
             c.rate_limit.per_second = count(v)?;
             Ok(())

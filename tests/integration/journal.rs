@@ -174,7 +174,8 @@ fn the_journal_is_read_once_across_kills_stops_rotations_and_vacuums() {
     let (state, log) = (work.path().join("state"), work.path().join("journal.json"));
     let marker = format!("j{}", std::process::id());
     let config = format!(
-        "state-dir = \"{}\"\nstop-timeout = \"5s\"\n[[input]]\nread = \"journal\"\n\
+        "state-dir = \"{}\"\nstop-timeout = \"5s\"\nrate-limit = 10\nrate-limit-burst = 10\n\
+         [[input]]\nread = \"journal\"\n\
          journal-match = [\"SYSLOG_IDENTIFIER=jtest\", \"+\", \"SYSLOG_IDENTIFIER=jcat\"]\n\
          [[output]]\nto = \"file:{}\"\nformat = \"json\"\n",
         state.display(),

@@ -96,7 +96,8 @@ fn the_kernel_log_is_read_once_across_kills_stops_and_overruns() {
     let (state, log) = (work.path().join("state"), work.path().join("kernel.log"));
     let marker = format!("m{}x{}", std::process::id(), oldest_seq());
     let config = format!(
-        "state-dir = \"{}\"\nstop-timeout = \"5s\"\n[[input]]\nread = \"kmsg\"\n\
+        "state-dir = \"{}\"\nstop-timeout = \"5s\"\nrate-limit = 10\nrate-limit-burst = 10\n\
+         [[input]]\nread = \"kmsg\"\n\
          [[output]]\nto = \"file:{}\"\nformat = \"json\"\n",
         state.display(),
         log.display()
