@@ -194,23 +194,37 @@ fn needs_escape(b: u8) -> bool {
 /// above, or is a backslash (SWAR "has byte" tests; a word that fails is rescanned byte by byte,
 /// so a false alarm only costs speed).
 fn plain_prefix_len(bytes: &[u8]) -> usize {
+    prefix_without(bytes, b'\\')
+}
+
+/// The length of the longest prefix of `bytes` that a JSON string holds as it is: printable
+/// ASCII but `"` and `\\`. A word at a time, as `plain_prefix_len`.
+pub fn json_plain_prefix_len(bytes: &[u8]) -> usize {
+    prefix_without(bytes, b'"')
+}
+
+/// The longest prefix of printable ASCII with neither a backslash nor `other`.
+#[inline]
+fn prefix_without(bytes: &[u8], other: u8) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has = |w: u64, byte: u8| {
+        let x = w ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x
+    };
     let mut i = 0;
     for word in bytes.chunks_exact(8) {
         let w = u64::from_le_bytes(word.try_into().expect("chunks of eight"));
         let control = w.wrapping_sub(ONES * 0x20) & !w;
         let high_or_del = w | w.wrapping_add(ONES);
-        let x = w ^ (ONES * u64::from(b'\\'));
-        let backslash = x.wrapping_sub(ONES) & !x;
-        if (control | high_or_del | backslash) & HIGH != 0 {
+        if (control | high_or_del | has(w, b'\\') | has(w, other)) & HIGH != 0 {
             break;
         }
         i += 8;
     }
     i + bytes[i..]
         .iter()
-        .position(|&b| needs_escape(b))
+        .position(|&b| needs_escape(b) || b == other)
         .unwrap_or(bytes.len() - i)
 }
 
@@ -247,6 +261,21 @@ fn hex(b: u8) -> [u8; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_word_at_a_time_prefixes_stop_where_the_byte_rule_does() {
+        for special in [b'"', b'\\', 0x1f, 0x7f, 0x80, 0xff, b'\t'] {
+            for at in 0..20 {
+                let mut bytes = b"abcdefghijklmnopqrstuvwxyz".to_vec();
+                bytes[at] = special;
+                let json = json_plain_prefix_len(&bytes);
+                let plain = plain_prefix_len(&bytes);
+                assert_eq!(json, at, "json, {special:#x} at {at}");
+                let expected = if special == b'"' { bytes.len() } else { at };
+                assert_eq!(plain, expected, "plain, {special:#x} at {at}");
+            }
+        }
+    }
 
     fn esc(b: &[u8], how: Escaping) -> String {
         let mut out = Vec::new();

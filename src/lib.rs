@@ -13,7 +13,8 @@
 //! - [`client`]: which command lines belong to util-linux logger(1) (handing them over execs it).
 //! - [`cli`]: the command line. [`config`]: defaults + TOML file + flags → [`config::Config`].
 //!   [`listen`]: the listen URL syntax. [`allow`]: allow-lists of networks.
-//! - [`message`]: the message model and its fields. [`parse`]: bytes → [`message::Message`].
+//! - [`message`]: the message model. [`fields`]: its named fields, in one allocation.
+//!   [`parse`]: bytes → [`message::Message`].
 //!   [`framing`]: RFC 6587 stream framing. [`relp`]: RELP frames both ways.
 //! - [`escape`]: the one reversible escaping of control and invisible characters.
 //! - [`timestamp`]: a sender's time read, and the date forms of rsyslog's lines.
@@ -51,6 +52,7 @@ pub mod control;
 pub mod error;
 pub mod escape;
 pub mod event;
+pub mod fields;
 pub mod forward;
 pub mod framing;
 pub mod gate;

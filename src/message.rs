@@ -223,22 +223,36 @@ pub struct Message {
     raw: Box<[u8]>,
     spans: Spans,
     /// Fields beyond syslog's, as an input that reads a richer log found them (the kernel
-    /// log's sequence number and device), with journald-style names.
-    fields: Option<Box<Fields>>,
+    /// log's sequence number and device), with journald-style names (`fields`: empty, no
+    /// allocation, without any).
+    fields: Box<[u8]>,
 }
 
-/// Named fields of a message beyond syslog's header: journald-style names (upper case, digits,
-/// underscores) and byte values.
-pub type Fields = Vec<(Box<str>, Box<[u8]>)>;
+pub use crate::fields::{Fields, FieldsRef};
 
 /// True for a name journald takes as a field's: 1 to 64 of `A-Z`, `0-9`, `_`, not starting with
 /// a digit (a leading `_` marks a trusted field, which a writer cannot set).
 pub fn is_field_name(name: &str) -> bool {
+    is_field_name_bytes(name.as_bytes())
+}
+
+/// [`is_field_name`] for a name read as bytes.
+pub fn is_field_name_bytes(name: &[u8]) -> bool {
+    /// The bytes a name may hold: one lookup a byte (every journal entry's twenty-odd names
+    /// pass here).
+    const NAME_BYTE: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            table[b] = c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_';
+            b += 1;
+        }
+        table
+    };
     (1..=64).contains(&name.len())
-        && !name.as_bytes()[0].is_ascii_digit()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && !name[0].is_ascii_digit()
+        && name.iter().all(|&b| NAME_BYTE[usize::from(b)])
 }
 
 /// The SD-ID under which fields travel in RFC 5424 (a forward output writes it, the parser
@@ -248,7 +262,7 @@ pub const FIELDS_SD_ID: &str = "fields@32473";
 /// Appends `fields` as one SD-ELEMENT: names longer than an SD-NAME may be (32) are left out,
 /// values escaped as RFC 5424 says (`"`, `\` and `]` after a backslash), bytes that are not
 /// UTF-8 with the receive escaping (readable, reversible).
-pub fn push_fields_element(out: &mut Vec<u8>, fields: &[(Box<str>, Box<[u8]>)]) {
+pub fn push_fields_element(out: &mut Vec<u8>, fields: FieldsRef<'_>) {
     out.push(b'[');
     out.extend_from_slice(FIELDS_SD_ID.as_bytes());
     for (name, value) in fields.iter().filter(|(n, _)| n.len() <= 32) {
@@ -337,7 +351,7 @@ pub fn fields_from_sd(sd: &[u8]) -> Fields {
         // A sender names what it likes here: only what journald would take as a field name
         // becomes one (the rest stays in the structured data, as sent).
         if is_field_name(&name) {
-            fields.push((name.into(), value.into()));
+            fields.push(&name, &value);
         }
         rest = &rest[i + 1..];
     }
@@ -433,21 +447,21 @@ impl Message {
             received,
             raw: raw.into(),
             spans: parsed.spans,
-            fields: None,
+            fields: Box::default(),
         }
     }
 
     /// The message with `fields` beside its header.
     pub fn with_fields(self, fields: Fields) -> Message {
         Message {
-            fields: (!fields.is_empty()).then(|| Box::new(fields)),
+            fields: fields.into_bytes(),
             ..self
         }
     }
 
     /// Its fields beyond syslog's, if an input gave it any.
-    pub fn fields(&self) -> &[(Box<str>, Box<[u8]>)] {
-        self.fields.as_deref().map_or(&[], |f| f.as_slice())
+    pub fn fields(&self) -> FieldsRef<'_> {
+        FieldsRef::from_bytes(&self.fields)
     }
 
     /// Escapes the control characters a sender put in the header fields or the text (C0 but TAB,
@@ -509,12 +523,7 @@ impl Message {
 
     /// What the message costs in memory while it waits: its bytes and its own record.
     pub fn weight(&self) -> usize {
-        let fields: usize = self
-            .fields()
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 32)
-            .sum();
-        self.raw.len() + fields + std::mem::size_of::<Message>()
+        self.raw.len() + self.fields().bytes() + std::mem::size_of::<Message>()
     }
 
     /// True if every byte is printable ASCII and none a backslash (known after

@@ -38,7 +38,7 @@ pub fn put_field(out: &mut Vec<u8>, key: &str, value: &[u8]) {
 pub fn encode(out: &mut Vec<u8>, msg: &Message) {
     // A message read from a journal brings its own fields: those stand for themselves, and the
     // header's copies of them are not written twice.
-    let own = |name: &str| msg.fields().iter().any(|(k, _)| &**k == name);
+    let own = |name: &str| msg.fields().get(name).is_some();
     put_field(out, "MESSAGE", msg.text());
     put_field(out, "PRIORITY", &[b'0' + msg.journal_priority()]);
     if !own("SYSLOG_FACILITY") {
@@ -93,7 +93,7 @@ pub fn encode(out: &mut Vec<u8>, msg: &Message) {
                     put_field(out, &name, value);
                 }
             }
-            None if matches!(&**name, "PRIORITY" | "MESSAGE") => {}
+            None if matches!(name, "PRIORITY" | "MESSAGE") => {}
             None => put_field(out, name, value),
         }
     }

@@ -94,12 +94,21 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
     if !msg.fields().is_empty() {
         // Fields beyond syslog's (the kernel log's), by their journald-style names.
         out.extend_from_slice(b",\"journal\":{");
-        for (i, (name, value)) in msg.fields().iter().enumerate() {
+        for (i, (name, value)) in msg.fields().iter_raw().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            string(out, name);
-            out.push(b':');
+            // Names are field names (checked when pushed): plain ASCII.
+            out.push(b'"');
+            out.extend_from_slice(name);
+            out.extend_from_slice(b"\":");
+            if escape::json_plain_prefix_len(value) == value.len() {
+                // Plain ASCII, nearly every value: as it is, without a UTF-8 check.
+                out.push(b'"');
+                out.extend_from_slice(value);
+                out.push(b'"');
+                continue;
+            }
             // A binary value as the receive escaping writes it (UTF-8, reversible).
             match std::str::from_utf8(value) {
                 Ok(text) => string(out, text),
@@ -157,10 +166,7 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let mut rest = s;
     while !rest.is_empty() {
-        let run = rest
-            .bytes()
-            .position(|b| !is_plain(b))
-            .unwrap_or(rest.len());
+        let run = escape::json_plain_prefix_len(rest.as_bytes());
         out.extend_from_slice(&rest.as_bytes()[..run]);
         // The byte after a run of ASCII starts a character.
         rest = &rest[run..];
@@ -184,11 +190,6 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
         }
     }
     out.push(b'"');
-}
-
-/// Printable ASCII that a JSON string holds as itself.
-fn is_plain(b: u8) -> bool {
-    (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\'
 }
 
 #[cfg(test)]

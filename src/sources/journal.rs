@@ -283,7 +283,7 @@ fn read_entry(journal: &mut Journal, max_field: usize) -> io::Result<Option<Entr
     let cursor = journal.cursor()?;
     let realtime_usec = journal.realtime_usec()?;
     let mut message = Vec::new();
-    let mut fields: Fields = Vec::new();
+    let mut fields = Fields::new();
     let mut marked = false;
     let mut uid = None;
     let mut truncated = false;
@@ -298,20 +298,17 @@ fn read_entry(journal: &mut Journal, max_field: usize) -> io::Result<Option<Entr
             truncated = true;
         }
         let value = &value[..value.len().min(max_field)];
-        let Ok(name) = std::str::from_utf8(name) else {
-            return;
-        };
         match name {
-            "MESSAGE" => message = value.to_vec(),
-            "LOGGER_TRANSPORT" => marked = true,
-            n if n == crate::selflog::OWN_LOG_FIELD => marked = true,
+            b"MESSAGE" => message = value.to_vec(),
+            b"LOGGER_TRANSPORT" => marked = true,
+            n if n == crate::selflog::OWN_LOG_FIELD.as_bytes() => marked = true,
             _ => {
-                if name == "_UID" {
+                if name == b"_UID" {
                     uid = std::str::from_utf8(value)
                         .ok()
                         .and_then(|v| v.parse::<u32>().ok());
                 }
-                fields.push((name.into(), value.into()));
+                fields.push_raw(name, value);
             }
         }
     })?;
@@ -330,10 +327,7 @@ fn read_entry(journal: &mut Journal, max_field: usize) -> io::Result<Option<Entr
 
 impl Entry {
     fn field(&self, name: &str) -> Option<&[u8]> {
-        self.fields
-            .iter()
-            .find(|(k, _)| &**k == name)
-            .map(|(_, v)| &**v)
+        self.fields.as_ref().get(name)
     }
 
     fn number(&self, name: &str) -> Option<u32> {
@@ -444,18 +438,17 @@ mod tests {
             realtime_usec: 1_796_657_844_000_001,
             message: b"Started nginx.\nsecond line".to_vec(),
             truncated: false,
-            fields: vec![
-                ("PRIORITY".into(), b"3".as_slice().into()),
-                ("SYSLOG_FACILITY".into(), b"3".as_slice().into()),
-                (
-                    "SYSLOG_IDENTIFIER".into(),
-                    b"nginx: worker".as_slice().into(),
-                ),
-                ("_PID".into(), b"4242".as_slice().into()),
-                ("_HOSTNAME".into(), b"web1".as_slice().into()),
-                ("_SYSTEMD_UNIT".into(), b"nginx.service".as_slice().into()),
-                ("MY_FIELD".into(), b"\x00\xffbinary".as_slice().into()),
-            ],
+            fields: [
+                ("PRIORITY", b"3".as_slice()),
+                ("SYSLOG_FACILITY", b"3"),
+                ("SYSLOG_IDENTIFIER", b"nginx: worker"),
+                ("_PID", b"4242"),
+                ("_HOSTNAME", b"web1"),
+                ("_SYSTEMD_UNIT", b"nginx.service"),
+                ("MY_FIELD", b"\x00\xffbinary"),
+            ]
+            .into_iter()
+            .collect(),
         };
         let msg = entry.message();
         assert_eq!((msg.facility, msg.severity), (3, 3));
@@ -468,11 +461,10 @@ mod tests {
         );
         assert_eq!(msg.text(), b"Started nginx.\nsecond line");
         assert_eq!(msg.origin.transport, Transport::Journal);
-        assert!(
-            msg.fields()
-                .iter()
-                .any(|(k, v)| &**k == "MY_FIELD" && &**v == b"\x00\xffbinary")
+        assert_eq!(
+            msg.fields().get("MY_FIELD"),
+            Some(b"\x00\xffbinary".as_slice())
         );
-        assert!(msg.fields().iter().any(|(k, _)| &**k == "_SYSTEMD_UNIT"));
+        assert!(msg.fields().get("_SYSTEMD_UNIT").is_some());
     }
 }

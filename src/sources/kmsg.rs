@@ -331,18 +331,11 @@ impl Record {
         }
         raw.extend_from_slice(&self.text);
         let msg = parse(&raw, Origin::new(Transport::Kmsg), SystemTime::now(), false);
-        let mut fields: Fields = vec![
-            (
-                "KERNEL_SEQNUM".into(),
-                self.seq.to_string().into_bytes().into(),
-            ),
-            (
-                "KERNEL_MONOTONIC_USEC".into(),
-                self.usec.to_string().into_bytes().into(),
-            ),
-        ];
+        let mut fields = Fields::new();
+        fields.push("KERNEL_SEQNUM", self.seq.to_string().as_bytes());
+        fields.push("KERNEL_MONOTONIC_USEC", self.usec.to_string().as_bytes());
         for (key, value) in &self.dictionary {
-            fields.push((format!("KERNEL_{key}").into(), value.as_slice().into()));
+            fields.push(&format!("KERNEL_{key}"), value);
         }
         msg.with_fields(fields)
     }
@@ -502,7 +495,7 @@ mod tests {
             .message(0);
         assert_eq!(kernel.app_name().as_deref(), Some("kernel"));
         assert_eq!(kernel.text(), b"usb 1-1: new device");
-        assert_eq!(&*kernel.fields()[0].0, "KERNEL_SEQNUM");
+        assert_eq!(kernel.fields().iter().next().unwrap().0, "KERNEL_SEQNUM");
         for junk in [&b""[..], b"no semicolon", b"x,1,2,-;text", b"6,-1,2,-;t"] {
             assert_eq!(Record::parse(junk), None, "{junk:?}");
         }
