@@ -230,6 +230,17 @@ pub struct Message {
 
 pub use crate::fields::{Fields, FieldsRef};
 
+/// The header fields a line writes, as bytes ([`Message::plain_header`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PlainHeader<'a> {
+    /// HOSTNAME, if the message carries one.
+    pub hostname: Option<&'a [u8]>,
+    /// APP-NAME or TAG.
+    pub app_name: Option<&'a [u8]>,
+    /// PROCID or the tag's `[pid]`.
+    pub procid: Option<&'a [u8]>,
+}
+
 /// True for a name journald takes as a field's: 1 to 64 of `A-Z`, `0-9`, `_`, not starting with
 /// a digit (a leading `_` marks a trusted field, which a writer cannot set).
 pub fn is_field_name(name: &str) -> bool {
@@ -513,6 +524,17 @@ impl Message {
             raw: raw.into_boxed_slice(),
             spans,
             ..self
+        }
+    }
+
+    /// HOSTNAME, APP-NAME (TAG) and PROCID as their bytes, for a message known plain
+    /// ([`Message::is_plain`]: printable ASCII, so they read as text without a check).
+    pub fn plain_header(&self) -> PlainHeader<'_> {
+        let get = |span: Span| Some(span.get(&self.raw)).filter(|b| !b.is_empty());
+        PlainHeader {
+            hostname: get(self.spans.hostname),
+            app_name: get(self.spans.app_name),
+            procid: get(self.spans.procid),
         }
     }
 

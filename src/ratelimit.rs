@@ -97,8 +97,14 @@ impl RateLimiter {
 
     /// True if a message from `source` may pass now.
     pub fn allow(&mut self, source: Source, now: Instant) -> bool {
+        self.allow_many(source, 1, now) == 1
+    }
+
+    /// How many of `n` messages from `source` may pass now (the first that many): what `n`
+    /// calls of `allow` at the same instant say, with one lookup (a batch from one sender).
+    pub fn allow_many(&mut self, source: Source, n: u64, now: Instant) -> u64 {
         if self.limit.per_second == 0 {
-            return true;
+            return n;
         }
         let capacity = f64::from(self.limit.burst.max(1));
         let rate = f64::from(self.limit.per_second);
@@ -113,13 +119,10 @@ impl RateLimiter {
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * rate).min(capacity);
         bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            bucket.suppressed += 1;
-            false
-        }
+        let passed = (bucket.tokens.floor() as u64).min(n);
+        bucket.tokens -= passed as f64;
+        bucket.suppressed += n - passed;
+        passed
     }
 
     /// Takes the per-source suppression counts since the last call.
@@ -166,6 +169,23 @@ mod tests {
         assert!(!rl.allow(a, t0 + Duration::from_millis(100)));
         assert_eq!(rl.take_suppressed(), [(a, 16)]);
         assert_eq!(rl.take_suppressed(), []);
+    }
+
+    #[test]
+    fn a_run_from_one_source_is_limited_as_its_messages_one_by_one() {
+        let limit = RateLimit {
+            per_second: 10,
+            burst: 5,
+        };
+        let (mut one, mut many) = (RateLimiter::new(limit), RateLimiter::new(limit));
+        let t0 = Instant::now();
+        let a = Source::Remote("192.0.2.1".parse().unwrap());
+        for (step, n) in [(0, 3), (0, 4), (150, 7), (150, 1), (2000, 9)] {
+            let now = t0 + Duration::from_millis(step);
+            let singly = (0..n).filter(|_| one.allow(a, now)).count() as u64;
+            assert_eq!(many.allow_many(a, n, now), singly, "{n} at {step} ms");
+        }
+        assert_eq!(one.take_suppressed(), many.take_suppressed());
     }
 
     #[test]

@@ -469,13 +469,27 @@ impl Service {
     fn accept_batch(&mut self, batch: Vec<Message>, receipt: Option<&Arc<Receipt>>) {
         let now = Instant::now();
         let mut allowed = 0u64;
-        for (i, msg) in batch.iter().enumerate() {
+        let mut i = 0;
+        while i < batch.len() {
             // Stream senders are held back by reading in turns and by backpressure, and read
             // logs by reading no further, never by dropping what was accepted; the limit is
             // for datagram senders, which nothing else can slow down.
-            if msg.origin.transport.is_held_back() || self.limiter.allow(Source::of(msg), now) {
+            if batch[i].origin.transport.is_held_back() {
                 allowed |= 1 << i;
+                i += 1;
+                continue;
             }
+            // A run of messages from one sender is one lookup.
+            let source = Source::of(&batch[i]);
+            let run = batch[i..]
+                .iter()
+                .take_while(|m| !m.origin.transport.is_held_back() && Source::of(m) == source)
+                .count();
+            let passed = self.limiter.allow_many(source, run as u64, now) as usize;
+            for k in i..i + passed {
+                allowed |= 1 << k;
+            }
+            i += run;
         }
         let limited = batch.len() as u64 - u64::from(allowed.count_ones());
         Stats::add(&self.stats.rate_limited, limited);

@@ -31,8 +31,21 @@ pub fn format_line(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
     };
     push_rfc3339(out, msg.received);
     out.push(b' ');
-    match (msg.hostname(), msg.origin.peer) {
-        (Some(h), _) => escape_into(out, h.as_bytes()),
+    // A plain message's header as its bytes; another's through the text accessors (which
+    // show bytes that are not UTF-8 as U+FFFD before the escaping).
+    let (hostname, app_name, procid);
+    let header = if plain {
+        msg.plain_header()
+    } else {
+        (hostname, app_name, procid) = (msg.hostname(), msg.app_name(), msg.procid());
+        crate::message::PlainHeader {
+            hostname: hostname.as_deref().map(str::as_bytes),
+            app_name: app_name.as_deref().map(str::as_bytes),
+            procid: procid.as_deref().map(str::as_bytes),
+        }
+    };
+    match (header.hostname, msg.origin.peer) {
+        (Some(h), _) => escape_into(out, h),
         (None, Some(peer)) => {
             use std::io::Write;
             let _ = write!(out, "{}", peer.ip());
@@ -40,11 +53,11 @@ pub fn format_line(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
         (None, None) => escape::escape_into(out, local_host.as_bytes(), escape::LINE),
     }
     out.push(b' ');
-    escape_into(out, msg.app_name().as_deref().unwrap_or("-").as_bytes());
-    match (msg.procid(), msg.origin.credentials) {
+    escape_into(out, header.app_name.unwrap_or(b"-"));
+    match (header.procid, msg.origin.credentials) {
         (Some(pid), _) => {
             out.push(b'[');
-            escape_into(out, pid.as_bytes());
+            escape_into(out, pid);
             out.push(b']');
         }
         (None, Some(c)) if c.pid > 0 => {
