@@ -1,7 +1,7 @@
 //! Coalescing under load: under a heavy stream, let a queue fill for a moment before draining it
 //! again, so that one wake-up takes hundreds of messages instead of a handful. Datagram inputs
 //! use it on their socket's queue, the service loop on the queue of batches from the inputs,
-//! and outputs on theirs (`sinks::worker`); for the last two "datagrams" are messages, the
+//! and outputs on theirs (`outputs::worker`); for the last two "datagrams" are messages, the
 //! capacity is the queue's bound and the overhead what the queue charges a message beyond its
 //! bytes.
 //!

@@ -72,7 +72,7 @@ impl ControlSocket {
     /// of a dead instance is replaced; a live one is refused with `AddrInUse`.
     pub fn bind(path: &Path, mode: u32) -> io::Result<ControlSocket> {
         use std::os::unix::fs::MetadataExt;
-        let listener = crate::sources::bind::bind_unix_stream_with_mode(path, mode)?;
+        let listener = crate::inputs::bind::bind_unix_stream_with_mode(path, mode)?;
         let file = std::fs::symlink_metadata(path)
             .ok()
             .map(|m| (m.dev(), m.ino()));

@@ -9,8 +9,8 @@
 
 use std::sync::mpsc::Sender;
 
+use crate::inputs::Received;
 use crate::report::Report;
-use crate::sources::Received;
 
 /// A control event: from the signal thread or from an input thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

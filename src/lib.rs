@@ -21,13 +21,14 @@
 //! - [`route`]: syslog.conf selectors and per-output matches. [`template`]: path templates.
 //! - [`ratelimit`]: per-source token buckets. [`coalesce`]: the pause that batches wake-ups.
 //! - [`report`]: what `--status` and the metrics show, and its JSON and text.
-//! - [`sinks::line`], [`sinks::rsyslog`], [`sinks::rfc5424`], [`sinks::json`] (file lines) and
-//!   [`sinks::journal::encode`] (journal entries): the output encodings.
+//! - [`outputs::formats`] (file and stderr lines: detailed, rsyslog's, RFC 5424, JSON) and
+//!   [`outputs::journal::encode`] (journal entries): the output encodings.
 //!
 //! I/O and threads:
-//! - [`sources`]: binding/adopting sockets, opening the host's logs, one input thread each.
-//! - [`sinks`]: the outputs, each on its own thread behind a byte-bounded queue; [`forward`]:
-//!   the forward output (connections, acknowledgements, the disk queue); [`tls`]: rustls configs.
+//! - [`inputs`]: binding/adopting sockets, opening the host's logs, one input thread each.
+//! - [`outputs`]: the outputs, each on its own thread behind a byte-bounded queue;
+//!   `outputs::forward`: remote collectors (connections, acknowledgements); `outputs::queue`:
+//!   the memory and disk queues; [`tls`]: rustls configs.
 //! - [`service`]: the loop that routes to the outputs, owns the timers and the notifications;
 //!   [`event`]: what reaches it; [`gate`]: the bytes in flight to it; [`receipt`]: what inputs
 //!   that acknowledge learn of what the outputs took.
@@ -53,13 +54,14 @@ pub mod error;
 pub mod escape;
 pub mod event;
 pub mod fields;
-pub mod forward;
 pub mod framing;
 pub mod gate;
+pub mod inputs;
 pub mod lifecycle;
 pub mod listen;
 pub mod message;
 pub mod metrics;
+pub mod outputs;
 pub mod parse;
 pub mod ratelimit;
 pub mod receipt;
@@ -68,8 +70,6 @@ pub mod report;
 pub mod route;
 pub mod selflog;
 pub mod service;
-pub mod sinks;
-pub mod sources;
 pub mod stats;
 pub mod sys;
 pub mod template;
@@ -180,13 +180,13 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
         source,
     })?;
 
-    let activated = sources::bind::adopt(activation, &config)?;
-    let listeners = sources::bind::bind_all(&config, activated)?;
+    let activated = inputs::bind::adopt(activation, &config)?;
+    let listeners = inputs::bind::bind_all(&config, activated)?;
     let foreground = !config.fork;
     let daemon_uid = credentials
         .as_ref()
         .map_or_else(nix::unistd::Uid::effective, |c| c.ids().0);
-    let mut outputs = sinks::Opened::open(
+    let mut outputs = outputs::Opened::open(
         &config.outputs,
         &config.journal_socket,
         foreground,

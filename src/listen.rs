@@ -4,7 +4,7 @@
 //! Pure: parsing validates the form (scheme, absolute path, address and port) and never touches a
 //! socket. A listen address is a transport (what the scheme names, the same `Transport` a
 //! message records) and an endpoint (a path or an IP address and port). Binding lives in
-//! `sources::bind`.
+//! `inputs::bind`.
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -10,7 +10,7 @@
 //! server answers, then hangs up); `serverclose` (transaction 0) says the server is going away.
 //!
 //! Pure: encoding, and [`Reader`], an incremental parser of frames for both sides. The client is
-//! `forward`, the server `sources::relp`.
+//! `forward`, the server `inputs::relp`.
 
 use std::io::Write;
 

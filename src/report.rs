@@ -25,9 +25,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use crate::forward::LinkState;
-use crate::sinks::json::string;
-use crate::sinks::line::push_rfc3339;
+use crate::outputs::formats::json::string;
+use crate::outputs::formats::line::push_rfc3339;
+use crate::outputs::forward::LinkState;
 use crate::stats::Snapshot;
 
 /// The daemon as the loop saw it when asked.

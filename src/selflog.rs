@@ -15,7 +15,7 @@ use std::time::Duration;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 use crate::error::Error;
-use crate::sinks::line::push_rfc3339;
+use crate::outputs::formats::line::push_rfc3339;
 
 /// The journal field our own log's entries carry (`LOGGER_OWN_LOG=1`): a journal input skips
 /// them, as it skips what a journal output relayed (`LOGGER_TRANSPORT`).
@@ -184,7 +184,7 @@ pub fn install(backend: &Backend, level: LevelFilter) -> Result<(), Error> {
         Backend::Prefixed => Active::Stderr { prefixed: true },
         Backend::File(path) => {
             let (file, created) =
-                crate::sinks::open_log_file_noting_creation(path).map_err(|source| {
+                crate::outputs::open_log_file_noting_creation(path).map_err(|source| {
                     Error::Output {
                         output: format!("log-file {}", path.display()),
                         source,
@@ -225,7 +225,7 @@ pub fn reopen() {
         return;
     };
     if let Some(Active::File { path, file, .. }) = guard.as_mut() {
-        match crate::sinks::open_log_file(path) {
+        match crate::outputs::open_log_file(path) {
             Ok(f) => *file = f,
             Err(e) => {
                 let _ = writeln!(file, "cannot reopen log file {}: {e}", path.display());

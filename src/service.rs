@@ -9,7 +9,7 @@
 //! back, batches that arrive wait in the loop (`held`), still counted by the in-flight gate, so
 //! the inputs stop once it is spent; control events are handled meanwhile. Nothing else wakes it, so
 //! an idle daemon sleeps between watchdog pings. It never writes an output itself (each has its
-//! own thread, `sinks::set`), so it never blocks on one. Because WATCHDOG=1 is sent from here, a
+//! own thread, `outputs::set`), so it never blocks on one. Because WATCHDOG=1 is sent from here, a
 //! stuck loop misses its pings and systemd restarts it.
 //!
 //! Stop protocol: STOPPING=1, every input drains its socket and reports `InputStopped`, the loop
@@ -33,13 +33,13 @@ use crate::control::ControlSocket;
 use crate::error::{Error, Result};
 use crate::event::{Control, Event, Request};
 use crate::gate::Gate;
+use crate::inputs::{self, Input, Listener, Received, Shared, Tunables};
 use crate::lifecycle::notify::Notifier;
 use crate::message::Message;
+use crate::outputs::{MAX_BATCH, Opened, OutputSet};
 use crate::ratelimit::{RateLimiter, Source};
 use crate::receipt::Receipt;
 use crate::report::{InputReport, ReloadOutcome, Report};
-use crate::sinks::{MAX_BATCH, Opened, OutputSet};
-use crate::sources::{self, Input, Listener, Received, Shared, Tunables};
 use crate::stats::{Snapshot, Stats};
 use crate::tls;
 
@@ -146,8 +146,8 @@ impl Service {
         let shared = Shared {
             events: events_tx.clone(),
             in_flight: Arc::new(Gate::new(
-                sources::IN_FLIGHT_BYTES,
-                sources::IN_FLIGHT_BATCHES,
+                inputs::IN_FLIGHT_BYTES,
+                inputs::IN_FLIGHT_BATCHES,
             )),
             stats: stats.clone(),
         };
@@ -185,7 +185,7 @@ impl Service {
             .iter()
             .map(|l| {
                 let transport = l.spec.listen.transport;
-                sources::position_key(transport)
+                inputs::position_key(transport)
                     .and_then(|key| start.outputs.queued_positions(key, transport))
                     .unwrap_or_default()
             })
@@ -214,8 +214,8 @@ impl Service {
             // The batches in flight as the coalescer sees them: the gate's eight batches of at
             // most BATCH_BYTES, each message charged a batch's share of it.
             coalescer: Coalescer::with_overhead(
-                sources::IN_FLIGHT_BYTES,
-                sources::BATCH_BYTES / sources::BATCH,
+                inputs::IN_FLIGHT_BYTES,
+                inputs::BATCH_BYTES / inputs::BATCH,
             ),
             retired: BTreeMap::new(),
             control,
@@ -657,13 +657,13 @@ impl Service {
             &new.inputs
         };
         if wanted.is_empty() && !activated {
-            return Err(sources::bind::nothing_to_serve());
+            return Err(inputs::bind::nothing_to_serve());
         }
         // What each running input becomes (none: it stops).
         let mut retuned = Vec::with_capacity(self.inputs.len());
         for input in &self.inputs {
             let spec = if input.activated {
-                Some(sources::bind::adopted_spec(&input.spec.listen, new)?)
+                Some(inputs::bind::adopted_spec(&input.spec.listen, new)?)
             } else {
                 wanted.iter().find(|s| serves(input, &s.listen)).cloned()
             };
@@ -677,7 +677,7 @@ impl Service {
         let mut fresh = Vec::new();
         for spec in wanted {
             if !self.inputs.iter().any(|i| serves(i, &spec.listen)) {
-                let listener = sources::bind::bind(spec)?;
+                let listener = inputs::bind::bind(spec)?;
                 let tunables = tunables(spec, new, None)?;
                 fresh.push((listener, tunables));
             }
@@ -814,7 +814,7 @@ struct Plan {
     /// Inputs started for listeners that are new.
     started: Vec<Input>,
     /// The outputs.
-    outputs: crate::sinks::Plan,
+    outputs: crate::outputs::Plan,
 }
 
 /// True if `input` serves `addr` (as configured, or as bound: port 0 resolved).

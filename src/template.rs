@@ -5,7 +5,7 @@
 //! directory is fixed and trusted (the operator wrote it); every later component is built from
 //! message fields, each value sanitised so that it stays one path component: no `/`, no NUL or
 //! control bytes, never `.` or `..`, empty becomes `-`, at most [`MAX_VALUE`] bytes. So a sender
-//! chooses a file name under the fixed directory and nothing else; `sinks::templated` opens it
+//! chooses a file name under the fixed directory and nothing else; `outputs::templated` opens it
 //! without following links.
 
 use std::path::{Path, PathBuf};
@@ -195,7 +195,7 @@ fn value(field: Field, msg: &Message, local_host: &str) -> String {
 
 fn date(t: SystemTime) -> String {
     let mut text = Vec::with_capacity(32);
-    crate::sinks::line::push_rfc3339(&mut text, t);
+    crate::outputs::formats::line::push_rfc3339(&mut text, t);
     String::from_utf8_lossy(&text[..10]).into_owned()
 }
 

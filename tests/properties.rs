@@ -10,9 +10,9 @@ use logger::config::{Config, Env};
 use logger::escape::{LINE, escape_into, unescape};
 use logger::framing::{Frame, Framer};
 use logger::message::{Origin, Transport};
+use logger::outputs::formats::line::format_line;
+use logger::outputs::journal::{decode, encode};
 use logger::parse::parse;
-use logger::sinks::journal::{decode, encode};
-use logger::sinks::line::format_line;
 use proptest::prelude::*;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -103,7 +103,7 @@ proptest! {
 
     #[test]
     fn rsyslog_lines_cannot_be_forged_either(raw in proptest::collection::vec(any::<u8>(), 0..300), local in any::<bool>(), escape in any::<bool>()) {
-        use logger::sinks::rsyslog::{Stamp, format};
+        use logger::outputs::formats::rsyslog::{Stamp, format};
         use logger::timestamp::Zone;
         let transport = if local { Transport::UnixDatagram } else { Transport::Udp };
         let mut origin = Origin::new(transport);

@@ -7,8 +7,8 @@ use libfuzzer_sys::fuzz_target;
 use logger::message::{Origin, Transport};
 use logger::parse::parse;
 use logger::escape::{LINE, RECEIVE, escape_into, escaped_len, unescape};
-use logger::sinks::line::format_line;
-use logger::sinks::rsyslog::{Stamp, format};
+use logger::outputs::formats::line::format_line;
+use logger::outputs::formats::rsyslog::{Stamp, format};
 use logger::timestamp::Zone;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 use logger::message::{Origin, Transport};
 use logger::parse::parse;
-use logger::sinks::journal::{decode, encode};
+use logger::outputs::journal::{decode, encode};
 
 fuzz_target!(|data: &[u8]| {
     let msg = parse(data, Origin::new(Transport::Udp), std::time::SystemTime::UNIX_EPOCH, false);

@@ -119,7 +119,7 @@ fn flags(c: &mut Config, cli: &Cli) -> Result<()> {
 /// What no single key can check.
 fn check(c: &Config) -> Result<(), String> {
     // An empty list serves only what the service manager passes (socket activation);
-    // `sources::bind::bind_all` refuses to start with nothing at all.
+    // `inputs::bind::bind_all` refuses to start with nothing at all.
     let mut seen = HashSet::new();
     // TCP and TLS share the port space, UDP has its own; a path is one file whatever the kind.
     let socket = |a: &crate::listen::ListenAddr| {

@@ -131,7 +131,7 @@ pub enum QueuePolicy {
     /// A full disk queue drops its oldest segment (counted) to take the new messages.
     DropOldest,
     /// Block while the output moves (a slow remote pushes back, nothing is lost); once it has
-    /// taken nothing for `sinks::set::STUCK_AFTER` with its queue full (a dead remote), drop
+    /// taken nothing for `outputs::set::STUCK_AFTER` with its queue full (a dead remote), drop
     /// for it alone until it has room: a stuck output holds the inputs back for a bounded
     /// time only. A full disk queue drops. The default of forward outputs.
     BlockBounded,

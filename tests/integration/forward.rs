@@ -659,7 +659,7 @@ fn silent_relp_remote() -> (u16, std::thread::JoinHandle<usize>) {
 }
 
 /// How long one local send may block: a stuck forward output holds the inputs back for
-/// `sinks::set::STUCK_AFTER` (2 s) at most; the rest is room for a busy machine.
+/// `outputs::set::STUCK_AFTER` (2 s) at most; the rest is room for a busy machine.
 const SEND_BOUND: Duration = Duration::from_secs(10);
 
 /// Sends `range` as numbered RFC 3164 datagrams to logger's local socket the way syslog(3)

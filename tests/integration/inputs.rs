@@ -295,7 +295,7 @@ fn journal_output_speaks_the_native_protocol_with_syslog_and_origin_fields() {
     .unwrap();
     let mut buf = vec![0u8; 65536];
     let n = recv_within(&sink, &mut buf, WAIT).expect("an entry within the wait");
-    let fields = logger::sinks::journal::decode(&buf[..n]).expect("valid native entry");
+    let fields = logger::outputs::journal::decode(&buf[..n]).expect("valid native entry");
     let get = |k: &str| {
         fields
             .iter()
@@ -329,7 +329,7 @@ fn journal_output_speaks_the_native_protocol_with_syslog_and_origin_fields() {
 fn journal_entry(sink: &UnixDatagram) -> Vec<(String, Vec<u8>)> {
     let mut buf = vec![0u8; 65536];
     let n = recv_within(sink, &mut buf, WAIT).expect("an entry within the wait");
-    logger::sinks::journal::decode(&buf[..n]).expect("valid native entry")
+    logger::outputs::journal::decode(&buf[..n]).expect("valid native entry")
 }
 
 fn field<'a>(entry: &'a [(String, Vec<u8>)], key: &str) -> Option<&'a [u8]> {
@@ -480,7 +480,7 @@ fn a_restarting_journal_loses_nothing_accepted() {
     let mut got = Vec::new();
     while got.len() < 50 {
         let n = recv_within(&sink, &mut buf, WAIT).expect("every backlogged entry arrives");
-        let fields = logger::sinks::journal::decode(&buf[..n]).unwrap();
+        let fields = logger::outputs::journal::decode(&buf[..n]).unwrap();
         got.push(fields.into_iter().find(|(k, _)| k == "MESSAGE").unwrap().1);
     }
     let expected: Vec<Vec<u8>> = (0..50).map(|i| format!("m{i}").into_bytes()).collect();
@@ -509,7 +509,7 @@ fn a_journal_that_stops_reading_neither_blocks_the_loop_nor_loses_an_entry() {
     let mut buf = vec![0u8; 65536];
     for i in 0..N {
         let n = recv_within(&sink, &mut buf, WAIT).expect("every held entry arrives");
-        let fields = logger::sinks::journal::decode(&buf[..n]).unwrap();
+        let fields = logger::outputs::journal::decode(&buf[..n]).unwrap();
         let message = fields.into_iter().find(|(k, _)| k == "MESSAGE").unwrap().1;
         assert_eq!(
             message,
@@ -624,7 +624,7 @@ fn an_entry_too_large_for_a_datagram_goes_through_a_sealed_memfd() {
     );
     let entry = std::fs::read(&path).unwrap();
     nix::unistd::close(fd).unwrap();
-    let fields = logger::sinks::journal::decode(&entry).expect("a valid entry");
+    let fields = logger::outputs::journal::decode(&entry).expect("a valid entry");
     let message = fields.iter().find(|(k, _)| k == "MESSAGE").unwrap();
     assert_eq!(message.1.len(), text.len());
     assert!(d.stop().0.success());

@@ -19,11 +19,11 @@ use std::io;
 use std::time::Duration;
 
 use super::link::{self, Link, Stall};
-use super::queue::Queue;
 use super::tail::{Resend, Tail};
 use super::wire;
 use crate::config::Framing;
-use crate::sinks::WriteOut;
+use crate::outputs::WriteOut;
+use crate::outputs::queue::Queue;
 
 /// What one write-out frames from the queue at most.
 const STREAM_BATCH: usize = 256 * 1024;

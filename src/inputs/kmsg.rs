@@ -28,9 +28,9 @@ use mio::unix::SourceFd;
 
 use super::{Batch, Ctx, Listener, SOCKET};
 use crate::message::{Fields, Message, Origin, Transport};
+use crate::outputs::formats::line::push_rfc3339;
 use crate::parse::parse;
 use crate::receipt::Mark;
-use crate::sinks::line::push_rfc3339;
 use crate::stats::Stats;
 
 /// A record is at most a few KiB (text and dictionary); read(2) fails with EINVAL if the buffer

@@ -1,7 +1,7 @@
 //! The forward output: messages sent on to remote collectors over UDP, TCP, TLS (RFC 5425) or
 //! RELP (plain or in TLS), from a queue in memory or on disk.
 //!
-//! It lives on its output's thread like any sink (`sinks::worker`): `accept` encodes a message
+//! It lives on its output's thread like any sink (`outputs::worker`): `accept` encodes a message
 //! into the queue, `write_out` connects if need be and sends. What leaves the queue: for RELP,
 //! a message the remote acknowledged; for TCP and TLS, a message the remote's TCP acknowledged
 //! (disk queue) or the socket took (memory queue, which keeps a copy until the remote's TCP
@@ -20,9 +20,7 @@
 //! - [`stream`]: sending on TCP and TLS, with the [`tail`] of what was not acknowledged.
 //! - [`queue`]: the queue with its send cursor; [`disk`]: the crash-safe disk queue.
 
-pub mod disk;
 pub mod link;
-pub mod queue;
 pub mod stream;
 pub mod tail;
 pub mod wire;
@@ -36,10 +34,10 @@ use rustls::ClientConfig;
 
 use crate::config::{Framing, OutputSpec, Remote, Scheme};
 use crate::message::Message;
+use crate::outputs::WriteOut;
+use crate::outputs::queue::{MemoryQueue, Queue};
 use crate::relp::{self, Reply};
-use crate::sinks::WriteOut;
 use link::Link;
-use queue::{MemoryQueue, Queue};
 
 /// RELP messages sent and not yet acknowledged, at most (librelp's default window).
 pub const RELP_WINDOW: usize = 128;
@@ -178,7 +176,7 @@ impl Forwarder {
         let queue = match &fwd.queue_dir {
             None => Queue::Memory(MemoryQueue::default()),
             Some(dir) => {
-                let (q, found) = disk::DiskQueue::open(
+                let (q, found) = crate::outputs::queue::disk::DiskQueue::open(
                     dir,
                     fwd.queue_max_bytes(),
                     fwd.fsync,

@@ -30,9 +30,9 @@ use mio::unix::SourceFd;
 
 use super::{Batch, Ctx, Listener, SOCKET};
 use crate::message::{Fields, Message, Origin, Transport};
+use crate::outputs::formats::line::push_rfc3339;
 use crate::parse::parse;
 use crate::receipt::Mark;
-use crate::sinks::line::push_rfc3339;
 use crate::stats::Stats;
 use crate::sys::journal::Journal;
 

@@ -161,7 +161,7 @@ pub struct Plan {
 enum Kept {
     Running(usize),
     /// A running forward output that takes new remotes and keeps its queue.
-    Retarget(usize, Box<(Place, crate::forward::Retarget)>),
+    Retarget(usize, Box<(Place, crate::outputs::forward::Retarget)>),
     New(Box<(Place, Worker)>),
 }
 
@@ -330,7 +330,7 @@ impl OutputSet {
                     // A forward output has a connection to show before its first attempt too.
                     link: g.link.lock().ok().and_then(|l| l.clone()).or_else(|| {
                         matches!(o.place.output, Output::Forward(_))
-                            .then(crate::forward::LinkState::default)
+                            .then(crate::outputs::forward::LinkState::default)
                     }),
                 }
             })
@@ -383,12 +383,10 @@ impl OutputSet {
                 // new remotes (its thread holds the queue's lock, a new one could not open it).
                 (None, Some((i, remotes))) => {
                     taken[i] = true;
-                    let retarget =
-                        crate::forward::Forwarder::prepare(spec, remotes).map_err(|source| {
-                            Error::Output {
-                                output: spec.target.to_string(),
-                                source,
-                            }
+                    let retarget = crate::outputs::forward::Forwarder::prepare(spec, remotes)
+                        .map_err(|source| Error::Output {
+                            output: spec.target.to_string(),
+                            source,
                         })?;
                     Kept::Retarget(i, Box::new((place, retarget)))
                 }

@@ -53,7 +53,7 @@ pub enum Item {
     /// Reopen the file (SIGHUP).
     Reopen,
     /// A reload: a forward output's new remotes, wire and TLS, same queue.
-    Retarget(Box<crate::forward::Retarget>),
+    Retarget(Box<crate::outputs::forward::Retarget>),
     /// Write out what is left, then end.
     Stop,
 }
@@ -80,7 +80,7 @@ pub struct Gauge {
     /// Of `queued`, the messages a disk queue holds: a stop does not lose them.
     pub durable: AtomicU64,
     /// A forward output's connection, as STATUS= shows it.
-    pub link: std::sync::Mutex<Option<crate::forward::LinkState>>,
+    pub link: std::sync::Mutex<Option<crate::outputs::forward::LinkState>>,
     /// Bumped whenever the output lets go of bytes it held (written, sent, on disk): the loop
     /// tells a slow output (it moves) from a stuck one (it does not).
     pub progress: AtomicU64,

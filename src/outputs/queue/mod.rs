@@ -7,7 +7,9 @@
 use std::collections::VecDeque;
 use std::io;
 
-use super::disk::DiskQueue;
+pub mod disk;
+
+use disk::DiskQueue;
 
 /// The queue of one forward output.
 pub enum Queue {

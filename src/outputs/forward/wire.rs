@@ -12,7 +12,7 @@ use std::io::Write;
 use crate::config::Framing;
 use crate::escape;
 use crate::message::{Format, Message};
-use crate::sinks::line::push_rfc3339;
+use crate::outputs::formats::line::push_rfc3339;
 use crate::timestamp::{SenderTime, Zone};
 
 /// Appends `msg` as one syslog message (no framing) to `out`.

@@ -251,7 +251,7 @@ mod tests {
             "{text}"
         );
         let mut line = Vec::new();
-        crate::sinks::rfc5424::format(&mut line, &relayed, "box", Zone::Utc);
+        crate::outputs::formats::rfc5424::format(&mut line, &relayed, "box", Zone::Utc);
         let text = String::from_utf8(line).unwrap();
         assert!(
             text.starts_with("<13>1 2020-03-04T05:06:07.89+02:00 web1 "),

@@ -7,11 +7,10 @@
 //! sink lives on its own thread (`worker`), behind a queue bounded in bytes; `set` routes
 //! messages to them and applies each output's queue policy.
 
+pub mod formats;
+pub mod forward;
 pub mod journal;
-pub mod json;
-pub mod line;
-pub mod rfc5424;
-pub mod rsyslog;
+pub mod queue;
 mod set;
 mod templated;
 mod worker;
@@ -31,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::template::Template;
 use crate::timestamp::Zone;
+use formats::{json, line, rfc5424, rsyslog};
 use journal::JournalWriter;
 
 /// A message heavier than this gets its line's room reserved exactly.
@@ -55,7 +55,7 @@ enum Target {
     /// One file per rendered path template.
     Templated(templated::Templated),
     /// Remote collectors.
-    Forward(Box<crate::forward::Forwarder>),
+    Forward(Box<crate::outputs::forward::Forwarder>),
 }
 
 /// What one `write_out` achieved.
@@ -121,7 +121,8 @@ impl Sink {
                 }
             }
             Output::Forward(remotes) => Target::Forward(Box::new(
-                crate::forward::Forwarder::open(spec, &remotes, daemon_uid).map_err(fail)?,
+                crate::outputs::forward::Forwarder::open(spec, &remotes, daemon_uid)
+                    .map_err(fail)?,
             )),
             Output::Auto => unreachable!("resolve never returns auto"),
         };
@@ -290,7 +291,7 @@ impl Sink {
     }
 
     /// A reload's new remotes for a forward output (see `Forwarder::retarget`).
-    pub fn retarget(&mut self, r: crate::forward::Retarget) {
+    pub fn retarget(&mut self, r: crate::outputs::forward::Retarget) {
         if let Target::Forward(f) = &mut self.target {
             f.retarget(r);
         }
@@ -330,7 +331,7 @@ impl Sink {
     }
 
     /// The state of the output's connection, for STATUS= (forward outputs).
-    pub fn link_state(&self) -> Option<crate::forward::LinkState> {
+    pub fn link_state(&self) -> Option<crate::outputs::forward::LinkState> {
         match &self.target {
             Target::Forward(f) => Some(f.state()),
             _ => None,
