@@ -6,11 +6,12 @@
 //! SYSLOG_PID, SYSLOG_FACILITY, SYSLOG_TIMESTAMP, PRIORITY, MESSAGE); what syslog carries beyond
 //! those goes in `LOGGER_*` fields (see ARCHITECTURE.md), never `_*`, which journald reserves.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, SealFlag, fcntl};
@@ -268,6 +269,117 @@ pub fn decode(mut data: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
     Some(fields)
 }
 
+/// Once journald's full queue has room again, how long to let it read before sending again.
+const JOURNAL_FULL_PAUSE: Duration = Duration::from_millis(1);
+/// How long one write-out waits on a full journal queue before handing back to its thread.
+const JOURNAL_FULL_WAIT: Duration = Duration::from_millis(100);
+
+/// The journal output: encoded entries waiting, and the socket they go to.
+pub struct JournalOutput {
+    writer: JournalWriter,
+    entries: VecDeque<Vec<u8>>,
+    entry_bytes: usize,
+}
+
+impl JournalOutput {
+    /// Connects to journald's socket at `socket`.
+    pub fn open(socket: &Path) -> io::Result<JournalOutput> {
+        Ok(JournalOutput {
+            writer: JournalWriter::open(socket)?,
+            entries: VecDeque::new(),
+            entry_bytes: 0,
+        })
+    }
+}
+
+impl super::Output for JournalOutput {
+    fn describe(&self) -> String {
+        "journal".into()
+    }
+
+    fn accept(&mut self, msg: &Message) {
+        let mut entry = Vec::with_capacity(128 + msg.text().len());
+        encode(&mut entry, msg);
+        self.entry_bytes += entry.len();
+        self.entries.push_back(entry);
+    }
+
+    fn backlog_bytes(&self) -> usize {
+        self.entry_bytes
+    }
+
+    fn backlog_messages(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn write_out(&mut self) -> super::WriteOut {
+        let mut out = super::WriteOut::default();
+        let mut full_since = None;
+        while let Some(entry) = self.entries.front() {
+            match self.writer.send(entry) {
+                Ok(()) => {
+                    out.written += 1;
+                    full_since = None;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // journald's queue is full: wait until it reads (the kernel wakes
+                    // us then, see `wait_writable`), then pause a moment so that one
+                    // wake-up sends a run of entries rather than one per entry it read.
+                    // A journal that reads nothing for a while hands back to the
+                    // thread, which looks at its queue and comes back at once: a full
+                    // journal is flow control, not a failure to back off from (a 2 s
+                    // backoff let a journal that reads in bursts take a burst per 2 s).
+                    let since = *full_since.get_or_insert_with(Instant::now);
+                    let left = JOURNAL_FULL_WAIT.saturating_sub(since.elapsed());
+                    if !left.is_zero() && self.writer.wait_writable(left) {
+                        std::thread::sleep(JOURNAL_FULL_PAUSE);
+                        continue;
+                    }
+                    out.error = Some(e);
+                    out.retry_at = Some(Instant::now());
+                    break;
+                }
+                Err(e) if is_transient(&e) => {
+                    out.error = Some(e);
+                    break;
+                }
+                Err(e) => {
+                    // journald refused this entry itself (e.g. malformed or beyond its
+                    // size limit): retrying cannot help, and it must not block the rest.
+                    log::error!(
+                        "journal {} rejected an entry of {} bytes: {e}",
+                        self.writer.path().display(),
+                        entry.len()
+                    );
+                    out.rejected += 1;
+                }
+            }
+            let sent = self.entries.pop_front().map_or(0, |e| e.len());
+            self.entry_bytes -= sent;
+        }
+        out
+    }
+}
+
+/// Errors after which the same entry may succeed later: the journal is restarting or busy, or
+/// a large entry's memfd could not be made for now (descriptors or memory short).
+fn is_transient(e: &io::Error) -> bool {
+    use nix::errno::Errno;
+    let transient = [
+        Errno::ENOENT,
+        Errno::ECONNREFUSED,
+        Errno::EAGAIN,
+        Errno::ENOBUFS,
+        Errno::ENOMEM,
+        Errno::EINTR,
+        Errno::EMFILE,
+        Errno::ENFILE,
+        Errno::ENOSPC,
+    ];
+    e.raw_os_error()
+        .is_some_and(|code| transient.iter().any(|t| *t as i32 == code))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,5 +458,30 @@ mod tests {
         let mut out = Vec::new();
         put_field(&mut out, "MESSAGE", b"a\nb");
         assert!(decode(&out[..out.len() - 2]).is_none());
+    }
+}
+
+#[cfg(test)]
+mod transient_tests {
+    use super::is_transient;
+    use std::io;
+
+    #[test]
+    fn a_memfd_that_cannot_be_made_for_now_is_retried_not_rejected() {
+        for errno in [
+            nix::libc::EMFILE,
+            nix::libc::ENFILE,
+            nix::libc::ENOSPC,
+            nix::libc::ENOMEM,
+        ] {
+            assert!(
+                is_transient(&io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        // journald refusing the entry itself is final.
+        assert!(!is_transient(&io::Error::from_raw_os_error(
+            nix::libc::EINVAL
+        )));
     }
 }

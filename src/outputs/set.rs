@@ -85,7 +85,7 @@ impl Opened {
         let outputs = specs
             .iter()
             .map(|spec| {
-                let sink = Sink::open(spec, journal_socket, foreground, daemon_uid)?;
+                let sink = super::open(spec, journal_socket, foreground, daemon_uid)?;
                 Ok((
                     spec.clone(),
                     Place::of(spec, journal_socket, foreground),
@@ -161,7 +161,7 @@ pub struct Plan {
 enum Kept {
     Running(usize),
     /// A running forward output that takes new remotes and keeps its queue.
-    Retarget(usize, Box<(Place, crate::outputs::forward::Retarget)>),
+    Reconfigure(usize, Box<(Place, super::Reconfigure)>),
     New(Box<(Place, Worker)>),
 }
 
@@ -388,11 +388,11 @@ impl OutputSet {
                             output: spec.target.to_string(),
                             source,
                         })?;
-                    Kept::Retarget(i, Box::new((place, retarget)))
+                    Kept::Reconfigure(i, Box::new((place, super::Reconfigure::new(retarget))))
                 }
                 (None, None) => {
                     // A reload runs as the daemon's user already.
-                    let sink = Sink::open(
+                    let sink = super::open(
                         spec,
                         journal_socket,
                         foreground,
@@ -433,13 +433,13 @@ impl OutputSet {
                     out.worker.send(Item::Reopen);
                     out
                 }
-                Kept::Retarget(i, change) => {
-                    let (place, retarget) = *change;
+                Kept::Reconfigure(i, change) => {
+                    let (place, change) = *change;
                     let mut out = old[i].take().expect("a running output is kept once");
                     out.follow(&spec);
                     out.worker.name = place.output.to_string();
                     out.place = place;
-                    out.worker.send(Item::Retarget(Box::new(retarget)));
+                    out.worker.send(Item::Reconfigure(change));
                     out
                 }
                 Kept::New(new) => {

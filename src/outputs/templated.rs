@@ -150,7 +150,7 @@ impl Templated {
             let before = pending.text.len();
             let mut result = WriteOut::default();
             let file = pending.file.as_mut().expect("opened above");
-            super::write_text(file, &mut pending.text, &mut result);
+            super::text::write_text(file, &mut pending.text, &mut result);
             let written = if pending.text.is_empty() {
                 pending.messages
             } else {
@@ -245,7 +245,7 @@ impl Templated {
         )
         .map_err(refuse_link)?;
         let file = File::from(fd);
-        super::check_log_file(&file)?;
+        super::file::check_log_file(&file)?;
         Ok(file)
     }
 }
@@ -259,5 +259,55 @@ fn refuse_link(e: nix::errno::Errno) -> io::Error {
              under an output directory",
         ),
         e => e.into(),
+    }
+}
+/// The templated output: lines in `style`, each into the file its message renders to.
+pub struct TemplatedOutput {
+    files: Templated,
+    style: super::text::LineStyle,
+}
+
+impl TemplatedOutput {
+    /// Opens the template's base directory.
+    pub fn open(template: Template, style: super::text::LineStyle) -> io::Result<TemplatedOutput> {
+        Ok(TemplatedOutput {
+            files: Templated::open(template)?,
+            style,
+        })
+    }
+}
+
+impl super::Output for TemplatedOutput {
+    fn describe(&self) -> String {
+        self.files.describe()
+    }
+
+    fn accept(&mut self, msg: &Message) {
+        let style = &self.style;
+        self.files
+            .accept(msg, &style.local_host, |buf| style.format(buf, msg));
+    }
+
+    fn backlog_bytes(&self) -> usize {
+        self.files.backlog_bytes()
+    }
+
+    fn backlog_messages(&self) -> usize {
+        self.files.backlog_messages()
+    }
+
+    fn write_out(&mut self) -> WriteOut {
+        let mut out = WriteOut::default();
+        self.files.write_out(&mut out);
+        out
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        self.files.reopen();
+        Ok(())
+    }
+
+    fn hand_over(&mut self, uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
+        self.files.hand_over(uid, gid);
     }
 }

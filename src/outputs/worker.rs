@@ -53,7 +53,7 @@ pub enum Item {
     /// Reopen the file (SIGHUP).
     Reopen,
     /// A reload: a forward output's new remotes, wire and TLS, same queue.
-    Retarget(Box<crate::outputs::forward::Retarget>),
+    Reconfigure(crate::outputs::Reconfigure),
     /// Write out what is left, then end.
     Stop,
 }
@@ -332,8 +332,8 @@ impl Thread {
                 }
                 false
             }
-            Item::Retarget(r) => {
-                self.sink.retarget(*r);
+            Item::Reconfigure(change) => {
+                self.sink.reconfigure(change);
                 false
             }
             Item::Stop => true,

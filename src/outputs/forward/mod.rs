@@ -161,6 +161,8 @@ pub struct Forwarder {
     retry_at: Option<Instant>,
     last_error: Option<String>,
     read_buf: Vec<u8>,
+    /// This host's name, for messages that carry none.
+    local_host: String,
 }
 
 impl Forwarder {
@@ -230,6 +232,9 @@ impl Forwarder {
             retry_at: None,
             last_error: None,
             read_buf: vec![0; 16 * 1024],
+            local_host: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "localhost".into()),
         })
     }
 
@@ -270,13 +275,6 @@ impl Forwarder {
             self.describe(),
             self.queue.messages()
         );
-    }
-
-    /// Encodes a message into the queue.
-    pub fn accept(&mut self, msg: &Message, local_host: &str) {
-        let mut payload = Vec::with_capacity(64 + msg.text().len());
-        wire::encode(&mut payload, msg, local_host, self.rfc3164);
-        self.queue.push(payload);
     }
 
     /// Queues a reading input's position with the messages accepted so far (disk queue).
@@ -715,6 +713,74 @@ fn load_tls(
     crate::tls::client::load(tls)
         .map(Some)
         .map_err(io::Error::other)
+}
+
+impl crate::outputs::Output for Forwarder {
+    fn describe(&self) -> String {
+        Forwarder::describe(self)
+    }
+
+    fn accept(&mut self, msg: &Message) {
+        let mut payload = Vec::with_capacity(64 + msg.text().len());
+        wire::encode(&mut payload, msg, &self.local_host, self.rfc3164);
+        self.queue.push(payload);
+    }
+
+    fn backlog_bytes(&self) -> usize {
+        Forwarder::backlog_bytes(self)
+    }
+
+    fn backlog_messages(&self) -> usize {
+        Forwarder::backlog_messages(self)
+    }
+
+    fn write_out(&mut self) -> WriteOut {
+        Forwarder::write_out(self)
+    }
+
+    /// SIGHUP: the TLS files read again.
+    fn reopen(&mut self) -> io::Result<()> {
+        self.reload();
+        Ok(())
+    }
+
+    fn volatile_messages(&self) -> usize {
+        Forwarder::volatile_messages(self)
+    }
+
+    fn persist(&mut self) {
+        Forwarder::persist(self);
+    }
+
+    fn mark_position(&mut self, position: &crate::receipt::Mark) {
+        Forwarder::mark_position(self, position);
+    }
+
+    fn queued_position(&self, key: &str) -> Option<String> {
+        Forwarder::queued_position(self, key)
+    }
+
+    fn link_state(&self) -> Option<LinkState> {
+        Some(self.state())
+    }
+
+    fn reconfigure(&mut self, change: crate::outputs::Reconfigure) {
+        match change.take::<Retarget>() {
+            Ok(r) => self.retarget(r),
+            Err(_) => log::error!(
+                "{}: a reconfiguration of another kind of output",
+                self.describe()
+            ),
+        }
+    }
+
+    fn finish(&mut self) {
+        Forwarder::finish(self);
+    }
+
+    fn hand_over(&mut self, uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
+        Forwarder::hand_over(self, uid, gid);
+    }
 }
 
 /// Opens a RELP session on a fresh connection: `open` and its `200 OK`.
