@@ -254,9 +254,6 @@ impl ForwardSpec {
             let set = [
                 (self.framing != Framing::default(), "framing"),
                 (!self.tls.is_empty(), "tls-*"),
-                (self.queue_dir.is_some(), "queue-dir"),
-                (self.queue_max_bytes != 0, "queue-max-bytes"),
-                (self.fsync != Fsync::default(), "queue-fsync"),
                 (self.remote_timeout.is_some(), "remote-timeout"),
             ];
             if let Some((_, key)) = set.iter().find(|(is_set, _)| *is_set) {
@@ -264,7 +261,7 @@ impl ForwardSpec {
                     "'{key}' applies to forward outputs (to = \"tcp://HOST:PORT\", ...)"
                 ));
             }
-            return Ok(());
+            return self.check_queue();
         };
         let tls = remotes.iter().any(|r| r.scheme.is_tls());
         if !tls && !self.tls.is_empty() {
@@ -286,6 +283,11 @@ impl ForwardSpec {
         if remotes.iter().any(|r| r.scheme.is_relp()) && self.framing != Framing::default() {
             return Err("'framing' applies to tcp:// and tls://; RELP frames itself".into());
         }
+        self.check_queue()
+    }
+
+    /// The disk queue's keys, which every output may have.
+    fn check_queue(&self) -> Result<(), String> {
         if self.queue_dir.is_none() && (self.queue_max_bytes != 0 || self.fsync != Fsync::default())
         {
             return Err("queue-max-bytes and queue-fsync apply with queue-dir".into());
@@ -334,11 +336,22 @@ mod tests {
     }
 
     #[test]
-    fn forward_keys_on_other_outputs_are_refused() {
+    fn forward_keys_on_other_outputs_are_refused_but_the_disk_queue_is_for_any() {
         let spec = ForwardSpec {
-            queue_dir: Some("/var/lib/logger/q".into()),
+            remote_timeout: Some(Duration::from_secs(5)),
             ..ForwardSpec::default()
         };
-        assert!(spec.check(&[]).unwrap_err().contains("queue-dir"));
+        assert!(spec.check(&[]).unwrap_err().contains("remote-timeout"));
+        let spec = ForwardSpec {
+            queue_dir: Some("/var/lib/logger/q".into()),
+            queue_max_bytes: 1 << 30,
+            ..ForwardSpec::default()
+        };
+        assert_eq!(spec.check(&[]), Ok(()));
+        let spec = ForwardSpec {
+            queue_max_bytes: 1 << 30,
+            ..ForwardSpec::default()
+        };
+        assert!(spec.check(&[]).unwrap_err().contains("with queue-dir"));
     }
 }

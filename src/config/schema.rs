@@ -765,7 +765,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "queue-dir",
-        doc: "A crash-safe disk queue in this directory (owned by the daemon's user): messages wait there until delivered, across restarts, SIGKILL and outages.",
+        doc: "A crash-safe disk queue in this directory (owned by the daemon's user), for any output: messages wait there until the output took them (written to the file, accepted by journald, acknowledged by the remote), across restarts, SIGKILL, full disks and outages.",
         read: |o, v| {
             o.forward.queue_dir = Some(absolute(v)?);
             Ok(())

@@ -41,6 +41,14 @@ impl Output for FileOutput {
         self.lines.accept(msg);
     }
 
+    fn encode_item(&self, msg: &Message, item: &mut Vec<u8>) {
+        self.lines.encode(msg, item);
+    }
+
+    fn accept_item(&mut self, item: &[u8]) {
+        self.lines.accept_item(item);
+    }
+
     fn backlog_bytes(&self) -> usize {
         self.lines.bytes()
     }

@@ -304,6 +304,15 @@ impl super::Output for JournalOutput {
         self.entries.push_back(entry);
     }
 
+    fn encode_item(&self, msg: &Message, item: &mut Vec<u8>) {
+        encode(item, msg);
+    }
+
+    fn accept_item(&mut self, item: &[u8]) {
+        self.entry_bytes += item.len();
+        self.entries.push_back(item.to_vec());
+    }
+
     fn backlog_bytes(&self) -> usize {
         self.entry_bytes
     }

@@ -14,8 +14,10 @@
 //! - [`file`], [`stderr`], `templated` (one file per rendered path), [`journal`] (journald's
 //!   native protocol), [`forward`] (remote collectors): the kinds.
 //! - [`formats`]: the line encodings; `text`: the line backlog files and stderr share.
+//! - `buffered`: a disk queue (`queue-dir`) in front of any output but forward, which keeps its own.
 //! - [`queue`]: the memory and disk queues with their send cursor and acknowledged head.
 
+mod buffered;
 pub mod file;
 pub mod formats;
 pub mod forward;
@@ -64,7 +66,8 @@ pub trait Output: Send {
     /// Encodes a message into the backlog.
     fn accept(&mut self, msg: &Message);
 
-    /// Bytes the backlog holds in memory.
+    /// Bytes the backlog holds in memory, as its thread accounts them: `accept` adds to them,
+    /// `write_out` and `persist` only ever take from them.
     fn backlog_bytes(&self) -> usize;
 
     /// Messages not yet taken by where the output writes.
@@ -100,6 +103,18 @@ pub trait Output: Send {
     /// The state of the output's connection, for STATUS=, if it has one.
     fn link_state(&self) -> Option<forward::LinkState> {
         None
+    }
+
+    /// Encodes `msg` as the backlog holds it (a line, a journal entry), for a disk queue in
+    /// front of the output (`buffered`); the output takes it back with `accept_item`.
+    /// Outputs that keep their own queue (forward) never get one.
+    fn encode_item(&self, _msg: &Message, _item: &mut Vec<u8>) {
+        unreachable!("{} keeps its own queue", self.describe())
+    }
+
+    /// Takes into the backlog what `encode_item` made.
+    fn accept_item(&mut self, _item: &[u8]) {
+        unreachable!("{} keeps its own queue", self.describe())
     }
 
     /// Takes a change a reload prepared for it (`Reconfigure`), keeping what it holds.
@@ -158,11 +173,20 @@ pub fn open(
         }
         Kind::File(path) => Box::new(file::FileOutput::open(path, style()).map_err(fail)?),
         Kind::Forward(remotes) => {
-            Box::new(forward::Forwarder::open(spec, &remotes, daemon_uid).map_err(fail)?)
+            // Its queue, in memory or in queue-dir, is its own.
+            return Ok(Box::new(
+                forward::Forwarder::open(spec, &remotes, daemon_uid).map_err(fail)?,
+            ));
         }
         Kind::Auto => unreachable!("resolve never returns auto"),
     };
-    Ok(sink)
+    match &spec.forward.queue_dir {
+        None => Ok(sink),
+        Some(dir) => {
+            let queue = queue::disk::open_logged(dir, spec, daemon_uid).map_err(fail)?;
+            Ok(Box::new(buffered::DiskBuffered::new(sink, queue, dir)))
+        }
+    }
 }
 
 /// Turns `auto` into the concrete output for this host and lifecycle. An interactive run (stderr

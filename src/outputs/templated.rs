@@ -77,9 +77,9 @@ impl Templated {
         })
     }
 
-    /// Adds one line for `msg`, written by `format` into the buffer of the file it renders to.
-    pub fn accept(&mut self, msg: &Message, local_host: &str, format: impl FnOnce(&mut Vec<u8>)) {
-        let key = self.template.render(msg, local_host);
+    /// Adds one line, written by `format` into the buffer of the file `key` names (a rendered
+    /// path).
+    pub fn accept(&mut self, key: Vec<String>, format: impl FnOnce(&mut Vec<u8>)) {
         let pending = self.files.entry(key).or_insert_with(|| Pending {
             file: None,
             text: Vec::new(),
@@ -284,8 +284,29 @@ impl super::Output for TemplatedOutput {
 
     fn accept(&mut self, msg: &Message) {
         let style = &self.style;
-        self.files
-            .accept(msg, &style.local_host, |buf| style.format(buf, msg));
+        let key = self.files.template.render(msg, &style.local_host);
+        self.files.accept(key, |buf| style.format(buf, msg));
+    }
+
+    /// The rendered path's components, then the line: `COUNT (u16) [LEN (u32) BYTES]... LINE`.
+    fn encode_item(&self, msg: &Message, item: &mut Vec<u8>) {
+        let key = self.files.template.render(msg, &self.style.local_host);
+        item.extend_from_slice(&(key.len() as u16).to_le_bytes());
+        for part in &key {
+            item.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            item.extend_from_slice(part.as_bytes());
+        }
+        self.style.format(item, msg);
+    }
+
+    fn accept_item(&mut self, item: &[u8]) {
+        match decode_item(item) {
+            Some((key, line)) => self.files.accept(key, |buf| buf.extend_from_slice(line)),
+            None => log::error!(
+                "{}: a queued line without its path, skipped",
+                self.describe()
+            ),
+        }
     }
 
     fn backlog_bytes(&self) -> usize {
@@ -310,4 +331,18 @@ impl super::Output for TemplatedOutput {
     fn hand_over(&mut self, uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
         self.files.hand_over(uid, gid);
     }
+}
+/// The path components and the line of an item `encode_item` made; None if it is not one
+/// (the disk queue's checksums make that damage the checksum missed).
+fn decode_item(item: &[u8]) -> Option<(Vec<String>, &[u8])> {
+    let count = u16::from_le_bytes(item.get(..2)?.try_into().ok()?);
+    let mut rest = &item[2..];
+    let mut key = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let part = rest.get(4..4 + len)?;
+        key.push(String::from_utf8(part.to_vec()).ok()?);
+        rest = &rest[4 + len..];
+    }
+    Some((key, rest))
 }

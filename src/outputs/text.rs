@@ -71,6 +71,17 @@ impl Lines {
         self.messages += 1;
     }
 
+    /// Appends `msg` as a line to `item` (for a disk queue in front of the output).
+    pub fn encode(&self, msg: &Message, item: &mut Vec<u8>) {
+        self.style.format(item, msg);
+    }
+
+    /// Appends a line `encode` made.
+    pub fn accept_item(&mut self, line: &[u8]) {
+        self.text.extend_from_slice(line);
+        self.messages += 1;
+    }
+
     /// Bytes waiting.
     pub fn bytes(&self) -> usize {
         self.text.len()

@@ -117,6 +117,11 @@ impl Worker {
         let (items, rx) = channel();
         let gauge = Arc::new(Gauge::default());
         gauge.limit.store(limit, Relaxed);
+        // What a disk queue holds from before counts as queued from the start: its delivery
+        // is subtracted like any other message's.
+        let recovered = (sink.backlog_messages() - sink.volatile_messages()) as u64;
+        gauge.queued.store(recovered, Relaxed);
+        gauge.durable.store(recovered, Relaxed);
         let name = sink.describe();
         let thread = Thread {
             sink,

@@ -1,7 +1,9 @@
 //! Several outputs at once, chosen by syslog.conf rules: every message lands in exactly the
-//! outputs whose rules take it, in the format each asks for, and one no rule takes is counted.
+//! outputs whose rules take it, in the format each asks for, and one no rule takes is counted;
+//! an output that is stuck, full or killed loses nothing its disk queue took.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -18,6 +20,7 @@ pub const TESTS: &[Test] = tests![
     a_stuck_output_that_drops_stalls_neither_the_others_nor_the_stop,
     a_stuck_output_that_blocks_holds_the_inputs_back_and_the_stop_ends_on_time,
     a_collector_writes_per_host_files_and_follows_no_planted_link,
+    a_disk_queued_file_output_on_a_full_disk_loses_nothing_to_a_kill,
 ];
 
 /// One message per facility and severity (192), each text naming both.
@@ -500,4 +503,128 @@ fn a_collector_writes_per_host_files_and_follows_no_planted_link() {
     wait_for(&remote.join("web1/sshd.log"), "after-rotation");
     let (status, _, stderr) = d.stop();
     assert!(status.success(), "{stderr}");
+}
+
+/// `queue-dir` on a file output whose filesystem is full: the messages wait in the queue on
+/// another disk, a SIGKILL while the file takes nothing loses none of them, and once space
+/// returns every one is written, once.
+fn a_disk_queued_file_output_on_a_full_disk_loses_nothing_to_a_kill() {
+    require!(
+        is_root(),
+        "root, to mount a full tmpfs in a private namespace"
+    );
+    require!(have("unshare") && have("nsenter"), "unshare and nsenter");
+    let work = tempdir();
+    let small = work.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let ready = work.path().join("ready");
+    // A mount namespace held open across logger's restarts, where `small` is a full tmpfs.
+    let script = format!(
+        "mount -t tmpfs -o size=512k tmpfs {m} && touch {m}/out.log && \
+         (head -c 1m /dev/zero > {m}/filler 2>/dev/null; true) && touch {r} && exec sleep 3600",
+        m = small.display(),
+        r = ready.display()
+    );
+    /// Ends the namespace however the test ends.
+    struct Holder(std::process::Child);
+    impl Drop for Holder {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let holder = Holder(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually("the full tmpfs", WAIT, || ready.exists());
+    let pid = holder.0.id().to_string();
+    let inside = |args: &[&str]| {
+        Command::new("nsenter")
+            .args(["--mount", "--target", &pid, "--"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = small.join("out.log");
+    let config = format!(
+        "heartbeat = \"0\"\nrate-limit = 0\nlisten = [\"tcp://127.0.0.1:0\"]\n\
+         [[output]]\nto = \"file:{}\"\nqueue-dir = \"{}\"\n",
+        out.display(),
+        work.path().join("queue").display()
+    );
+    let start = || {
+        Builder::new()
+            .config(&config)
+            .wrapped_in(&["nsenter", "--mount", "--target", &pid, "--"])
+            .start()
+    };
+    let anchor = format!("\"output\":\"file:{}\"", out.display());
+    const N: usize = 3000;
+    let d = start();
+    let mut buf = Vec::new();
+    for i in 0..N {
+        let m = format!("<13>1 - host app - - - seq {i:06} {}", "x".repeat(100));
+        buf.extend_from_slice(format!("{} {m}", m.len()).as_bytes());
+    }
+    std::net::TcpStream::connect(d.addr("tcp"))
+        .unwrap()
+        .write_all(&buf)
+        .unwrap();
+    // Every message on the queue's disk, none in the file (it has no room).
+    d.wait_for_status_count(&anchor, "disk_queued", N as u64);
+    let written =
+        || String::from_utf8_lossy(&inside(&["cat", &out.to_string_lossy()]).stdout).into_owned();
+    assert!(!written().contains("seq "), "the full disk took a line");
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(d);
+
+    let d = start();
+    assert!(
+        inside(&["rm", &small.join("filler").to_string_lossy()])
+            .status
+            .success(),
+        "free the tmpfs"
+    );
+    let count = || {
+        let mut seen = BTreeMap::new();
+        for line in written().lines() {
+            if let Some(n) = line
+                .split("seq ")
+                .nth(1)
+                .and_then(|r| r.get(..6))
+                .and_then(|n| n.parse::<usize>().ok())
+            {
+                *seen.entry(n).or_insert(0usize) += 1;
+            }
+        }
+        seen
+    };
+    let deadline = Instant::now() + WAIT;
+    let mut seen = count();
+    while seen.len() < N {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {N} lines in the file {WAIT:?} after space returned; logger says {} ;; {}",
+            seen.len(),
+            d.status_json(),
+            std::fs::read_to_string(format!("/proc/{}/stat", d.pid())).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        seen = count();
+    }
+    let twice = seen.values().filter(|&&c| c > 1).count();
+    assert_eq!(twice, 0, "lines written twice");
+    d.wait_for_status_count(&anchor, "queued", 0);
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{N} messages")) && stderr.contains("wait from before"),
+        "the restart did not say what waited: {stderr}"
+    );
 }

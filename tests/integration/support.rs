@@ -366,16 +366,19 @@ impl Daemon {
     /// Waits (bounded) until `logger --status --json` shows `key` at `n` after `anchor` (the
     /// first object holding it: `"totals"`, `"output":"file:..."`), and returns the JSON.
     pub fn wait_for_status_count(&self, anchor: &str, key: &str, n: u64) -> String {
-        let mut json = String::new();
-        eventually(
-            &format!("logger --status --json showing {key} {n} after {anchor}"),
-            WAIT,
-            || {
-                json = self.status_json();
-                json_number(&json, anchor, key) == Some(n)
-            },
-        );
-        json
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let json = self.status_json();
+            if json_number(&json, anchor, key) == Some(n) {
+                return json;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "logger --status --json showing {key} {n} after {anchor}: not within {WAIT:?}; \
+                 the last answer: {json}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// SIGTERM, wait for exit (bounded), return the status, what it wrote to out.log, and its

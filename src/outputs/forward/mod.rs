@@ -178,38 +178,7 @@ impl Forwarder {
         let queue = match &fwd.queue_dir {
             None => Queue::Memory(MemoryQueue::default()),
             Some(dir) => {
-                let (q, found) = crate::outputs::queue::disk::DiskQueue::open(
-                    dir,
-                    fwd.queue_max_bytes(),
-                    fwd.fsync,
-                    spec.policy,
-                    daemon_uid,
-                )?;
-                if let Some(head) = found.head_past_data {
-                    log::error!(
-                        "queue {}: corrupt head ({head} is past every record on disk); \
-                         sending all {} messages it holds, some of which may have been \
-                         delivered already",
-                        dir.display(),
-                        found.messages
-                    );
-                }
-                if found.corrupt > 0 {
-                    log::error!(
-                        "queue {}: {} corrupt messages skipped (damaged or torn records); the \
-                         rest is kept",
-                        dir.display(),
-                        found.corrupt
-                    );
-                }
-                if found.messages > 0 {
-                    log::info!(
-                        "queue {}: {} messages ({} bytes) wait from before",
-                        dir.display(),
-                        found.messages,
-                        found.bytes
-                    );
-                }
+                let q = crate::outputs::queue::disk::open_logged(dir, spec, daemon_uid)?;
                 Queue::Disk(Box::new(q))
             }
         };

@@ -681,6 +681,47 @@ impl DiskQueue {
     }
 }
 
+/// Opens the queue in `dir` with the bound, sync and policy of `spec`, and says what it found:
+/// messages waiting from before, damage skipped, a head past the data.
+pub fn open_logged(
+    dir: &Path,
+    spec: &crate::config::OutputSpec,
+    daemon_uid: Uid,
+) -> io::Result<DiskQueue> {
+    let fwd = &spec.forward;
+    let (q, found) = DiskQueue::open(
+        dir,
+        fwd.queue_max_bytes(),
+        fwd.fsync,
+        spec.policy,
+        daemon_uid,
+    )?;
+    if let Some(head) = found.head_past_data {
+        log::error!(
+            "queue {}: corrupt head ({head} is past every record on disk); sending all {} \
+             messages it holds, some of which may have been delivered already",
+            dir.display(),
+            found.messages
+        );
+    }
+    if found.corrupt > 0 {
+        log::error!(
+            "queue {}: {} corrupt messages skipped (damaged or torn records); the rest is kept",
+            dir.display(),
+            found.corrupt
+        );
+    }
+    if found.messages > 0 {
+        log::info!(
+            "queue {}: {} messages ({} bytes) wait from before",
+            dir.display(),
+            found.messages,
+            found.bytes
+        );
+    }
+    Ok(q)
+}
+
 impl Reader {
     /// The next valid record: its sequence number and where its payload is in `buf`. Damage is
     /// skipped to the next valid record.
