@@ -388,10 +388,92 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of `civil_from_days`).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Microseconds since the epoch of a complete RFC 3339 time (`2026-12-07T15:37:24.000001Z`,
+/// `...+01:00`); None for anything else.
+pub fn rfc3339_usec(text: &[u8]) -> Option<u64> {
+    let t = std::str::from_utf8(text).ok()?;
+    let (date, rest) = t.split_once('T').or_else(|| t.split_once('t'))?;
+    let mut parts = date.splitn(3, '-');
+    let (y, mo, d) = (
+        parts.next()?.parse::<i64>().ok()?,
+        parts.next()?.parse::<u32>().ok()?,
+        parts.next()?.parse::<u32>().ok()?,
+    );
+    if rest.len() < 8 {
+        return None;
+    }
+    let (h, mi, sec) = (
+        rest.get(0..2)?.parse::<i64>().ok()?,
+        rest.get(3..5)?.parse::<i64>().ok()?,
+        rest.get(6..8)?.parse::<i64>().ok()?,
+    );
+    let mut rest = &rest[8..];
+    let mut usec = 0u64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        let mut scale = 100_000;
+        for b in frac[..digits].bytes().take(6) {
+            usec += u64::from(b - b'0') * scale;
+            scale /= 10;
+        }
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let oh = rest.get(1..3)?.parse::<i64>().ok()?;
+            let om = rest.get(4..6)?.parse::<i64>().ok()?;
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
+    u64::try_from(secs)
+        .ok()?
+        .checked_mul(1_000_000)?
+        .checked_add(usec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn rfc3339_times_read_as_microseconds_since_the_epoch() {
+        assert_eq!(rfc3339_usec(b"1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            rfc3339_usec(b"2026-12-07T15:37:24.000001Z"),
+            Some(1_796_657_844_000_001)
+        );
+        assert_eq!(
+            rfc3339_usec(b"2026-12-07T16:37:24.5+01:00"),
+            Some(1_796_657_844_500_000)
+        );
+        assert_eq!(rfc3339_usec(b"Dec  7 15:37:24"), None);
+        for days in [-1000, 0, 19_000, 20_794, 100_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
 
     fn text(f: impl FnOnce(&mut Vec<u8>)) -> String {
         let mut out = Vec::new();

@@ -565,7 +565,7 @@ fn input(table: &Table<'_>, limits: &Limits) -> Result<InputSpec, Fault> {
 pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     Key {
         name: "to",
-        doc: "Where: journal, stderr, file:PATH (PATH may hold {hostname}, {peer}, {program}, {facility}, {date}: one file per value), or one or more remotes udp://, tcp://, tls://, relp://, relp+tls:// HOST:PORT (a list fails over in order); required.",
+        doc: "Where: journal, stderr, file:PATH (PATH may hold {hostname}, {peer}, {program}, {facility}, {date}: one file per value), one or more remotes udp://, tcp://, tls://, relp://, relp+tls:// HOST:PORT (a list fails over in order), or systemd-journal-remote at journal-remote+http://HOST:PORT (the Journal Export Format, every field kept); required.",
         read: |o, v| {
             o.target = match v {
                 Value::Array(_) => {
@@ -864,8 +864,8 @@ fn output(table: &Table<'_>) -> Result<OutputSpec, Fault> {
     }
     if !to {
         return Err(
-            "'to' is missing: journal, stderr, file:PATH or SCHEME://HOST:PORT (udp, tcp, tls, \
-             relp, relp+tls)"
+            "'to' is missing: journal, stderr, file:PATH, SCHEME://HOST:PORT (udp, tcp, tls, \
+             relp, relp+tls) or journal-remote+http://HOST:PORT"
                 .into(),
         );
     }

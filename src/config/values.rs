@@ -23,6 +23,64 @@ pub enum Output {
     File(PathBuf),
     /// Sent to remote collectors, tried in order (`to = ["relp://a:2514", "relp://b:2514"]`).
     Forward(Vec<Remote>),
+    /// Uploaded to systemd-journal-remote in the Journal Export Format
+    /// (`journal-remote+http://HOST:PORT`).
+    JournalRemote(JournalRemote),
+}
+
+/// Where a journal-remote output uploads: `journal-remote+http://HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalRemote {
+    /// The host, as written (a name or an address).
+    pub host: String,
+    /// The port (journal-remote's is 19532).
+    pub port: u16,
+}
+
+impl std::str::FromStr for JournalRemote {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("invalid output '{s}': {why}");
+        let rest = match s.strip_prefix("journal-remote+") {
+            Some(r) if r.starts_with("https://") => {
+                return Err(bad(
+                    "journal-remote+https is not supported yet; use journal-remote+http on a \
+                     trusted network, or tls:// or relp+tls:// to a logger collector",
+                ));
+            }
+            Some(r) => r
+                .strip_prefix("http://")
+                .ok_or_else(|| bad("expected journal-remote+http://HOST:PORT"))?,
+            None => return Err(bad("expected journal-remote+http://HOST:PORT")),
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| bad("the port is missing (journal-remote listens on 19532)"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.contains(['/', ' ', '@']) {
+            return Err(bad("the host is missing or not a host name or address"));
+        }
+        let port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?;
+        Ok(JournalRemote {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for JournalRemote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "journal-remote+http://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "journal-remote+http://{}:{}", self.host, self.port)
+        }
+    }
 }
 
 impl std::str::FromStr for Output {
@@ -44,10 +102,12 @@ impl std::str::FromStr for Output {
                 Some(_) => Err(format!(
                     "invalid output '{s}': the file path must be absolute"
                 )),
+                None if s.starts_with("journal-remote+") => Ok(Output::JournalRemote(s.parse()?)),
                 None if s.contains("://") => Ok(Output::Forward(vec![s.parse()?])),
                 None => Err(format!(
-                    "invalid output '{s}': expected auto, journal, stderr, file:PATH or \
-                     SCHEME://HOST:PORT (udp, tcp, tls, relp, relp+tls)"
+                    "invalid output '{s}': expected auto, journal, stderr, file:PATH, \
+                     SCHEME://HOST:PORT (udp, tcp, tls, relp, relp+tls) or \
+                     journal-remote+http://HOST:PORT"
                 )),
             },
         }
@@ -61,6 +121,7 @@ impl fmt::Display for Output {
             Output::Journal => f.write_str("journal"),
             Output::Stderr => f.write_str("stderr"),
             Output::File(p) => write!(f, "file:{}", p.display()),
+            Output::JournalRemote(r) => write!(f, "{r}"),
             Output::Forward(remotes) => {
                 for (i, r) in remotes.iter().enumerate() {
                     if i > 0 {

@@ -37,6 +37,22 @@ pub fn put_field(out: &mut Vec<u8>, key: &str, value: &[u8]) {
 
 /// Encodes a message as one native-protocol entry.
 pub fn encode(out: &mut Vec<u8>, msg: &Message) {
+    encode_fields(out, msg, Trusted::AsOrigin);
+}
+
+/// What becomes of the fields journald reserves (`_SYSTEMD_UNIT`, `_HOSTNAME`, ...) that a
+/// message read from another journal carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trusted {
+    /// Written as `ORIGIN_X`: journald overwrites `_X` with what it sees of us.
+    AsOrigin,
+    /// Written as they are: systemd-journal-remote stores an uploaded entry's fields whole.
+    Kept,
+}
+
+/// The fields of `msg` as journald's native protocol and the Journal Export Format write them
+/// (one `NAME=value` line each, or the length-prefixed binary form).
+pub fn encode_fields(out: &mut Vec<u8>, msg: &Message, trusted: Trusted) {
     // A message read from a journal brings its own fields: those stand for themselves, and the
     // header's copies of them are not written twice.
     let own = |name: &str| msg.fields().get(name).is_some();
@@ -86,6 +102,9 @@ pub fn encode(out: &mut Vec<u8>, msg: &Message) {
             continue;
         }
         match name.strip_prefix('_') {
+            // Never the export format's own `__` fields (cursor, timestamps): those are ours.
+            Some(rest) if rest.starts_with('_') => {}
+            Some(_) if trusted == Trusted::Kept => put_field(out, name, value),
             // journald sets the trusted fields itself, for the sender it sees (us): the
             // origin's are kept as ORIGIN_SYSTEMD_UNIT, ORIGIN_HOSTNAME, ORIGIN_PID, ...
             Some(trusted) => {

@@ -12,7 +12,8 @@
 //! output's kind chooses its code.
 //!
 //! - [`file`], [`stderr`], `templated` (one file per rendered path), [`journal`] (journald's
-//!   native protocol), [`forward`] (remote collectors): the kinds.
+//!   native protocol), [`journal_remote`] (systemd-journal-remote), [`forward`] (remote
+//!   collectors): the kinds.
 //! - [`formats`]: the line encodings; `text`: the line backlog files and stderr share.
 //! - `buffered`: a disk queue (`queue-dir`) in front of any output but forward, which keeps its own.
 //! - [`queue`]: the memory and disk queues with their send cursor and acknowledged head.
@@ -22,6 +23,7 @@ pub mod file;
 pub mod formats;
 pub mod forward;
 pub mod journal;
+pub mod journal_remote;
 pub mod queue;
 mod set;
 pub mod stderr;
@@ -178,6 +180,7 @@ pub fn open(
                 forward::Forwarder::open(spec, &remotes, daemon_uid).map_err(fail)?,
             ));
         }
+        Kind::JournalRemote(target) => Box::new(journal_remote::JournalRemoteOutput::new(target)),
         Kind::Auto => unreachable!("resolve never returns auto"),
     };
     match &spec.forward.queue_dir {

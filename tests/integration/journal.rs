@@ -467,12 +467,6 @@ fn a_disk_queued_forward_output_keeps_the_position_so_a_kill_reads_nothing_twice
     let work = tempdir();
     let out = work.path().join("collected.json");
     let port = free_port();
-    let collector_config = format!(
-        "heartbeat = \"0\"\nlisten = [\"relp://127.0.0.1:{port}\"]\n\
-         [[output]]\nto = \"file:{}\"\nformat = \"json\"\n",
-        out.display()
-    );
-    let collector = || Builder::new().config(&collector_config).start();
     let marker = format!("q{}", std::process::id());
     let config = format!(
         "heartbeat = \"0\"\nstate-dir = \"/run/ro-state\"\n[[input]]\nread = \"journal\"\n\
@@ -487,41 +481,15 @@ fn a_disk_queued_forward_output_keeps_the_position_so_a_kill_reads_nothing_twice
             .wrapped_in(&["nsenter", "--mount", "--target", &pid, "--"])
             .start()
     };
-    let anchor = format!("\"output\":\"relp://127.0.0.1:{port}\"");
-    let prefix = format!("\"message\":\"{marker} n");
-    let once = |n: usize| {
-        let seen = wait_for_numbered(&out, &prefix, n);
-        let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
-        assert!(twice.is_empty(), "read twice: {twice:?}");
-        assert_eq!(seen.len(), n, "more than sent: {seen:?}");
-    };
-
-    // Delivered, acknowledged, the queue empty: then SIGKILL and a restart.
-    let c = collector();
-    let d = start();
-    ns.native(&marker, 0, 300);
-    once(300);
-    d.wait_for_status_count(&anchor, "queued", 0);
-    d.signal(nix::sys::signal::Signal::SIGKILL);
-    drop(d);
-    let d = start();
-    ns.native(&marker, 300, 400);
-    once(400);
-    d.wait_for_status_count(&anchor, "queued", 0);
-
-    // The collector down: the entries wait in the disk queue alone when logger is killed.
-    drop(c);
-    ns.native(&marker, 400, 600);
-    d.wait_for_status_count(&anchor, "queued", 200);
-    d.signal(nix::sys::signal::Signal::SIGKILL);
-    drop(d);
-    let _c = collector();
-    let d = start();
-    ns.native(&marker, 600, 700);
-    once(700);
-    eprintln!(
-        "journal into a disk queue, its position never saved by the input: 0 of 700 read twice across two SIGKILLs"
+    disk_queued_reader_is_killed_twice(
+        port,
+        &out,
+        &format!("\"message\":\"{marker} n"),
+        &start,
+        &|from, to| ns.native(&marker, from, to),
     );
-    let (status, _, stderr) = d.stop();
-    assert!(status.success(), "{stderr}");
+    eprintln!(
+        "journal into a disk queue, its position never saved by the input: 0 of 700 read twice \
+         across two SIGKILLs"
+    );
 }

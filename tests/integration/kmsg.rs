@@ -211,12 +211,6 @@ fn a_disk_queued_forward_output_keeps_the_kernel_log_position_so_a_kill_reads_no
     std::fs::write(work.path().join("not-a-dir"), "").unwrap();
     let out = work.path().join("collected.json");
     let port = free_port();
-    let collector_config = format!(
-        "heartbeat = \"0\"\nlisten = [\"relp://127.0.0.1:{port}\"]\n\
-         [[output]]\nto = \"file:{}\"\nformat = \"json\"\n",
-        out.display()
-    );
-    let collector = || Builder::new().config(&collector_config).start();
     let marker = format!("k{}x{}", std::process::id(), oldest_seq());
     let config = format!(
         "heartbeat = \"0\"\nstate-dir = \"{}\"\n[[input]]\nread = \"kmsg\"\n\
@@ -225,39 +219,11 @@ fn a_disk_queued_forward_output_keeps_the_kernel_log_position_so_a_kill_reads_no
         work.path().join("queue").display()
     );
     let start = || Builder::new().config(&config).start();
-    let anchor = format!("\"output\":\"relp://127.0.0.1:{port}\"");
-    let prefix = format!("{marker} n");
-    let once = |n: usize| {
-        let seen = wait_for_numbered(&out, &prefix, n);
-        let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
-        assert!(twice.is_empty(), "read twice: {twice:?}");
-        assert_eq!(seen.len(), n, "more than written: {seen:?}");
-    };
-
-    let c = collector();
-    let d = start();
-    write_records(&marker, 0, 300);
-    once(300);
-    d.wait_for_status_count(&anchor, "queued", 0);
-    d.signal(nix::sys::signal::Signal::SIGKILL);
-    drop(d);
-    let d = start();
-    write_records(&marker, 300, 400);
-    once(400);
-    d.wait_for_status_count(&anchor, "queued", 0);
-
-    drop(c);
-    write_records(&marker, 400, 600);
-    d.wait_for_status_count(&anchor, "queued", 200);
-    d.signal(nix::sys::signal::Signal::SIGKILL);
-    drop(d);
-    let _c = collector();
-    let d = start();
-    write_records(&marker, 600, 700);
-    once(700);
+    disk_queued_reader_is_killed_twice(port, &out, &format!("{marker} n"), &start, &|from, to| {
+        write_records(&marker, from, to)
+    });
     eprintln!(
-        "kmsg into a disk queue, its position never saved by the input: 0 of 700 read twice across two SIGKILLs"
+        "kmsg into a disk queue, its position never saved by the input: 0 of 700 read twice \
+         across two SIGKILLs"
     );
-    let (status, _, stderr) = d.stop();
-    assert!(status.success(), "{stderr}");
 }

@@ -16,6 +16,7 @@ mod forward;
 mod hostile;
 mod inputs;
 mod journal;
+mod journal_remote;
 mod kmsg;
 mod lan;
 mod lifecycle;
@@ -36,6 +37,7 @@ fn main() -> std::process::ExitCode {
         hostile::TESTS,
         inputs::TESTS,
         journal::TESTS,
+        journal_remote::TESTS,
         kmsg::TESTS,
         lan::TESTS,
         lifecycle::TESTS,

@@ -605,3 +605,57 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The scenario the journal and kernel log inputs share: a reading input forwards over RELP
+/// with a disk queue to a logger collector on `port` (writing JSON to `out`), while its own
+/// position file can never be saved. `start` starts the reader, `write(from, to)` adds numbered
+/// records `{prefix}N` to the log it reads. SIGKILL once all was acknowledged, and once with
+/// the collector down and the records in the queue alone: every record reaches the collector
+/// once, because the queue keeps the position with the records.
+pub fn disk_queued_reader_is_killed_twice(
+    port: u16,
+    out: &Path,
+    prefix: &str,
+    start: &dyn Fn() -> Daemon,
+    write: &dyn Fn(usize, usize),
+) {
+    let collector_config = format!(
+        "heartbeat = \"0\"\nlisten = [\"relp://127.0.0.1:{port}\"]\n\
+         [[output]]\nto = \"file:{}\"\nformat = \"json\"\n",
+        out.display()
+    );
+    let collector = || Builder::new().config(&collector_config).start();
+    let anchor = format!("\"output\":\"relp://127.0.0.1:{port}\"");
+    let once = |n: usize| {
+        let seen = wait_for_numbered(out, prefix, n);
+        let twice: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
+        assert!(twice.is_empty(), "read twice: {twice:?}");
+        assert_eq!(seen.len(), n, "more than written: {seen:?}");
+    };
+
+    // Delivered, acknowledged, the queue empty: then SIGKILL and a restart.
+    let c = collector();
+    let d = start();
+    write(0, 300);
+    once(300);
+    d.wait_for_status_count(&anchor, "queued", 0);
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(d);
+    let d = start();
+    write(300, 400);
+    once(400);
+    d.wait_for_status_count(&anchor, "queued", 0);
+
+    // The collector down: the records wait in the disk queue alone when the reader is killed.
+    drop(c);
+    write(400, 600);
+    d.wait_for_status_count(&anchor, "queued", 200);
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(d);
+    let _c = collector();
+    let d = start();
+    write(600, 700);
+    once(700);
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+}

@@ -1,0 +1,387 @@
+//! The journal-remote output (`to = "journal-remote+http://HOST:PORT"`): entries uploaded to
+//! systemd-journal-remote in the Journal Export Format (`formats::export`), as
+//! systemd-journal-upload does, over HTTP/1.1 with one connection kept open.
+//!
+//! An entry leaves the backlog only once journal-remote answered 2xx for the request that
+//! carried it; a broken connection, a timeout or any other answer keeps every entry and the
+//! worker tries again with its backoff (so a collector that is down or restarting costs a
+//! resend of at most one request, never a loss). A request carries up to [`BATCH_BYTES`] of
+//! entries. journal-remote refuses a request whose body it cannot parse with 400 ("Bad
+//! message", which stops systemd-journal-upload for good, systemd #21407): then the entries
+//! go one per request, and the one refused alone is rejected (counted, logged) and the rest
+//! delivered. A collector that refuses everything is an error, not a reason to reject
+//! everything. An answer longer than [`MAX_RESPONSE`] is refused at its header.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use super::formats::export;
+use super::{Output, WriteOut};
+use crate::config::JournalRemote;
+use crate::message::Message;
+
+/// What one request carries at most (journal-remote's own limit on an entry is far larger).
+pub const BATCH_BYTES: usize = 1 << 20;
+/// The longest answer taken: journal-remote's are a few bytes.
+pub const MAX_RESPONSE: usize = 64 * 1024;
+/// How long a connect, a write or an answer may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The output.
+pub struct JournalRemoteOutput {
+    target: JournalRemote,
+    local_host: String,
+    entries: VecDeque<Vec<u8>>,
+    bytes: usize,
+    conn: Option<TcpStream>,
+    /// After a 400 to a request of several entries: one entry per request.
+    single: bool,
+    /// An entry was rejected alone and nothing was accepted since.
+    rejected_last: bool,
+    request: Vec<u8>,
+}
+
+impl JournalRemoteOutput {
+    /// An output uploading to `target`; it connects at its first write-out.
+    pub fn new(target: JournalRemote) -> JournalRemoteOutput {
+        JournalRemoteOutput {
+            target,
+            local_host: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "localhost".into()),
+            entries: VecDeque::new(),
+            bytes: 0,
+            conn: None,
+            single: false,
+            rejected_last: false,
+            request: Vec::new(),
+        }
+    }
+
+    /// Sends the first `n` entries in one request; journal-remote's status.
+    fn post(&mut self, n: usize) -> io::Result<u16> {
+        if self.conn.is_none() {
+            let addr = (self.target.host.as_str(), self.target.port)
+                .to_socket_addrs()?
+                .next()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
+            let conn = TcpStream::connect_timeout(&addr, TIMEOUT)?;
+            conn.set_read_timeout(Some(TIMEOUT))?;
+            conn.set_write_timeout(Some(TIMEOUT))?;
+            conn.set_nodelay(true)?;
+            self.conn = Some(conn);
+        }
+        let length: usize = self.entries.iter().take(n).map(Vec::len).sum();
+        self.request.clear();
+        let host = &self.target.host;
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        write!(
+            self.request,
+            "POST /upload HTTP/1.1\r\nHost: {host}:{}\r\n\
+             Content-Type: application/vnd.fdo.journal\r\nContent-Length: {length}\r\n\r\n",
+            self.target.port
+        )?;
+        for entry in self.entries.iter().take(n) {
+            self.request.extend_from_slice(entry);
+        }
+        let conn = self.conn.as_mut().expect("connected above");
+        conn.write_all(&self.request)?;
+        let (status, keep) = read_response(conn)?;
+        if !keep {
+            self.conn = None;
+        }
+        Ok(status)
+    }
+}
+
+impl Output for JournalRemoteOutput {
+    fn describe(&self) -> String {
+        self.target.to_string()
+    }
+
+    fn accept(&mut self, msg: &Message) {
+        let mut entry = Vec::with_capacity(256 + msg.text().len());
+        export::encode(&mut entry, msg, &self.local_host);
+        self.bytes += entry.len();
+        self.entries.push_back(entry);
+    }
+
+    fn encode_item(&self, msg: &Message, item: &mut Vec<u8>) {
+        export::encode(item, msg, &self.local_host);
+    }
+
+    fn accept_item(&mut self, item: &[u8]) {
+        self.bytes += item.len();
+        self.entries.push_back(item.to_vec());
+    }
+
+    fn backlog_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn backlog_messages(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn write_out(&mut self) -> WriteOut {
+        let mut out = WriteOut::default();
+        while !self.entries.is_empty() {
+            let n = if self.single {
+                1
+            } else {
+                let mut size = 0;
+                let fit = self
+                    .entries
+                    .iter()
+                    .take_while(|e| {
+                        size += e.len();
+                        size <= BATCH_BYTES
+                    })
+                    .count();
+                fit.max(1)
+            };
+            match self.post(n) {
+                Ok(status) if (200..300).contains(&status) => {
+                    for _ in 0..n {
+                        let sent = self.entries.pop_front().map_or(0, |e| e.len());
+                        self.bytes -= sent;
+                    }
+                    out.written += n as u64;
+                    self.rejected_last = false;
+                }
+                Ok(400) if n > 1 => self.single = true,
+                Ok(400) if !self.rejected_last => {
+                    let bad = self.entries.pop_front().map_or(0, |e| e.len());
+                    self.bytes -= bad;
+                    log::error!(
+                        "{} refused an entry of {bad} bytes as a bad message; it is left out \
+                         and the rest is sent",
+                        self.describe()
+                    );
+                    out.rejected += 1;
+                    self.rejected_last = true;
+                    self.single = false;
+                }
+                Ok(status) => {
+                    self.conn = None;
+                    out.error = Some(io::Error::other(format!(
+                        "journal-remote answered HTTP {status}"
+                    )));
+                    break;
+                }
+                Err(e) => {
+                    self.conn = None;
+                    out.error = Some(e);
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn finish(&mut self) {
+        self.conn = None;
+    }
+}
+
+/// Reads one HTTP/1.1 response: its status, and whether the connection stays open. Its body is
+/// read (by its Content-Length, or to the end) and dropped.
+fn read_response(conn: &mut TcpStream) -> io::Result<(u16, bool)> {
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > MAX_RESPONSE {
+            return Err(bad("an answer header over 64 KiB"));
+        }
+        let n = conn.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "journal-remote closed the connection without an answer",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| bad("an answer not in ASCII"))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut words = status_line.split(' ');
+    let version = words.next().unwrap_or_default();
+    if !version.starts_with("HTTP/1.") {
+        return Err(bad("an answer that is not HTTP/1.x"));
+    }
+    let status: u16 = words
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("an answer without a status"))?;
+    let mut length = None;
+    let mut keep = version == "HTTP/1.1";
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            length = Some(
+                value
+                    .parse::<usize>()
+                    .map_err(|_| bad("a bad Content-Length"))?,
+            );
+        } else if name.eq_ignore_ascii_case("connection") {
+            keep = !value.eq_ignore_ascii_case("close");
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Never journal-remote's way: read to the end and start afresh.
+            keep = false;
+        }
+    }
+    let mut body = buf.len() - head_end;
+    match length {
+        Some(length) if length > MAX_RESPONSE => return Err(bad("an answer over 64 KiB")),
+        Some(length) => {
+            while body < length {
+                let n = conn.read(&mut chunk)?;
+                if n == 0 {
+                    return Err(bad("an answer cut short"));
+                }
+                body += n;
+            }
+        }
+        None => {
+            keep = false;
+            loop {
+                let n = conn.read(&mut chunk)?;
+                body += n;
+                if n == 0 {
+                    break;
+                }
+                if body > MAX_RESPONSE {
+                    return Err(bad("an answer over 64 KiB"));
+                }
+            }
+        }
+    }
+    Ok((status, keep))
+}
+
+fn bad(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("journal-remote sent {what}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A server that answers each request with `answers`, in turn, and counts the entries it got.
+    fn server(answers: Vec<&'static str>) -> (u16, std::thread::JoinHandle<Vec<usize>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let (mut conn, _) = listener.accept().unwrap();
+            for answer in answers {
+                let mut buf = Vec::new();
+                let mut byte = [0u8; 1];
+                while !buf.ends_with(b"\r\n\r\n") {
+                    conn.read_exact(&mut byte).unwrap();
+                    buf.push(byte[0]);
+                }
+                let head = String::from_utf8(buf).unwrap();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap();
+                let mut body = vec![0; length];
+                conn.read_exact(&mut body).unwrap();
+                got.push(body.windows(2).filter(|w| w == b"\n\n").count());
+                conn.write_all(answer.as_bytes()).unwrap();
+            }
+            got
+        });
+        (port, handle)
+    }
+
+    fn output(port: u16, n: usize) -> JournalRemoteOutput {
+        let mut o = JournalRemoteOutput::new(JournalRemote {
+            host: "127.0.0.1".into(),
+            port,
+        });
+        for i in 0..n {
+            let msg = crate::parse::parse(
+                format!("<13>1 - h app - - - entry {i}").as_bytes(),
+                crate::message::Origin::new(crate::message::Transport::Tcp),
+                std::time::SystemTime::now(),
+                false,
+            );
+            o.accept(&msg);
+        }
+        o
+    }
+
+    const OK: &str = "HTTP/1.1 202 Accepted\r\nContent-Length: 3\r\n\r\nOK\n";
+    const BAD: &str = "HTTP/1.1 400 Bad Request\r\nContent-Length: 12\r\n\r\nBad message\n";
+
+    #[test]
+    fn entries_leave_only_when_journal_remote_accepted_them() {
+        let (port, server) = server(vec![OK]);
+        let mut o = output(port, 5);
+        let out = o.write_out();
+        assert!(out.error.is_none(), "{:?}", out.error);
+        assert_eq!(
+            (out.written, o.backlog_messages(), o.backlog_bytes()),
+            (5, 0, 0)
+        );
+        assert_eq!(server.join().unwrap(), [5], "one request of five entries");
+    }
+
+    #[test]
+    fn a_bad_message_is_found_alone_and_only_it_is_left_out() {
+        // The batch is refused; then one by one: the second entry is the bad one.
+        let (port, server) = server(vec![BAD, OK, BAD, OK]);
+        let mut o = output(port, 3);
+        let out = o.write_out();
+        assert_eq!((out.written, out.rejected), (2, 1), "{:?}", out.error);
+        assert_eq!(o.backlog_messages(), 0);
+        assert_eq!(server.join().unwrap(), [3, 1, 1, 1]);
+    }
+
+    #[test]
+    fn a_collector_that_refuses_everything_is_an_error_not_a_loss() {
+        let (port, server) = server(vec![BAD, BAD, BAD, BAD]);
+        let mut o = output(port, 3);
+        let out = o.write_out();
+        // The first entry alone is refused and left out; the next refused alone is an error.
+        assert_eq!((out.written, out.rejected), (0, 1));
+        assert!(out.error.is_some());
+        assert_eq!(o.backlog_messages(), 2, "kept for the next attempt");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_collector_that_is_down_keeps_everything() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut o = output(port, 4);
+        let out = o.write_out();
+        assert!(out.error.is_some());
+        assert_eq!((out.written, o.backlog_messages()), (0, 4));
+    }
+}
