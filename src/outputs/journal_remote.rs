@@ -373,6 +373,43 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_answer_is_refused_at_its_header_and_keeps_everything() {
+        for answer in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX: y\r\n",
+            "SSH-2.0-OpenSSH_9.2\r\n\r\n",
+        ] {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let sent = answer.to_owned();
+            let server = std::thread::spawn(move || {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut request = [0u8; 65536];
+                let _ = conn.read(&mut request);
+                conn.write_all(sent.as_bytes()).unwrap();
+                // Then an endless header: never a blank line.
+                let junk = vec![b'x'; 16 * 1024];
+                for _ in 0..8 {
+                    if conn.write_all(&junk).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut o = output(port, 2);
+            let started = std::time::Instant::now();
+            let out = o.write_out();
+            assert!(out.error.is_some(), "{answer:?} taken as an answer");
+            assert_eq!((out.written, o.backlog_messages()), (0, 2), "{answer:?}");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{answer:?} read for long"
+            );
+            drop(o);
+            server.join().unwrap();
+        }
+    }
+
+    #[test]
     fn a_collector_that_is_down_keeps_everything() {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
