@@ -304,3 +304,39 @@ pub fn fmt_duration(d: Option<Duration>) -> String {
         Some(d) => format!("{}s", d.as_secs()),
     }
 }
+
+#[cfg(test)]
+mod journal_remote_tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_remote_target_reads_and_prints_back_and_https_says_why_not() {
+        let out: Output = "journal-remote+http://collector.example:19532"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            out,
+            Output::JournalRemote(JournalRemote {
+                host: "collector.example".into(),
+                port: 19532
+            })
+        );
+        assert_eq!(
+            out.to_string(),
+            "journal-remote+http://collector.example:19532"
+        );
+        let v6: Output = "journal-remote+http://[::1]:19532".parse().unwrap();
+        assert_eq!(v6.to_string(), "journal-remote+http://[::1]:19532");
+        let e = "journal-remote+https://c:19532"
+            .parse::<Output>()
+            .unwrap_err();
+        assert!(e.contains("not supported yet"), "{e}");
+        for bad in [
+            "journal-remote+http://c",
+            "journal-remote+http://:1",
+            "journal-remote+http://c:0",
+        ] {
+            assert!(bad.parse::<Output>().is_err(), "{bad}");
+        }
+    }
+}
