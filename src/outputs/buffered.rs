@@ -82,7 +82,7 @@ impl Output for DiskBuffered {
     fn accept(&mut self, msg: &Message) {
         self.item.clear();
         self.inner.encode_item(msg, &mut self.item);
-        self.queue.push(std::mem::take(&mut self.item));
+        self.queue.push(&self.item);
     }
 
     /// What waits in memory for the disk: what the output holds was read back from the disk

@@ -310,11 +310,11 @@ impl DiskQueue {
     }
 
     /// Adds a message (written at the next `flush`).
-    pub fn push(&mut self, payload: Vec<u8>) {
+    pub fn push(&mut self, payload: &[u8]) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.pending_count += 1;
-        encode_record(&mut self.pending, MAGIC, seq, &payload);
+        encode_record(&mut self.pending, MAGIC, seq, payload);
     }
 
     /// Adds an input's read position as of the messages pushed so far (written with them at
@@ -999,7 +999,7 @@ mod tests {
         let planted = dir.path().join("q");
         {
             let (mut q, _) = open(&planted, 1 << 30, QueuePolicy::Block);
-            q.push(payload(1));
+            q.push(&payload(1));
             q.flush().unwrap();
         }
         nix::unistd::chown(&planted, Some(nobody), Some(gid)).unwrap();
@@ -1058,7 +1058,7 @@ mod tests {
         let (mut q, rec) = open(dir.path(), 1 << 30, QueuePolicy::Block);
         assert_eq!(rec, Recovered::default());
         for i in 0..1000 {
-            q.push(payload(i));
+            q.push(&payload(i));
         }
         q.flush().unwrap();
         let sent = drain(&mut q);
@@ -1081,7 +1081,7 @@ mod tests {
         let (mut q, _) = open(dir.path(), 1 << 30, QueuePolicy::Block);
         let text = "boot_id=b\nseq=9\n";
         for i in 0..10 {
-            q.push(payload(i));
+            q.push(&payload(i));
         }
         q.push_position("kmsg.position", text);
         assert_eq!(q.pending_messages(), 10, "a position is not a message");
@@ -1089,7 +1089,7 @@ mod tests {
         q.flush().unwrap();
         assert_eq!(q.position("kmsg.position"), Some(text));
         // Pushed, never written (SIGKILL before the flush): not vouched for.
-        q.push(payload(10));
+        q.push(&payload(10));
         q.push_position("kmsg.position", "boot_id=b\nseq=10\n");
         let sent = drain(&mut q);
         assert_eq!(sent.len(), 10, "position records are never sent");
@@ -1102,7 +1102,7 @@ mod tests {
         // Delivered and deleted, the position stays.
         drain(&mut q);
         q.ack_through(9).unwrap();
-        q.push(payload(10));
+        q.push(&payload(10));
         q.push_position("journal.cursor", "s=x;i=1");
         q.flush().unwrap();
         q.roll().unwrap();
@@ -1131,7 +1131,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut q, _) = open(dir.path(), 1 << 30, QueuePolicy::Block);
         for i in 0..500 {
-            q.push(payload(i));
+            q.push(&payload(i));
         }
         q.flush().unwrap();
         drop(q);
@@ -1155,7 +1155,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut q, _) = open(dir.path(), 1 << 30, QueuePolicy::Block);
         for i in 0..100 {
-            q.push(payload(i));
+            q.push(&payload(i));
         }
         q.flush().unwrap();
         // A bit flip in record 50's payload and in the last two records, while logger runs.
@@ -1191,7 +1191,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut q, _) = open(dir.path(), 4 << 20, QueuePolicy::Block);
         for i in 0..40_000 {
-            q.push(payload(i));
+            q.push(&payload(i));
             if i % 100 == 99 {
                 q.flush().unwrap();
             }
@@ -1221,7 +1221,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut q, _) = open(dir.path(), 1 << 30, QueuePolicy::Block);
         for i in 0..100 {
-            q.push(payload(i));
+            q.push(&payload(i));
         }
         q.flush().unwrap();
         drop(q);
@@ -1241,7 +1241,7 @@ mod tests {
         assert_eq!(seqs.len(), 98);
         assert!(!seqs.contains(&10) && !seqs.contains(&99));
         // New messages follow, in a new segment.
-        q.push(payload(7));
+        q.push(&payload(7));
         q.flush().unwrap();
         assert_eq!(drain(&mut q), vec![(99, payload(7))]);
     }
@@ -1253,7 +1253,7 @@ mod tests {
         let big = vec![b'x'; 60_000];
         let mut full = None;
         for i in 0..40 {
-            q.push(big.clone());
+            q.push(&big);
             if let Err(e) = q.flush() {
                 full = Some((i, e));
                 break;
@@ -1268,7 +1268,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut q, _) = open(dir.path(), 1 << 20, QueuePolicy::DropOldest);
         for _ in 0..100 {
-            q.push(big.clone());
+            q.push(&big);
             q.flush().unwrap();
         }
         assert!(q.disk_bytes() <= 1 << 20);

@@ -24,7 +24,7 @@ impl Queue {
     pub fn push(&mut self, payload: Vec<u8>) {
         match self {
             Queue::Memory(q) => q.push(payload),
-            Queue::Disk(q) => q.push(payload),
+            Queue::Disk(q) => q.push(&payload),
         }
     }
 
