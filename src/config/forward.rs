@@ -267,7 +267,42 @@ impl ForwardSpec {
         if !tls && !self.tls.is_empty() {
             return Err("tls-* keys apply to tls:// and relp+tls:// remotes".into());
         }
-        if tls && self.tls.ca.is_none() && self.tls.fingerprints.is_empty() {
+        if tls {
+            self.check_tls_client()?;
+        }
+        if first.scheme == Scheme::Udp && remotes.len() > 1 {
+            return Err("a UDP remote cannot fail over: nothing tells it is down".into());
+        }
+        if remotes.iter().any(|r| r.scheme.is_relp()) && self.framing != Framing::default() {
+            return Err("'framing' applies to tcp:// and tls://; RELP frames itself".into());
+        }
+        self.check_queue()
+    }
+
+    /// The checks for an output that is not a forward one: `https` says whether it speaks TLS
+    /// (journal-remote+https), which then needs the `tls-*` keys a TLS remote needs.
+    pub fn check_other(&self, https: bool) -> Result<(), String> {
+        if !https {
+            return self.check(&[]);
+        }
+        for (set, key) in [
+            (self.framing != Framing::default(), "framing"),
+            (self.remote_timeout.is_some(), "remote-timeout"),
+        ] {
+            if set {
+                return Err(format!(
+                    "'{key}' applies to forward outputs (to = \"tcp://HOST:PORT\", ...)"
+                ));
+            }
+        }
+        self.check_tls_client()?;
+        self.check_queue()
+    }
+
+    /// What a TLS client needs: a way to verify the server, and both halves of its own
+    /// certificate or neither.
+    fn check_tls_client(&self) -> Result<(), String> {
+        if self.tls.ca.is_none() && self.tls.fingerprints.is_empty() {
             return Err(
                 "a TLS remote needs tls-ca (a CA bundle) or tls-fingerprint (the remote's \
                  certificate, pinned): logger never sends to an unauthenticated TLS peer"
@@ -277,13 +312,7 @@ impl ForwardSpec {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err("tls-cert and tls-key go together (the client certificate)".into());
         }
-        if first.scheme == Scheme::Udp && remotes.len() > 1 {
-            return Err("a UDP remote cannot fail over: nothing tells it is down".into());
-        }
-        if remotes.iter().any(|r| r.scheme.is_relp()) && self.framing != Framing::default() {
-            return Err("'framing' applies to tcp:// and tls://; RELP frames itself".into());
-        }
-        self.check_queue()
+        Ok(())
     }
 
     /// The disk queue's keys, which every output may have.

@@ -565,7 +565,7 @@ fn input(table: &Table<'_>, limits: &Limits) -> Result<InputSpec, Fault> {
 pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     Key {
         name: "to",
-        doc: "Where: journal, stderr, file:PATH (PATH may hold {hostname}, {peer}, {program}, {facility}, {date}: one file per value), one or more remotes udp://, tcp://, tls://, relp://, relp+tls:// HOST:PORT (a list fails over in order), or systemd-journal-remote at journal-remote+http://HOST:PORT (the Journal Export Format, every field kept); required.",
+        doc: "Where: journal, stderr, file:PATH (PATH may hold {hostname}, {peer}, {program}, {facility}, {date}: one file per value), one or more remotes udp://, tcp://, tls://, relp://, relp+tls:// HOST:PORT (a list fails over in order), or systemd-journal-remote at journal-remote+http:// or journal-remote+https:// HOST:PORT (the Journal Export Format, every field kept; https with the tls-* keys); required.",
         read: |o, v| {
             o.target = match v {
                 Value::Array(_) => {
@@ -865,7 +865,7 @@ fn output(table: &Table<'_>) -> Result<OutputSpec, Fault> {
     if !to {
         return Err(
             "'to' is missing: journal, stderr, file:PATH, SCHEME://HOST:PORT (udp, tcp, tls, \
-             relp, relp+tls) or journal-remote+http://HOST:PORT"
+             relp, relp+tls) or journal-remote+http(s)://HOST:PORT"
                 .into(),
         );
     }
@@ -873,7 +873,10 @@ fn output(table: &Table<'_>) -> Result<OutputSpec, Fault> {
         Output::Forward(remotes) => remotes.as_slice(),
         _ => &[],
     };
-    spec.forward.check(remotes)?;
+    match &spec.target {
+        Output::JournalRemote(r) => spec.forward.check_other(r.tls)?,
+        _ => spec.forward.check(remotes)?,
+    }
     if spec.forward.rfc3164 && remotes.is_empty() {
         return Err("format 'rfc3164' applies to forward outputs".into());
     }

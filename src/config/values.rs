@@ -28,30 +28,31 @@ pub enum Output {
     JournalRemote(JournalRemote),
 }
 
-/// Where a journal-remote output uploads: `journal-remote+http://HOST:PORT`.
+/// Where a journal-remote output uploads: `journal-remote+http://HOST:PORT`, or
+/// `journal-remote+https://HOST:PORT` (TLS with the output's `tls-*` keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalRemote {
     /// The host, as written (a name or an address).
     pub host: String,
     /// The port (journal-remote's is 19532).
     pub port: u16,
+    /// HTTPS.
+    pub tls: bool,
 }
 
 impl std::str::FromStr for JournalRemote {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = |why: &str| format!("invalid output '{s}': {why}");
-        let rest = match s.strip_prefix("journal-remote+") {
-            Some(r) if r.starts_with("https://") => {
-                return Err(bad(
-                    "journal-remote+https is not supported yet; use journal-remote+http on a \
-                     trusted network, or tls:// or relp+tls:// to a logger collector",
-                ));
-            }
-            Some(r) => r
-                .strip_prefix("http://")
-                .ok_or_else(|| bad("expected journal-remote+http://HOST:PORT"))?,
-            None => return Err(bad("expected journal-remote+http://HOST:PORT")),
+        let expected =
+            "expected journal-remote+http://HOST:PORT or journal-remote+https://HOST:PORT";
+        let (tls, rest) = match s.strip_prefix("journal-remote+") {
+            Some(r) => match (r.strip_prefix("https://"), r.strip_prefix("http://")) {
+                (Some(rest), _) => (true, rest),
+                (None, Some(rest)) => (false, rest),
+                (None, None) => return Err(bad(expected)),
+            },
+            None => return Err(bad(expected)),
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         let (host, port) = rest
@@ -69,16 +70,18 @@ impl std::str::FromStr for JournalRemote {
         Ok(JournalRemote {
             host: host.to_owned(),
             port,
+            tls,
         })
     }
 }
 
 impl fmt::Display for JournalRemote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
         if self.host.contains(':') {
-            write!(f, "journal-remote+http://[{}]:{}", self.host, self.port)
+            write!(f, "journal-remote+{scheme}://[{}]:{}", self.host, self.port)
         } else {
-            write!(f, "journal-remote+http://{}:{}", self.host, self.port)
+            write!(f, "journal-remote+{scheme}://{}:{}", self.host, self.port)
         }
     }
 }
@@ -310,7 +313,7 @@ mod journal_remote_tests {
     use super::*;
 
     #[test]
-    fn a_journal_remote_target_reads_and_prints_back_and_https_says_why_not() {
+    fn a_journal_remote_target_reads_and_prints_back() {
         let out: Output = "journal-remote+http://collector.example:19532"
             .parse()
             .unwrap();
@@ -318,7 +321,8 @@ mod journal_remote_tests {
             out,
             Output::JournalRemote(JournalRemote {
                 host: "collector.example".into(),
-                port: 19532
+                port: 19532,
+                tls: false,
             })
         );
         assert_eq!(
@@ -327,14 +331,13 @@ mod journal_remote_tests {
         );
         let v6: Output = "journal-remote+http://[::1]:19532".parse().unwrap();
         assert_eq!(v6.to_string(), "journal-remote+http://[::1]:19532");
-        let e = "journal-remote+https://c:19532"
-            .parse::<Output>()
-            .unwrap_err();
-        assert!(e.contains("not supported yet"), "{e}");
+        let https: Output = "journal-remote+https://c:19532".parse().unwrap();
+        assert_eq!(https.to_string(), "journal-remote+https://c:19532");
         for bad in [
             "journal-remote+http://c",
             "journal-remote+http://:1",
             "journal-remote+http://c:0",
+            "journal-remote+ftp://c:1",
         ] {
             assert!(bad.parse::<Output>().is_err(), "{bad}");
         }

@@ -1,6 +1,9 @@
-//! The journal-remote output (`to = "journal-remote+http://HOST:PORT"`): entries uploaded to
-//! systemd-journal-remote in the Journal Export Format (`formats::export`), as
-//! systemd-journal-upload does, over HTTP/1.1 with one connection kept open.
+//! The journal-remote output (`to = "journal-remote+http://HOST:PORT"`, or `+https` with the
+//! output's `tls-*` keys: the server verified against `tls-ca` or a pinned fingerprint, our
+//! certificate from `tls-cert`/`tls-key`, as journal-remote's `--trust` expects; the rustls
+//! client of `tls://`): entries uploaded to systemd-journal-remote in the Journal Export Format
+//! (`formats::export`), as systemd-journal-upload does, over HTTP/1.1 with one connection kept
+//! open.
 //!
 //! An entry leaves the backlog only once journal-remote answered 2xx for the request that
 //! carried it; a broken connection, a timeout or any other answer keeps every entry and the
@@ -15,11 +18,14 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use super::formats::export;
 use super::{Output, WriteOut};
-use crate::config::JournalRemote;
+use crate::config::{JournalRemote, OutputSpec};
 use crate::message::Message;
 
 /// What one request carries at most (journal-remote's own limit on an entry is far larger).
@@ -35,7 +41,9 @@ pub struct JournalRemoteOutput {
     local_host: String,
     entries: VecDeque<Vec<u8>>,
     bytes: usize,
-    conn: Option<TcpStream>,
+    conn: Option<Conn>,
+    /// For https: the TLS client and the name the server's certificate must carry.
+    tls: Option<(Arc<ClientConfig>, String)>,
     /// After a 400 to a request of several entries: one entry per request.
     single: bool,
     /// An entry was rejected alone and nothing was accepted since.
@@ -43,8 +51,61 @@ pub struct JournalRemoteOutput {
     request: Vec<u8>,
 }
 
+/// One connection to journal-remote.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
 impl JournalRemoteOutput {
-    /// An output uploading to `target`; it connects at its first write-out.
+    /// The output `spec` asks for, uploading to `target`: for https its TLS files are read
+    /// now (a bad one fails the start or the reload). It connects at its first write-out.
+    pub fn open(target: JournalRemote, spec: &OutputSpec) -> io::Result<JournalRemoteOutput> {
+        let tls = match target.tls {
+            false => None,
+            true => {
+                let config =
+                    crate::tls::client::load(&spec.forward.tls).map_err(io::Error::other)?;
+                let name = spec
+                    .forward
+                    .tls
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| target.host.clone());
+                Some((config, name))
+            }
+        };
+        let mut output = JournalRemoteOutput::new(target);
+        output.tls = tls;
+        Ok(output)
+    }
+
+    /// An output uploading over plain HTTP to `target`; it connects at its first write-out.
     pub fn new(target: JournalRemote) -> JournalRemoteOutput {
         JournalRemoteOutput {
             target,
@@ -54,6 +115,7 @@ impl JournalRemoteOutput {
             entries: VecDeque::new(),
             bytes: 0,
             conn: None,
+            tls: None,
             single: false,
             rejected_last: false,
             request: Vec::new(),
@@ -71,7 +133,15 @@ impl JournalRemoteOutput {
             conn.set_read_timeout(Some(TIMEOUT))?;
             conn.set_write_timeout(Some(TIMEOUT))?;
             conn.set_nodelay(true)?;
-            self.conn = Some(conn);
+            self.conn = Some(match &self.tls {
+                None => Conn::Plain(conn),
+                Some((config, name)) => {
+                    let server = crate::tls::client::server_name(name).map_err(io::Error::other)?;
+                    let tls =
+                        ClientConnection::new(config.clone(), server).map_err(io::Error::other)?;
+                    Conn::Tls(Box::new(StreamOwned::new(tls, conn)))
+                }
+            });
         }
         let length: usize = self.entries.iter().take(n).map(Vec::len).sum();
         self.request.clear();
@@ -92,6 +162,7 @@ impl JournalRemoteOutput {
         }
         let conn = self.conn.as_mut().expect("connected above");
         conn.write_all(&self.request)?;
+        conn.flush()?;
         let (status, keep) = read_response(conn)?;
         if !keep {
             self.conn = None;
@@ -192,7 +263,7 @@ impl Output for JournalRemoteOutput {
 
 /// Reads one HTTP/1.1 response: its status, and whether the connection stays open. Its body is
 /// read (by its Content-Length, or to the end) and dropped.
-fn read_response(conn: &mut TcpStream) -> io::Result<(u16, bool)> {
+fn read_response(conn: &mut impl Read) -> io::Result<(u16, bool)> {
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -320,6 +391,7 @@ mod tests {
         let mut o = JournalRemoteOutput::new(JournalRemote {
             host: "127.0.0.1".into(),
             port,
+            tls: false,
         });
         for i in 0..n {
             let msg = crate::parse::parse(

@@ -180,7 +180,9 @@ pub fn open(
                 forward::Forwarder::open(spec, &remotes, daemon_uid).map_err(fail)?,
             ));
         }
-        Kind::JournalRemote(target) => Box::new(journal_remote::JournalRemoteOutput::new(target)),
+        Kind::JournalRemote(target) => {
+            Box::new(journal_remote::JournalRemoteOutput::open(target, spec).map_err(fail)?)
+        }
         Kind::Auto => unreachable!("resolve never returns auto"),
     };
     match &spec.forward.queue_dir {

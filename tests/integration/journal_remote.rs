@@ -13,8 +13,10 @@ use crate::harness::Test;
 use crate::support::*;
 
 /// The tests of this module, for the harness.
-pub const TESTS: &[Test] =
-    tests![entries_reach_systemd_journal_remote_field_for_field_and_survive_kills,];
+pub const TESTS: &[Test] = tests![
+    entries_reach_systemd_journal_remote_field_for_field_and_survive_kills,
+    https_reaches_journal_remote_and_a_server_no_ca_of_ours_signed_gets_nothing,
+];
 
 const JOURNAL_REMOTE: &str = "/lib/systemd/systemd-journal-remote";
 
@@ -25,8 +27,12 @@ struct Collector {
 
 impl Collector {
     fn start(dir: &Path, port: u16) -> Collector {
+        Collector::start_with(dir, port, &[&format!("--listen-http=127.0.0.1:{port}")])
+    }
+
+    fn start_with(dir: &Path, port: u16, listen: &[&str]) -> Collector {
         let child = Command::new(JOURNAL_REMOTE)
-            .arg(format!("--listen-http=127.0.0.1:{port}"))
+            .args(listen)
             .arg(format!("--output={}", dir.join("remote.journal").display()))
             .arg("--split-mode=none")
             .stdin(Stdio::null())
@@ -251,4 +257,65 @@ fn entries_reach_systemd_journal_remote_field_for_field_and_survive_kills() {
     assert!(twice <= 2000, "{twice} entries twice");
     let (status, _, stderr) = d.stop();
     assert!(status.success(), "{stderr}");
+}
+
+/// `journal-remote+https`: we verify journal-remote's certificate against `tls-ca` and present
+/// ours (Debian's journal-remote is built without `--trust`, so it does not check it). With
+/// another CA, logger sends nothing and says why.
+fn https_reaches_journal_remote_and_a_server_no_ca_of_ours_signed_gets_nothing() {
+    require!(
+        Path::new(JOURNAL_REMOTE).exists(),
+        "systemd-journal-remote (Debian's systemd-journal-remote package)"
+    );
+    require!(have("openssl"), "openssl (the test PKI)");
+    let work = tempdir();
+    let pki = crate::tls::Pki::new(work.path());
+    let other = crate::tls::Pki::new(&work.path().join("other"));
+    let dir = work.path().join("remote");
+    std::fs::create_dir(&dir).unwrap();
+    let port = free_port();
+    let _collector = Collector::start_with(
+        &dir,
+        port,
+        &[
+            &format!("--listen-https=127.0.0.1:{port}"),
+            &format!("--key={}", pki.path("server.key")),
+            &format!("--cert={}", pki.path("server.pem")),
+        ],
+    );
+    let config = |ca: &str| {
+        format!(
+            "heartbeat = \"0\"\nstop-timeout = \"1s\"\nlisten = [\"tcp://127.0.0.1:0\"]\n\
+             [[output]]\nto = \"journal-remote+https://127.0.0.1:{port}\"\n\
+             tls-ca = \"{ca}\"\ntls-cert = \"{}\"\ntls-key = \"{}\"\n",
+            pki.path("client1.pem"),
+            pki.path("client1.key")
+        )
+    };
+    let d = Builder::new().config(&config(&pki.path("ca.pem"))).start();
+    send(&d, 0..100);
+    wait_for(&dir, 100, &d);
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+
+    let d = Builder::new()
+        .config(&config(&other.path("ca.pem")))
+        .start();
+    send(&d, 100..110);
+    let anchor = format!("\"output\":\"journal-remote+https://127.0.0.1:{port}\"");
+    eventually(
+        "an error for the certificate no CA of ours signed",
+        WAIT,
+        || json_number(&d.status_json(), &anchor, "errors").is_some_and(|n| n > 0),
+    );
+    assert_eq!(json_number(&d.status_json(), &anchor, "written"), Some(0));
+    let (_, _, stderr) = d.stop();
+    assert!(
+        stderr.contains("certificate"),
+        "the reason is said: {stderr}"
+    );
+    assert!(
+        !numbers(&entries(&dir, &[])).contains_key(&105),
+        "an entry reached a server we could not verify"
+    );
 }
