@@ -1,6 +1,8 @@
 //! TCP framing fed in arbitrary chunkings: the same frames whatever the cuts, none over the limit,
 //! the buffer bounded. The first byte chooses the limit, the next eight the cut points.
 #![no_main]
+#[path = "cuts.rs"]
+mod cuts;
 use libfuzzer_sys::fuzz_target;
 use logger::framing::{Frame, Framer};
 
@@ -30,14 +32,6 @@ fuzz_target!(|data: &[u8]| {
     for (_, m) in &whole {
         assert!(m.len() <= max, "a frame over the limit was emitted");
     }
-    let mut points: Vec<usize> = cuts.iter().map(|&c| usize::from(c) * stream.len() / 255).collect();
-    points.sort_unstable();
-    let mut chunks = Vec::new();
-    let mut last = 0;
-    for p in points {
-        chunks.push(&stream[last..p]);
-        last = p;
-    }
-    chunks.push(&stream[last..]);
+    let chunks = cuts::chunks(cuts, stream);
     assert_eq!(frames(max, &chunks), whole, "framing depends on how the stream was cut");
 });

@@ -2,6 +2,8 @@
 //! same frames and the same verdict whatever the cuts, no data over the limit, no panic. The
 //! first byte chooses the limit and the mode, the next eight the cut points.
 #![no_main]
+#[path = "cuts.rs"]
+mod cuts;
 use libfuzzer_sys::fuzz_target;
 use logger::relp::{Reader, Reply};
 
@@ -39,15 +41,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let max = 1 + usize::from(data[0] & 0x7f);
     let (cuts, stream) = data[1..].split_at(8);
-    let mut points: Vec<usize> = cuts.iter().map(|&c| usize::from(c) * stream.len() / 255).collect();
-    points.sort_unstable();
-    let mut chunks = Vec::new();
-    let mut last = 0;
-    for p in points {
-        chunks.push(&stream[last..p]);
-        last = p;
-    }
-    chunks.push(&stream[last..]);
+    let chunks = cuts::chunks(cuts, stream);
     if data[0] & 0x80 == 0 {
         assert_eq!(frames(max, &chunks), frames(max, &[stream]), "frames depend on the cuts");
     } else {
