@@ -75,6 +75,11 @@ pub enum Transport {
     Relp,
     /// RELP under TLS.
     RelpTls,
+    /// What systemd-journal-upload POSTs (the Journal Export Format over HTTP): every entry
+    /// answered, as RELP's messages are.
+    JournalRemote,
+    /// The same over HTTPS.
+    JournalRemoteTls,
     /// The kernel's log, read from /dev/kmsg.
     Kmsg,
     /// The local journal, read with sd-journal.
@@ -92,6 +97,8 @@ impl Transport {
                 | Transport::Tls
                 | Transport::Relp
                 | Transport::RelpTls
+                | Transport::JournalRemote
+                | Transport::JournalRemoteTls
         )
     }
 
@@ -104,12 +111,25 @@ impl Transport {
 
     /// Under TLS: the input needs a certificate.
     pub fn is_tls(self) -> bool {
-        matches!(self, Transport::Tls | Transport::RelpTls)
+        matches!(
+            self,
+            Transport::Tls | Transport::RelpTls | Transport::JournalRemoteTls
+        )
     }
 
     /// RELP: frames are commands, and messages are answered.
     pub fn is_relp(self) -> bool {
         matches!(self, Transport::Relp | Transport::RelpTls)
+    }
+
+    /// systemd-journal-upload's HTTP uploads: the body is journal entries, each answered.
+    pub fn is_journal_upload(self) -> bool {
+        matches!(self, Transport::JournalRemote | Transport::JournalRemoteTls)
+    }
+
+    /// A sender that learns when its messages were taken (RELP's answers, HTTP's 2xx).
+    pub fn is_answered(self) -> bool {
+        self.is_relp() || self.is_journal_upload()
     }
 
     /// The name used in the `LOGGER_TRANSPORT` journal field.
@@ -122,6 +142,8 @@ impl Transport {
             Transport::Tls => "tls",
             Transport::Relp => "relp",
             Transport::RelpTls => "relp+tls",
+            Transport::JournalRemote => "journal-remote",
+            Transport::JournalRemoteTls => "journal-remote+https",
             Transport::Kmsg => "kmsg",
             Transport::Journal => "journal",
         }
@@ -137,6 +159,8 @@ impl Transport {
             Transport::Tls,
             Transport::Relp,
             Transport::RelpTls,
+            Transport::JournalRemote,
+            Transport::JournalRemoteTls,
             Transport::Kmsg,
             Transport::Journal,
         ]

@@ -91,6 +91,9 @@ counters! {
     not_tls,
     /// RELP sessions closed for a protocol error (garbage, a message before `open`).
     relp_errors,
+    /// Uploads (systemd-journal-upload's requests) refused: not `POST /upload` of the Journal
+    /// Export Format, or a body that is not that format.
+    upload_errors,
     /// Records an input knows it missed: kernel messages the ring buffer overwrote before they
     /// were read (the gap in their sequence numbers).
     missed,
@@ -113,7 +116,7 @@ impl Snapshot {
 
     /// What an input refused or closed, by reason, as `logger --status` and the metrics name
     /// them.
-    pub fn refusals(&self) -> [(&'static str, u64); 10] {
+    pub fn refusals(&self) -> [(&'static str, u64); 11] {
         [
             ("not_allowed", self.not_allowed),
             ("oversized", self.oversized),
@@ -124,6 +127,7 @@ impl Snapshot {
             ("tls_failed", self.tls_failed),
             ("not_tls", self.not_tls),
             ("relp_error", self.relp_errors),
+            ("upload_error", self.upload_errors),
             ("read_error", self.read_errors),
         ]
     }
@@ -138,7 +142,7 @@ impl fmt::Display for Snapshot {
              truncated {}, output errors {}, refused connections {}, idle connections closed {}, \
              slow connections closed {}, connections evicted {}, read errors {}, \
              refused as not allowed {}, TLS handshakes failed {}, not TLS {}, \
-             RELP sessions broken {}",
+             RELP sessions broken {}, uploads refused {}",
             self.received,
             self.written,
             self.dropped(),
@@ -158,7 +162,8 @@ impl fmt::Display for Snapshot {
             self.not_allowed,
             self.tls_failed,
             self.not_tls,
-            self.relp_errors
+            self.relp_errors,
+            self.upload_errors
         )
     }
 }

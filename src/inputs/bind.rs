@@ -347,7 +347,11 @@ fn adopted_address(fd: &OwnedFd, name: &str) -> io::Result<ListenAddr> {
                 .strip_prefix(scheme)
                 .is_some_and(|r| r.starts_with('-'))
     };
-    let stream = if named("relp+tls") {
+    let stream = if named("journal-remote+https") {
+        Transport::JournalRemoteTls
+    } else if named("journal-remote") {
+        Transport::JournalRemote
+    } else if named("relp+tls") {
         Transport::RelpTls
     } else if named("relp") {
         Transport::Relp

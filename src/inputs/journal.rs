@@ -31,6 +31,7 @@ use mio::unix::SourceFd;
 use super::{Batch, Ctx, Listener, SOCKET};
 use crate::message::{Fields, Message, Origin, Transport};
 use crate::outputs::formats::line::push_rfc3339;
+use crate::parse::export::JournalEntry;
 use crate::parse::parse;
 use crate::receipt::Mark;
 use crate::stats::Stats;
@@ -222,14 +223,19 @@ impl Reader {
             self.next_id += 1;
             self.pending.push_back((entry.cursor.clone(), false));
             Stats::add(&ctx.shared.stats.received, 1);
-            if entry.truncated {
+            if entry.entry.truncated {
                 Stats::add(&ctx.shared.stats.truncated, 1);
             }
             let position = Mark {
                 key: CURSOR_FILE,
                 text: file_text(&entry.cursor),
             };
-            batch.push_read(entry.message(), (id as usize, 0), position);
+            let msg = entry_message(
+                entry.entry,
+                Origin::new(Transport::Journal),
+                SystemTime::now(),
+            );
+            batch.push_read(msg, (id as usize, 0), position);
             if !batch.loop_alive() {
                 return false;
             }
@@ -268,14 +274,10 @@ impl Reader {
     }
 }
 
-/// One journal entry, read.
+/// One journal entry, read, and where it stands.
 struct Entry {
     cursor: String,
-    realtime_usec: u64,
-    message: Vec<u8>,
-    fields: Fields,
-    /// A field was longer than max-message-size and was cut.
-    truncated: bool,
+    entry: JournalEntry,
 }
 
 /// The current entry, or None for one logger wrote itself (relayed, or its own log).
@@ -318,71 +320,54 @@ fn read_entry(journal: &mut Journal, max_field: usize) -> io::Result<Option<Entr
     let ours = marked && uid == Some(nix::unistd::Uid::effective().as_raw());
     Ok((!ours).then_some(Entry {
         cursor,
-        realtime_usec,
-        message,
-        fields,
-        truncated,
+        entry: JournalEntry {
+            realtime_usec: Some(realtime_usec),
+            message,
+            fields,
+            truncated,
+        },
     }))
 }
 
-impl Entry {
-    fn field(&self, name: &str) -> Option<&[u8]> {
-        self.fields.as_ref().get(name)
-    }
-
-    fn number(&self, name: &str) -> Option<u32> {
-        std::str::from_utf8(self.field(name)?)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    /// The message: a syslog header made of the entry's fields (its time, host, identifier,
-    /// pid, priority and facility), its MESSAGE as the text, and every field beside.
-    fn message(self) -> Message {
-        let severity = self.number("PRIORITY").map_or(6, |p| p.min(7));
-        let kernel = self.field("_TRANSPORT") == Some(b"kernel");
-        let facility = self
-            .number("SYSLOG_FACILITY")
-            .map_or(if kernel { 0 } else { 1 }, |f| f.min(23));
-        let mut raw = format!("<{}>", facility * 8 + severity).into_bytes();
-        push_rfc3339(
-            &mut raw,
-            UNIX_EPOCH + Duration::from_micros(self.realtime_usec),
-        );
+/// The message of a journal entry (the local journal's, or one systemd-journal-upload sent):
+/// a syslog header made of its fields (its time, host, identifier, pid, priority and
+/// facility), its MESSAGE as the text, and every field beside. Without a time of its own, the
+/// entry is dated `received`.
+pub(super) fn entry_message(entry: JournalEntry, origin: Origin, received: SystemTime) -> Message {
+    let field = |name: &str| entry.fields.as_ref().get(name);
+    let number =
+        |name: &str| -> Option<u32> { std::str::from_utf8(field(name)?).ok()?.trim().parse().ok() };
+    let severity = number("PRIORITY").map_or(6, |p| p.min(7));
+    let kernel = field("_TRANSPORT") == Some(b"kernel");
+    let facility = number("SYSLOG_FACILITY").map_or(if kernel { 0 } else { 1 }, |f| f.min(23));
+    let mut raw = format!("<{}>", facility * 8 + severity).into_bytes();
+    let time = entry
+        .realtime_usec
+        .map_or(received, |t| UNIX_EPOCH + Duration::from_micros(t));
+    push_rfc3339(&mut raw, time);
+    raw.push(b' ');
+    if let Some(host) = field("_HOSTNAME").filter(|h| is_hostname(h)) {
+        raw.extend_from_slice(host);
         raw.push(b' ');
-        if let Some(host) = self.field("_HOSTNAME").filter(|h| is_hostname(h)) {
-            raw.extend_from_slice(host);
-            raw.push(b' ');
-        }
-        let tag = self
-            .field("SYSLOG_IDENTIFIER")
-            .or_else(|| self.field("_COMM"))
-            .unwrap_or(if kernel { b"kernel" } else { b"-" });
-        raw.extend(tag.iter().map(|&b| match b {
-            b' ' | b':' | b'[' | b']' | b'\n' => b'_',
-            b => b,
-        }));
-        if let Some(pid) = self
-            .field("SYSLOG_PID")
-            .or_else(|| self.field("_PID"))
-            .filter(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit))
-        {
-            raw.push(b'[');
-            raw.extend_from_slice(pid);
-            raw.push(b']');
-        }
-        raw.extend_from_slice(b": ");
-        raw.extend_from_slice(&self.message);
-        parse(
-            &raw,
-            Origin::new(Transport::Journal),
-            SystemTime::now(),
-            self.truncated,
-        )
-        .with_fields(self.fields)
     }
+    let tag = field("SYSLOG_IDENTIFIER")
+        .or_else(|| field("_COMM"))
+        .unwrap_or(if kernel { b"kernel" } else { b"-" });
+    raw.extend(tag.iter().map(|&b| match b {
+        b' ' | b':' | b'[' | b']' | b'\n' => b'_',
+        b => b,
+    }));
+    if let Some(pid) = field("SYSLOG_PID")
+        .or_else(|| field("_PID"))
+        .filter(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit))
+    {
+        raw.push(b'[');
+        raw.extend_from_slice(pid);
+        raw.push(b']');
+    }
+    raw.extend_from_slice(b": ");
+    raw.extend_from_slice(&entry.message);
+    parse(&raw, origin, received, entry.truncated).with_fields(entry.fields)
 }
 
 /// Letters, digits, `.`, `-`, `_`: what the header parser reads as a hostname.
@@ -433,9 +418,8 @@ mod tests {
 
     #[test]
     fn an_entry_becomes_a_message_with_its_own_time_and_every_field() {
-        let entry = Entry {
-            cursor: String::new(),
-            realtime_usec: 1_796_657_844_000_001,
+        let entry = JournalEntry {
+            realtime_usec: Some(1_796_657_844_000_001),
             message: b"Started nginx.\nsecond line".to_vec(),
             truncated: false,
             fields: [
@@ -450,7 +434,7 @@ mod tests {
             .into_iter()
             .collect(),
         };
-        let msg = entry.message();
+        let msg = entry_message(entry, Origin::new(Transport::Journal), SystemTime::now());
         assert_eq!((msg.facility, msg.severity), (3, 3));
         assert_eq!(msg.hostname().as_deref(), Some("web1"));
         assert_eq!(msg.app_name().as_deref(), Some("nginx__worker"));

@@ -11,6 +11,7 @@
 pub mod bind;
 mod datagram;
 mod journal;
+mod journal_remote;
 mod kmsg;
 mod position;
 mod reader;
@@ -371,7 +372,7 @@ impl Input {
         // advances its position.
         let transport = listener.addr().transport;
         let board =
-            (transport.is_relp() || transport.is_read()).then(|| AckBoard::new(waker.clone()));
+            (transport.is_answered() || transport.is_read()).then(|| AckBoard::new(waker.clone()));
         let ctx = Ctx::new(
             id,
             stop.clone(),

@@ -12,6 +12,7 @@
 //!   of the encoding, not content, and in the journal or a file it would be an invisible character
 //!   in front of the text, and a forwarder writing RFC 5424 adds its own.
 
+pub mod export;
 mod rfc3164;
 mod rfc5424;
 

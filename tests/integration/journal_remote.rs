@@ -1,8 +1,16 @@
-//! The journal-remote output against the real systemd-journal-remote (Debian 12's, 252):
-//! numbered entries with custom and trusted fields and a multi-line message uploaded, read back
-//! with `journalctl --directory -o export` field for field; then the collector SIGKILLed while
-//! logger keeps taking messages into its disk queue, logger SIGKILLed too, both restarted:
-//! nothing missing.
+//! The journal across machines with the real systemd parts (Debian 12's, 252).
+//!
+//! The journal-remote output against systemd-journal-remote: numbered entries with custom and
+//! trusted fields and a multi-line message uploaded, read back with `journalctl --directory -o
+//! export` field for field; then the collector SIGKILLed while logger keeps taking messages
+//! into its disk queue, logger SIGKILLed too, both restarted: nothing missing.
+//!
+//! The journal-remote input against stock systemd-journal-upload: a journal file of numbered
+//! entries with a binary field uploaded through logger to systemd-journal-remote, compared
+//! field for field with the file it came from; logger SIGKILLed in the middle of an upload and
+//! journal-upload run again from its state file as its unit would: nothing missing, and what
+//! comes twice is at most the interrupted request. Over HTTPS with mutual TLS: journal-upload's
+//! own `--key/--cert/--trust`, and a client no CA of ours signed is refused.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -16,9 +24,12 @@ use crate::support::*;
 pub const TESTS: &[Test] = tests![
     entries_reach_systemd_journal_remote_field_for_field_and_survive_kills,
     https_reaches_journal_remote_and_a_server_no_ca_of_ours_signed_gets_nothing,
+    journal_upload_through_logger_reaches_journal_remote_field_for_field_and_survives_a_kill,
+    journal_upload_over_mutual_tls_is_served_and_a_client_no_ca_of_ours_signed_is_not,
 ];
 
 const JOURNAL_REMOTE: &str = "/lib/systemd/systemd-journal-remote";
+const JOURNAL_UPLOAD: &str = "/lib/systemd/systemd-journal-upload";
 
 /// systemd-journal-remote listening on `port`, writing one file in `dir`.
 struct Collector {
@@ -61,8 +72,13 @@ impl Drop for Collector {
 /// Every entry in `dir` (the files journal-remote wrote, the one a kill left dirty too) as
 /// journalctl's export format, split into entries of (field, value) text lines.
 fn entries(dir: &Path, matches: &[&str]) -> Vec<BTreeMap<String, String>> {
+    let place = if dir.is_dir() {
+        "--directory"
+    } else {
+        "--file"
+    };
     let out = Command::new("journalctl")
-        .arg(format!("--directory={}", dir.display()))
+        .arg(format!("{place}={}", dir.display()))
         .args(["-o", "export", "--no-pager"])
         .args(matches)
         .output()
@@ -318,4 +334,221 @@ fn https_reaches_journal_remote_and_a_server_no_ca_of_ours_signed_gets_nothing()
         !numbers(&entries(&dir, &[])).contains_key(&105),
         "an entry reached a server we could not verify"
     );
+}
+
+/// A journal (a directory of files) of entries numbered `range` (`MY_FIELD=nI`), as a host's journal holds them:
+/// trusted fields, its own time and boot, and a binary field (NUL, 0xff, a newline). Written by
+/// systemd-journal-remote from an export stream, so it is journald's own file format.
+fn source_journal(dir: &Path, name: &str, range: std::ops::Range<usize>) -> PathBuf {
+    let mut export = Vec::new();
+    for i in range {
+        write!(
+            export,
+            "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n\
+             _BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=web1\n\
+             _SYSTEMD_UNIT=nginx.service\n_PID=4242\nSYSLOG_IDENTIFIER=nginx\nPRIORITY=4\n\
+             MY_FIELD=n{i}\nMESSAGE=entry {i} of the source\n",
+            1_796_657_844_000_000u64 + i as u64,
+            1_000_000 + i
+        )
+        .unwrap();
+        let mut blob = b"bin\0\xff\nline ".to_vec();
+        blob.extend_from_slice(i.to_string().as_bytes());
+        export.extend_from_slice(b"BLOB\n");
+        export.extend_from_slice(&(blob.len() as u64).to_le_bytes());
+        export.extend_from_slice(&blob);
+        export.extend_from_slice(b"\n\n");
+    }
+    let stream = dir.join(format!("{name}.export"));
+    std::fs::write(&stream, export).unwrap();
+    // A directory: journal-remote rotates a file that grows large, as journald does.
+    let journal = dir.join(name);
+    std::fs::create_dir(&journal).unwrap();
+    let file = journal.join("source.journal");
+    let out = Command::new(JOURNAL_REMOTE)
+        .arg(format!("--output={}", file.display()))
+        .arg("--split-mode=none")
+        .arg(&stream)
+        .output()
+        .expect("systemd-journal-remote writing the source journal");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    journal
+}
+
+/// Runs systemd-journal-upload over the journal in `dir` to `url` once, from its state file.
+fn upload(dir: &Path, url: &str, state: &Path, tls: &[String]) -> std::process::Child {
+    Command::new(JOURNAL_UPLOAD)
+        .arg(format!("--url={url}"))
+        .arg(format!("--directory={}", dir.display()))
+        .arg(format!("--save-state={}", state.display()))
+        .arg("--follow=no")
+        .args(tls)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start systemd-journal-upload")
+}
+
+/// Runs journal-upload until it succeeds, as `Restart=on-failure` would (a few tries: the
+/// daemon restarting after a kill refuses connections for a moment).
+fn upload_until_done(dir: &Path, url: &str, state: &Path, tls: &[String]) {
+    let mut failures = Vec::new();
+    for _ in 0..5 {
+        let out = wait_output(upload(dir, url, state, tls), WAIT * 3);
+        if out.status.success() {
+            return;
+        }
+        failures.push(String::from_utf8_lossy(&out.stderr).into_owned());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("systemd-journal-upload failed five times: {failures:#?}");
+}
+
+/// Fields a copy must carry as the source has them: all but the source file's own
+/// bookkeeping (its cursor, sequence numbers, monotonic clock).
+fn carried(entry: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    entry
+        .iter()
+        .filter(|(k, _)| !k.starts_with("__") || k.as_str() == "__REALTIME_TIMESTAMP")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn journal_upload_through_logger_reaches_journal_remote_field_for_field_and_survives_a_kill() {
+    /// Entries in all: 300 compared field for field, the rest one upload long enough to be
+    /// killed in the middle of.
+    const TOTAL: usize = 100_300;
+    require!(
+        Path::new(JOURNAL_REMOTE).exists() && Path::new(JOURNAL_UPLOAD).exists(),
+        "systemd-journal-remote and -upload (Debian's systemd-journal-remote package)"
+    );
+    let work = tempdir();
+    let first = source_journal(work.path(), "first", 0..300);
+    let dir: PathBuf = work.path().join("remote");
+    std::fs::create_dir(&dir).unwrap();
+    let collector_port = free_port();
+    let _collector = Collector::start(&dir, collector_port);
+    let port = free_port();
+    let config = format!(
+        "heartbeat = \"0\"\nrate-limit = 0\nescape-control-characters = false\n\
+         listen = [\"journal-remote://127.0.0.1:{port}\"]\n\
+         [[output]]\nto = \"journal-remote+http://127.0.0.1:{collector_port}\"\n\
+         queue-dir = \"{}\"\n",
+        work.path().join("queue").display()
+    );
+    let start = || Builder::new().config(&config).start();
+    let url = format!("http://127.0.0.1:{port}");
+    let state = work.path().join("upload.state");
+
+    // Field for field: every field of every source entry, binary ones too, and its time.
+    let d = start();
+    upload_until_done(&first, &url, &state, &[]);
+    wait_for(&dir, 300, &d);
+    let source = entries(&first, &[]);
+    let copies = entries(&dir, &[]);
+    for original in &source {
+        let n = &original["MY_FIELD"];
+        let copy = copies
+            .iter()
+            .find(|c| c.get("MY_FIELD") == Some(n))
+            .unwrap_or_else(|| panic!("{n} not at the collector"));
+        for (field, value) in carried(original) {
+            assert_eq!(
+                copy.get(&field),
+                Some(&value),
+                "{field} of {n}: source {original:?}, copy {copy:?}"
+            );
+        }
+    }
+    assert_eq!(
+        source[7]["BLOB"], "bin\0\u{fffd}\nline 7",
+        "the binary field was compared"
+    );
+
+    // logger SIGKILLed in the middle of an upload; journal-upload fails, and is run again
+    // from its state file until it succeeds.
+    // Its own state file: a cursor of another journal file places journal-upload nowhere
+    // useful (it is one journal's position).
+    let second = source_journal(work.path(), "second", 300..TOTAL);
+    let state = work.path().join("upload-second.state");
+    let uploading = upload(&second, &url, &state, &[]);
+    eventually("logger receiving the second upload", WAIT, || {
+        json_number(&d.status_json(), "\"totals\"", "received").is_some_and(|n| n >= 2_300)
+    });
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(d);
+    let interrupted = wait_output(uploading, WAIT);
+    let d = start();
+    upload_until_done(&second, &url, &state, &[]);
+    let seen = wait_for(&dir, TOTAL, &d);
+    let twice: usize = seen.values().map(|c| c - 1).sum();
+    eprintln!(
+        "journal-upload -> logger -> journal-remote: 0 of {TOTAL} missing across a logger \
+         SIGKILL mid-upload, {twice} twice"
+    );
+    assert!(
+        !interrupted.status.success(),
+        "the kill came after the upload was done: not the scenario"
+    );
+    // journal-upload saves its cursor only when a request is answered 2xx: what the killed
+    // request carried comes again, and nothing more (one request: the whole second file).
+    assert!(twice <= TOTAL - 300, "{twice} entries twice");
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+}
+
+fn journal_upload_over_mutual_tls_is_served_and_a_client_no_ca_of_ours_signed_is_not() {
+    require!(
+        Path::new(JOURNAL_REMOTE).exists() && Path::new(JOURNAL_UPLOAD).exists(),
+        "systemd-journal-remote and -upload (Debian's systemd-journal-remote package)"
+    );
+    require!(have("openssl"), "openssl (the test PKI)");
+    let work = tempdir();
+    let pki = crate::tls::Pki::new(work.path());
+    let other = crate::tls::Pki::new(&work.path().join("other"));
+    let file = source_journal(work.path(), "source", 0..50);
+    let port = free_port();
+    let out = work.path().join("out.log");
+    let config = format!(
+        "heartbeat = \"0\"\nrate-limit = 0\n\
+         [[input]]\nlisten = \"journal-remote+https://127.0.0.1:{port}\"\n\
+         tls-cert = \"{}\"\ntls-key = \"{}\"\ntls-client-ca = \"{}\"\n\
+         [[output]]\nto = \"file:{}\"\nformat = \"json\"\n",
+        pki.path("server.pem"),
+        pki.path("server.key"),
+        pki.path("ca.pem"),
+        out.display()
+    );
+    let d = Builder::new().config(&config).start();
+    let url = format!("https://127.0.0.1:{port}");
+    let tls = |p: &crate::tls::Pki| {
+        vec![
+            format!("--key={}", p.path("client1.key")),
+            format!("--cert={}", p.path("client1.pem")),
+            format!("--trust={}", pki.path("ca.pem")),
+        ]
+    };
+    upload_until_done(&file, &url, &work.path().join("state"), &tls(&pki));
+    let text = wait_for_lines(&out, 50);
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("\"hostname\":\"web1\"") && first.contains("\"MY_FIELD\":\"n0\""),
+        "{first}"
+    );
+
+    // A client certificate no CA of ours signed: refused at the handshake, nothing taken.
+    let refused = wait_output(
+        upload(&file, &url, &work.path().join("state2"), &tls(&other)),
+        WAIT,
+    );
+    assert!(!refused.status.success(), "journal-upload was served");
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 50);
+    assert!(stderr.contains("TLS"), "the refusal is said: {stderr}");
 }

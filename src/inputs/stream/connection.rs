@@ -1,5 +1,5 @@
-//! One connection of a stream input: its socket, what its bytes become (syslog frames or a RELP
-//! session), reading in turns, its deadlines, and handing its messages to the batch.
+//! One connection of a stream input: its socket, what its bytes become (syslog frames, a RELP
+//! session or journal uploads), reading in turns, its deadlines, and handing its messages to the batch.
 //! mini-redis's `Handler` and `Connection`.
 
 use super::*;
@@ -57,6 +57,9 @@ pub(super) enum Protocol {
     Syslog(Framer),
     /// RELP commands, each message answered (`inputs::relp`).
     Relp(Box<Session>),
+    /// systemd-journal-upload's requests, each answered once its entries are taken
+    /// (`inputs::journal_remote`).
+    Upload(Box<Upload>),
 }
 
 impl Protocol {
@@ -64,6 +67,7 @@ impl Protocol {
         match self {
             Protocol::Syslog(f) => f.in_frame(),
             Protocol::Relp(s) => s.in_frame(),
+            Protocol::Upload(u) => u.in_frame(),
         }
     }
 
@@ -71,9 +75,70 @@ impl Protocol {
         match self {
             Protocol::Syslog(f) => f.set_max(max),
             Protocol::Relp(s) => s.set_max(max),
+            Protocol::Upload(u) => u.set_max(max),
+        }
+    }
+
+    /// The session that answers what the outputs took, for RELP and uploads.
+    pub(super) fn answering(&mut self) -> Option<&mut dyn Answering> {
+        match self {
+            Protocol::Syslog(_) => None,
+            Protocol::Relp(s) => Some(&mut **s),
+            Protocol::Upload(u) => Some(&mut **u),
         }
     }
 }
+
+/// A session whose sender learns when its messages were taken: RELP's `rsp`, HTTP's `202`.
+/// The loop writes its answers, stops reading it while it is saturated, and asks it to close
+/// at a stop.
+pub(super) trait Answering {
+    /// Every output took the message numbered `n`.
+    fn answer(&mut self, n: u32);
+    /// The input stops: say so to the client.
+    fn server_close(&mut self);
+    /// Messages waiting for their outputs.
+    fn unanswered(&self) -> usize;
+    /// Not to be read for now, or for good.
+    fn saturated(&self) -> bool;
+    /// Over, and every answer written.
+    fn done(&self) -> bool;
+    /// The answers not yet written.
+    fn answers(&self) -> &[u8];
+    /// `n` bytes of them were written.
+    fn written(&mut self, n: usize);
+}
+
+/// Implements `Answering` by the session's own methods of the same names.
+macro_rules! answering_by_methods {
+    ($t:ty) => {
+        impl Answering for $t {
+            fn answer(&mut self, n: u32) {
+                <$t>::answer(self, n)
+            }
+            fn server_close(&mut self) {
+                <$t>::server_close(self)
+            }
+            fn unanswered(&self) -> usize {
+                <$t>::unanswered(self)
+            }
+            fn saturated(&self) -> bool {
+                <$t>::saturated(self)
+            }
+            fn done(&self) -> bool {
+                <$t>::done(self)
+            }
+            fn answers(&self) -> &[u8] {
+                <$t>::answers(self)
+            }
+            fn written(&mut self, n: usize) {
+                <$t>::written(self, n)
+            }
+        }
+    };
+}
+answering_by_methods!(Session);
+answering_by_methods!(Upload);
 
 pub(super) struct Connection {
     pub(super) stream: Stream,
@@ -114,6 +179,8 @@ impl Connection {
         let now = Instant::now();
         let protocol = if origin.transport.is_relp() {
             Protocol::Relp(Box::new(Session::new(max_message_size)))
+        } else if origin.transport.is_journal_upload() {
+            Protocol::Upload(Box::new(Upload::new(max_message_size)))
         } else {
             Protocol::Syslog(Framer::new(max_message_size))
         };
@@ -138,22 +205,15 @@ impl Connection {
         }
     }
 
-    pub(super) fn relp(&mut self) -> Option<&mut Session> {
-        match &mut self.protocol {
-            Protocol::Relp(s) => Some(s),
-            Protocol::Syslog(_) => None,
-        }
-    }
-
-    /// Writes the RELP answers the socket takes; the rest waits for it to be writable.
+    /// Writes the answers the socket takes; the rest waits for it to be writable.
     pub(super) fn send_answers(&mut self) {
         let Connection {
             stream,
-            protocol: Protocol::Relp(session),
+            protocol,
             tls,
             ..
-        } = self
-        else {
+        } = self;
+        let Some(session) = protocol.answering() else {
             return;
         };
         while !session.answers().is_empty() {
@@ -240,6 +300,20 @@ impl Connection {
                                 broken.get_or_insert(why);
                             }
                         }
+                        Protocol::Upload(upload) => {
+                            let fed = upload.feed(bytes, |entry, n| {
+                                frames += 1;
+                                Stats::add(&stats.received, 1);
+                                if entry.truncated {
+                                    Stats::add(&stats.truncated, 1);
+                                }
+                                let msg = entry_message(entry, origin.clone(), received);
+                                batch.push_answered(msg, (*token, n));
+                            });
+                            if let Err(why) = fed {
+                                broken.get_or_insert(why);
+                            }
+                        }
                     };
                     let Buffers { chunk, plain } = buffers;
                     let data = &chunk[..n];
@@ -254,11 +328,16 @@ impl Connection {
                         }
                     }
                     if let Some(why) = broken {
-                        Stats::add(&ctx.shared.stats.relp_errors, 1);
-                        ctx.refused(format_args!(
-                            "closed the RELP session of {}: {why}",
-                            describe(&self.origin)
-                        ));
+                        let from = describe(&self.origin);
+                        if self.origin.transport.is_relp() {
+                            Stats::add(&ctx.shared.stats.relp_errors, 1);
+                            ctx.refused(format_args!("closed the RELP session of {from}: {why}"));
+                        } else {
+                            Stats::add(&ctx.shared.stats.upload_errors, 1);
+                            ctx.refused(format_args!("refused an upload from {from}: {why}"));
+                        }
+                        // Its answer (an HTTP error) goes out before the connection closes.
+                        self.send_answers();
                         return ReadState::Closed;
                     }
                     // The deadline runs from the start of the frame in progress (or of the
@@ -296,7 +375,7 @@ impl Connection {
     /// and answered).
     pub(super) fn relp_turn(&mut self) -> Option<ReadState> {
         self.send_answers();
-        let session = self.relp()?;
+        let session = self.protocol.answering()?;
         if session.done() {
             return Some(ReadState::Closed);
         }
@@ -307,7 +386,7 @@ impl Connection {
 
     /// Every output took the message of `txnr`: answers it (written by `relp_turn`).
     pub(super) fn answer(&mut self, txnr: u32) {
-        if let Some(session) = self.relp() {
+        if let Some(session) = self.protocol.answering() {
             session.answer(txnr);
             // An answer is the connection at work: not idle while outputs take their time.
             self.last_active = Instant::now();

@@ -180,7 +180,7 @@ pub(super) fn accept_pending(
         };
         // A handshake and RELP answers write: what the socket cannot take at once is sent
         // when it has room.
-        let interest = if tls.is_some() || transport.is_relp() {
+        let interest = if tls.is_some() || transport.is_answered() {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
@@ -278,7 +278,12 @@ pub(super) fn admit(
 pub(super) fn take_listener(listener: &mut Listener) -> io::Result<StreamListener> {
     let fd = listener.take_socket()?;
     match listener.addr().transport {
-        Transport::Tcp | Transport::Tls | Transport::Relp | Transport::RelpTls => {
+        Transport::Tcp
+        | Transport::Tls
+        | Transport::Relp
+        | Transport::RelpTls
+        | Transport::JournalRemote
+        | Transport::JournalRemoteTls => {
             let s = std::net::TcpListener::from(fd);
             s.set_nonblocking(true)?;
             Ok(StreamListener::Tcp(mio::net::TcpListener::from_std(s)))

@@ -30,6 +30,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mio::{Events, Interest, Token};
 
+use super::journal::entry_message;
+use super::journal_remote::Upload;
 use super::relp::Session;
 use super::{Batch, Ctx, Listener, SOCKET};
 
@@ -257,7 +259,7 @@ fn answer_before_stop(ctx: &Ctx, poll: &mut mio::Poll, events: &mut Events, tabl
         let waiting = table
             .map
             .values_mut()
-            .any(|c| c.relp().is_some_and(|s| s.unanswered() > 0));
+            .any(|c| c.protocol.answering().is_some_and(|s| s.unanswered() > 0));
         let left = deadline.saturating_duration_since(Instant::now());
         if !waiting || left.is_zero() {
             break;
@@ -265,7 +267,7 @@ fn answer_before_stop(ctx: &Ctx, poll: &mut mio::Poll, events: &mut Events, tabl
         let _ = poll.poll(events, Some(left.min(Duration::from_millis(100))));
     }
     for conn in table.map.values_mut() {
-        if let Some(session) = conn.relp() {
+        if let Some(session) = conn.protocol.answering() {
             session.server_close();
             conn.send_answers();
         }
