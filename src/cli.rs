@@ -19,10 +19,14 @@ INPUTS (--listen, repeatable; also `listen = [...]` in the configuration file)
                           acknowledged only once every output took it (written, in the
                           journal, or on a forward output's disk queue)
     relp+tls://ADDR:PORT  RELP under TLS; needs an [[input]] like tls://
+    journal-remote://ADDR:PORT  what systemd-journal-upload sends (POST /upload, the Journal
+                          Export Format; 19532 is its port): every field of every entry, each
+                          request answered 2xx only once every output took its entries
+    journal-remote+https://ADDR:PORT  the same over HTTPS; needs an [[input]] like tls://
     Port 0 picks a free port; the bound address is logged and sent in STATUS=.
     Under socket activation (LISTEN_FDS, e.g. logger.socket) the passed sockets are used; one
-    named FileDescriptorName=tls (relp, relp+tls) is served as that, with the [[input]] at its
-    address.
+    named FileDescriptorName=tls (relp, relp+tls, journal-remote, journal-remote+https) is
+    served as that, with the [[input]] at its address.
     Default: udp://127.0.0.1:5514, tcp://127.0.0.1:5514 and unix://DIR/log, where DIR is
     $RUNTIME_DIRECTORY, else $XDG_RUNTIME_DIR/logger, else /run/logger.
     An [[input]] table says more about one input (any listen or [[input]] replaces the default):
@@ -176,8 +180,8 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Receive messages on URL (repeatable): unix:///PATH, unix-stream:///PATH, udp://ADDR:PORT,
-    /// tcp://ADDR:PORT, relp://ADDR:PORT (tls:// and relp+tls:// need an [[input]] table for
-    /// their certificate).
+    /// tcp://ADDR:PORT, relp://ADDR:PORT, journal-remote://ADDR:PORT (tls://, relp+tls:// and
+    /// journal-remote+https:// need an [[input]] table for their certificate).
     #[arg(long, value_name = "URL")]
     pub listen: Vec<ListenAddr>,
 

@@ -27,7 +27,8 @@ pub enum Endpoint {
 pub struct ListenAddr {
     /// The scheme: `unix` (datagrams, what syslog(3) and `logger -u` send to), `unix-stream`,
     /// `udp`, `tcp` (RFC 6587 framing), `tls` (RFC 5425: TCP under TLS, octet-counted), `relp`
-    /// or `relp+tls` (RELP: each message acknowledged).
+    /// or `relp+tls` (RELP: each message acknowledged), `journal-remote` or
+    /// `journal-remote+https` (what systemd-journal-upload POSTs, each request answered).
     pub transport: Transport,
     /// The socket's path or address.
     pub endpoint: Endpoint,
@@ -73,7 +74,8 @@ impl ListenAddr {
 }
 
 const FORMS: &str = "unix:///path, unix-stream:///path, udp://ADDR:PORT, tcp://ADDR:PORT, \
-                     tls://ADDR:PORT, relp://ADDR:PORT or relp+tls://ADDR:PORT";
+                     tls://ADDR:PORT, relp://ADDR:PORT, relp+tls://ADDR:PORT, \
+                     journal-remote://ADDR:PORT or journal-remote+https://ADDR:PORT";
 
 impl FromStr for ListenAddr {
     type Err = String;
@@ -85,7 +87,8 @@ impl FromStr for ListenAddr {
         let transport = Transport::from_name(scheme).ok_or_else(|| {
             format!(
                 "invalid listen address '{url}': unknown scheme '{scheme}' (use unix, \
-                 unix-stream, udp, tcp, tls, relp or relp+tls)"
+                 unix-stream, udp, tcp, tls, relp, relp+tls, journal-remote or \
+                 journal-remote+https)"
             )
         })?;
         if transport.is_local() || transport.is_read() {
@@ -137,6 +140,8 @@ mod tests {
             "tls://0.0.0.0:6514",
             "relp://0.0.0.0:2514",
             "relp+tls://[::]:2514",
+            "journal-remote://0.0.0.0:19532",
+            "journal-remote+https://[::]:19532",
         ] {
             let addr: ListenAddr = url.parse().unwrap();
             assert_eq!(addr.to_string(), url);

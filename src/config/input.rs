@@ -72,7 +72,7 @@ impl InputSpec {
         }
         if !tls && *t != TlsSpec::default() {
             return Err(format!(
-                "{}: the tls-* keys apply to tls:// and relp+tls:// inputs only",
+                "{}: the tls-* keys apply to tls://, relp+tls:// and journal-remote+https:// inputs only",
                 self.listen
             ));
         }

@@ -53,7 +53,7 @@ const CONNECTIONS_RANGE: RangeInclusive<i64> = 1..=65536;
 pub const KEYS: &[Key<Config>] = &[
     Key {
         name: "listen",
-        doc: "Addresses to receive on, replacing the defaults (udp://127.0.0.1:5514, tcp://127.0.0.1:5514, unix://RUNTIME/log): unix:///PATH, unix-stream:///PATH, udp://, tcp://, tls://, relp://, relp+tls:// with ADDR:PORT. tls:// and relp+tls:// need an [[input]] table for their certificate.",
+        doc: "Addresses to receive on, replacing the defaults (udp://127.0.0.1:5514, tcp://127.0.0.1:5514, unix://RUNTIME/log): unix:///PATH, unix-stream:///PATH, udp://, tcp://, tls://, relp://, relp+tls://, journal-remote://, journal-remote+https:// with ADDR:PORT. tls://, relp+tls:// and journal-remote+https:// need an [[input]] table for their certificate.",
         read: |c, v| {
             let listen: Vec<ListenAddr> = strings(v)?
                 .iter()
@@ -424,7 +424,7 @@ pub const INPUT_KEYS: &[Key<InputSpec>] = &[
     },
     Key {
         name: "tls-cert",
-        doc: "The certificate chain (PEM) of a tls:// or relp+tls:// input; re-read at a reload.",
+        doc: "The certificate chain (PEM) of a tls://, relp+tls:// or journal-remote+https:// input; re-read at a reload.",
         read: |i, v| {
             i.tls.cert = Some(absolute(v)?);
             Ok(())
@@ -640,7 +640,7 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     },
     Key {
         name: "transport",
-        doc: "Only messages that came this way: unix, unix-stream, udp, tcp, tls, relp, relp+tls.",
+        doc: "Only messages that came this way: unix, unix-stream, udp, tcp, tls, relp, relp+tls, journal-remote, journal-remote+https, journal, kmsg.",
         read: |o, v| {
             o.route.transports = strings(v)?
                 .iter()

@@ -420,7 +420,7 @@ fn bad_input_tables_say_which_and_why() {
         ),
         (
             "[[input]]\nlisten = \"udp://0.0.0.0:514\"\ntls-cert = \"/a.pem\"\n",
-            "apply to tls:// and relp+tls:// inputs only",
+            "apply to tls://, relp+tls:// and journal-remote+https:// inputs only",
         ),
         (
             "[[input]]\nlisten = \"unix:///run/l/log\"\nallow = [\"10.0.0.0/8\"]\n",

@@ -26,6 +26,7 @@ pub const TESTS: &[Test] = tests![
     https_reaches_journal_remote_and_a_server_no_ca_of_ours_signed_gets_nothing,
     journal_upload_through_logger_reaches_journal_remote_field_for_field_and_survives_a_kill,
     journal_upload_over_mutual_tls_is_served_and_a_client_no_ca_of_ours_signed_is_not,
+    hostile_uploads_are_refused_with_a_reason_and_a_real_one_is_served_meanwhile,
 ];
 
 const JOURNAL_REMOTE: &str = "/lib/systemd/systemd-journal-remote";
@@ -551,4 +552,98 @@ fn journal_upload_over_mutual_tls_is_served_and_a_client_no_ca_of_ours_signed_is
     assert!(status.success(), "{stderr}");
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 50);
     assert!(stderr.contains("TLS"), "the refusal is said: {stderr}");
+}
+
+/// Sends `wire` on a new connection and returns what logger answers before it closes.
+fn answer_to(addr: &str, wire: &[u8]) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(wire).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// As a LAN host would attack the input: a request that is not an upload, a binary field that
+/// declares 2^63 bytes, a body that is not the export format, an upload that stalls inside an
+/// entry. Each is refused with journal-remote's status (or closed at frame-timeout) and
+/// counted; stock journal-upload is served meanwhile and nothing of the hostile ones arrives.
+fn hostile_uploads_are_refused_with_a_reason_and_a_real_one_is_served_meanwhile() {
+    require!(
+        Path::new(JOURNAL_REMOTE).exists() && Path::new(JOURNAL_UPLOAD).exists(),
+        "systemd-journal-remote and -upload (Debian's systemd-journal-remote package)"
+    );
+    let work = tempdir();
+    let file = source_journal(work.path(), "source", 0..100);
+    let out = work.path().join("out.log");
+    let d = Builder::new()
+        .config(&format!(
+            "heartbeat = \"0\"\nframe-timeout = \"2s\"\n\
+             listen = [\"journal-remote://127.0.0.1:0\"]\n\
+             [[output]]\nto = \"file:{}\"\nformat = \"json\"\n",
+            out.display()
+        ))
+        .start();
+    let addr = d.addr("journal-remote");
+    let head = "POST /upload HTTP/1.1\r\nContent-Type: application/vnd.fdo.journal\r\n\
+                Transfer-Encoding: chunked\r\n\r\n";
+
+    // Stalls inside an entry: closed at frame-timeout, while the others are served.
+    let mut stalled = std::net::TcpStream::connect(&addr).unwrap();
+    stalled
+        .write_all(format!("{head}10\r\nMESSAGE=never-en").as_bytes())
+        .unwrap();
+
+    let answer = answer_to(&addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
+    let mut huge = format!("{head}d\r\nMESSAGE=huge\n\r\n").into_bytes();
+    huge.extend_from_slice(b"d\r\nBLOB\n");
+    huge.extend_from_slice(&u64::MAX.to_le_bytes());
+    huge.extend_from_slice(b"\r\n");
+    let answer = answer_to(&addr, &huge);
+    assert!(
+        answer.starts_with("HTTP/1.1 400 ") && answer.contains("binary field"),
+        "{answer}"
+    );
+    let answer = answer_to(
+        &addr,
+        format!("{head}12\r\nnot the format at all\r\n").as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+
+    upload_until_done(
+        &file,
+        &format!("http://{addr}"),
+        &work.path().join("state"),
+        &[],
+    );
+    wait_for_lines(&out, 100);
+    assert!(
+        closed_by_peer(&mut stalled, WAIT),
+        "the stalled upload is closed at frame-timeout"
+    );
+    let json = d.status_json();
+    assert_eq!(
+        json_number(&json, "\"refused\"", "upload_error"),
+        Some(3),
+        "{json}"
+    );
+    assert_eq!(json_number(&json, "\"refused\"", "slow"), Some(1), "{json}");
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        100,
+        "the real entries; none of the broken ones"
+    );
+    assert!(
+        !text.contains("never-en"),
+        "a stalled entry is not half taken"
+    );
+    assert!(
+        stderr.contains("refused an upload from 127.0.0.1"),
+        "{stderr}"
+    );
 }
