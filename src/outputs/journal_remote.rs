@@ -17,12 +17,9 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::{ClientConfig, ClientConnection, StreamOwned};
-
+use super::connect::{Conn, TlsClient};
 use super::formats::export;
 use super::{Output, WriteOut};
 use crate::config::{JournalRemote, OutputSpec};
@@ -43,43 +40,12 @@ pub struct JournalRemoteOutput {
     bytes: usize,
     conn: Option<Conn>,
     /// For https: the TLS client and the name the server's certificate must carry.
-    tls: Option<(Arc<ClientConfig>, String)>,
+    tls: Option<TlsClient>,
     /// After a 400 to a request of several entries: one entry per request.
     single: bool,
     /// An entry was rejected alone and nothing was accepted since.
     rejected_last: bool,
     request: Vec<u8>,
-}
-
-/// One connection to journal-remote.
-enum Conn {
-    Plain(TcpStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
-}
-
-impl Read for Conn {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.read(buf),
-            Conn::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Conn {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.write(buf),
-            Conn::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Conn::Plain(s) => s.flush(),
-            Conn::Tls(s) => s.flush(),
-        }
-    }
 }
 
 impl JournalRemoteOutput {
@@ -125,23 +91,8 @@ impl JournalRemoteOutput {
     /// Sends the first `n` entries in one request; journal-remote's status.
     fn post(&mut self, n: usize) -> io::Result<u16> {
         if self.conn.is_none() {
-            let addr = (self.target.host.as_str(), self.target.port)
-                .to_socket_addrs()?
-                .next()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
-            let conn = TcpStream::connect_timeout(&addr, TIMEOUT)?;
-            conn.set_read_timeout(Some(TIMEOUT))?;
-            conn.set_write_timeout(Some(TIMEOUT))?;
-            conn.set_nodelay(true)?;
-            self.conn = Some(match &self.tls {
-                None => Conn::Plain(conn),
-                Some((config, name)) => {
-                    let server = crate::tls::client::server_name(name).map_err(io::Error::other)?;
-                    let tls =
-                        ClientConnection::new(config.clone(), server).map_err(io::Error::other)?;
-                    Conn::Tls(Box::new(StreamOwned::new(tls, conn)))
-                }
-            });
+            let (host, port) = (self.target.host.as_str(), self.target.port);
+            self.conn = Some(Conn::open(host, port, self.tls.as_ref(), TIMEOUT)?);
         }
         let length: usize = self.entries.iter().take(n).map(Vec::len).sum();
         self.request.clear();

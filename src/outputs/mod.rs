@@ -19,6 +19,7 @@
 //! - [`queue`]: the memory and disk queues with their send cursor and acknowledged head.
 
 mod buffered;
+mod connect;
 pub mod file;
 pub mod formats;
 pub mod forward;
