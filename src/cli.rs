@@ -96,6 +96,16 @@ OUTPUTS (--output, repeatable; also `output = \"...\"` or [[output]] tables in t
       remote-timeout = \"90s\"          a remote that answers nothing (RELP) or takes nothing
                                       (TCP, TLS) this long is dead: the next in `to` takes
                                       over, and what it left unacknowledged is sent there
+    journal-remote+http://HOST:PORT (or +https with the tls-* keys) uploads to
+    systemd-journal-remote in the Journal Export Format, every field kept; an entry leaves
+    only once journal-remote answered 2xx.
+    kafka://HOST:PORT[,HOST:PORT...]/TOPIC (or kafka+tls:// with the tls-* keys) produces
+    each message as a record (acks=all, idempotent: a retry never duplicates); it leaves
+    only once the partition leader and its in-sync replicas have it:
+      format = \"json\"                json (every field; the default) | rfc5424
+      kafka-key = \"hostname\"         one host's messages in one partition, in order
+                                      (default none: a batch at a time per partition)
+    queue-dir and its keys work on every output, not only forward ones.
     A message goes to every output that takes it; one no output takes is counted unrouted.
     Each output writes from its own thread: a stuck one holds up no other, unless it blocks.
 

@@ -33,8 +33,8 @@ use document::Document;
 pub use forward::{ForwardSpec, Framing, Fsync, Remote, Scheme, TlsClientSpec};
 pub use input::{Fingerprint, InputSpec, TlsSpec};
 pub use values::{
-    DEFAULT_QUEUE_SIZE, JournalRemote, LineFormat, Output, OutputSpec, QueuePolicy, fmt_duration,
-    parse_duration,
+    DEFAULT_QUEUE_SIZE, JournalRemote, Kafka, LineFormat, Output, OutputSpec, QueuePolicy,
+    fmt_duration, parse_duration,
 };
 
 /// The file read when `--config` is not given, if it exists.

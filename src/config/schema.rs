@@ -630,6 +630,25 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
         show: |o| Some(quote(&o.policy.to_string())),
     },
     Key {
+        name: "kafka-key",
+        doc: "A Kafka output's record key: \"hostname\" (one host's messages in order in one partition), or \"none\" (the default: records spread over the partitions a batch at a time).",
+        read: |o, v| {
+            o.kafka_key_hostname = match string(v)? {
+                "hostname" => true,
+                "none" => false,
+                other => return Err(format!("'{other}' is not a key: hostname or none").into()),
+            };
+            Ok(())
+        },
+        show: |o| {
+            Some(quote(if o.kafka_key_hostname {
+                "hostname"
+            } else {
+                "none"
+            }))
+        },
+    },
+    Key {
         name: "queue-size",
         doc: "The output's memory queue, in bytes.",
         read: |o, v| {
@@ -865,7 +884,8 @@ fn output(table: &Table<'_>) -> Result<OutputSpec, Fault> {
     if !to {
         return Err(
             "'to' is missing: journal, stderr, file:PATH, SCHEME://HOST:PORT (udp, tcp, tls, \
-             relp, relp+tls) or journal-remote+http(s)://HOST:PORT"
+             relp, relp+tls), journal-remote+http(s)://HOST:PORT or \
+             kafka://HOST:PORT/TOPIC"
                 .into(),
         );
     }
@@ -875,6 +895,7 @@ fn output(table: &Table<'_>) -> Result<OutputSpec, Fault> {
     };
     match &spec.target {
         Output::JournalRemote(r) => spec.forward.check_other(r.tls)?,
+        Output::Kafka(k) => spec.forward.check_other(k.tls)?,
         _ => spec.forward.check(remotes)?,
     }
     if spec.forward.rfc3164 && remotes.is_empty() {
@@ -885,6 +906,18 @@ fn output(table: &Table<'_>) -> Result<OutputSpec, Fault> {
     }
     if spec.policy == QueuePolicy::DropOldest && spec.forward.queue_dir.is_none() {
         return Err("queue-policy 'drop-oldest' applies to a disk queue (queue-dir)".into());
+    }
+    let kafka = matches!(spec.target, Output::Kafka(_));
+    if spec.kafka_key_hostname && !kafka {
+        return Err("'kafka-key' applies to kafka:// outputs".into());
+    }
+    if kafka
+        && !matches!(
+            spec.format,
+            LineFormat::Detailed | LineFormat::Json | LineFormat::Rfc5424
+        )
+    {
+        return Err("a Kafka output's records are json (the default) or rfc5424".into());
     }
     if spec.format != LineFormat::Detailed
         && !spec.forward.rfc3164

@@ -26,6 +26,87 @@ pub enum Output {
     /// Uploaded to systemd-journal-remote in the Journal Export Format
     /// (`journal-remote+http://HOST:PORT`).
     JournalRemote(JournalRemote),
+    /// Produced to a Kafka topic (`kafka://HOST:PORT[,HOST:PORT…]/TOPIC`).
+    Kafka(Kafka),
+}
+
+/// Where a Kafka output produces: `kafka://HOST:PORT[,HOST:PORT…]/TOPIC`, or `kafka+tls://…`
+/// (TLS with the output's `tls-*` keys). The brokers are where it bootstraps; the cluster's
+/// metadata says the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kafka {
+    /// The bootstrap brokers, as written (names or addresses) with their ports.
+    pub brokers: Vec<(String, u16)>,
+    /// The topic.
+    pub topic: String,
+    /// TLS.
+    pub tls: bool,
+}
+
+impl std::str::FromStr for Kafka {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("invalid output '{s}': {why}");
+        let (tls, rest) = match (s.strip_prefix("kafka://"), s.strip_prefix("kafka+tls://")) {
+            (Some(rest), _) => (false, rest),
+            (None, Some(rest)) => (true, rest),
+            (None, None) => return Err(bad("expected kafka://HOST:PORT[,HOST:PORT...]/TOPIC")),
+        };
+        let (brokers, topic) = rest
+            .split_once('/')
+            .ok_or_else(|| bad("the topic is missing: kafka://HOST:PORT/TOPIC"))?;
+        // Kafka's own rule for a topic name.
+        if topic.is_empty()
+            || topic.len() > 249
+            || topic == "."
+            || topic == ".."
+            || !topic
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(bad(
+                "a topic is 1 to 249 of letters, digits, '.', '_' and '-'",
+            ));
+        }
+        let brokers = brokers
+            .split(',')
+            .map(|b| {
+                let (host, port) = b
+                    .rsplit_once(':')
+                    .ok_or_else(|| bad("a broker's port is missing (Kafka's is 9092)"))?;
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                if host.is_empty() || host.contains(['/', ' ', '@']) {
+                    return Err(bad("a broker is not a host name or address"));
+                }
+                let port = port
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| bad("a broker's port is not a number from 1 to 65535"))?;
+                Ok((host.to_owned(), port))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Kafka {
+            brokers,
+            topic: topic.to_owned(),
+            tls,
+        })
+    }
+}
+
+impl fmt::Display for Kafka {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.tls { "kafka+tls://" } else { "kafka://" })?;
+        for (i, (host, port)) in self.brokers.iter().enumerate() {
+            let sep = if i > 0 { "," } else { "" };
+            if host.contains(':') {
+                write!(f, "{sep}[{host}]:{port}")?;
+            } else {
+                write!(f, "{sep}{host}:{port}")?;
+            }
+        }
+        write!(f, "/{}", self.topic)
+    }
 }
 
 /// Where a journal-remote output uploads: `journal-remote+http://HOST:PORT`, or
@@ -106,11 +187,14 @@ impl std::str::FromStr for Output {
                     "invalid output '{s}': the file path must be absolute"
                 )),
                 None if s.starts_with("journal-remote+") => Ok(Output::JournalRemote(s.parse()?)),
+                None if s.starts_with("kafka://") || s.starts_with("kafka+tls://") => {
+                    Ok(Output::Kafka(s.parse()?))
+                }
                 None if s.contains("://") => Ok(Output::Forward(vec![s.parse()?])),
                 None => Err(format!(
                     "invalid output '{s}': expected auto, journal, stderr, file:PATH, \
-                     SCHEME://HOST:PORT (udp, tcp, tls, relp, relp+tls) or \
-                     journal-remote+http://HOST:PORT"
+                     SCHEME://HOST:PORT (udp, tcp, tls, relp, relp+tls), \
+                     journal-remote+http://HOST:PORT or kafka://HOST:PORT/TOPIC"
                 )),
             },
         }
@@ -125,6 +209,7 @@ impl fmt::Display for Output {
             Output::Stderr => f.write_str("stderr"),
             Output::File(p) => write!(f, "file:{}", p.display()),
             Output::JournalRemote(r) => write!(f, "{r}"),
+            Output::Kafka(k) => write!(f, "{k}"),
             Output::Forward(remotes) => {
                 for (i, r) in remotes.iter().enumerate() {
                     if i > 0 {
@@ -208,7 +293,9 @@ impl QueuePolicy {
     /// syslog(3) callers).
     pub fn default_for(target: &Output) -> QueuePolicy {
         match target {
-            Output::Forward(_) => QueuePolicy::BlockBounded,
+            Output::Forward(_) | Output::JournalRemote(_) | Output::Kafka(_) => {
+                QueuePolicy::BlockBounded
+            }
             _ => QueuePolicy::Block,
         }
     }
@@ -262,6 +349,9 @@ pub struct OutputSpec {
     pub queue_size: usize,
     /// For a forward output: the wire, TLS and disk queue.
     pub forward: ForwardSpec,
+    /// For a Kafka output: each record keyed by the message's hostname (`kafka-key =
+    /// "hostname"`), so that one host's messages stay in order in one partition.
+    pub kafka_key_hostname: bool,
 }
 
 impl OutputSpec {
@@ -275,6 +365,7 @@ impl OutputSpec {
             zone: Zone::Local,
             queue_size: DEFAULT_QUEUE_SIZE,
             forward: ForwardSpec::default(),
+            kafka_key_hostname: false,
         }
     }
 }
@@ -340,6 +431,35 @@ mod journal_remote_tests {
             "journal-remote+ftp://c:1",
         ] {
             assert!(bad.parse::<Output>().is_err(), "{bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod kafka_tests {
+    use super::*;
+
+    #[test]
+    fn a_kafka_target_reads_and_prints_back() {
+        let k: Kafka = "kafka://b1:9092,[::1]:9093/syslog.all".parse().unwrap();
+        assert_eq!(
+            k.brokers,
+            vec![("b1".to_owned(), 9092), ("::1".to_owned(), 9093)]
+        );
+        assert_eq!(k.topic, "syslog.all");
+        assert!(!k.tls);
+        assert_eq!(k.to_string(), "kafka://b1:9092,[::1]:9093/syslog.all");
+        let k: Kafka = "kafka+tls://b1:9093/logs".parse().unwrap();
+        assert!(k.tls);
+        for bad in [
+            "kafka://b1:9092",
+            "kafka://b1/logs",
+            "kafka://b1:0/logs",
+            "kafka://b1:9092/",
+            "kafka://b1:9092/a b",
+            "kafka://b1:9092/..",
+        ] {
+            assert!(bad.parse::<Kafka>().is_err(), "{bad}");
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod formats;
 pub mod forward;
 pub mod journal;
 pub mod journal_remote;
+pub mod kafka;
 pub mod queue;
 mod set;
 pub mod stderr;
@@ -184,6 +185,7 @@ pub fn open(
         Kind::JournalRemote(target) => {
             Box::new(journal_remote::JournalRemoteOutput::open(target, spec).map_err(fail)?)
         }
+        Kind::Kafka(target) => Box::new(kafka::KafkaOutput::open(target, spec).map_err(fail)?),
         Kind::Auto => unreachable!("resolve never returns auto"),
     };
     match &spec.forward.queue_dir {

@@ -17,6 +17,7 @@ mod hostile;
 mod inputs;
 mod journal;
 mod journal_remote;
+mod kafka;
 mod kmsg;
 mod lan;
 mod lifecycle;
@@ -38,6 +39,7 @@ fn main() -> std::process::ExitCode {
         inputs::TESTS,
         journal::TESTS,
         journal_remote::TESTS,
+        kafka::TESTS,
         kmsg::TESTS,
         lan::TESTS,
         lifecycle::TESTS,

@@ -12,17 +12,24 @@ use crate::message::Message;
 use crate::outputs::journal::{Trusted, encode_fields, put_field};
 use crate::timestamp::rfc3339_usec;
 
-/// Appends the entry for `msg`.
-pub fn encode(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
+/// When the event happened, in microseconds since the epoch: a sender's RFC 3339 timestamp,
+/// the journal entry's own time; for a local syslog(3) message (whose timestamp has no year
+/// or zone) or one without a readable time, when it was received.
+pub fn event_usec(msg: &Message) -> u64 {
     let received = msg
         .received
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64);
-    let realtime = if msg.origin.transport.is_local() {
+    if msg.origin.transport.is_local() {
         received
     } else {
         rfc3339_usec(msg.timestamp_bytes()).unwrap_or(received)
-    };
+    }
+}
+
+/// Appends the entry for `msg`.
+pub fn encode(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
+    let realtime = event_usec(msg);
     put_field(out, "__REALTIME_TIMESTAMP", realtime.to_string().as_bytes());
     if msg.fields().get("_HOSTNAME").is_none() {
         let host = msg.hostname();

@@ -1,0 +1,813 @@
+//! The Kafka output (`to = "kafka://HOST:PORT[,HOST:PORT…]/TOPIC"`, or `kafka+tls://` with the
+//! output's `tls-*` keys through the rustls client of `tls://`): each message a record in the
+//! topic, its value the message in `format` (`json`, the default, with every field the message
+//! carries, or `rfc5424`), its key the hostname with `kafka-key = "hostname"`, its timestamp the
+//! event's own time.
+//!
+//! A small synchronous producer on the protocol crate `kafka-protocol`, on the output's own
+//! thread: it bootstraps from any listed broker (ApiVersions, Metadata), follows the partition
+//! leaders (metadata again after any error that says they moved), and produces with `acks =
+//! all` as an idempotent producer (InitProducerId: a producer ID and epoch, and a sequence
+//! number per partition). A message leaves the backlog only once the partition's leader
+//! acknowledged its batch with every in-sync replica; nothing expires: an outage of any length
+//! fills the queue, whose policy decides (`queue-dir` puts it on disk).
+//!
+//! Batches are formed once and kept as formed until acknowledged: a retry after a broken
+//! connection, a timeout or a leader change sends the same records with the same sequence
+//! numbers, which the broker recognises (`DUPLICATE_SEQUENCE_NUMBER` counts as taken), so
+//! retries within a producer session never duplicate. One batch per partition is in flight at
+//! a time, so order within a partition is kept. A new producer session (logger restarted, or
+//! the broker forgot the producer: `UNKNOWN_PRODUCER_ID`, `OUT_OF_ORDER_SEQUENCE_NUMBER`)
+//! renumbers what is not yet acknowledged: what the broker had written of it without our
+//! hearing so comes twice, at most one batch a partition ([`BATCH_BYTES`]). Acknowledgements of
+//! different partitions may come in any order; the backlog releases messages in the order it
+//! took them, so the receipts (and a disk queue's deletions) follow that order.
+//!
+//! A record the broker refuses for itself (too large, invalid) is found alone, as the
+//! journal-remote output finds a bad entry, left out and counted; the rest goes on.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, InitProducerIdRequest, InitProducerIdResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, TopicName, metadata_request::MetadataRequestTopic,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+use super::connect::{Conn, TlsClient};
+use super::formats::{export, json, rfc5424};
+use super::{Output, WriteOut};
+use crate::config::{Kafka, LineFormat, OutputSpec};
+use crate::message::Message;
+use crate::timestamp::Zone;
+
+/// What one partition's batch carries at most.
+pub const BATCH_BYTES: usize = 1 << 20;
+/// The largest response taken (a metadata answer of a large cluster fits).
+pub const MAX_RESPONSE: usize = 16 << 20;
+/// How long a connect, a write or an answer may take; the broker waits up to
+/// [`PRODUCE_TIMEOUT_MS`] for the in-sync replicas.
+const TIMEOUT: Duration = Duration::from_secs(45);
+const PRODUCE_TIMEOUT_MS: i32 = 30_000;
+const CLIENT_ID: &str = "logger";
+
+/// Kafka's error codes this producer acts on.
+mod code {
+    pub const NONE: i16 = 0;
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    pub const RECORD_LIST_TOO_LARGE: i16 = 18;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+    pub const UNKNOWN_PRODUCER_ID: i16 = 59;
+    pub const INVALID_RECORD: i16 = 87;
+}
+
+/// The API versions used: the highest both sides know, within what this code was written for.
+#[derive(Debug, Clone, Copy)]
+struct Versions {
+    metadata: i16,
+    init_producer_id: i16,
+    produce: i16,
+}
+
+/// An entry of the backlog: the record as the item holds it, and whether it was taken.
+struct Entry {
+    item: Vec<u8>,
+    taken: bool,
+}
+
+/// A batch formed for one partition: which entries (by number), its first sequence number.
+#[derive(Debug, Clone)]
+struct Batch {
+    partition: i32,
+    base_sequence: i32,
+    entries: Vec<u64>,
+    /// How often it was sent in this producer session.
+    sends: u32,
+}
+
+/// What the cluster's metadata says, and the connections to its brokers.
+#[derive(Default)]
+struct Cluster {
+    brokers: HashMap<i32, (String, u16)>,
+    /// Each partition's leader, by partition index.
+    leaders: Vec<i32>,
+    conns: HashMap<i32, Conn>,
+    versions: Option<Versions>,
+}
+
+/// The output.
+pub struct KafkaOutput {
+    target: Kafka,
+    tls: Option<TlsClient>,
+    format: LineFormat,
+    key_hostname: bool,
+    local_host: String,
+    entries: VecDeque<Entry>,
+    /// The number of `entries[0]`.
+    first: u64,
+    bytes: usize,
+    /// Batches formed and not yet acknowledged, oldest first.
+    batches: VecDeque<Batch>,
+    /// Entries (by number from `first`) not yet in a batch start here.
+    unbatched: u64,
+    /// The next sequence number of each partition, in this producer session.
+    sequences: HashMap<i32, i32>,
+    producer: Option<(i64, i16)>,
+    cluster: Cluster,
+    correlation: i32,
+    /// Without a key: the partition the next batch goes to.
+    sticky: usize,
+    /// After a refusal of a batch of several records: one record a batch.
+    single: bool,
+}
+
+/// The entry's record: its timestamp (ms), key and value, as the backlog and a disk queue hold
+/// it: `i64` timestamp, `u16` key length, key, value.
+fn split_item(item: &[u8]) -> (i64, Option<&[u8]>, &[u8]) {
+    let ts = i64::from_le_bytes(item[..8].try_into().unwrap_or([0; 8]));
+    let klen = usize::from(u16::from_le_bytes([item[8], item[9]]));
+    let key = &item[10..10 + klen];
+    (ts, (klen > 0).then_some(key), &item[10 + klen..])
+}
+
+impl KafkaOutput {
+    /// The output `spec` asks for: for kafka+tls its TLS files are read now (a bad one fails
+    /// the start or the reload). It connects at its first write-out.
+    pub fn open(target: Kafka, spec: &OutputSpec) -> io::Result<KafkaOutput> {
+        let tls = match target.tls {
+            false => None,
+            true => {
+                let config =
+                    crate::tls::client::load(&spec.forward.tls).map_err(io::Error::other)?;
+                let name = spec.forward.tls.name.clone();
+                Some((config, name.unwrap_or_default()))
+            }
+        };
+        Ok(KafkaOutput {
+            target,
+            tls,
+            format: spec.format,
+            key_hostname: spec.kafka_key_hostname,
+            local_host: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "localhost".into()),
+            entries: VecDeque::new(),
+            first: 0,
+            bytes: 0,
+            batches: VecDeque::new(),
+            unbatched: 0,
+            sequences: HashMap::new(),
+            producer: None,
+            cluster: Cluster::default(),
+            correlation: 0,
+            sticky: 0,
+            single: false,
+        })
+    }
+
+    /// A connection to `host:port` (its TLS name the host unless `tls-name` says otherwise).
+    fn connect(&self, host: &str, port: u16) -> io::Result<Conn> {
+        let tls = self.tls.as_ref().map(|(config, name)| {
+            let name = if name.is_empty() { host } else { name };
+            (config.clone(), name.to_owned())
+        });
+        Conn::open(host, port, tls.as_ref(), TIMEOUT)
+    }
+
+    /// Sends `request` on `conn` and reads its response.
+    fn call<Q, A>(
+        correlation: &mut i32,
+        conn: &mut Conn,
+        key: ApiKey,
+        version: i16,
+        request: &Q,
+    ) -> io::Result<A>
+    where
+        Q: Encodable + HeaderVersion,
+        A: Decodable + HeaderVersion,
+    {
+        *correlation = correlation.wrapping_add(1);
+        let mut header = RequestHeader::default();
+        header.request_api_key = key as i16;
+        header.request_api_version = version;
+        header.correlation_id = *correlation;
+        header.client_id = Some(StrBytes::from_static_str(CLIENT_ID));
+        let mut buf = BytesMut::with_capacity(4096);
+        buf.extend_from_slice(&[0; 4]);
+        header
+            .encode(&mut buf, Q::header_version(version))
+            .map_err(protocol)?;
+        request.encode(&mut buf, version).map_err(protocol)?;
+        let len = (buf.len() - 4) as u32;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        conn.write_all(&buf)?;
+        conn.flush()?;
+        let mut len = [0; 4];
+        conn.read_exact(&mut len)?;
+        let len = u32::from_be_bytes(len) as usize;
+        if len > MAX_RESPONSE {
+            return Err(io::Error::other(format!(
+                "a response of {len} bytes (more than {MAX_RESPONSE})"
+            )));
+        }
+        let mut body = vec![0; len];
+        conn.read_exact(&mut body)?;
+        let mut body = Bytes::from(body);
+        let header =
+            ResponseHeader::decode(&mut body, A::header_version(version)).map_err(protocol)?;
+        if header.correlation_id != *correlation {
+            return Err(io::Error::other("a response to another request"));
+        }
+        A::decode(&mut body, version).map_err(protocol)
+    }
+
+    /// Bootstraps (any listed broker answers) or refreshes the metadata: brokers, versions,
+    /// each partition's leader.
+    fn refresh(&mut self) -> io::Result<()> {
+        let mut last = io::Error::other("no broker listed");
+        let mut conn = None;
+        // A broker we already know first, then the listed ones.
+        let known: Vec<(String, u16)> = self.cluster.brokers.values().cloned().collect();
+        for (host, port) in known.iter().chain(self.target.brokers.iter()) {
+            match self.connect(host, *port) {
+                Ok(c) => {
+                    conn = Some(c);
+                    break;
+                }
+                Err(e) => last = io::Error::new(e.kind(), format!("{host}:{port}: {e}")),
+            }
+        }
+        let mut conn = conn.ok_or(last)?;
+        let versions: ApiVersionsResponse = Self::call(
+            &mut self.correlation,
+            &mut conn,
+            ApiKey::ApiVersions,
+            0,
+            &ApiVersionsRequest::default(),
+        )?;
+        let pick = |key: ApiKey, ours: std::ops::RangeInclusive<i16>| {
+            let theirs = versions
+                .api_keys
+                .iter()
+                .find(|k| k.api_key == key as i16)
+                .map(|k| k.min_version..=k.max_version)?;
+            let v = (*ours.end()).min(*theirs.end());
+            (v >= *ours.start() && v >= *theirs.start()).then_some(v)
+        };
+        let v = Versions {
+            metadata: pick(ApiKey::Metadata, 4..=9)
+                .ok_or_else(|| io::Error::other("the broker has no Metadata v4 to v9"))?,
+            init_producer_id: pick(ApiKey::InitProducerId, 0..=4).ok_or_else(|| {
+                io::Error::other("the broker has no InitProducerId: no idempotent producer")
+            })?,
+            produce: pick(ApiKey::Produce, 3..=9)
+                .ok_or_else(|| io::Error::other("the broker has no Produce v3 to v9"))?,
+        };
+        let mut request = MetadataRequest::default();
+        let mut topic = MetadataRequestTopic::default();
+        topic.name = Some(TopicName(StrBytes::from_string(self.target.topic.clone())));
+        request.topics = Some(vec![topic]);
+        request.allow_auto_topic_creation = true;
+        let meta: MetadataResponse = Self::call(
+            &mut self.correlation,
+            &mut conn,
+            ApiKey::Metadata,
+            v.metadata,
+            &request,
+        )?;
+        let mut brokers = HashMap::new();
+        for b in &meta.brokers {
+            let port = u16::try_from(b.port).unwrap_or(0);
+            brokers.insert(b.node_id.0, (b.host.to_string(), port));
+        }
+        let topic = meta
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| *n.0 == *self.target.topic))
+            .ok_or_else(|| io::Error::other("the metadata does not name the topic"))?;
+        if topic.error_code != code::NONE || topic.partitions.is_empty() {
+            return Err(io::Error::other(format!(
+                "topic {}: error {} in the metadata (not created yet, or no leader)",
+                self.target.topic, topic.error_code
+            )));
+        }
+        let mut leaders = vec![-1; topic.partitions.len()];
+        for p in &topic.partitions {
+            if let Some(slot) = usize::try_from(p.partition_index)
+                .ok()
+                .and_then(|i| leaders.get_mut(i))
+            {
+                *slot = p.leader_id.0;
+            }
+        }
+        // The connection we asked on serves again if it is a leader's.
+        let asked = brokers
+            .iter()
+            .find(|(_, hp)| {
+                self.target
+                    .brokers
+                    .iter()
+                    .chain(known.iter())
+                    .any(|b| b == *hp)
+            })
+            .map(|(id, _)| *id);
+        self.cluster = Cluster {
+            brokers,
+            leaders,
+            conns: HashMap::new(),
+            versions: Some(v),
+        };
+        if let Some(id) = asked {
+            self.cluster.conns.insert(id, conn);
+        }
+        Ok(())
+    }
+
+    /// A producer ID and epoch from the cluster (a new session: sequences start at 0).
+    fn init_producer(&mut self) -> io::Result<()> {
+        let v = self.versions()?;
+        let leader = self.cluster.leaders.first().copied().unwrap_or(-1);
+        let mut request = InitProducerIdRequest::default();
+        request.transaction_timeout_ms = -1;
+        request.producer_id = (-1).into();
+        request.producer_epoch = -1;
+        let mut correlation = self.correlation;
+        let conn = self.conn(leader)?;
+        let answer: InitProducerIdResponse = Self::call(
+            &mut correlation,
+            conn,
+            ApiKey::InitProducerId,
+            v.init_producer_id,
+            &request,
+        )?;
+        self.correlation = correlation;
+        if answer.error_code != code::NONE {
+            return Err(io::Error::other(format!(
+                "InitProducerId: error {}",
+                answer.error_code
+            )));
+        }
+        self.producer = Some((answer.producer_id.0, answer.producer_epoch));
+        log::info!(
+            "{}: producer session {} (epoch {}), {} batches to renumber",
+            self.describe(),
+            answer.producer_id.0,
+            answer.producer_epoch,
+            self.batches.len()
+        );
+        // Renumber what is not acknowledged, in order, from 0 in each partition.
+        self.sequences.clear();
+        for batch in &mut self.batches {
+            let next = self.sequences.entry(batch.partition).or_insert(0);
+            batch.base_sequence = *next;
+            batch.sends = 0;
+            *next += batch.entries.len() as i32;
+        }
+        Ok(())
+    }
+
+    fn versions(&self) -> io::Result<Versions> {
+        self.cluster
+            .versions
+            .ok_or_else(|| io::Error::other("no metadata yet"))
+    }
+
+    /// The connection to broker `id`, opened if need be.
+    fn conn(&mut self, id: i32) -> io::Result<&mut Conn> {
+        if !self.cluster.conns.contains_key(&id) {
+            let (host, port) = self
+                .cluster
+                .brokers
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| io::Error::other(format!("no broker {id} in the metadata")))?;
+            let conn = self.connect(&host, port)?;
+            self.cluster.conns.insert(id, conn);
+        }
+        Ok(self.cluster.conns.get_mut(&id).expect("inserted above"))
+    }
+
+    /// The entry numbered `n`.
+    fn entry(&self, n: u64) -> &Entry {
+        &self.entries[(n - self.first) as usize]
+    }
+
+    /// Forms batches of the entries not yet in one: by key (Kafka's murmur2 partitioner) or,
+    /// without one, a batch at a time to the next partition.
+    fn form_batches(&mut self) {
+        let partitions = self.cluster.leaders.len();
+        if partitions == 0 {
+            return;
+        }
+        let end = self.first + self.entries.len() as u64;
+        let mut open: HashMap<i32, (Batch, usize)> = HashMap::new();
+        let sticky = (self.sticky % partitions) as i32;
+        while self.unbatched < end {
+            let item = &self.entry(self.unbatched).item;
+            let (_, key, _) = split_item(item);
+            let partition = match key {
+                Some(key) => (murmur2(key) & 0x7fff_ffff) as i32 % partitions as i32,
+                None => sticky,
+            };
+            let (batch, size) = open.entry(partition).or_insert_with(|| {
+                (
+                    Batch {
+                        partition,
+                        base_sequence: 0,
+                        entries: Vec::new(),
+                        sends: 0,
+                    },
+                    0,
+                )
+            });
+            let full =
+                !batch.entries.is_empty() && (self.single || *size + item.len() > BATCH_BYTES);
+            if full {
+                break;
+            }
+            *size += item.len();
+            batch.entries.push(self.unbatched);
+            self.unbatched += 1;
+        }
+        let mut formed: Vec<Batch> = open.into_values().map(|(b, _)| b).collect();
+        formed.sort_by_key(|b| b.entries[0]);
+        for mut batch in formed {
+            let next = self.sequences.entry(batch.partition).or_insert(0);
+            batch.base_sequence = *next;
+            *next = next.wrapping_add(batch.entries.len() as i32);
+            self.batches.push_back(batch);
+        }
+        self.sticky = self.sticky.wrapping_add(1);
+    }
+
+    /// The records of `batch`, encoded.
+    fn encode_batch(&self, batch: &Batch, (pid, epoch): (i64, i16)) -> io::Result<Bytes> {
+        let records: Vec<Record> = batch
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let (timestamp, key, value) = split_item(&self.entry(n).item);
+                Record {
+                    transactional: false,
+                    control: false,
+                    delete_horizon: false,
+                    partition_leader_epoch: -1,
+                    producer_id: pid,
+                    producer_epoch: epoch,
+                    timestamp_type: TimestampType::Creation,
+                    offset: i as i64,
+                    sequence: batch.base_sequence.wrapping_add(i as i32),
+                    timestamp,
+                    key: key.map(Bytes::copy_from_slice),
+                    value: Some(Bytes::copy_from_slice(value)),
+                    headers: Default::default(),
+                }
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .map_err(protocol)?;
+        Ok(buf.freeze())
+    }
+
+    /// Sends, per leader, the oldest batch of each of its partitions, and settles what the
+    /// answers say. Returns how many entries were rejected.
+    fn produce_round(&mut self) -> io::Result<u64> {
+        let v = self.versions()?;
+        let producer = self
+            .producer
+            .ok_or_else(|| io::Error::other("no producer ID"))?;
+        // The oldest batch of each partition, grouped by leader.
+        let mut by_leader: HashMap<i32, Vec<usize>> = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, b) in self.batches.iter().enumerate() {
+            if seen.insert(b.partition) {
+                let leader = usize::try_from(b.partition)
+                    .ok()
+                    .and_then(|p| self.cluster.leaders.get(p))
+                    .copied()
+                    .unwrap_or(-1);
+                by_leader.entry(leader).or_default().push(i);
+            }
+        }
+        let mut settled: Vec<(usize, i16)> = Vec::new();
+        for (leader, indexes) in by_leader {
+            let mut topic = TopicProduceData::default();
+            topic.name = TopicName(StrBytes::from_string(self.target.topic.clone()));
+            for &i in &indexes {
+                self.batches[i].sends += 1;
+                let mut data = PartitionProduceData::default();
+                data.index = self.batches[i].partition;
+                data.records = Some(self.encode_batch(&self.batches[i], producer)?);
+                topic.partition_data.push(data);
+            }
+            let mut request = ProduceRequest::default();
+            request.acks = -1;
+            request.timeout_ms = PRODUCE_TIMEOUT_MS;
+            request.topic_data = vec![topic];
+            let mut correlation = self.correlation;
+            let answer = self.conn(leader).and_then(|conn| {
+                Self::call::<_, ProduceResponse>(
+                    &mut correlation,
+                    conn,
+                    ApiKey::Produce,
+                    v.produce,
+                    &request,
+                )
+            });
+            self.correlation = correlation;
+            let answer = match answer {
+                Ok(a) => a,
+                Err(e) => {
+                    self.cluster.conns.remove(&leader);
+                    return Err(e);
+                }
+            };
+            for t in &answer.responses {
+                for p in &t.partition_responses {
+                    if let Some(&i) = indexes
+                        .iter()
+                        .find(|&&i| self.batches[i].partition == p.index)
+                    {
+                        settled.push((i, p.error_code));
+                    }
+                }
+            }
+        }
+        self.settle(settled)
+    }
+
+    /// Applies the answers: taken batches release their entries; a refused record is left out;
+    /// anything else is retried as formed.
+    fn settle(&mut self, mut settled: Vec<(usize, i16)>) -> io::Result<u64> {
+        let mut rejected = 0;
+        let mut error = None;
+        // Highest index first, so removals keep the others' indexes.
+        settled.sort_by_key(|s| std::cmp::Reverse(s.0));
+        for (i, code) in settled {
+            match code {
+                code::DUPLICATE_SEQUENCE_NUMBER if self.batches[i].sends < 2 => {
+                    // A duplicate of a batch this session never sent before: the broker holds
+                    // another producer's sequence under our ID (one that handed the same ID
+                    // out twice). Taking it as written would lose it: a new session instead.
+                    log::warn!(
+                        "{}: partition {} called a first send a duplicate (a producer ID                          handed out twice?); a new producer session starts",
+                        self.describe(),
+                        self.batches[i].partition
+                    );
+                    self.producer = None;
+                    error.get_or_insert(io::Error::other(
+                        "a first send answered as a duplicate; a new producer session starts",
+                    ));
+                }
+                code::NONE | code::DUPLICATE_SEQUENCE_NUMBER => {
+                    let batch = self.batches.remove(i).expect("a batch sent");
+                    for n in batch.entries {
+                        let idx = (n - self.first) as usize;
+                        self.entries[idx].taken = true;
+                    }
+                }
+                code::MESSAGE_TOO_LARGE
+                | code::RECORD_LIST_TOO_LARGE
+                | code::INVALID_RECORD
+                | code::CORRUPT_MESSAGE => {
+                    if self.batches[i].entries.len() > 1 {
+                        // Found alone: split into batches of one, same sequence numbers.
+                        self.single = true;
+                        let batch = self.batches.remove(i).expect("a batch sent");
+                        for (k, n) in batch.entries.iter().enumerate().rev() {
+                            self.batches.insert(
+                                i,
+                                Batch {
+                                    partition: batch.partition,
+                                    base_sequence: batch.base_sequence.wrapping_add(k as i32),
+                                    entries: vec![*n],
+                                    sends: 0,
+                                },
+                            );
+                        }
+                    } else {
+                        let batch = self.batches.remove(i).expect("a batch sent");
+                        let n = batch.entries[0];
+                        let idx = (n - self.first) as usize;
+                        log::error!(
+                            "{}: the broker refused a record of {} bytes (error {code}); it is \
+                             left out and the rest is sent",
+                            self.describe(),
+                            self.entries[idx].item.len()
+                        );
+                        self.entries[idx].taken = true;
+                        rejected += 1;
+                        // Its sequence number was never used: the later batches of its
+                        // partition move down by one.
+                        for later in self.batches.iter_mut().skip(i) {
+                            if later.partition == batch.partition {
+                                later.base_sequence = later.base_sequence.wrapping_sub(1);
+                            }
+                        }
+                        if let Some(next) = self.sequences.get_mut(&batch.partition) {
+                            *next = next.wrapping_sub(1);
+                        }
+                        self.single = false;
+                    }
+                }
+                code::UNKNOWN_PRODUCER_ID
+                | code::OUT_OF_ORDER_SEQUENCE_NUMBER
+                | code::INVALID_PRODUCER_EPOCH => {
+                    // The broker lost or fenced our session: a new one renumbers.
+                    self.producer = None;
+                    error.get_or_insert(io::Error::other(format!(
+                        "the broker ended the producer session (error {code}); a new one \
+                         starts"
+                    )));
+                }
+                other => {
+                    // Leadership moved, replicas short, a timeout: metadata again, then the
+                    // same batch.
+                    self.cluster.versions = None;
+                    error.get_or_insert(io::Error::other(format!(
+                        "partition {} answered error {other}",
+                        self.batches[i].partition
+                    )));
+                }
+            }
+        }
+        match error {
+            Some(e) => Err(e),
+            None => Ok(rejected),
+        }
+    }
+
+    /// Releases the entries taken at the front of the backlog, in order; how many.
+    fn release(&mut self) -> u64 {
+        let mut released = 0;
+        while self.entries.front().is_some_and(|e| e.taken) {
+            let e = self.entries.pop_front().expect("checked");
+            self.bytes -= e.item.len();
+            self.first += 1;
+            released += 1;
+        }
+        released
+    }
+
+    fn encode_record(&self, msg: &Message, item: &mut Vec<u8>) {
+        let start = item.len();
+        let usec = export::event_usec(msg);
+        item.extend_from_slice(&((usec / 1000) as i64).to_le_bytes());
+        item.extend_from_slice(&[0, 0]);
+        if self.key_hostname {
+            let host = msg.hostname();
+            let host = host.as_deref().unwrap_or(&self.local_host);
+            let key = &host.as_bytes()[..host.len().min(usize::from(u16::MAX))];
+            item[start + 8..start + 10].copy_from_slice(&(key.len() as u16).to_le_bytes());
+            item.extend_from_slice(key);
+        }
+        match self.format {
+            LineFormat::Rfc5424 => rfc5424::format(item, msg, &self.local_host, Zone::Utc),
+            _ => json::format(item, msg, &self.local_host, Zone::Utc),
+        }
+        if item.last() == Some(&b'\n') {
+            item.pop();
+        }
+    }
+}
+
+impl Output for KafkaOutput {
+    fn describe(&self) -> String {
+        self.target.to_string()
+    }
+
+    fn accept(&mut self, msg: &Message) {
+        let mut item = Vec::with_capacity(256 + msg.text().len());
+        self.encode_record(msg, &mut item);
+        self.accept_item(&item);
+    }
+
+    fn encode_item(&self, msg: &Message, item: &mut Vec<u8>) {
+        self.encode_record(msg, item);
+    }
+
+    fn accept_item(&mut self, item: &[u8]) {
+        if item.len() < 10 {
+            return;
+        }
+        self.bytes += item.len();
+        self.entries.push_back(Entry {
+            item: item.to_vec(),
+            taken: false,
+        });
+    }
+
+    fn backlog_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn backlog_messages(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn write_out(&mut self) -> WriteOut {
+        let mut out = WriteOut::default();
+        while !self.entries.is_empty() {
+            let step = (|| {
+                if self.cluster.versions.is_none() {
+                    self.refresh()?;
+                }
+                if self.producer.is_none() {
+                    self.init_producer()?;
+                }
+                self.form_batches();
+                self.produce_round()
+            })();
+            match step {
+                Ok(rejected) => out.rejected += rejected,
+                Err(e) => {
+                    out.error = Some(e);
+                    break;
+                }
+            }
+            out.written += self.release();
+        }
+        out.written += self.release();
+        // A rejected entry was counted as rejected, not written.
+        out.written -= out.rejected.min(out.written);
+        out
+    }
+
+    fn finish(&mut self) {
+        self.cluster.conns.clear();
+    }
+}
+
+/// Kafka's default partitioner's hash (the Java client's `Utils.murmur2`).
+pub fn murmur2(data: &[u8]) -> u32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let mut h = SEED ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let tail = chunks.remainder();
+    if tail.len() >= 3 {
+        h ^= u32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= u32::from(tail[1]) << 8;
+    }
+    if !tail.is_empty() {
+        h ^= u32::from(tail[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h
+}
+
+fn protocol(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("Kafka protocol: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_is_the_java_clients() {
+        // Kafka's UtilsTest.testMurmur2.
+        assert_eq!(murmur2(b"21") as i32, -973_932_308);
+        assert_eq!(murmur2(b"foobar") as i32, -790_332_482);
+        assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985_981_536);
+        assert_eq!(
+            murmur2(b"a-little-bit-longer-string") as i32,
+            -1_486_304_829
+        );
+        assert_eq!(murmur2(b"abc") as i32, 479_470_107);
+    }
+}
