@@ -130,6 +130,8 @@ pub struct KafkaOutput {
     sticky: usize,
     /// After a refusal of a batch of several records: one record a batch.
     single: bool,
+    /// Why the last write-out stopped, until one succeeds.
+    last_error: Option<String>,
 }
 
 /// The entry's record: its timestamp (ms), key and value, as the backlog and a disk queue hold
@@ -173,6 +175,7 @@ impl KafkaOutput {
             correlation: 0,
             sticky: 0,
             single: false,
+            last_error: None,
         })
     }
 
@@ -213,8 +216,15 @@ impl KafkaOutput {
         buf[..4].copy_from_slice(&len.to_be_bytes());
         conn.write_all(&buf)?;
         conn.flush()?;
+        let closed = |e: io::Error| match e.kind() {
+            io::ErrorKind::UnexpectedEof => io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the broker closed the connection before it answered",
+            ),
+            _ => e,
+        };
         let mut len = [0; 4];
-        conn.read_exact(&mut len)?;
+        conn.read_exact(&mut len).map_err(closed)?;
         let len = u32::from_be_bytes(len) as usize;
         if len > MAX_RESPONSE {
             return Err(io::Error::other(format!(
@@ -222,7 +232,7 @@ impl KafkaOutput {
             )));
         }
         let mut body = vec![0; len];
-        conn.read_exact(&mut body)?;
+        conn.read_exact(&mut body).map_err(closed)?;
         let mut body = Bytes::from(body);
         let header =
             ResponseHeader::decode(&mut body, A::header_version(version)).map_err(protocol)?;
@@ -392,7 +402,9 @@ impl KafkaOutput {
                 .get(&id)
                 .cloned()
                 .ok_or_else(|| io::Error::other(format!("no broker {id} in the metadata")))?;
-            let conn = self.connect(&host, port)?;
+            let conn = self
+                .connect(&host, port)
+                .map_err(|e| io::Error::new(e.kind(), format!("broker {id} {host}:{port}: {e}")))?;
             self.cluster.conns.insert(id, conn);
         }
         Ok(self.cluster.conns.get_mut(&id).expect("inserted above"))
@@ -739,8 +751,12 @@ impl Output for KafkaOutput {
                 self.produce_round()
             })();
             match step {
-                Ok(rejected) => out.rejected += rejected,
+                Ok(rejected) => {
+                    out.rejected += rejected;
+                    self.last_error = None;
+                }
                 Err(e) => {
+                    self.last_error = Some(e.to_string());
                     out.error = Some(e);
                     break;
                 }
@@ -751,6 +767,30 @@ impl Output for KafkaOutput {
         // A rejected entry was counted as rejected, not written.
         out.written -= out.rejected.min(out.written);
         out
+    }
+
+    fn link_state(&self) -> Option<super::forward::LinkState> {
+        let remote = self.cluster.versions.map(|_| {
+            let producer = self
+                .producer
+                .map_or("no producer ID".to_owned(), |(id, epoch)| {
+                    format!("producer {id} epoch {epoch}")
+                });
+            format!(
+                "{} brokers, {} partitions, {} batches unacknowledged, {producer}",
+                self.cluster.brokers.len(),
+                self.cluster.leaders.len(),
+                self.batches.len()
+            )
+        });
+        Some(super::forward::LinkState {
+            remote: if self.last_error.is_some() {
+                None
+            } else {
+                remote
+            },
+            error: self.last_error.clone(),
+        })
     }
 
     fn finish(&mut self) {

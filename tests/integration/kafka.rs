@@ -19,7 +19,7 @@ pub const TESTS: &[Test] = tests![
     a_broker_restart_and_a_logger_kill_lose_nothing_logger_held,
 ];
 
-/// Where tansu is: `LOGGER_TANSU`, `../shared/tools/tansu`, or on the PATH.
+/// Where tansu is: `LOGGER_TANSU`, `../shared/tools/tansu`, /usr/local/bin or ~/.cargo/bin.
 fn tansu() -> Option<PathBuf> {
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/tansu");
     std::env::var_os("LOGGER_TANSU")
