@@ -105,6 +105,7 @@ OUTPUTS (--output, repeatable; also `output = \"...\"` or [[output]] tables in t
       format = \"json\"                json (every field; the default) | rfc5424
       kafka-key = \"hostname\"         one host's messages in one partition, in order
                                       (default none: a batch at a time per partition)
+      kafka-compression = \"snappy\"   batches compressed (default none)
     queue-dir and its keys work on every output, not only forward ones.
     A message goes to every output that takes it; one no output takes is counted unrouted.
     Each output writes from its own thread: a stuck one holds up no other, unless it blocks.

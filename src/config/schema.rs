@@ -649,6 +649,21 @@ pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
         },
     },
     Key {
+        name: "kafka-compression",
+        doc: "A Kafka output's batches: \"snappy\" (compressed, a pure-Rust codec) or \"none\" (the default).",
+        read: |o, v| {
+            o.kafka_snappy = match string(v)? {
+                "snappy" => true,
+                "none" => false,
+                other => {
+                    return Err(format!("'{other}' is not a compression: snappy or none").into());
+                }
+            };
+            Ok(())
+        },
+        show: |o| Some(quote(if o.kafka_snappy { "snappy" } else { "none" })),
+    },
+    Key {
         name: "queue-size",
         doc: "The output's memory queue, in bytes.",
         read: |o, v| {
@@ -908,8 +923,8 @@ fn output(table: &Table<'_>) -> Result<OutputSpec, Fault> {
         return Err("queue-policy 'drop-oldest' applies to a disk queue (queue-dir)".into());
     }
     let kafka = matches!(spec.target, Output::Kafka(_));
-    if spec.kafka_key_hostname && !kafka {
-        return Err("'kafka-key' applies to kafka:// outputs".into());
+    if (spec.kafka_key_hostname || spec.kafka_snappy) && !kafka {
+        return Err("'kafka-key' and 'kafka-compression' apply to kafka:// outputs".into());
     }
     if kafka
         && !matches!(

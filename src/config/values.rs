@@ -352,6 +352,8 @@ pub struct OutputSpec {
     /// For a Kafka output: each record keyed by the message's hostname (`kafka-key =
     /// "hostname"`), so that one host's messages stay in order in one partition.
     pub kafka_key_hostname: bool,
+    /// For a Kafka output: its batches compressed with Snappy (`kafka-compression = "snappy"`).
+    pub kafka_snappy: bool,
 }
 
 impl OutputSpec {
@@ -366,6 +368,7 @@ impl OutputSpec {
             queue_size: DEFAULT_QUEUE_SIZE,
             forward: ForwardSpec::default(),
             kafka_key_hostname: false,
+            kafka_snappy: false,
         }
     }
 }

@@ -112,6 +112,7 @@ pub struct KafkaOutput {
     tls: Option<TlsClient>,
     format: LineFormat,
     key_hostname: bool,
+    compression: Compression,
     local_host: String,
     entries: VecDeque<Entry>,
     /// The number of `entries[0]`.
@@ -161,6 +162,11 @@ impl KafkaOutput {
             tls,
             format: spec.format,
             key_hostname: spec.kafka_key_hostname,
+            compression: if spec.kafka_snappy {
+                Compression::Snappy
+            } else {
+                Compression::None
+            },
             local_host: nix::unistd::gethostname()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| "localhost".into()),
@@ -494,7 +500,7 @@ impl KafkaOutput {
             records.iter(),
             &RecordEncodeOptions {
                 version: 2,
-                compression: Compression::None,
+                compression: self.compression,
             },
         )
         .map_err(protocol)?;

@@ -17,6 +17,7 @@ use crate::support::*;
 pub const TESTS: &[Test] = tests![
     numbered_messages_reach_the_topic_once_each_keyed_and_in_order,
     a_broker_restart_and_a_logger_kill_lose_nothing_logger_held,
+    kafka_tls_with_snappy_reaches_the_broker_and_a_broker_no_ca_of_ours_signed_gets_nothing,
 ];
 
 /// Where tansu is: `LOGGER_TANSU`, `../shared/tools/tansu`, /usr/local/bin or ~/.cargo/bin.
@@ -38,15 +39,21 @@ struct Broker {
 
 impl Broker {
     fn start(port: u16) -> Broker {
+        Broker::start_advertising(port, port)
+    }
+
+    /// A broker on `port` whose metadata sends clients to `advertised` (a TLS proxy's).
+    fn start_advertising(port: u16, advertised: u16) -> Broker {
         let bin = tansu().expect("tansu");
         let url = format!("tcp://127.0.0.1:{port}");
+        let shown = format!("tcp://127.0.0.1:{advertised}");
         let child = Command::new(&bin)
             .args([
                 "broker",
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &shown,
             ])
             .args(["--storage-engine", "memory://tansu/"])
             .stdin(Stdio::null())
@@ -91,10 +98,15 @@ impl Drop for Broker {
 
 /// Every record of the topic, read with python3-kafka: (partition, offset, key, value).
 fn records(port: u16) -> Vec<(i32, i64, String, String)> {
+    records_with(port, "")
+}
+
+/// The same, with more of KafkaConsumer's arguments (TLS).
+fn records_with(port: u16, more: &str) -> Vec<(i32, i64, String, String)> {
     let script = format!(
         "from kafka import KafkaConsumer, TopicPartition\n\
          c = KafkaConsumer(bootstrap_servers='127.0.0.1:{port}', enable_auto_commit=False, \
-         group_id=None, api_version=(2, 0, 0), consumer_timeout_ms=3000)\n\
+         group_id=None, api_version=(2, 0, 0), consumer_timeout_ms=3000{more})\n\
          tps = [TopicPartition('logs', p) for p in sorted(c.partitions_for_topic('logs') or [])]\n\
          c.assign(tps)\nc.seek_to_beginning()\n\
          for m in c:\n    print(m.partition, m.offset, (m.key or b'-').decode(), m.value.decode(errors='replace'))\n"
@@ -283,4 +295,89 @@ fn wait_for_topic(port: u16, range: std::ops::Range<usize>, d: &Daemon) -> BTree
         &missing[..missing.len().min(5)],
         d.status_json()
     );
+}
+
+/// `kafka+tls` with Snappy batches: tansu 0.6.0 cannot serve TLS itself (its --cert and --key
+/// exclude each other), so a TLS proxy (socat, requiring a client certificate from our CA)
+/// stands in front of it and the broker advertises the proxy. Read back through the proxy by
+/// python3-kafka (with python3-snappy). Against a CA that did not sign the proxy's
+/// certificate, logger sends nothing and says why.
+fn kafka_tls_with_snappy_reaches_the_broker_and_a_broker_no_ca_of_ours_signed_gets_nothing() {
+    require!(
+        kafka_test_tools(),
+        "tansu and python3-kafka (the broker and the reader)"
+    );
+    require!(
+        have("socat") && have("openssl"),
+        "socat (the TLS proxy) and openssl (the test PKI)"
+    );
+    require!(
+        Path::new("/usr/lib/python3/dist-packages/snappy").exists(),
+        "python3-snappy (the reader of Snappy batches)"
+    );
+    let work = tempdir();
+    let pki = crate::tls::Pki::new(work.path());
+    let other = crate::tls::Pki::new(&work.path().join("other"));
+    let (port, tls_port) = (free_port(), free_port());
+    let _broker = Broker::start_advertising(port, tls_port);
+    let mut proxy = Command::new("socat")
+        .arg(format!(
+            "OPENSSL-LISTEN:{tls_port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},cafile={},verify=1",
+            pki.path("server.pem"),
+            pki.path("server.key"),
+            pki.path("ca.pem")
+        ))
+        .arg(format!("TCP:127.0.0.1:{port}"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat");
+    eventually("the TLS proxy listening", WAIT, || {
+        std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
+    });
+    let config = |ca: &str| {
+        format!(
+            "heartbeat = \"0\"\nrate-limit = 0\nstop-timeout = \"1s\"\n\
+             listen = [\"tcp://127.0.0.1:0\"]\n\
+             [[output]]\nto = \"kafka+tls://127.0.0.1:{tls_port}/logs\"\n\
+             kafka-compression = \"snappy\"\nkafka-key = \"hostname\"\n\
+             tls-ca = \"{ca}\"\ntls-cert = \"{}\"\ntls-key = \"{}\"\n",
+            pki.path("client1.pem"),
+            pki.path("client1.key")
+        )
+    };
+    let d = Builder::new().config(&config(&pki.path("ca.pem"))).start();
+    send(&d, 0..2_000, "web1");
+    let anchor = format!("\"output\":\"kafka+tls://127.0.0.1:{tls_port}/logs\"");
+    d.wait_for_status_count(&anchor, "written", 2_000);
+    let (status, _, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    let tls = format!(
+        ", security_protocol='SSL', ssl_cafile='{}', ssl_certfile='{}', ssl_keyfile='{}', \
+         ssl_check_hostname=False",
+        pki.path("ca.pem"),
+        pki.path("client1.pem"),
+        pki.path("client1.key")
+    );
+    let seen = counts(&records_with(tls_port, &tls));
+    assert_eq!(
+        seen.len(),
+        2_000,
+        "read back through TLS, Snappy batches decoded"
+    );
+
+    let d = Builder::new()
+        .config(&config(&other.path("ca.pem")))
+        .start();
+    send(&d, 2_000..2_010, "web1");
+    eventually("an error for the broker no CA of ours signed", WAIT, || {
+        json_number(&d.status_json(), &anchor, "errors").is_some_and(|n| n > 0)
+    });
+    assert_eq!(json_number(&d.status_json(), &anchor, "written"), Some(0));
+    let (_, _, stderr) = d.stop();
+    assert!(
+        stderr.contains("certificate"),
+        "the reason is said: {stderr}"
+    );
+    let _ = proxy.kill();
+    let _ = proxy.wait();
 }
