@@ -72,7 +72,8 @@ OUTPUTS (--output, repeatable; also `output = \"...\"` or [[output]] tables in t
                                       lose nothing; the default), drop (drop for this
                                       output, counted) or block-bounded (block while the
                                       output moves, drop once it took nothing for 2 s: the
-                                      default of forward outputs)
+                                      default of outputs to a remote: forward,
+                                      journal-remote, kafka)
       queue-size = 262144             the queue's bound in bytes
     A forward output sends to remote collectors (to = [\"relp://a:2514\", \"relp://b:2514\"]
     keeps to the first it reaches; when that one fails, the next takes over). udp:// may lose

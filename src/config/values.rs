@@ -282,7 +282,8 @@ pub enum QueuePolicy {
     /// Block while the output moves (a slow remote pushes back, nothing is lost); once it has
     /// taken nothing for `outputs::set::STUCK_AFTER` with its queue full (a dead remote), drop
     /// for it alone until it has room: a stuck output holds the inputs back for a bounded
-    /// time only. A full disk queue drops. The default of forward outputs.
+    /// time only. A full disk queue drops. The default of outputs to a remote (forward,
+    /// journal-remote, Kafka).
     BlockBounded,
 }
 

@@ -6,7 +6,8 @@
 //! When an output's queue is full its `queue-policy` decides: `block` (the default for local
 //! outputs) holds the inputs back until it has room, so nothing accepted is lost; `drop` drops
 //! the message for that output alone, counted, and says so once when it starts and once when
-//! it ends; `block-bounded` (the default for forward outputs: a remote that stays dead must not
+//! it ends; `block-bounded` (the default for outputs to a remote, forward, journal-remote and
+//! Kafka: a remote that stays dead must not
 //! stop a host's logging) blocks while the output moves and drops once it has taken nothing
 //! for [`STUCK_AFTER`]. Routing happens here, on the loop; encoding and writing on each
 //! output's thread. A batch is shared, not copied: each output gets the batch and a bit mask of
