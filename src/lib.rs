@@ -14,21 +14,26 @@
 //! - [`cli`]: the command line. [`config`]: defaults + TOML file + flags → [`config::Config`].
 //!   [`listen`]: the listen URL syntax. [`allow`]: allow-lists of networks.
 //! - [`message`]: the message model. [`fields`]: its named fields, in one allocation.
-//!   [`parse`]: bytes → [`message::Message`].
+//!   [`parse`]: bytes → [`message::Message`]; `parse::export`: the Journal Export Format read
+//!   back (what systemd-journal-upload sends).
 //!   [`framing`]: RFC 6587 stream framing. [`relp`]: RELP frames both ways.
 //! - [`escape`]: the one reversible escaping of control and invisible characters.
 //! - [`timestamp`]: a sender's time read, and the date forms of rsyslog's lines.
 //! - [`route`]: syslog.conf selectors and per-output matches. [`template`]: path templates.
 //! - [`ratelimit`]: per-source token buckets. [`coalesce`]: the pause that batches wake-ups.
 //! - [`report`]: what `--status` and the metrics show, and its JSON and text.
-//! - [`outputs::formats`] (file and stderr lines: detailed, rsyslog's, RFC 5424, JSON) and
-//!   [`outputs::journal::encode`] (journal entries): the output encodings.
+//! - [`outputs::formats`] (file and stderr lines: detailed, rsyslog's, RFC 5424, JSON, the
+//!   Journal Export Format) and [`outputs::journal::encode`] (journal entries): the output
+//!   encodings.
 //!
 //! I/O and threads:
-//! - [`inputs`]: binding/adopting sockets, opening the host's logs, one input thread each.
+//! - [`inputs`]: binding/adopting sockets, opening the host's logs, one input thread each;
+//!   `inputs::journal_remote`: systemd-journal-upload's HTTP requests, answered once taken.
 //! - [`outputs`]: the outputs, each on its own thread behind a byte-bounded queue;
 //!   `outputs::forward`: remote collectors (connections, acknowledgements); `outputs::queue`:
-//!   the memory and disk queues; [`tls`]: rustls configs.
+//!   the memory and disk queues; `outputs::journal_remote` and `outputs::kafka`: uploads to
+//!   systemd-journal-remote and production to Kafka, over `outputs::connect`; [`tls`]: rustls
+//!   configs.
 //! - [`service`]: the loop that routes to the outputs, owns the timers and the notifications;
 //!   [`event`]: what reaches it; [`gate`]: the bytes in flight to it; [`receipt`]: what inputs
 //!   that acknowledge learn of what the outputs took.
