@@ -599,6 +599,15 @@ impl KafkaOutput {
                 }
                 code::NONE | code::DUPLICATE_SEQUENCE_NUMBER => {
                     let batch = self.batches.remove(i).expect("a batch sent");
+                    if code == code::DUPLICATE_SEQUENCE_NUMBER {
+                        log::info!(
+                            "{}: partition {} already had the {} records sent again after a \
+                             lost answer: taken once",
+                            self.describe(),
+                            batch.partition,
+                            batch.entries.len()
+                        );
+                    }
                     for n in batch.entries {
                         let idx = (n - self.first) as usize;
                         self.entries[idx].taken = true;
