@@ -21,6 +21,17 @@ use std::time::Instant;
 /// One test: its name (`module::function`) and body.
 pub type Test = (&'static str, fn());
 
+/// Scenarios that share one costly fixture (a booted systemd): run in order on one runner
+/// thread, each reported on its own (a failure hides no later one), then the teardown, which
+/// runs whatever was selected or failed.
+pub type Sequence = (&'static [Test], fn());
+
+/// What a runner thread takes from the queue.
+enum Job {
+    One(Test),
+    InOrder(Vec<Test>, fn()),
+}
+
 /// Registers test functions: `pub const TESTS: &[Test] = tests![a, b];`.
 #[macro_export]
 macro_rules! tests {
@@ -119,28 +130,48 @@ fn parse_args() -> Args {
     args
 }
 
-/// Runs the selected tests on a few threads and reports as libtest does.
-pub fn main(groups: &[&[Test]]) -> ExitCode {
+/// Runs the selected tests on a few threads and reports as libtest does; each sequence's
+/// selected scenarios run in order on one thread.
+pub fn main(groups: &[&[Test]], sequences: &[Sequence]) -> ExitCode {
     let args = parse_args();
-    let selected: Vec<Test> = groups
+    let chosen = |tests: &[Test]| -> Vec<Test> {
+        tests
+            .iter()
+            .copied()
+            .map(|(name, f)| (name.split_once("::").map_or(name, |(_, n)| n), f))
+            .filter(|(name, _)| {
+                let chosen = args.filters.is_empty()
+                    || args.filters.iter().any(|f| {
+                        if args.exact {
+                            name == f
+                        } else {
+                            name.contains(f.as_str())
+                        }
+                    });
+                chosen && !args.skips.iter().any(|s| name.contains(s.as_str()))
+            })
+            .collect()
+    };
+    let mut jobs: VecDeque<Job> = VecDeque::new();
+    // Sequences first: they are the longest, and a runner thread is theirs until they end.
+    for (steps, teardown) in sequences {
+        let steps = chosen(steps);
+        if !steps.is_empty() {
+            jobs.push_back(Job::InOrder(steps, *teardown));
+        }
+    }
+    jobs.extend(groups.iter().flat_map(|g| chosen(g)).map(Job::One));
+    let selected: Vec<&str> = jobs
         .iter()
-        .flat_map(|g| g.iter().copied())
-        .map(|(name, f)| (name.split_once("::").map_or(name, |(_, n)| n), f))
-        .filter(|(name, _)| {
-            let chosen = args.filters.is_empty()
-                || args.filters.iter().any(|f| {
-                    if args.exact {
-                        name == f
-                    } else {
-                        name.contains(f.as_str())
-                    }
-                });
-            chosen && !args.skips.iter().any(|s| name.contains(s.as_str()))
+        .flat_map(|j| match j {
+            Job::One((name, _)) => vec![*name],
+            Job::InOrder(steps, _) => steps.iter().map(|(n, _)| *n).collect(),
         })
         .collect();
-    let total: usize = groups.iter().map(|g| g.len()).sum();
+    let total: usize = groups.iter().map(|g| g.len()).sum::<usize>()
+        + sequences.iter().map(|(s, _)| s.len()).sum::<usize>();
     if args.list {
-        for (name, _) in &selected {
+        for name in &selected {
             println!("{name}: test");
         }
         return ExitCode::SUCCESS;
@@ -167,7 +198,7 @@ pub fn main(groups: &[&[Test]]) -> ExitCode {
     let n = selected.len();
     println!("\nrunning {n} test{}", if n == 1 { "" } else { "s" });
     let started = Instant::now();
-    let queue = Arc::new(Mutex::new(selected.into_iter().collect::<VecDeque<_>>()));
+    let queue = Arc::new(Mutex::new(jobs));
     let results = Arc::new(Mutex::new(Vec::new()));
     let workers: Vec<_> = (0..args.threads)
         .map(|i| {
@@ -175,10 +206,7 @@ pub fn main(groups: &[&[Test]]) -> ExitCode {
             std::thread::Builder::new()
                 .name(format!("test runner {i}"))
                 .spawn(move || {
-                    loop {
-                        let Some((name, body)) = queue.lock().unwrap().pop_front() else {
-                            break;
-                        };
+                    let run = |(name, body): Test| {
                         let outcome = std::thread::scope(|s| {
                             std::thread::Builder::new()
                                 .name(format!("test {name}"))
@@ -195,6 +223,20 @@ pub fn main(groups: &[&[Test]]) -> ExitCode {
                         println!("test {name} ... {line}");
                         let _ = std::io::stdout().flush();
                         results.lock().unwrap().push((name, outcome));
+                    };
+                    loop {
+                        let Some(job) = queue.lock().unwrap().pop_front() else {
+                            break;
+                        };
+                        match job {
+                            Job::One(test) => run(test),
+                            Job::InOrder(steps, teardown) => {
+                                for step in steps {
+                                    run(step);
+                                }
+                                teardown();
+                            }
+                        }
                     }
                 })
                 .unwrap()

@@ -1,16 +1,33 @@
 //! The operator's commands against a real systemd 252 and a real journald: one systemd booted in
 //! a PID + mount namespace (tests/systemd/boot.sh) runs every scenario in order, so the suite pays
-//! for one boot. Needs root; mandatory in CI.
+//! for one boot, and each scenario is reported on its own (a failure hides no later one).
+//! Needs root; mandatory in CI.
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::Test;
+use crate::harness::Sequence;
 use crate::support::*;
 
-/// The tests of this module, for the harness.
-pub const TESTS: &[Test] = tests![systemctl_and_journalctl_against_a_real_systemd,];
+/// The scenarios of this module, for the harness: in this order, on one booted systemd, each
+/// reported on its own; each one that needs the service up or down says so first, so it also
+/// runs alone (`cargo test systemd::journalctl`).
+pub const SCENARIOS: Sequence = (
+    tests![
+        the_shipped_units_verify_clean_and_expose_little,
+        start_returns_once_ready_and_shows_the_status,
+        journalctl_shows_our_lines_and_relayed_messages_with_their_fields,
+        a_reload_is_visible_and_a_refused_one_fails_systemctl_reload,
+        a_stop_is_clean_quick_and_loses_nothing,
+        the_watchdog_kills_a_frozen_loop_and_systemd_restarts_it,
+        socket_activation_restarts_under_load_lose_nothing,
+        journald_restarts_under_load_lose_nothing,
+        a_sigkill_under_socket_activation_loses_nothing_queued,
+        the_debian_package_installs_upgrades_and_purges,
+    ],
+    end_systemd,
+);
 
 /// Where the scenarios put their drop-ins for logger.service (inside the namespace's /run).
 const DROP_IN_DIR: &str = "/run/systemd/system/logger.service.d";
@@ -234,18 +251,55 @@ fn field<'a>(entry: &'a str, key: &str) -> Option<&'a str> {
     Some(&entry[start..start + entry[start..].find('"')?])
 }
 
+/// How many entries of a JSON-lines journal have SYSLOG_IDENTIFIER `id`.
+fn entries(journal: &str, id: &str) -> usize {
+    journal
+        .lines()
+        .filter(|l| field(l, "SYSLOG_IDENTIFIER") == Some(id))
+        .count()
+}
+
 fn entry_with<'a>(journal: &'a str, key: &str, value: &str) -> Option<&'a str> {
     journal.lines().find(|l| field(l, key) == Some(value))
 }
 
-fn systemctl_and_journalctl_against_a_real_systemd() {
+/// The one booted systemd the scenarios share: booted by the first that runs, ended by the
+/// sequence's teardown (`end_systemd`) whatever ran or failed.
+static SYSTEMD: std::sync::Mutex<Option<Systemd>> = std::sync::Mutex::new(None);
+
+/// The shared systemd, booted if no scenario booted it yet (a scenario whose requirement is
+/// missing is skipped here, or fails under LOGGER_TEST_STRICT=1).
+fn systemd() -> SharedSystemd {
     require!(is_root(), "root, to boot systemd in a namespace");
     require!(
         Path::new("/lib/systemd/systemd").exists() && have("nsenter") && have("unshare"),
         "systemd, nsenter and unshare"
     );
-    let sd = Systemd::boot();
+    // A scenario that failed holding it poisoned the lock; the next one carries on.
+    let mut guard = SYSTEMD.lock().unwrap_or_else(|e| e.into_inner());
+    if guard.is_none() {
+        *guard = Some(Systemd::boot());
+    }
+    SharedSystemd(guard)
+}
 
+/// Ends the shared namespace (the sequence's teardown).
+fn end_systemd() {
+    SYSTEMD.lock().unwrap_or_else(|e| e.into_inner()).take();
+}
+
+/// The shared systemd, held by one scenario at a time.
+struct SharedSystemd(std::sync::MutexGuard<'static, Option<Systemd>>);
+
+impl std::ops::Deref for SharedSystemd {
+    type Target = Systemd;
+    fn deref(&self) -> &Systemd {
+        self.0.as_ref().expect("booted in systemd()")
+    }
+}
+
+fn the_shipped_units_verify_clean_and_expose_little() {
+    let sd = systemd();
     // 8. Every shipped unit verifies clean; 7. the service's exposure is at most 1.4. verify
     //    looks up the unit's Documentation=man:logger(8), which the package installs.
     let man_page = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/logger.8");
@@ -271,7 +325,10 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
     );
     assert!(exposure <= 1.4, "exposure {exposure} above 1.4");
     sd.ok(&["rm", "/usr/share/man/man8/logger.8"]);
+}
 
+fn start_returns_once_ready_and_shows_the_status() {
+    let sd = systemd();
     // 1. start returns only after READY: it is active at once and STATUS= is shown.
     let started = Instant::now();
     sd.ok(&["systemctl", "start", "logger.service"]);
@@ -286,6 +343,12 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
         sd.ok(&["systemctl", "status", "--no-pager", "logger"])
             .contains("Status: \"Listening on")
     );
+}
+
+fn journalctl_shows_our_lines_and_relayed_messages_with_their_fields() {
+    let sd = systemd();
+    // Runs on its own too: the service up with the shipped units.
+    sd.ok(&["systemctl", "start", "logger.service"]);
 
     // 2. journalctl -u shows our own lines with priorities, and relayed messages with the
     //    sender's identifier, pid, priority and our origin fields.
@@ -386,6 +449,12 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
         shown.contains("x1b[2J") && !shown.contains("blob data") && !shown.contains('\x1b'),
         "journalctl shows: {shown}"
     );
+}
+
+fn a_reload_is_visible_and_a_refused_one_fails_systemctl_reload() {
+    let sd = systemd();
+    // Runs on its own too: the service up with the shipped units.
+    sd.ok(&["systemctl", "start", "logger.service"]);
 
     // 3. reload: visible, a changed config takes effect, an invalid one keeps the old.
     sd.ok(&["mkdir", "-p", "/run/logger-e2e"]);
@@ -456,6 +525,12 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
     let t = Instant::now();
     sd.ok(&["systemctl", "restart", "logger.service"]);
     eprintln!("systemctl restart: {:?}", t.elapsed());
+}
+
+fn a_stop_is_clean_quick_and_loses_nothing() {
+    let sd = systemd();
+    // Runs on its own too: the service up with the shipped units.
+    sd.ok(&["systemctl", "start", "logger.service"]);
 
     // 5. stop is clean, quick, and loses nothing it had accepted.
     let burst = "for i in $(seq 1 500); do printf '<13>e2e-stop: n%s\\n' $i; done | /usr/bin/logger -n 127.0.0.1 -P 5514 -T -t e2e-stop";
@@ -489,6 +564,12 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
     let received: u64 = field(entry, "LOGGER_RECEIVED").unwrap().parse().unwrap();
     assert!(received >= 500, "{entry}");
     assert!(field(entry, "MESSAGE").unwrap().len() < 120, "{entry}");
+}
+
+fn the_watchdog_kills_a_frozen_loop_and_systemd_restarts_it() {
+    let sd = systemd();
+    // Runs on its own too: from a stopped service.
+    sd.ok(&["systemctl", "stop", "logger.service"]);
 
     // 4. watchdog: a frozen main loop is killed, recorded, restarted, and serves again.
     sd.drop_in(
@@ -527,6 +608,12 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
         j.contains("after watchdog")
     });
     sd.clear_drop_in();
+    sd.ok(&["systemctl", "stop", "logger.service"]);
+}
+
+fn socket_activation_restarts_under_load_lose_nothing() {
+    let sd = systemd();
+    // Runs on its own too: from a stopped service.
     sd.ok(&["systemctl", "stop", "logger.service"]);
 
     // 6. socket activation: restarts under a steady load lose nothing sent to the local socket
@@ -624,6 +711,13 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
         "TCP lost more than 1% across restarts: {}",
         tcp.len()
     );
+}
+
+fn journald_restarts_under_load_lose_nothing() {
+    let sd = systemd();
+    // Runs on its own too: the sockets held by systemd and the service up.
+    sd.ok(&["systemctl", "start", "logger.socket"]);
+    sd.ok(&["systemctl", "start", "logger.service"]);
 
     // Faults. journald restarts under a steady load: nothing accepted is lost.
     let load = "seq 1 3000 | sed 's/^/j/' | /usr/bin/logger -u /run/logger/log -t e2e-jr";
@@ -632,12 +726,6 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
         sd.ok(&["systemctl", "restart", "systemd-journald.service"]);
     }
     assert!(sender.wait().unwrap().success());
-    let entries = |journal: &str, id: &str| {
-        journal
-            .lines()
-            .filter(|l| field(l, "SYSLOG_IDENTIFIER") == Some(id))
-            .count()
-    };
     let journal = sd.journal_until("all 3000 messages across journald restarts", |j| {
         entries(j, "e2e-jr") >= 3000
     });
@@ -646,6 +734,13 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
         "fault: journald restarted twice | load: 3000 unix | sent 3000 | written {} | lost 0",
         entries(&journal, "e2e-jr")
     );
+}
+
+fn a_sigkill_under_socket_activation_loses_nothing_queued() {
+    let sd = systemd();
+    // Runs on its own too: the sockets held by systemd and the service up.
+    sd.ok(&["systemctl", "start", "logger.socket"]);
+    sd.ok(&["systemctl", "start", "logger.service"]);
 
     // SIGKILL under socket activation: what the kernel queued while the service was dead is
     // delivered after the restart.
@@ -661,7 +756,10 @@ fn systemctl_and_journalctl_against_a_real_systemd() {
         "fault: SIGKILL under socket activation | load: 100 unix + 100 udp while dead | sent 200 | written {} | lost 0",
         entries(&journal, "e2e-kill")
     );
+}
 
+fn the_debian_package_installs_upgrades_and_purges() {
+    let sd = systemd();
     debian_package(&sd);
 }
 
