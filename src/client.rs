@@ -98,7 +98,7 @@ const UTIL_LINUX_LOGGER: &str = "/usr/bin/logger";
 
 /// What a command line asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Invocation {
+pub(crate) enum Invocation {
     /// Run the daemon.
     Daemon,
     /// Hand the command line to util-linux logger(1).
@@ -107,14 +107,14 @@ pub enum Invocation {
 
 /// How standard input looks, for an invocation without arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Surroundings {
+pub(crate) struct Surroundings {
     /// Standard input is a pipe, a socket or a regular file: something to read lines from.
     pub stdin_has_input: bool,
 }
 
 impl Surroundings {
     /// Reads them from this process.
-    pub fn of_process() -> Surroundings {
+    pub(crate) fn of_process() -> Surroundings {
         // fstat(2) on descriptor 0 itself: /dev/stdin may be missing (a chroot, a private
         // /dev), and a missing one must not turn `echo x | logger` into a daemon.
         use nix::sys::stat::{SFlag, fstat};
@@ -172,7 +172,7 @@ fn client_arg(arg: &[u8]) -> ClientArg {
 }
 
 /// Decides what `args` (without argv\[0\]) ask for. Pure.
-pub fn classify(args: &[OsString], around: Surroundings) -> Invocation {
+pub(crate) fn classify(args: &[OsString], around: Surroundings) -> Invocation {
     if args.is_empty() {
         return match around.stdin_has_input {
             true => Invocation::Client,
@@ -210,7 +210,7 @@ pub fn classify(args: &[OsString], around: Surroundings) -> Invocation {
 
 /// The util-linux client: the first `logger` in `path` that is not `ourselves` (compared by
 /// device and inode, so a symlink to us is skipped too), else /usr/bin/logger if it is not us.
-pub fn find_client(path: Option<&OsStr>, ourselves: Option<&Path>) -> Option<PathBuf> {
+pub(crate) fn find_client(path: Option<&OsStr>, ourselves: Option<&Path>) -> Option<PathBuf> {
     let identity = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
     let us = ourselves.and_then(identity);
     let usable = |p: &Path| {
@@ -227,7 +227,7 @@ pub fn find_client(path: Option<&OsStr>, ourselves: Option<&Path>) -> Option<Pat
 
 /// If this process was invoked as the client, replaces it with util-linux logger; returns only
 /// for a daemon invocation, or with the reason the client could not be run.
-pub fn hand_over_if_client() -> Result<(), String> {
+pub(crate) fn hand_over_if_client() -> Result<(), String> {
     let mut argv = std::env::args_os();
     let arg0 = argv.next().unwrap_or_else(|| "logger".into());
     let args: Vec<OsString> = argv.collect();

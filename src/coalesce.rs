@@ -33,7 +33,7 @@ const MIN_PAUSE: Duration = Duration::from_micros(50);
 const OVERHEAD_PER_DATAGRAM: usize = 2048;
 
 /// Decides the pause after each drain of one queue.
-pub struct Coalescer {
+pub(crate) struct Coalescer {
     /// What the queue holds, as it accounts it (for a socket, SO_RCVBUF).
     capacity: usize,
     /// What it charges an item beyond the item's own bytes.
@@ -43,14 +43,14 @@ pub struct Coalescer {
 
 impl Coalescer {
     /// For a socket whose SO_RCVBUF reads `capacity` bytes.
-    pub fn new(capacity: usize) -> Coalescer {
+    pub(crate) fn new(capacity: usize) -> Coalescer {
         Coalescer::with_overhead(capacity, OVERHEAD_PER_DATAGRAM)
     }
 
     /// For a queue of `capacity` bytes that charges each item `overhead` bytes beyond its own
     /// (a queue bounded in slots of a byte-bounded size: the slot size over the items a slot
     /// holds at most).
-    pub fn with_overhead(capacity: usize, overhead: usize) -> Coalescer {
+    pub(crate) fn with_overhead(capacity: usize, overhead: usize) -> Coalescer {
         Coalescer {
             capacity,
             overhead,
@@ -60,7 +60,7 @@ impl Coalescer {
 
     /// Sleeps as long as `pause` asks for after a drain that just read `datagrams` totalling
     /// `bytes`.
-    pub fn wait(&mut self, datagrams: usize, bytes: usize) {
+    pub(crate) fn wait(&mut self, datagrams: usize, bytes: usize) {
         if let Some(pause) = self.pause(datagrams, bytes, Instant::now()) {
             std::thread::sleep(pause);
         }
@@ -68,7 +68,12 @@ impl Coalescer {
 
     /// After a drain that ended at `now` having read `datagrams` totalling `bytes`: how long to
     /// wait before waiting on the socket again, if at all.
-    pub fn pause(&mut self, datagrams: usize, bytes: usize, now: Instant) -> Option<Duration> {
+    pub(crate) fn pause(
+        &mut self,
+        datagrams: usize,
+        bytes: usize,
+        now: Instant,
+    ) -> Option<Duration> {
         let since = now.saturating_duration_since(self.last_drain.replace(now)?);
         if datagrams < BURST || since.is_zero() {
             return None;

@@ -38,7 +38,7 @@ const MAX_REQUEST: u64 = 64;
 const MAX_CLIENTS: usize = 8;
 
 /// A bound control socket, before its thread starts.
-pub struct ControlSocket {
+pub(crate) struct ControlSocket {
     listener: UnixListener,
     path: PathBuf,
     /// 0660: peers the file lets in are served whoever they are.
@@ -50,14 +50,14 @@ pub struct ControlSocket {
 /// The socket file of a running control socket: removed at a clean exit if no other instance
 /// has put its own there since.
 #[derive(Debug)]
-pub struct SocketFile {
+pub(crate) struct SocketFile {
     path: PathBuf,
     file: Option<(u64, u64)>,
 }
 
 impl SocketFile {
     /// Removes the file if it is still the one we bound.
-    pub fn remove(self) {
+    pub(crate) fn remove(self) {
         use std::os::unix::fs::MetadataExt;
         let same = std::fs::symlink_metadata(&self.path)
             .is_ok_and(|m| Some((m.dev(), m.ino())) == self.file);
@@ -70,7 +70,7 @@ impl SocketFile {
 impl ControlSocket {
     /// Binds `path` with `mode` (the mode is set as the kernel creates the file). A stale socket
     /// of a dead instance is replaced; a live one is refused with `AddrInUse`.
-    pub fn bind(path: &Path, mode: u32) -> io::Result<ControlSocket> {
+    pub(crate) fn bind(path: &Path, mode: u32) -> io::Result<ControlSocket> {
         use std::os::unix::fs::MetadataExt;
         let listener = crate::inputs::bind::bind_unix_stream_with_mode(path, mode)?;
         let file = std::fs::symlink_metadata(path)
@@ -86,7 +86,7 @@ impl ControlSocket {
 
     /// Serves requests on a thread of its own until the process exits, sending questions to
     /// the loop on `events`. Returns the socket file, for its removal at exit.
-    pub fn spawn(self, events: Sender<Event>) -> io::Result<SocketFile> {
+    pub(crate) fn spawn(self, events: Sender<Event>) -> io::Result<SocketFile> {
         let file = SocketFile {
             path: self.path.clone(),
             file: self.file,
@@ -197,7 +197,7 @@ fn answer(request: &str, events: &Sender<Event>) -> std::result::Result<String, 
 
 /// What `logger --status` and `logger --reload` ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ask {
+pub(crate) enum Ask {
     /// `--status`, as text or JSON.
     Status {
         /// `--json`: the documented schema, for scripts.
@@ -209,7 +209,7 @@ pub enum Ask {
 
 /// Asks the daemon whose control socket is `path` and prints its answer. Ok only when it
 /// answered `ok`; its refusal (a reload of a broken file) is an error carrying its reason.
-pub fn ask(path: &Path, what: Ask) -> Result<String> {
+pub(crate) fn ask(path: &Path, what: Ask) -> Result<String> {
     let unavailable = |e: io::Error| {
         let hint = match e.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {

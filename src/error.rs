@@ -8,20 +8,20 @@ use std::io;
 use std::path::PathBuf;
 
 /// Exit statuses, following sysexits(3) where one fits.
-pub mod exit {
+pub(crate) mod exit {
     /// Clean exit.
-    pub const OK: u8 = 0;
+    pub(crate) const OK: u8 = 0;
     /// A failure while running (after READY).
-    pub const RUNTIME: u8 = 1;
+    pub(crate) const RUNTIME: u8 = 1;
     /// The command line was wrong (EX_USAGE).
-    pub const USAGE: u8 = 64;
+    pub(crate) const USAGE: u8 = 64;
     /// A resource the daemon needs is unavailable: an address in use, an output that cannot be
     /// opened, a PID file held by another instance (EX_UNAVAILABLE).
-    pub const UNAVAILABLE: u8 = 69;
+    pub(crate) const UNAVAILABLE: u8 = 69;
     /// The operating system refused a step of start-up: fork, setsid, signals (EX_OSERR).
-    pub const OS: u8 = 71;
+    pub(crate) const OS: u8 = 71;
     /// The configuration is invalid (EX_CONFIG).
-    pub const CONFIG: u8 = 78;
+    pub(crate) const CONFIG: u8 = 78;
 }
 
 /// Everything that can stop the daemon from starting or keep it from running.
@@ -130,4 +130,4 @@ impl Error {
 }
 
 /// The crate's result type.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;

@@ -10,7 +10,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// The budget.
 #[derive(Debug)]
-pub struct Gate {
+pub(crate) struct Gate {
     capacity: usize,
     max_hand_overs: usize,
     state: Mutex<State>,
@@ -26,7 +26,7 @@ struct State {
 
 impl Gate {
     /// A budget of `capacity` bytes in at most `max_hand_overs` hand-overs.
-    pub fn new(capacity: usize, max_hand_overs: usize) -> Gate {
+    pub(crate) fn new(capacity: usize, max_hand_overs: usize) -> Gate {
         Gate {
             capacity,
             max_hand_overs,
@@ -41,7 +41,7 @@ impl Gate {
 
     /// Takes `n` bytes of the budget, waiting while what others hold leaves no room for them.
     /// False once the gate is closed (the consumer is gone).
-    pub fn take(&self, n: usize) -> bool {
+    pub(crate) fn take(&self, n: usize) -> bool {
         let mut state = self.lock();
         while !state.closed
             && state.used > 0
@@ -59,7 +59,7 @@ impl Gate {
     }
 
     /// Gives back one hand-over of `n` bytes taken earlier.
-    pub fn give(&self, n: usize) {
+    pub(crate) fn give(&self, n: usize) {
         let mut state = self.lock();
         state.used = state.used.saturating_sub(n);
         state.hand_overs = state.hand_overs.saturating_sub(1);
@@ -68,7 +68,7 @@ impl Gate {
     }
 
     /// Ends the budget: every `take`, waiting or to come, returns false.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.room.notify_all();
     }

@@ -29,7 +29,7 @@ const MAX_REQUEST: usize = 8192;
 const REPORT_WAIT: Duration = Duration::from_secs(10);
 
 /// The exposition of `report`.
-pub fn render(report: &Report) -> String {
+pub(crate) fn render(report: &Report) -> String {
     let mut out = String::with_capacity(4096);
     let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
         let _ = writeln!(out, "# HELP {name} {help}");
@@ -223,7 +223,11 @@ fn label(value: &str) -> String {
 }
 
 /// Serves `listener` on a thread of its own until the process exits.
-pub fn spawn(listener: TcpListener, allow: AllowList, events: Sender<Event>) -> io::Result<()> {
+pub(crate) fn spawn(
+    listener: TcpListener,
+    allow: AllowList,
+    events: Sender<Event>,
+) -> io::Result<()> {
     std::thread::Builder::new()
         .name("metrics".into())
         .spawn(move || {

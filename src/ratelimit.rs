@@ -23,7 +23,7 @@ const MAX_SOURCES: usize = 16_384;
 
 /// Who a message counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Source {
+pub(crate) enum Source {
     /// A network peer.
     Remote(IpAddr),
     /// A local process.
@@ -34,7 +34,7 @@ pub enum Source {
 
 impl Source {
     /// The source of a message.
-    pub fn of(msg: &Message) -> Source {
+    pub(crate) fn of(msg: &Message) -> Source {
         match (msg.origin.peer, msg.origin.credentials) {
             (Some(peer), _) => Source::Remote(sender_net(peer.ip())),
             (None, Some(c)) => Source::LocalPid(c.pid),
@@ -46,7 +46,7 @@ impl Source {
 /// The address that stands for one sender: IPv4 as it is, IPv6 by its /64 (a host is given a
 /// whole /64 and may send from any address in it, so keying by address would give it 2^64
 /// buckets or connection counts), an IPv4-mapped IPv6 address as the IPv4 one.
-pub fn sender_net(ip: IpAddr) -> IpAddr {
+pub(crate) fn sender_net(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -76,14 +76,14 @@ struct Bucket {
 
 /// The token buckets.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     limit: RateLimit,
     buckets: HashMap<Source, Bucket>,
 }
 
 impl RateLimiter {
     /// A limiter with the configured rate (per_second 0 = off).
-    pub fn new(limit: RateLimit) -> RateLimiter {
+    pub(crate) fn new(limit: RateLimit) -> RateLimiter {
         RateLimiter {
             limit,
             buckets: HashMap::new(),
@@ -91,18 +91,20 @@ impl RateLimiter {
     }
 
     /// Applies a new configuration, keeping what sources have spent.
-    pub fn reconfigure(&mut self, limit: RateLimit) {
+    pub(crate) fn reconfigure(&mut self, limit: RateLimit) {
         self.limit = limit;
     }
 
-    /// True if a message from `source` may pass now.
-    pub fn allow(&mut self, source: Source, now: Instant) -> bool {
+    /// True if a message from `source` may pass now (the tests' one-at-a-time form of
+    /// `allow_many`).
+    #[cfg(test)]
+    pub(crate) fn allow(&mut self, source: Source, now: Instant) -> bool {
         self.allow_many(source, 1, now) == 1
     }
 
     /// How many of `n` messages from `source` may pass now (the first that many): what `n`
     /// calls of `allow` at the same instant say, with one lookup (a batch from one sender).
-    pub fn allow_many(&mut self, source: Source, n: u64, now: Instant) -> u64 {
+    pub(crate) fn allow_many(&mut self, source: Source, n: u64, now: Instant) -> u64 {
         if self.limit.per_second == 0 {
             return n;
         }
@@ -126,7 +128,7 @@ impl RateLimiter {
     }
 
     /// Takes the per-source suppression counts since the last call.
-    pub fn take_suppressed(&mut self) -> Vec<(Source, u64)> {
+    pub(crate) fn take_suppressed(&mut self) -> Vec<(Source, u64)> {
         let mut out: Vec<(Source, u64)> = self
             .buckets
             .iter_mut()

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A transaction to answer: the connection (its poll token in the input) and the number.
-pub type Transaction = (usize, u32);
+pub(crate) type Transaction = (usize, u32);
 
 /// Where one input collects the transactions it may answer.
 pub struct AckBoard {

@@ -312,7 +312,7 @@ impl Report {
 }
 
 /// `5m3s`, `2h1m`, `3d4h`.
-pub fn human_duration(d: Duration) -> String {
+pub(crate) fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         0..60 => format!("{s}s"),

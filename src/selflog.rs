@@ -19,11 +19,11 @@ use crate::outputs::formats::line::push_rfc3339;
 
 /// The journal field our own log's entries carry (`LOGGER_OWN_LOG=1`): a journal input skips
 /// them, as it skips what a journal output relayed (`LOGGER_TRANSPORT`).
-pub const OWN_LOG_FIELD: &str = "LOGGER_OWN_LOG";
+pub(crate) const OWN_LOG_FIELD: &str = "LOGGER_OWN_LOG";
 
 /// Where our own log goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     /// systemd-journal-logger.
     Journal,
     /// Readable lines on a terminal.
@@ -35,7 +35,7 @@ pub enum Backend {
 }
 
 /// The backend for a foreground process.
-pub fn foreground_backend() -> Backend {
+pub(crate) fn foreground_backend() -> Backend {
     if systemd_journal_logger::connected_to_journal() {
         Backend::Journal
     } else if std::io::stderr().is_terminal() {
@@ -46,7 +46,7 @@ pub fn foreground_backend() -> Backend {
 }
 
 /// The backend for a daemonized process.
-pub fn daemon_backend(journal_socket: &Path, log_file: &Path) -> Backend {
+pub(crate) fn daemon_backend(journal_socket: &Path, log_file: &Path) -> Backend {
     if journal_socket.exists() {
         Backend::Journal
     } else {
@@ -115,7 +115,7 @@ impl Log for Switchable {
 }
 
 /// True while our log goes to the journal, which keeps structured fields.
-pub fn to_journal() -> bool {
+pub(crate) fn to_journal() -> bool {
     LOGGER
         .0
         .lock()
@@ -125,7 +125,7 @@ pub fn to_journal() -> bool {
 /// Logs `message` at info with `fields` as journal fields of their own (`logger_received`
 /// becomes LOGGER_RECEIVED): what `journalctl -o json` can be queried for. Other backends
 /// show the message alone; callers give them the long form instead (see [`to_journal`]).
-pub fn info_with_fields(message: std::fmt::Arguments<'_>, fields: &[(&'static str, u64)]) {
+pub(crate) fn info_with_fields(message: std::fmt::Arguments<'_>, fields: &[(&'static str, u64)]) {
     if !log::log_enabled!(Level::Info) {
         return;
     }
@@ -168,7 +168,7 @@ fn syslog_level(level: Level) -> u8 {
 
 /// Switches our log to `backend` (installing the logger on first use). A log that cannot be
 /// opened is an unavailable output, as the relay's own output would be.
-pub fn install(backend: &Backend, level: LevelFilter) -> Result<(), Error> {
+pub(crate) fn install(backend: &Backend, level: LevelFilter) -> Result<(), Error> {
     let active = match backend {
         Backend::Journal => Active::Journal(
             systemd_journal_logger::JournalLog::new()
@@ -207,7 +207,7 @@ pub fn install(backend: &Backend, level: LevelFilter) -> Result<(), Error> {
 }
 
 /// Before a privilege drop: makes our own log file the user's, as `Sink::hand_over` does.
-pub fn hand_over_file(uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
+pub(crate) fn hand_over_file(uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
     let Ok(guard) = LOGGER.0.lock() else { return };
     if let Some(Active::File {
         file,
@@ -220,7 +220,7 @@ pub fn hand_over_file(uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
 }
 
 /// Reopens the log file after logrotate moved it (SIGHUP).
-pub fn reopen() {
+pub(crate) fn reopen() {
     let Ok(mut guard) = LOGGER.0.lock() else {
         return;
     };
@@ -236,7 +236,7 @@ pub fn reopen() {
 
 /// Reports the error that ends the process, once, where the operator will see it: the journal
 /// (with error priority) under systemd, a plain line on a terminal, a `<3>` line on a pipe.
-pub fn report_fatal(text: &str) {
+pub(crate) fn report_fatal(text: &str) {
     match foreground_backend() {
         Backend::Journal if install(&Backend::Journal, LevelFilter::Error).is_ok() => {
             log::error!("{text}");

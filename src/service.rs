@@ -49,7 +49,7 @@ const STOP_GRACE: Duration = Duration::from_millis(500);
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Everything `Service::new` needs from start-up.
-pub struct Startup {
+pub(crate) struct Startup {
     /// The command line (re-merged with the file on reload).
     pub cli: Cli,
     /// The environment that chose default paths.
@@ -69,7 +69,7 @@ pub struct Startup {
 }
 
 /// The running daemon.
-pub struct Service {
+pub(crate) struct Service {
     cli: Cli,
     env: Env,
     config: Config,
@@ -140,7 +140,7 @@ impl Timers {
 impl Service {
     /// Builds the service and starts its input threads and signal thread. Nothing is announced
     /// until `run`.
-    pub fn new(start: Startup) -> Result<Service> {
+    pub(crate) fn new(start: Startup) -> Result<Service> {
         let (events_tx, events) = channel();
         let stats = Arc::new(Stats::default());
         let shared = Shared {
@@ -233,7 +233,7 @@ impl Service {
     }
 
     /// The listeners' bound addresses, port 0 resolved.
-    pub fn bound(&self) -> Vec<String> {
+    pub(crate) fn bound(&self) -> Vec<String> {
         self.inputs.iter().map(|i| i.bound.clone()).collect()
     }
 
@@ -246,7 +246,7 @@ impl Service {
     }
 
     /// Announces readiness and serves until SIGTERM/SIGINT; returns after the drain.
-    pub fn run(mut self, notifier: Notifier) -> Result<()> {
+    pub(crate) fn run(mut self, notifier: Notifier) -> Result<()> {
         self.notifier = notifier;
         let now = Instant::now();
         if let Some(interval) = self.notifier.watchdog_interval() {

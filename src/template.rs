@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use crate::message::Message;
 
 /// The longest a substituted value may be, in bytes (a component is at most 255).
-pub const MAX_VALUE: usize = 64;
+pub(crate) const MAX_VALUE: usize = 64;
 
 /// A field a template may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +50,7 @@ enum Piece {
 
 /// A parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
+pub(crate) struct Template {
     /// As written.
     text: String,
     /// The fixed directory every file goes under.
@@ -61,12 +61,12 @@ pub struct Template {
 
 impl Template {
     /// True if `path` has a placeholder (and so is a template rather than one file).
-    pub fn is_template(path: &Path) -> bool {
+    pub(crate) fn is_template(path: &Path) -> bool {
         path.to_string_lossy().contains('{')
     }
 
     /// Parses an absolute path with `{field}` placeholders.
-    pub fn parse(path: &Path) -> Result<Template, String> {
+    pub(crate) fn parse(path: &Path) -> Result<Template, String> {
         let text = path
             .to_str()
             .ok_or("a templated path must be valid UTF-8")?;
@@ -104,12 +104,12 @@ impl Template {
     }
 
     /// The fixed directory.
-    pub fn base(&self) -> &Path {
+    pub(crate) fn base(&self) -> &Path {
         &self.base
     }
 
     /// The path components under the base for `msg`, each one safe as a single component.
-    pub fn render(&self, msg: &Message, local_host: &str) -> Vec<String> {
+    pub(crate) fn render(&self, msg: &Message, local_host: &str) -> Vec<String> {
         self.components
             .iter()
             .map(|pieces| {
@@ -200,7 +200,7 @@ fn date(t: SystemTime) -> String {
 }
 
 /// One value as a safe path component piece: see the module documentation.
-pub fn sanitise(value: &str) -> String {
+pub(crate) fn sanitise(value: &str) -> String {
     let mut out: String = value
         .chars()
         .map(|c| match c {

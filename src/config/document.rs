@@ -7,15 +7,15 @@ use std::borrow::Cow;
 use std::ops::{Range, RangeInclusive};
 use std::time::Duration;
 
-pub use toml::Spanned;
-pub use toml::de::{DeTable as Table, DeValue as Value};
+pub(super) use toml::Spanned;
+pub(super) use toml::de::{DeTable as Table, DeValue as Value};
 
 use super::MAX_DURATION;
 use super::values::parse_duration;
 use crate::error::Error;
 
 /// A parsed file: its name for messages, its text, and its top-level table.
-pub struct Document<'t> {
+pub(super) struct Document<'t> {
     origin: String,
     text: &'t str,
     pub root: Table<'t>,
@@ -23,7 +23,7 @@ pub struct Document<'t> {
 
 impl<'t> Document<'t> {
     /// Parses `text`, read from `origin` (a path, or a name such as "<config>").
-    pub fn parse(text: &'t str, origin: String) -> Result<Document<'t>, Error> {
+    pub(super) fn parse(text: &'t str, origin: String) -> Result<Document<'t>, Error> {
         match Table::parse(text) {
             Ok(root) => Ok(Document {
                 origin,
@@ -46,12 +46,12 @@ impl<'t> Document<'t> {
     }
 
     /// The file's name, for messages.
-    pub fn origin(&self) -> &str {
+    pub(super) fn origin(&self) -> &str {
         &self.origin
     }
 
     /// `FILE:LINE: what (in `the line`)`.
-    pub fn error_at(&self, span: Range<usize>, what: &str) -> Error {
+    pub(super) fn error_at(&self, span: Range<usize>, what: &str) -> Error {
         let start = span.start.min(self.text.len());
         // Bytes, not text: a span is not promised to fall on a character boundary.
         let line = self.text.as_bytes()[..start]
@@ -67,7 +67,7 @@ impl<'t> Document<'t> {
 /// What is wrong with a value, and where, when that is a part of it (a key of an `[[output]]`
 /// table) rather than the whole value.
 #[derive(Debug)]
-pub struct Fault {
+pub(super) struct Fault {
     pub message: String,
     pub at: Option<Range<usize>>,
 }
@@ -85,17 +85,17 @@ impl From<&str> for Fault {
 }
 
 /// A flag's text as the value of its key.
-pub fn flag_value(text: &str) -> Value<'_> {
+pub(super) fn flag_value(text: &str) -> Value<'_> {
     Value::String(Cow::Borrowed(text))
 }
 
 /// A string.
-pub fn string<'v>(v: &'v Value<'_>) -> Result<&'v str, String> {
+pub(super) fn string<'v>(v: &'v Value<'_>) -> Result<&'v str, String> {
     v.as_str().ok_or_else(|| "must be a string".to_owned())
 }
 
 /// A list of strings; one string stands for a list of one.
-pub fn strings(v: &Value<'_>) -> Result<Vec<String>, String> {
+pub(super) fn strings(v: &Value<'_>) -> Result<Vec<String>, String> {
     match v {
         Value::String(s) => Ok(vec![s.to_string()]),
         Value::Array(items) => items
@@ -112,21 +112,21 @@ pub fn strings(v: &Value<'_>) -> Result<Vec<String>, String> {
 }
 
 /// An integer.
-pub fn integer(v: &Value<'_>) -> Result<i64, String> {
+pub(super) fn integer(v: &Value<'_>) -> Result<i64, String> {
     v.as_integer()
         .and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok())
         .ok_or_else(|| "must be a whole number".to_owned())
 }
 
 /// true or false.
-pub fn boolean(v: &Value<'_>) -> Result<bool, String> {
+pub(super) fn boolean(v: &Value<'_>) -> Result<bool, String> {
     v.as_bool()
         .ok_or_else(|| "must be true or false".to_owned())
 }
 
 /// A number of bytes within `range`: an integer, or a string with a binary suffix ("64K",
 /// "16M", "1G"; "KiB" and "K" alike).
-pub fn size(v: &Value<'_>, range: RangeInclusive<usize>) -> Result<usize, String> {
+pub(super) fn size(v: &Value<'_>, range: RangeInclusive<usize>) -> Result<usize, String> {
     let n = match v {
         Value::String(s) => parse_size(s)?,
         _ => integer(v).map_err(|_| "must be a number of bytes".to_owned())?,
@@ -153,7 +153,7 @@ fn parse_size(s: &str) -> Result<i64, String> {
 }
 
 /// A duration ("250ms", "30s", "5m", "1h"); "0" is `None` (off). At most [`MAX_DURATION`].
-pub fn duration(v: &Value<'_>) -> Result<Option<Duration>, String> {
+pub(super) fn duration(v: &Value<'_>) -> Result<Option<Duration>, String> {
     let d = parse_duration(string(v)?)?;
     if d.is_some_and(|d| d > MAX_DURATION) {
         return Err("is longer than 7 days".into());
@@ -162,7 +162,7 @@ pub fn duration(v: &Value<'_>) -> Result<Option<Duration>, String> {
 }
 
 /// A duration that cannot be off.
-pub fn positive_duration(v: &Value<'_>) -> Result<Duration, String> {
+pub(super) fn positive_duration(v: &Value<'_>) -> Result<Duration, String> {
     duration(v)?.ok_or_else(|| "must be greater than 0".to_owned())
 }
 

@@ -208,10 +208,10 @@ impl TlsClientSpec {
 }
 
 /// The default bound of a disk queue.
-pub const DEFAULT_QUEUE_MAX_BYTES: u64 = 1 << 30;
+pub(super) const DEFAULT_QUEUE_MAX_BYTES: u64 = 1 << 30;
 /// How long a remote may leave what was sent unacknowledged before it is declared dead, by
 /// default: librelp's RELP timeout.
-pub const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_secs(90);
+pub(super) const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Everything a forward output is configured with beyond its remotes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 
 /// `table`'s entries in the order the file gives them (the map itself is sorted by name), so
 /// that the first error reported is the first in the file.
-pub fn in_file_order<'a, 't>(
+pub(super) fn in_file_order<'a, 't>(
     table: &'a Table<'t>,
 ) -> Vec<(
     &'a Spanned<std::borrow::Cow<'t, str>>,
@@ -26,7 +26,7 @@ pub fn in_file_order<'a, 't>(
 }
 
 /// Builds the configuration from the defaults, `doc` (if a file was read) and the flags.
-pub fn merge(doc: Option<&Document<'_>>, cli: &Cli, env: &Env) -> Result<Config> {
+pub(super) fn merge(doc: Option<&Document<'_>>, cli: &Cli, env: &Env) -> Result<Config> {
     let mut c = Config::defaults(env);
     if let Some(doc) = doc {
         let mut entries = in_file_order(&doc.root);

@@ -19,7 +19,7 @@ use crate::listen::ListenAddr;
 use crate::message::Transport;
 
 /// One key of a table whose values end up in a `T`.
-pub struct Key<T: 'static> {
+pub(super) struct Key<T: 'static> {
     /// Its name in the file, and the flag's without `--` where there is one.
     pub name: &'static str,
     /// What it means, for logger.toml(5): one paragraph, generated into the man page.
@@ -31,12 +31,12 @@ pub struct Key<T: 'static> {
 }
 
 /// The key of `keys` called `name`.
-pub fn find<T>(keys: &'static [Key<T>], name: &str) -> Option<&'static Key<T>> {
+pub(super) fn find<T>(keys: &'static [Key<T>], name: &str) -> Option<&'static Key<T>> {
     keys.iter().find(|k| k.name == name)
 }
 
 /// The names of `keys`, for messages.
-pub fn names<T>(keys: &[Key<T>]) -> String {
+pub(super) fn names<T>(keys: &[Key<T>]) -> String {
     let names: Vec<&str> = keys.iter().map(|k| k.name).collect();
     names.join(", ")
 }
@@ -50,7 +50,7 @@ const CONNECTIONS_RANGE: RangeInclusive<i64> = 1..=65536;
 /// The top-level keys, in the order `--check-config` prints them. `output` comes last: its
 /// tables are printed after every plain key, since TOML puts the keys that follow a table
 /// header into that table.
-pub const KEYS: &[Key<Config>] = &[
+pub(super) const KEYS: &[Key<Config>] = &[
     Key {
         name: "listen",
         doc: "Addresses to receive on, replacing the defaults (udp://127.0.0.1:5514, tcp://127.0.0.1:5514, unix://RUNTIME/log): unix:///PATH, unix-stream:///PATH, udp://, tcp://, tls://, relp://, relp+tls://, journal-remote://, journal-remote+https:// with ADDR:PORT. tls://, relp+tls:// and journal-remote+https:// need an [[input]] table for their certificate.",
@@ -292,7 +292,7 @@ pub const KEYS: &[Key<Config>] = &[
 ];
 
 /// The limits, top-level keys that an `[[input]]` table may set for itself.
-pub const LIMIT_KEYS: &[Key<Limits>] = &[
+pub(super) const LIMIT_KEYS: &[Key<Limits>] = &[
     Key {
         name: "max-message-size",
         doc: "The longest message accepted, in bytes; a longer datagram is cut (and marked truncated), a longer stream frame dropped and counted.",
@@ -351,7 +351,7 @@ pub const LIMIT_KEYS: &[Key<Limits>] = &[
 
 /// The keys of an `[[input]]` table besides the limits, in the order `--check-config` prints
 /// them.
-pub const INPUT_KEYS: &[Key<InputSpec>] = &[
+pub(super) const INPUT_KEYS: &[Key<InputSpec>] = &[
     Key {
         name: "listen",
         doc: "The address this table describes (as listen above); required.",
@@ -562,7 +562,7 @@ fn input(table: &Table<'_>, limits: &Limits) -> Result<InputSpec, Fault> {
 }
 
 /// The keys of an `[[output]]` table, in the order `--check-config` prints them.
-pub const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
+pub(super) const OUTPUT_KEYS: &[Key<OutputSpec>] = &[
     Key {
         name: "to",
         doc: "Where: journal, stderr, file:PATH (PATH may hold {hostname}, {peer}, {program}, {facility}, {date}: one file per value), one or more remotes udp://, tcp://, tls://, relp://, relp+tls:// HOST:PORT (a list fails over in order), or systemd-journal-remote at journal-remote+http:// or journal-remote+https:// HOST:PORT (the Journal Export Format, every field kept; https with the tls-* keys); required.",
@@ -978,7 +978,7 @@ fn count(v: &Value<'_>) -> Result<u32, String> {
 
 /// `s` as a TOML basic string: quotes, backslashes and control characters escaped, the rest
 /// as it is (TOML strings are UTF-8).
-pub fn quote(s: &str) -> String {
+pub(super) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

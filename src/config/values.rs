@@ -331,7 +331,7 @@ impl fmt::Display for QueuePolicy {
 /// The default bound of one output's queue, in bytes of messages: one full input batch.
 pub const DEFAULT_QUEUE_SIZE: usize = 256 << 10;
 /// The range `queue-size` accepts: from one largest message to 1 GiB.
-pub const QUEUE_SIZE_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..=1 << 30;
+pub(super) const QUEUE_SIZE_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..=1 << 30;
 
 /// One output: where messages go, which of them, how they are written, and how much may wait.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,7 +24,7 @@ use crate::sys;
 
 /// A socket ready to be served, with the input it serves.
 #[derive(Debug)]
-pub struct Listener {
+pub(crate) struct Listener {
     /// The input as configured (or derived, for an adopted socket no input names).
     pub spec: InputSpec,
     /// The socket: of the kind `spec.listen.transport` says (a UDP or AF_UNIX datagram socket,
@@ -38,12 +38,12 @@ pub struct Listener {
 
 impl Listener {
     /// The address it serves.
-    pub fn addr(&self) -> &ListenAddr {
+    pub(crate) fn addr(&self) -> &ListenAddr {
         &self.spec.listen
     }
 
     /// The address actually bound (port 0 resolved), as a listen URL.
-    pub fn bound(&self) -> String {
+    pub(crate) fn bound(&self) -> String {
         let addr = self.addr();
         let resolved = addr.socket_addr().and_then(|_| {
             let fd = self.socket.as_ref()?.as_raw_fd();
@@ -60,7 +60,7 @@ impl Listener {
 
 impl Listener {
     /// The socket, for the thread that serves it (once).
-    pub fn take_socket(&mut self) -> io::Result<OwnedFd> {
+    pub(crate) fn take_socket(&mut self) -> io::Result<OwnedFd> {
         self.socket
             .take()
             .ok_or_else(|| io::Error::other("the socket was taken already"))
@@ -77,7 +77,7 @@ impl Drop for Listener {
 
 /// Binds every configured input beside the adopted sockets (`adopt`). When sockets were
 /// passed and the inputs are the built-in default, the passed sockets replace the default.
-pub fn bind_all(config: &Config, activated: Vec<Listener>) -> Result<Vec<Listener>> {
+pub(crate) fn bind_all(config: &Config, activated: Vec<Listener>) -> Result<Vec<Listener>> {
     let mut listeners = activated;
     if config.inputs_are_default && !listeners.is_empty() {
         return Ok(listeners);
@@ -100,7 +100,7 @@ pub fn bind_all(config: &Config, activated: Vec<Listener>) -> Result<Vec<Listene
 /// True if a socket at `socket` serves the configured `wanted`: the same kind of socket at
 /// the same path, or the same port with the same address (or either the wildcard, since
 /// `ListenStream=6514` binds `[::]:6514`). TCP and TLS are the same kind of socket.
-pub fn serving(socket: &ListenAddr, wanted: &ListenAddr) -> bool {
+pub(crate) fn serving(socket: &ListenAddr, wanted: &ListenAddr) -> bool {
     if socket.is_stream() != wanted.is_stream() {
         return false;
     }
@@ -118,7 +118,7 @@ pub fn serving(socket: &ListenAddr, wanted: &ListenAddr) -> bool {
 /// else a plain input with the top-level limits. A socket named for a protocol serves an input
 /// of that protocol only; one passed as TLS (`FileDescriptorName=tls` or `relp+tls`) needs
 /// that input, to give it a certificate.
-pub fn adopted_spec(addr: &ListenAddr, config: &Config) -> Result<InputSpec> {
+pub(crate) fn adopted_spec(addr: &ListenAddr, config: &Config) -> Result<InputSpec> {
     let configured = config.inputs.iter().find(|i| {
         serving(addr, &i.listen)
             && (addr.transport == Transport::Tcp || i.listen.transport == addr.transport)
@@ -139,14 +139,14 @@ pub fn adopted_spec(addr: &ListenAddr, config: &Config) -> Result<InputSpec> {
 
 /// The error for a configuration that would serve nothing: `listen = []` without sockets
 /// passed by the service manager.
-pub fn nothing_to_serve() -> Error {
+pub(crate) fn nothing_to_serve() -> Error {
     Error::Config(
         "nothing to listen on: `listen` is empty and the service manager passed no sockets".into(),
     )
 }
 
 /// Binds one input's socket.
-pub fn bind(spec: &InputSpec) -> Result<Listener> {
+pub(crate) fn bind(spec: &InputSpec) -> Result<Listener> {
     let addr = &spec.listen;
     let fail = |source: io::Error| Error::Listen {
         address: addr.to_string(),
@@ -245,7 +245,7 @@ fn with_socket_umask<T>(bind: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
 /// Binds a unix stream socket at `path` whose file gets `mode` as the kernel creates it (no
 /// chmod by path); a stale socket is replaced, a live one refused (`AddrInUse`). For the control
 /// socket.
-pub fn bind_unix_stream_with_mode(path: &Path, mode: u32) -> io::Result<UnixListener> {
+pub(crate) fn bind_unix_stream_with_mode(path: &Path, mode: u32) -> io::Result<UnixListener> {
     use nix::sys::stat::{Mode, umask};
     prepare_path(path, true)?;
     let previous = umask(Mode::from_bits_truncate(!mode & 0o777));
@@ -304,7 +304,7 @@ impl Mode0755 for fs::DirBuilder {
 
 /// Adopts the sockets passed by the service manager (sd_listen_fds(3)), each with the
 /// configuration of the input at its address (see [`adopted_spec`]).
-pub fn adopt(fds: Vec<(RawFd, String)>, config: &Config) -> Result<Vec<Listener>> {
+pub(crate) fn adopt(fds: Vec<(RawFd, String)>, config: &Config) -> Result<Vec<Listener>> {
     fds.into_iter()
         .map(|(fd, name)| {
             let fail = |source: io::Error| Error::Listen {

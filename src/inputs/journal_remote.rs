@@ -26,9 +26,9 @@
 use crate::parse::export::{ExportReader, JournalEntry, Malformed};
 
 /// Entries waiting for their outputs before the connection is no longer read.
-pub const MAX_UNANSWERED: usize = 1024;
+pub(super) const MAX_UNANSWERED: usize = 1024;
 /// The request line and headers, at most.
-pub const HEAD_MAX: usize = 16 * 1024;
+pub(super) const HEAD_MAX: usize = 16 * 1024;
 /// A chunk-size or trailer line, at most.
 const LINE_MAX: usize = 1024;
 /// The content type journal-remote takes.
@@ -61,7 +61,7 @@ enum Body {
 }
 
 /// One connection's upload session.
-pub struct Upload {
+pub(super) struct Upload {
     phase: Phase,
     head: Vec<u8>,
     line: Vec<u8>,
@@ -81,7 +81,7 @@ pub struct Upload {
 
 impl Upload {
     /// A session whose entries' values are cut at `max_field` bytes.
-    pub fn new(max_field: usize) -> Upload {
+    pub(super) fn new(max_field: usize) -> Upload {
         Upload {
             phase: Phase::Head,
             head: Vec::new(),
@@ -97,12 +97,12 @@ impl Upload {
     }
 
     /// Applies a reloaded max-message-size to the requests that start from now.
-    pub fn set_max(&mut self, max_field: usize) {
+    pub(super) fn set_max(&mut self, max_field: usize) {
         self.max_field = max_field;
     }
 
     /// True while a head, a chunk-size line or an entry is partly read (frame-timeout runs).
-    pub fn in_frame(&self) -> bool {
+    pub(super) fn in_frame(&self) -> bool {
         match self.phase {
             Phase::Head => !self.head.is_empty(),
             Phase::Body(Body::ChunkSize | Body::Trailer) => {
@@ -115,7 +115,7 @@ impl Upload {
 
     /// Takes what the client sent: each entry goes to `entry` with its number. An error says
     /// why the session ends; its answer is queued (written before the connection closes).
-    pub fn feed(
+    pub(super) fn feed(
         &mut self,
         mut bytes: &[u8],
         mut entry: impl FnMut(JournalEntry, u32),
@@ -287,14 +287,14 @@ impl Upload {
     }
 
     /// Every output took the entry numbered `_n`: the request is answered once none waits.
-    pub fn answer(&mut self, _n: u32) {
+    pub(super) fn answer(&mut self, _n: u32) {
         self.unanswered = self.unanswered.saturating_sub(1);
         self.answer_if_taken();
     }
 
     /// The input stops: a request in progress is answered 503 (journal-upload sends it again,
     /// to the next instance); an idle connection just closes.
-    pub fn server_close(&mut self) {
+    pub(super) fn server_close(&mut self) {
         if self.ended {
             return;
         }
@@ -311,28 +311,28 @@ impl Upload {
     }
 
     /// Entries waiting for their outputs.
-    pub fn unanswered(&self) -> usize {
+    pub(super) fn unanswered(&self) -> usize {
         self.unanswered
     }
 
     /// True when the connection must not be read for now (too many entries waiting, or a
     /// request waiting for its answer), or for good (ended).
-    pub fn saturated(&self) -> bool {
+    pub(super) fn saturated(&self) -> bool {
         self.unanswered >= MAX_UNANSWERED || self.phase == Phase::Answering || self.ended
     }
 
     /// True once the session is over and every answer written: close the connection.
-    pub fn done(&self) -> bool {
+    pub(super) fn done(&self) -> bool {
         self.ended && self.out.is_empty()
     }
 
     /// The answers not yet written.
-    pub fn answers(&self) -> &[u8] {
+    pub(super) fn answers(&self) -> &[u8] {
         &self.out
     }
 
     /// `n` bytes of the answers were written.
-    pub fn written(&mut self, n: usize) {
+    pub(super) fn written(&mut self, n: usize) {
         self.out.drain(..n);
     }
 }

@@ -8,7 +8,7 @@
 //! kernel already queued, send it, report `Control::InputStopped` and exit: that is how a stop or
 //! a reload loses no accepted message.
 
-pub mod bind;
+pub(crate) mod bind;
 mod datagram;
 mod journal;
 mod journal_remote;
@@ -36,21 +36,21 @@ use crate::message::Message;
 use crate::receipt::{AckBoard, Mark, Receipt, Transaction};
 use crate::stats::Stats;
 use crate::tls;
-pub use bind::Listener;
+pub(crate) use bind::Listener;
 
 /// Messages per batch sent to the service loop, at most.
-pub const BATCH: usize = 64;
+pub(crate) const BATCH: usize = 64;
 /// Bytes per batch, at most (plus the one message that crosses it).
-pub const BATCH_BYTES: usize = 256 * 1024;
+pub(crate) const BATCH_BYTES: usize = 256 * 1024;
 /// What the batches on their way from every input to the loop may weigh together: eight full
 /// batches. Bounded in bytes, not batches (`gate::Gate`), so that 2 MiB messages, each a batch
 /// of its own, cannot queue eight times 2 MiB; one message larger than this passes alone.
-pub const IN_FLIGHT_BYTES: usize = 8 * BATCH_BYTES;
+pub(crate) const IN_FLIGHT_BYTES: usize = 8 * BATCH_BYTES;
 /// And at most 32 batches, whatever they weigh: under a flood more slack lets the input read
 /// on while the loop and outputs catch up (8 delivered 377k msg/s against 480k for 32 in
 /// `CASES="udp-flood-file tcp-file" benches/compare 1 5`), while small batches filling all
 /// 2 MiB only added resident memory (peak 6.8 MB over TCP unbounded, 5.6 MB at 32).
-pub const IN_FLIGHT_BATCHES: usize = 32;
+pub(crate) const IN_FLIGHT_BATCHES: usize = 32;
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -73,7 +73,7 @@ impl Received {
 
 /// What every input thread shares with the service loop.
 #[derive(Clone)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// Parsed messages (`Event::Batch`) and `InputStopped` go here: the loop's channel.
     pub events: Sender<Event>,
     /// The bytes of batches on their way to the loop, bounded (see [`IN_FLIGHT_BYTES`]).
@@ -84,7 +84,7 @@ pub struct Shared {
 
 /// What an input reads from the configuration: everything a reload may change under it.
 #[derive(Debug, Clone)]
-pub struct Tunables {
+pub(crate) struct Tunables {
     /// Its size and connection limits.
     pub limits: Limits,
     /// The networks it serves (checked before anything is parsed).
@@ -103,7 +103,7 @@ pub struct Tunables {
 
 /// The position file (under state-dir) of an input whose messages come by `transport`, if
 /// it keeps one: the key of its positions in disk queues.
-pub fn position_key(transport: crate::message::Transport) -> Option<&'static str> {
+pub(crate) fn position_key(transport: crate::message::Transport) -> Option<&'static str> {
     match transport {
         crate::message::Transport::Journal => Some(journal::CURSOR_FILE),
         crate::message::Transport::Kmsg => Some(kmsg::POSITION_FILE),
@@ -114,14 +114,14 @@ pub fn position_key(transport: crate::message::Transport) -> Option<&'static str
 /// The current `Tunables` of one input. A reload replaces them and wakes the input, which
 /// takes the new ones before it reads again; between wake-ups an input checks one counter.
 #[derive(Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     generation: AtomicU64,
     current: Mutex<Tunables>,
 }
 
 impl Settings {
     /// Settings starting at `tunables`.
-    pub fn new(tunables: Tunables) -> Settings {
+    pub(crate) fn new(tunables: Tunables) -> Settings {
         Settings {
             generation: AtomicU64::new(0),
             current: Mutex::new(tunables),
@@ -129,13 +129,13 @@ impl Settings {
     }
 
     /// Replaces them; inputs take them at their next wake-up (see `Input::wake`).
-    pub fn replace(&self, tunables: Tunables) {
+    pub(crate) fn replace(&self, tunables: Tunables) {
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = tunables;
         self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// What it holds now.
-    pub fn current(&self) -> Tunables {
+    pub(crate) fn current(&self) -> Tunables {
         self.get().1
     }
 
@@ -146,7 +146,7 @@ impl Settings {
 }
 
 /// A running input thread.
-pub struct Input {
+pub(crate) struct Input {
     /// Identifies the thread in `Control::InputStopped`.
     pub id: u64,
     /// The input it serves (as configured).
@@ -349,7 +349,7 @@ impl Batch {
 impl Input {
     /// Starts a thread serving `listener` with `tunables`: the one place an input's kind
     /// chooses its code.
-    pub fn spawn(
+    pub(crate) fn spawn(
         id: u64,
         listener: Listener,
         tunables: Tunables,
@@ -408,18 +408,18 @@ impl Input {
     }
 
     /// Wakes the thread so that it takes new settings now rather than at its next message.
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         let _ = self.waker.wake();
     }
 
     /// Asks the thread to drain its socket and exit; it reports `InputStopped` when done.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::Release);
         let _ = self.waker.wake();
     }
 
     /// Waits for the thread to end (after `InputStopped`).
-    pub fn join(mut self) {
+    pub(crate) fn join(mut self) {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

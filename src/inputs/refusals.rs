@@ -9,11 +9,11 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 /// At most one line per input per this long.
-pub const INTERVAL: Duration = Duration::from_secs(10);
+pub(super) const INTERVAL: Duration = Duration::from_secs(10);
 
 /// One input's refusal log.
 #[derive(Debug)]
-pub struct RefusalLog {
+pub(super) struct RefusalLog {
     input: String,
     last_said: Option<Instant>,
     unsaid: u64,
@@ -21,7 +21,7 @@ pub struct RefusalLog {
 
 impl RefusalLog {
     /// The log of the input serving `input` (as it is named in messages).
-    pub fn new(input: String) -> RefusalLog {
+    pub(super) fn new(input: String) -> RefusalLog {
         RefusalLog {
             input,
             last_said: None,
@@ -30,7 +30,7 @@ impl RefusalLog {
     }
 
     /// Says a refusal, or counts it if one was said within [`INTERVAL`].
-    pub fn refused(&mut self, what: fmt::Arguments<'_>) {
+    pub(super) fn refused(&mut self, what: fmt::Arguments<'_>) {
         let now = Instant::now();
         if self
             .last_said

@@ -18,9 +18,9 @@
 use crate::relp::{self, Malformed, Reader};
 
 /// Transactions waiting for their answer before the connection is no longer read.
-pub const MAX_UNANSWERED: usize = 1024;
+pub(super) const MAX_UNANSWERED: usize = 1024;
 /// Answers waiting to be written before the connection is no longer read.
-pub const MAX_PENDING_ANSWERS: usize = 64 * 1024;
+pub(super) const MAX_PENDING_ANSWERS: usize = 64 * 1024;
 
 /// The session's state besides its reader.
 #[derive(Default)]
@@ -48,14 +48,14 @@ fn next_txnr(txnr: u32) -> u32 {
 }
 
 /// One connection's RELP session.
-pub struct Session {
+pub(super) struct Session {
     reader: Reader,
     state: State,
 }
 
 impl Session {
     /// A session whose messages are cut at `max_message_size` bytes.
-    pub fn new(max_message_size: usize) -> Session {
+    pub(super) fn new(max_message_size: usize) -> Session {
         Session {
             reader: Reader::new(max_message_size),
             state: State::default(),
@@ -63,19 +63,19 @@ impl Session {
     }
 
     /// Applies a reloaded max-message-size to frames that start from now.
-    pub fn set_max(&mut self, max_message_size: usize) {
+    pub(super) fn set_max(&mut self, max_message_size: usize) {
         self.reader.set_max(max_message_size);
     }
 
     /// True while a frame is partly read (frame-timeout runs).
-    pub fn in_frame(&self) -> bool {
+    pub(super) fn in_frame(&self) -> bool {
         self.reader.in_frame()
     }
 
     /// Takes what the client sent: each `syslog` message goes to `message` with its data,
     /// whether it was truncated, and its transaction number. An error says why the session
     /// must end (the connection is closed; nothing unanswered was taken for good).
-    pub fn feed(
+    pub(super) fn feed(
         &mut self,
         bytes: &[u8],
         mut message: impl FnMut(&[u8], bool, u32),
@@ -142,7 +142,7 @@ impl Session {
     }
 
     /// Every output took the message of `txnr`: answer it.
-    pub fn answer(&mut self, txnr: u32) {
+    pub(super) fn answer(&mut self, txnr: u32) {
         relp::frame(&mut self.state.out, txnr, "rsp", b"200 OK");
         self.state.unanswered = self.state.unanswered.saturating_sub(1);
         self.state.close_if_answered();
@@ -150,7 +150,7 @@ impl Session {
 
     /// The input stops: tell the client (it sends what was not answered again, elsewhere or
     /// later).
-    pub fn server_close(&mut self) {
+    pub(super) fn server_close(&mut self) {
         if !self.state.ended {
             relp::frame(&mut self.state.out, 0, "serverclose", b"");
             self.state.ended = true;
@@ -158,13 +158,13 @@ impl Session {
     }
 
     /// Transactions waiting for their answer.
-    pub fn unanswered(&self) -> usize {
+    pub(super) fn unanswered(&self) -> usize {
         self.state.unanswered
     }
 
     /// True when the connection must not be read for now (too much unanswered, or answers
     /// the client does not read), or for good (ended, closing).
-    pub fn saturated(&self) -> bool {
+    pub(super) fn saturated(&self) -> bool {
         let s = &self.state;
         s.unanswered >= MAX_UNANSWERED
             || s.out.len() >= MAX_PENDING_ANSWERS
@@ -173,17 +173,17 @@ impl Session {
     }
 
     /// True once the session is over and every answer written: close the connection.
-    pub fn done(&self) -> bool {
+    pub(super) fn done(&self) -> bool {
         self.state.ended && self.state.out.is_empty()
     }
 
     /// The answers not yet written.
-    pub fn answers(&self) -> &[u8] {
+    pub(super) fn answers(&self) -> &[u8] {
         &self.state.out
     }
 
     /// `n` bytes of the answers were written.
-    pub fn written(&mut self, n: usize) {
+    pub(super) fn written(&mut self, n: usize) {
         self.state.out.drain(..n);
         if self.state.out.is_empty() && self.state.out.capacity() > MAX_PENDING_ANSWERS {
             self.state.out = Vec::new();

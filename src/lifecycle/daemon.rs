@@ -30,7 +30,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// ones we were explicitly given (socket activation, --notify-fd), signal dispositions and the
 /// signal mask, and manager variables meant for another process. Called first thing with
 /// `--fork`, before we open anything of our own, so nothing we own can be closed by mistake.
-pub fn prepare(keep: &[i32]) -> Result<()> {
+pub(crate) fn prepare(keep: &[i32]) -> Result<()> {
     // daemon(7) step 1: close all open descriptors except stdin, stdout, stderr.
     sys::close_descriptors_above_stderr(keep);
     // Steps 2 and 3: reset signal handlers (an ignored SIGTERM or SIGHUP from the launcher would
@@ -53,7 +53,7 @@ pub fn prepare(keep: &[i32]) -> Result<()> {
 
 /// The user and group to switch to, resolved before forking so a typo fails on the terminal.
 #[derive(Debug, Clone)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     uid: Uid,
     gid: Gid,
     name: String,
@@ -61,13 +61,13 @@ pub struct Credentials {
 
 impl Credentials {
     /// The user and group switched to.
-    pub fn ids(&self) -> (Uid, Gid) {
+    pub(crate) fn ids(&self) -> (Uid, Gid) {
         (self.uid, self.gid)
     }
 }
 
 /// Resolves `--user`/`--group`; None when neither is given.
-pub fn resolve_credentials(config: &Config) -> Result<Option<Credentials>> {
+pub(crate) fn resolve_credentials(config: &Config) -> Result<Option<Credentials>> {
     let user = match &config.user {
         Some(name) => Some(
             User::from_name(name)
@@ -97,7 +97,7 @@ pub fn resolve_credentials(config: &Config) -> Result<Option<Credentials>> {
 /// PID file, log files) is open. Supplementary groups first, then the group, then the user: in
 /// any other order the later calls are no longer permitted. Refuses to continue as root if the
 /// drop did not take.
-pub fn drop_privileges(creds: &Credentials) -> Result<()> {
+pub(crate) fn drop_privileges(creds: &Credentials) -> Result<()> {
     nix::unistd::setgroups(&[creds.gid]).map_err(|e| Error::os("setgroups", e))?;
     nix::unistd::setgid(creds.gid).map_err(|e| Error::os("setgid", e))?;
     nix::unistd::setuid(creds.uid).map_err(|e| Error::os("setuid", e))?;
@@ -120,7 +120,7 @@ pub fn drop_privileges(creds: &Credentials) -> Result<()> {
 }
 
 /// The default PID file: /run/logger.pid as root, none otherwise.
-pub fn pidfile_path(config: &Config) -> Option<PathBuf> {
+pub(crate) fn pidfile_path(config: &Config) -> Option<PathBuf> {
     config.pidfile.clone().or_else(|| {
         Uid::effective()
             .is_root()
@@ -130,7 +130,7 @@ pub fn pidfile_path(config: &Config) -> Option<PathBuf> {
 
 /// Forks twice and returns in the daemon, with the readiness pipe handed to `notifier` and the
 /// locked PID file. The launching process never returns: it waits on the pipe and exits.
-pub fn daemonize(config: &Config, notifier: &mut Notifier) -> Result<Option<PidFile>> {
+pub(crate) fn daemonize(config: &Config, notifier: &mut Notifier) -> Result<Option<PidFile>> {
     // Step 6: the readiness pipe the launcher waits on (daemon(7) step 14 and 15).
     let (read_end, write_end) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::os("creating a pipe", e))?;

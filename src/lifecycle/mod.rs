@@ -2,7 +2,7 @@
 //! (`notify`), signals turned into events (`signals`), and the SysV daemonization of `--fork`
 //! (`daemon`, with its PID file in `pidfile`).
 
-pub mod daemon;
-pub mod notify;
-pub mod pidfile;
-pub mod signals;
+pub(crate) mod daemon;
+pub(crate) mod notify;
+pub(crate) mod pidfile;
+pub(crate) mod signals;

@@ -16,7 +16,7 @@ use crate::error::Error;
 
 /// The first byte the daemon writes to the `--fork` readiness pipe on success, followed by its
 /// pid. On failure the first byte is the exit status (never 0) and the rest the error text.
-pub const READY_BYTE: u8 = 0;
+pub(crate) const READY_BYTE: u8 = 0;
 
 /// Everything that wants to hear about readiness.
 #[derive(Debug, Default)]

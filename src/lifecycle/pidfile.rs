@@ -22,14 +22,14 @@ use crate::error::{Error, Result};
 
 /// A locked PID file; dropping it removes the file.
 #[derive(Debug)]
-pub struct PidFile {
+pub(crate) struct PidFile {
     path: PathBuf,
     file: Flock<File>,
 }
 
 impl PidFile {
     /// Creates (or takes over a stale) PID file holding `pid`, locked.
-    pub fn create(path: &Path, pid: u32) -> Result<PidFile> {
+    pub(crate) fn create(path: &Path, pid: u32) -> Result<PidFile> {
         let fail = |reason: String| Error::PidFile {
             path: path.to_owned(),
             reason,

@@ -11,7 +11,7 @@ use std::sync::mpsc::Sender;
 use crate::event::{Control, Event};
 
 /// Starts the thread that forwards SIGHUP as `Reload` and SIGTERM/SIGINT as `Terminate`.
-pub fn spawn(events: Sender<Event>) -> io::Result<Handle> {
+pub(crate) fn spawn(events: Sender<Event>) -> io::Result<Handle> {
     let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT])?;
     let handle = signals.handle();
     std::thread::Builder::new()

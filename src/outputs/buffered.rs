@@ -23,7 +23,7 @@ use crate::receipt::Mark;
 const MOVE_BYTES: usize = 256 * 1024;
 
 /// An output fed from a disk queue.
-pub struct DiskBuffered {
+pub(super) struct DiskBuffered {
     inner: Sink,
     queue: Box<DiskQueue>,
     dir: String,
@@ -37,7 +37,7 @@ pub struct DiskBuffered {
 
 impl DiskBuffered {
     /// Puts the queue in `dir` in front of `inner`.
-    pub fn new(inner: Sink, queue: DiskQueue, dir: &Path) -> DiskBuffered {
+    pub(super) fn new(inner: Sink, queue: DiskQueue, dir: &Path) -> DiskBuffered {
         DiskBuffered {
             inner,
             queue: Box::new(queue),

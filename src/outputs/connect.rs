@@ -11,10 +11,10 @@ use std::time::Duration;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 /// A TLS client and the name the server's certificate must carry.
-pub type TlsClient = (Arc<ClientConfig>, String);
+pub(super) type TlsClient = (Arc<ClientConfig>, String);
 
 /// One connection.
-pub enum Conn {
+pub(super) enum Conn {
     /// Plain TCP.
     Plain(TcpStream),
     /// Under TLS.
@@ -24,7 +24,7 @@ pub enum Conn {
 impl Conn {
     /// Connects to `host:port` (the first address it resolves to), under TLS with `tls` if
     /// given; each connect, read and write may take `timeout`.
-    pub fn open(
+    pub(super) fn open(
         host: &str,
         port: u16,
         tls: Option<&TlsClient>,

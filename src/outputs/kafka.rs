@@ -61,15 +61,15 @@ const CLIENT_ID: &str = "logger";
 
 /// Kafka's error codes this producer acts on.
 mod code {
-    pub const NONE: i16 = 0;
-    pub const CORRUPT_MESSAGE: i16 = 2;
-    pub const MESSAGE_TOO_LARGE: i16 = 10;
-    pub const RECORD_LIST_TOO_LARGE: i16 = 18;
-    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
-    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-    pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
-    pub const UNKNOWN_PRODUCER_ID: i16 = 59;
-    pub const INVALID_RECORD: i16 = 87;
+    pub(super) const NONE: i16 = 0;
+    pub(super) const CORRUPT_MESSAGE: i16 = 2;
+    pub(super) const MESSAGE_TOO_LARGE: i16 = 10;
+    pub(super) const RECORD_LIST_TOO_LARGE: i16 = 18;
+    pub(super) const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub(super) const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    pub(super) const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+    pub(super) const UNKNOWN_PRODUCER_ID: i16 = 59;
+    pub(super) const INVALID_RECORD: i16 = 87;
 }
 
 /// The API versions used: the highest both sides know, within what this code was written for.

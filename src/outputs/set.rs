@@ -42,7 +42,7 @@ pub const MAX_BATCH: usize = 64;
 /// How long a `block-bounded` output may hold the inputs back with its queue full and letting
 /// go of nothing (a dead remote) before it drops for itself instead: rsyslog's default
 /// `queue.timeoutEnqueue`, after which it discards too.
-pub const STUCK_AFTER: Duration = Duration::from_secs(2);
+pub(super) const STUCK_AFTER: Duration = Duration::from_secs(2);
 
 /// Outputs opened at start-up, before any thread exists.
 pub struct Opened {

@@ -23,7 +23,7 @@ use crate::template::Template;
 use super::WriteOut;
 
 /// Files a templated output keeps open at most.
-pub const MAX_OPEN_FILES: usize = 256;
+pub(super) const MAX_OPEN_FILES: usize = 256;
 
 /// Lines waiting for one rendered path.
 struct Pending {
@@ -35,7 +35,7 @@ struct Pending {
 }
 
 /// The output.
-pub struct Templated {
+pub(super) struct Templated {
     template: Template,
     /// The fixed base directory (created at start if missing).
     base: File,
@@ -50,7 +50,7 @@ pub struct Templated {
 
 impl Templated {
     /// Opens (creating if needed) the template's fixed base directory.
-    pub fn open(template: Template) -> io::Result<Templated> {
+    pub(super) fn open(template: Template) -> io::Result<Templated> {
         let base_created = !template.base().exists();
         if base_created {
             std::fs::DirBuilder::new()
@@ -79,7 +79,7 @@ impl Templated {
 
     /// Adds one line, written by `format` into the buffer of the file `key` names (a rendered
     /// path).
-    pub fn accept(&mut self, key: Vec<String>, format: impl FnOnce(&mut Vec<u8>)) {
+    pub(super) fn accept(&mut self, key: Vec<String>, format: impl FnOnce(&mut Vec<u8>)) {
         let pending = self.files.entry(key).or_insert_with(|| Pending {
             file: None,
             text: Vec::new(),
@@ -94,18 +94,18 @@ impl Templated {
     }
 
     /// Bytes pending in all files.
-    pub fn backlog_bytes(&self) -> usize {
+    pub(super) fn backlog_bytes(&self) -> usize {
         self.bytes
     }
 
     /// Messages pending in all files.
-    pub fn backlog_messages(&self) -> usize {
+    pub(super) fn backlog_messages(&self) -> usize {
         self.messages
     }
 
     /// Writes every file's pending lines; a file that fails keeps its lines (the error is
     /// reported) and the others go on.
-    pub fn write_out(&mut self, out: &mut WriteOut) {
+    pub(super) fn write_out(&mut self, out: &mut WriteOut) {
         self.clock += 1;
         let keys: Vec<Vec<String>> = self
             .files
@@ -171,7 +171,7 @@ impl Templated {
     }
 
     /// Closes every file (SIGHUP); each is reopened by path at its next line.
-    pub fn reopen(&mut self) {
+    pub(super) fn reopen(&mut self) {
         for pending in self.files.values_mut() {
             pending.file = None;
         }
@@ -180,7 +180,7 @@ impl Templated {
 
     /// Before a privilege drop: the base directory we created becomes the user's, so that it
     /// can create the per-host directories under it.
-    pub fn hand_over(&self, uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
+    pub(super) fn hand_over(&self, uid: nix::unistd::Uid, gid: nix::unistd::Gid) {
         if self.base_created
             && let Err(e) = nix::unistd::fchown(&self.base, Some(uid), Some(gid))
         {
@@ -192,7 +192,7 @@ impl Templated {
     }
 
     /// The template, for logs.
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         self.template.to_string()
     }
 
@@ -262,14 +262,17 @@ fn refuse_link(e: nix::errno::Errno) -> io::Error {
     }
 }
 /// The templated output: lines in `style`, each into the file its message renders to.
-pub struct TemplatedOutput {
+pub(super) struct TemplatedOutput {
     files: Templated,
     style: super::text::LineStyle,
 }
 
 impl TemplatedOutput {
     /// Opens the template's base directory.
-    pub fn open(template: Template, style: super::text::LineStyle) -> io::Result<TemplatedOutput> {
+    pub(super) fn open(
+        template: Template,
+        style: super::text::LineStyle,
+    ) -> io::Result<TemplatedOutput> {
         Ok(TemplatedOutput {
             files: Templated::open(template)?,
             style,

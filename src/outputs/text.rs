@@ -45,7 +45,7 @@ impl LineStyle {
 }
 
 /// Lines not yet written.
-pub struct Lines {
+pub(super) struct Lines {
     style: LineStyle,
     text: Vec<u8>,
     messages: usize,
@@ -53,7 +53,7 @@ pub struct Lines {
 
 impl Lines {
     /// An empty backlog writing in `style`.
-    pub fn new(style: LineStyle) -> Lines {
+    pub(super) fn new(style: LineStyle) -> Lines {
         Lines {
             style,
             text: Vec::with_capacity(64 * 1024),
@@ -62,7 +62,7 @@ impl Lines {
     }
 
     /// Appends `msg` as a line.
-    pub fn accept(&mut self, msg: &Message) {
+    pub(super) fn accept(&mut self, msg: &Message) {
         if msg.weight() > LARGE_LINE {
             // Its line at its size, not the double of what the buffer held.
             self.text.reserve_exact(msg.weight() + 512);
@@ -72,28 +72,28 @@ impl Lines {
     }
 
     /// Appends `msg` as a line to `item` (for a disk queue in front of the output).
-    pub fn encode(&self, msg: &Message, item: &mut Vec<u8>) {
+    pub(super) fn encode(&self, msg: &Message, item: &mut Vec<u8>) {
         self.style.format(item, msg);
     }
 
     /// Appends a line `encode` made.
-    pub fn accept_item(&mut self, line: &[u8]) {
+    pub(super) fn accept_item(&mut self, line: &[u8]) {
         self.text.extend_from_slice(line);
         self.messages += 1;
     }
 
     /// Bytes waiting.
-    pub fn bytes(&self) -> usize {
+    pub(super) fn bytes(&self) -> usize {
         self.text.len()
     }
 
     /// Messages waiting.
-    pub fn messages(&self) -> usize {
+    pub(super) fn messages(&self) -> usize {
         self.messages
     }
 
     /// Writes as much as `w` takes; what it did not take stays for the next write-out.
-    pub fn write_to(&mut self, w: &mut impl Write) -> WriteOut {
+    pub(super) fn write_to(&mut self, w: &mut impl Write) -> WriteOut {
         let mut out = WriteOut::default();
         write_text(w, &mut self.text, &mut out);
         if self.text.is_empty() {
@@ -111,7 +111,7 @@ impl Lines {
 }
 
 /// One message as a line in `format`.
-pub fn format_line(
+pub(super) fn format_line(
     format: LineFormat,
     zone: Zone,
     buf: &mut Vec<u8>,

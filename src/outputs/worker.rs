@@ -34,7 +34,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// The messages of `batch` whose bits are set in `mask`, weighing `bytes`: one output's share
 /// of a batch.
-pub struct Share {
+pub(super) struct Share {
     /// The batch, shared by every output that takes some of it.
     pub batch: Arc<Vec<Message>>,
     /// Bit `i`: this output takes `batch[i]`.
@@ -47,7 +47,7 @@ pub struct Share {
 }
 
 /// What the loop sends an output's thread.
-pub enum Item {
+pub(super) enum Item {
     /// The shares of every batch the loop took in one round: one wake-up of the thread for all.
     Batches(Vec<Share>),
     /// Reopen the file (SIGHUP).
@@ -60,7 +60,7 @@ pub enum Item {
 
 /// An output's counters and queue size, shared by its thread and the loop.
 #[derive(Debug, Default)]
-pub struct Gauge {
+pub(super) struct Gauge {
     /// Bytes held: see the module documentation.
     pub queued_bytes: AtomicUsize,
     /// The queue's bound in bytes (a reload may change it).
@@ -88,13 +88,13 @@ pub struct Gauge {
 
 impl Gauge {
     /// True while the queue holds its bound or more.
-    pub fn full(&self) -> bool {
+    pub(super) fn full(&self) -> bool {
         self.queued_bytes.load(Relaxed) >= self.limit.load(Relaxed)
     }
 }
 
 /// The loop's handle on an output's thread.
-pub struct Worker {
+pub(super) struct Worker {
     items: Sender<Item>,
     /// Shares taken this round, sent together by `flush`.
     pending: Vec<Share>,
@@ -108,7 +108,7 @@ pub struct Worker {
 impl Worker {
     /// Starts the thread for `sink`. `wake` is the loop's: a token there says an output has
     /// room again or has ended.
-    pub fn spawn(
+    pub(super) fn spawn(
         sink: Sink,
         limit: usize,
         stats: Arc<Stats>,
@@ -148,12 +148,12 @@ impl Worker {
     }
 
     /// Adds a share to this round's; the caller has counted it in the gauge.
-    pub fn push(&mut self, share: Share) {
+    pub(super) fn push(&mut self, share: Share) {
         self.pending.push(share);
     }
 
     /// Sends this round's shares.
-    pub fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         if !self.pending.is_empty() {
             let shares = std::mem::take(&mut self.pending);
             self.deliver(Item::Batches(shares));
@@ -161,7 +161,7 @@ impl Worker {
     }
 
     /// Sends `item` after this round's shares.
-    pub fn send(&mut self, item: Item) {
+    pub(super) fn send(&mut self, item: Item) {
         self.flush();
         self.deliver(item);
     }
@@ -182,7 +182,7 @@ impl Worker {
     }
 
     /// Joins the thread if it has ended; true if it has.
-    pub fn reap(&mut self) -> bool {
+    pub(super) fn reap(&mut self) -> bool {
         if !self.gauge.done.load(Relaxed) {
             return false;
         }

@@ -14,8 +14,6 @@ use std::sync::OnceLock;
 
 /// SD_JOURNAL_LOCAL_ONLY: this machine's journal files only.
 const LOCAL_ONLY: c_int = 1;
-/// sd_journal_process: nothing changed.
-pub const NOP: c_int = 0;
 
 type Handle = *mut c_void;
 
@@ -109,7 +107,7 @@ fn check(r: c_int) -> io::Result<c_int> {
 }
 
 /// An open journal, read on the thread that opened it.
-pub struct Journal {
+pub(crate) struct Journal {
     lib: &'static Lib,
     handle: Handle,
     /// sd-journal objects belong to one thread.
@@ -120,7 +118,7 @@ impl Journal {
     /// Opens this machine's journal (every file the process may read); each field read is cut
     /// at `max_field` bytes (sd_journal_set_data_threshold(3)), so that an entry costs at most
     /// its fields' count times that, whatever a local writer put in it.
-    pub fn open(max_field: usize) -> io::Result<Journal> {
+    pub(crate) fn open(max_field: usize) -> io::Result<Journal> {
         let lib = lib()?;
         let mut handle: Handle = std::ptr::null_mut();
         // SAFETY: `handle` is a valid place for the new object's pointer.
@@ -136,47 +134,47 @@ impl Journal {
     }
 
     /// Adds `FIELD=value` to the matches (sd_journal_add_match(3)).
-    pub fn add_match(&mut self, pair: &[u8]) -> io::Result<()> {
+    pub(crate) fn add_match(&mut self, pair: &[u8]) -> io::Result<()> {
         // SAFETY: a live handle; the data is valid for its length and copied by the call.
         check(unsafe { (self.lib.add_match)(self.handle, pair.as_ptr().cast(), pair.len()) })
             .map(|_| ())
     }
 
     /// Starts a new group of matches, ORed with the previous (journalctl's `+`).
-    pub fn add_disjunction(&mut self) -> io::Result<()> {
+    pub(crate) fn add_disjunction(&mut self) -> io::Result<()> {
         // SAFETY: a live handle.
         check(unsafe { (self.lib.add_disjunction)(self.handle) }).map(|_| ())
     }
 
     /// Before the first entry.
-    pub fn seek_head(&mut self) -> io::Result<()> {
+    pub(crate) fn seek_head(&mut self) -> io::Result<()> {
         // SAFETY: a live handle.
         check(unsafe { (self.lib.seek_head)(self.handle) }).map(|_| ())
     }
 
     /// At the entry `cursor` names, or where it would be if it is gone; `next_entry` then moves
     /// onto it (or the one after where it was).
-    pub fn seek_cursor(&mut self, cursor: &str) -> io::Result<()> {
+    pub(crate) fn seek_cursor(&mut self, cursor: &str) -> io::Result<()> {
         let c = CString::new(cursor).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         // SAFETY: a live handle and a NUL-terminated string the call only reads.
         check(unsafe { (self.lib.seek_cursor)(self.handle, c.as_ptr()) }).map(|_| ())
     }
 
     /// True if the current entry is the one `cursor` names.
-    pub fn test_cursor(&mut self, cursor: &str) -> io::Result<bool> {
+    pub(crate) fn test_cursor(&mut self, cursor: &str) -> io::Result<bool> {
         let c = CString::new(cursor).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         // SAFETY: as in `seek_cursor`.
         check(unsafe { (self.lib.test_cursor)(self.handle, c.as_ptr()) }).map(|r| r > 0)
     }
 
     /// Moves to the next entry; false at the end.
-    pub fn next_entry(&mut self) -> io::Result<bool> {
+    pub(crate) fn next_entry(&mut self) -> io::Result<bool> {
         // SAFETY: a live handle.
         check(unsafe { (self.lib.next)(self.handle) }).map(|r| r > 0)
     }
 
     /// The current entry's cursor.
-    pub fn cursor(&mut self) -> io::Result<String> {
+    pub(crate) fn cursor(&mut self) -> io::Result<String> {
         let mut c: *mut c_char = std::ptr::null_mut();
         // SAFETY: a live handle and a valid place for the string's pointer.
         check(unsafe { (self.lib.get_cursor)(self.handle, &mut c) })?;
@@ -188,7 +186,7 @@ impl Journal {
     }
 
     /// The current entry's wall-clock time, in microseconds since the epoch.
-    pub fn realtime_usec(&mut self) -> io::Result<u64> {
+    pub(crate) fn realtime_usec(&mut self) -> io::Result<u64> {
         let mut usec = 0u64;
         // SAFETY: a live handle and a valid place for the value.
         check(unsafe { (self.lib.get_realtime_usec)(self.handle, &mut usec) })?;
@@ -196,7 +194,7 @@ impl Journal {
     }
 
     /// Hands each `FIELD=value` of the current entry to `each`, binary values included.
-    pub fn for_each_field(&mut self, mut each: impl FnMut(&[u8])) -> io::Result<()> {
+    pub(crate) fn for_each_field(&mut self, mut each: impl FnMut(&[u8])) -> io::Result<()> {
         // SAFETY: a live handle.
         unsafe { (self.lib.restart_data)(self.handle) };
         loop {
@@ -220,13 +218,13 @@ impl Journal {
     }
 
     /// The descriptor that becomes readable when the journal changes (inotify).
-    pub fn fd(&mut self) -> io::Result<RawFd> {
+    pub(crate) fn fd(&mut self) -> io::Result<RawFd> {
         // SAFETY: a live handle.
         check(unsafe { (self.lib.get_fd)(self.handle) })
     }
 
     /// After the descriptor was readable: takes in new and rotated files.
-    pub fn process(&mut self) -> io::Result<c_int> {
+    pub(crate) fn process(&mut self) -> io::Result<c_int> {
         // SAFETY: a live handle.
         check(unsafe { (self.lib.process)(self.handle) })
     }

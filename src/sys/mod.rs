@@ -8,7 +8,7 @@
 //! `// SAFETY:` comment. The rest of the crate is `#![deny(unsafe_code)]`.
 #![allow(unsafe_code)]
 
-pub mod journal;
+pub(crate) mod journal;
 
 use std::ffi::OsStr;
 use std::io;
@@ -22,7 +22,7 @@ use nix::unistd::{ForkResult, Pid};
 
 /// True if the process has exactly one thread, read from /proc/self/status. Without /proc
 /// there is no way to know, and the error says so.
-pub fn is_single_threaded() -> io::Result<bool> {
+pub(crate) fn is_single_threaded() -> io::Result<bool> {
     let status = std::fs::read_to_string("/proc/self/status").map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -39,7 +39,7 @@ pub fn is_single_threaded() -> io::Result<bool> {
 ///
 /// Refuses unless the process is single-threaded (checked): `std::env::remove_var` is unsafe
 /// because another thread could read the environment at the same time.
-pub fn unset_env<K: AsRef<OsStr>>(keys: &[K]) -> io::Result<()> {
+pub(crate) fn unset_env<K: AsRef<OsStr>>(keys: &[K]) -> io::Result<()> {
     if !is_single_threaded()? {
         return Err(io::Error::other(
             "refusing to change the environment: the process already has threads",
@@ -57,7 +57,7 @@ pub fn unset_env<K: AsRef<OsStr>>(keys: &[K]) -> io::Result<()> {
 ///
 /// Fails if `fd` is not open. The caller must call this at most once per descriptor number and
 /// must not otherwise use `fd`: the returned `OwnedFd` closes it on drop. Marks it close-on-exec.
-pub fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
+pub(crate) fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
     if fd < 0 {
         return Err(io::Error::from_raw_os_error(nix::libc::EBADF));
     }
@@ -73,7 +73,7 @@ pub fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
 }
 
 /// Which side of a `fork` we are on.
-pub enum Forked {
+pub(crate) enum Forked {
     /// The original process; the child's pid.
     Parent(Pid),
     /// The new process.
@@ -81,7 +81,7 @@ pub enum Forked {
 }
 
 /// `fork(2)`. Refuses unless the process is single-threaded.
-pub fn fork() -> io::Result<Forked> {
+pub(crate) fn fork() -> io::Result<Forked> {
     if !is_single_threaded()? {
         return Err(io::Error::other(
             "refusing to fork: the process already has threads",
@@ -98,7 +98,7 @@ pub fn fork() -> io::Result<Forked> {
 /// Ends the current process at once, without running destructors or atexit handlers: what the
 /// intermediate process of a double fork must do so that it does not flush or unlink anything
 /// that belongs to the daemon.
-pub fn exit_now(code: i32) -> ! {
+pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: `_exit` has no preconditions; it terminates the process without returning.
     unsafe { nix::libc::_exit(code) }
 }
@@ -106,7 +106,7 @@ pub fn exit_now(code: i32) -> ! {
 /// Resets every catchable signal to its default action (daemon(7) step 3), except SIGPIPE, which
 /// stays ignored as the Rust runtime set it: a write to a closed pipe or socket must be an error we
 /// handle, not a death.
-pub fn reset_signal_handlers() {
+pub(crate) fn reset_signal_handlers() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for signal in Signal::iterator() {
@@ -128,7 +128,7 @@ pub fn reset_signal_handlers() {
 /// Bytes written to a TCP socket that its peer's TCP has not acknowledged yet (SIOCOUTQ: the
 /// kernel's `write_seq - snd_una`, still answered after the connection was reset): what a
 /// connection that breaks now has not delivered.
-pub fn unacknowledged_bytes(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
+pub(crate) fn unacknowledged_bytes(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
     use std::os::fd::AsRawFd;
     let mut n: nix::libc::c_int = 0;
     // SAFETY: SIOCOUTQ (TIOCOUTQ on Linux) writes one int through its pointer argument, which
@@ -144,7 +144,7 @@ pub fn unacknowledged_bytes(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<u
 ///
 /// Must run before the process opens anything of its own: it closes descriptors that no Rust value
 /// owns (inherited from the launcher), and would close owned ones too.
-pub fn close_descriptors_above_stderr(keep: &[RawFd]) {
+pub(crate) fn close_descriptors_above_stderr(keep: &[RawFd]) {
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
@@ -166,7 +166,7 @@ pub fn close_descriptors_above_stderr(keep: &[RawFd]) {
 /// 64 KiB buffer that only ever holds short messages keeps a page or two resident. `vec![0; n]`
 /// cannot promise that: glibc's calloc clears a chunk it takes from a thread's arena, touching
 /// every page before the first byte arrives.
-pub struct Pages {
+pub(crate) struct Pages {
     start: NonNull<u8>,
     len: usize,
 }
@@ -179,7 +179,7 @@ unsafe impl Sync for Pages {}
 
 impl Pages {
     /// Maps `len` (at least 1) zeroed bytes.
-    pub fn zeroed(len: usize) -> io::Result<Pages> {
+    pub(crate) fn zeroed(len: usize) -> io::Result<Pages> {
         use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
         let len = len.max(1);
         let length = NonZeroUsize::new(len).expect("len is at least 1");
@@ -220,7 +220,7 @@ impl DerefMut for Pages {
 
 /// The local time zone's offset from UTC at `unix_secs`, in seconds east, as the C library's
 /// time zone (TZ, else /etc/localtime) has it; 0 if the time cannot be converted.
-pub fn local_utc_offset(unix_secs: i64) -> i32 {
+pub(crate) fn local_utc_offset(unix_secs: i64) -> i32 {
     let t: nix::libc::time_t = unix_secs;
     // SAFETY: an all-zero `tm` is a valid value of this plain C struct (its one pointer,
     // tm_zone, may be null); localtime_r only writes it.

@@ -16,7 +16,7 @@ use super::{certificates, identity, pem_error, provider, roots};
 use crate::config::{Fingerprint, TlsClientSpec};
 
 /// Builds the client configuration from the files `spec` names.
-pub fn load(spec: &TlsClientSpec) -> Result<Arc<ClientConfig>, String> {
+pub(crate) fn load(spec: &TlsClientSpec) -> Result<Arc<ClientConfig>, String> {
     let provider = provider();
     let ca = match &spec.ca {
         None => None,
@@ -56,7 +56,7 @@ pub fn load(spec: &TlsClientSpec) -> Result<Arc<ClientConfig>, String> {
 }
 
 /// The name to ask for and verify: an IP address or a DNS name.
-pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(host.to_string()).map_err(|_| format!("'{host}' is not a host name"))
 }
 

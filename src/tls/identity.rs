@@ -11,7 +11,7 @@ use rustls_pki_types::CertificateDer;
 use crate::config::Fingerprint;
 
 /// The SHA-256 fingerprint of a DER certificate.
-pub fn fingerprint(der: &[u8]) -> Fingerprint {
+pub(crate) fn fingerprint(der: &[u8]) -> Fingerprint {
     let digest = ring::digest::digest(&ring::digest::SHA256, der);
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
@@ -20,7 +20,7 @@ pub fn fingerprint(der: &[u8]) -> Fingerprint {
 
 /// The names a certificate presents: its DNS subject-alternative names and its subject's
 /// common name (what rsyslog's permitted-peer names match too).
-pub fn names(der: &CertificateDer<'_>) -> (Option<String>, Vec<String>) {
+pub(crate) fn names(der: &CertificateDer<'_>) -> (Option<String>, Vec<String>) {
     let Ok(cert) = webpki::EndEntityCert::try_from(der) else {
         return (None, Vec::new());
     };
@@ -31,7 +31,7 @@ pub fn names(der: &CertificateDer<'_>) -> (Option<String>, Vec<String>) {
 /// `CN=..., DNS:..., DNS:...`, or the fingerprint when the certificate names nothing.
 /// Control and invisible characters a CA let into a name are escaped (`\xNN`), as in
 /// messages, so the identity cannot forge a line anywhere it is written.
-pub fn describe(der: &CertificateDer<'_>) -> String {
+pub(crate) fn describe(der: &CertificateDer<'_>) -> String {
     let (cn, dns) = names(der);
     let parts: Vec<String> = cn
         .map(|cn| format!("CN={cn}"))
@@ -57,7 +57,7 @@ const STRING_TAGS: &[u8] = &[0x0c, 0x13, 0x14, 0x16];
 
 /// The first common name of a DER Name's contents (the RDNSequence without its outer
 /// SEQUENCE header, as webpki gives it), if it is text.
-pub fn common_name(subject: &[u8]) -> Option<&str> {
+pub(crate) fn common_name(subject: &[u8]) -> Option<&str> {
     let mut rdns = subject;
     while !rdns.is_empty() {
         let (tag, set, rest) = tlv(rdns)?;

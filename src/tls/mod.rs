@@ -14,8 +14,8 @@
 //! - [`identity`](self::identity): the verified peer as text, and fingerprints.
 //! - [`verify`](self::verify): client verification narrowed to names or fingerprints.
 
-pub mod client;
-pub mod identity;
+pub(crate) mod client;
+pub(crate) mod identity;
 mod verify;
 
 use std::path::Path;
@@ -28,22 +28,21 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 use crate::config::TlsSpec;
-pub use verify::name_matches;
 
 /// The crypto provider every TLS endpoint uses.
-pub fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// True for a name `tls-client-names` can hold: a DNS name, or `*.` and one.
-pub fn valid_name_pattern(pattern: &str) -> bool {
+pub(crate) fn valid_name_pattern(pattern: &str) -> bool {
     let name = pattern.strip_prefix("*.").unwrap_or(pattern);
     rustls_pki_types::DnsName::try_from(name).is_ok() && !name.contains('*')
 }
 
 /// A TLS listener's configuration, ready for connections.
 #[derive(Clone)]
-pub struct Server {
+pub(crate) struct Server {
     /// What every new connection is started with.
     pub config: Arc<ServerConfig>,
 }
@@ -57,7 +56,7 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Reads the files `spec` names and builds the configuration; the error names the file
     /// and what is wrong with it.
-    pub fn load(spec: &TlsSpec) -> Result<Server, String> {
+    pub(crate) fn load(spec: &TlsSpec) -> Result<Server, String> {
         let provider = provider();
         let (Some(cert), Some(key)) = (&spec.cert, &spec.key) else {
             return Err("tls-cert and tls-key are required".into());

@@ -17,7 +17,7 @@ use crate::config::Fingerprint;
 
 /// A verifier that asks more of a client than its CA does.
 #[derive(Debug)]
-pub struct Narrowed {
+pub(super) struct Narrowed {
     /// The CA's verifier; None when fingerprints alone decide.
     pub ca: Option<Arc<dyn ClientCertVerifier>>,
     /// Accepted names (DNS SAN or CN); empty: any.
@@ -30,7 +30,7 @@ pub struct Narrowed {
 
 /// True if `name` (from a certificate) matches `pattern` (from the configuration): equal but
 /// for case, or `*.rest` matching one label followed by `.rest`.
-pub fn name_matches(pattern: &str, name: &str) -> bool {
+pub(crate) fn name_matches(pattern: &str, name: &str) -> bool {
     if pattern.eq_ignore_ascii_case(name) {
         return true;
     }
