@@ -385,14 +385,7 @@ fn user_nobody_reopens_the_files_logrotate_creates() {
     .unwrap();
     kill(f.pid, nix::sys::signal::Signal::SIGHUP);
     // Reloaded once its own log says so; then a new message must land in the new file.
-    let deadline = Instant::now() + WAIT;
-    while !std::fs::read_to_string(f.path("own.log"))
-        .unwrap_or_default()
-        .contains("reloaded")
-    {
-        assert!(Instant::now() < deadline, "no reload logged");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_text(&f.path("own.log"), "reloaded");
     f.send("<13>rot: after");
     f.stop();
     let own = std::fs::read_to_string(f.path("own.log")).unwrap();

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::Test;
-use crate::support::{Builder, Daemon, have};
+use crate::support::{Builder, Daemon, eventually, have};
 
 const WAIT: Duration = Duration::from_secs(30);
 /// Messages in the kill scenario: 3 MB, ten times the memory queue.
@@ -91,11 +91,9 @@ impl Collector {
             .spawn()
             .expect("rsyslogd");
         self.child = Some(child);
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "rsyslogd does not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually("rsyslogd listening", WAIT, || {
+            TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
     }
 
     fn kill(&mut self) {

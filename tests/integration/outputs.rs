@@ -101,11 +101,7 @@ fn debian_rules_place_every_facility_and_severity_where_rsyslog_does() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + WAIT;
-    while !rs_sock.exists() {
-        assert!(Instant::now() < deadline, "rsyslog never made its socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually("rsyslog making its socket", WAIT, || rs_sock.exists());
 
     // logger with the shipped example, paths moved into the test directory.
     let example = std::fs::read_to_string(
@@ -128,17 +124,7 @@ fn debian_rules_place_every_facility_and_severity_where_rsyslog_does() {
     // stop: it is done once the last message sent (every file's rules take it or not, but
     // syslog takes facility 23) is in its syslog file.
     let last = theirs.join("syslog");
-    let deadline = Instant::now() + WAIT;
-    while !std::fs::read_to_string(&last)
-        .unwrap_or_default()
-        .contains("corpus-f23-s7")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "rsyslog never wrote the whole corpus"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_text(&last, "corpus-f23-s7");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(rsyslog.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -255,11 +241,7 @@ fn a_reload_keeps_adds_and_removes_outputs() {
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
     // A datagram and a signal race: each message is known to be handled once it is in a file.
     let wait_for = |name: &str, text: &str| {
-        let deadline = Instant::now() + WAIT;
-        while !read(name).contains(text) {
-            assert!(Instant::now() < deadline, "{text} never reached {name}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_text(&dir.join(name), text);
     };
     let b = Builder::new().config(&table("kept.log", "*.*"));
     let config = b.dir().join("logger.toml");
@@ -390,15 +372,11 @@ fn a_stuck_output_that_drops_stalls_neither_the_others_nor_the_stop() {
     // 600 KB: far more than the pipe and the stderr queue hold together.
     assert_eq!(send_until_held_back(&d, N), N, "the inputs were held back");
     let file = d.path("out.log");
-    let deadline = Instant::now() + WAIT;
-    while lines_in(&file) < N {
-        assert!(
-            Instant::now() < deadline,
-            "the file output has {} of {N} lines while stderr is stuck",
-            lines_in(&file)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(
+        &format!("the file output's {N} lines while stderr is stuck"),
+        WAIT,
+        || lines_in(&file) >= N,
+    );
     // STATUS= counts what the stuck output dropped, per output.
     wait_for_status(&d, "stderr's drops", |status| {
         let stderr_part = status.split("stderr").nth(1).unwrap_or("");
@@ -468,23 +446,9 @@ fn a_collector_writes_per_host_files_and_follows_no_planted_link() {
     send("<13>Nov 24 05:00:00 evil app: into-the-link");
     send("<13>Nov 24 05:00:00 .. ..: dot-dot");
     send("<13>Nov 24 05:00:00 db-2 cron: db2-cron");
-    let wait_for = |path: &Path, text: &str| {
-        let deadline = Instant::now() + WAIT;
-        while !std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .contains(text)
-        {
-            assert!(
-                Instant::now() < deadline,
-                "{text} never reached {}",
-                path.display()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
-    wait_for(&remote.join("web1/sshd.log"), "web1-sshd");
-    wait_for(&remote.join("db-2/cron.log"), "db2-cron");
-    wait_for(&remote.join("__/__.log"), "dot-dot");
+    wait_for_text(&remote.join("web1/sshd.log"), "web1-sshd");
+    wait_for_text(&remote.join("db-2/cron.log"), "db2-cron");
+    wait_for_text(&remote.join("__/__.log"), "dot-dot");
     // The planted link: nothing written through it, the refusal counted.
     wait_for_status(&d, "the refused lines counted", |status| {
         counter(status, "dropped") == 1
@@ -500,7 +464,7 @@ fn a_collector_writes_per_host_files_and_follows_no_planted_link() {
     d.signal(nix::sys::signal::Signal::SIGHUP);
     d.notify.expect("READY=1");
     send("<38>Nov 24 05:00:01 web1 sshd[1]: after-rotation");
-    wait_for(&remote.join("web1/sshd.log"), "after-rotation");
+    wait_for_text(&remote.join("web1/sshd.log"), "after-rotation");
     let (status, _, stderr) = d.stop();
     assert!(status.success(), "{stderr}");
 }

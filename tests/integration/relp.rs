@@ -17,7 +17,7 @@ use logger::relp::{self, Reader, Reply};
 
 use crate::forward::{arrivals, imrelp_installed, wait_all, wait_queued};
 use crate::harness::Test;
-use crate::support::{Builder, Daemon, closed_by_peer, free_port, have};
+use crate::support::{Builder, Daemon, closed_by_peer, eventually, free_port, have};
 use crate::tls::Pki;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -319,11 +319,9 @@ impl Rsyslog {
             .stderr(Stdio::null())
             .spawn()
             .expect("rsyslogd");
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "rsyslogd does not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually("rsyslogd listening", WAIT, || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         Rsyslog { port, child }
     }
 
@@ -352,11 +350,7 @@ fn kill(d: Daemon) {
 
 /// Waits until at least `n` numbers arrived in `out`.
 fn wait_some(out: &Path, n: usize) {
-    let deadline = Instant::now() + WAIT;
-    while arrivals(out).len() < n {
-        assert!(Instant::now() < deadline, "fewer than {n} arrived");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(&format!("{n} arrived"), WAIT, || arrivals(out).len() >= n);
 }
 
 fn duplicates(seen: &std::collections::BTreeMap<u32, u32>) -> u32 {

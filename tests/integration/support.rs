@@ -537,6 +537,16 @@ pub fn eventually(what: &str, limit: Duration, mut condition: impl FnMut() -> bo
     }
 }
 
+/// Waits (bounded) until the file at `path` holds `text`, and returns what it holds.
+pub fn wait_for_text(path: &Path, text: &str) -> String {
+    let mut held = String::new();
+    eventually(&format!("{text:?} in {}", path.display()), WAIT, || {
+        held = std::fs::read_to_string(path).unwrap_or_default();
+        held.contains(text)
+    });
+    held
+}
+
 /// Waits (bounded) until the file at `path` holds `lines` lines, and returns its text.
 pub fn wait_for_lines(path: &Path, lines: usize) -> String {
     let mut text = String::new();
