@@ -70,21 +70,7 @@ impl std::str::FromStr for Kafka {
         }
         let brokers = brokers
             .split(',')
-            .map(|b| {
-                let (host, port) = b
-                    .rsplit_once(':')
-                    .ok_or_else(|| bad("a broker's port is missing (Kafka's is 9092)"))?;
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                if host.is_empty() || host.contains(['/', ' ', '@']) {
-                    return Err(bad("a broker is not a host name or address"));
-                }
-                let port = port
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| bad("a broker's port is not a number from 1 to 65535"))?;
-                Ok((host.to_owned(), port))
-            })
+            .map(|b| host_port(b, "Kafka's is 9092").map_err(|e| bad(&format!("a broker: {e}"))))
             .collect::<Result<Vec<_>, String>>()?;
         Ok(Kafka {
             brokers,
@@ -136,24 +122,28 @@ impl std::str::FromStr for JournalRemote {
             None => return Err(bad(expected)),
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
-        let (host, port) = rest
-            .rsplit_once(':')
-            .ok_or_else(|| bad("the port is missing (journal-remote listens on 19532)"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || host.contains(['/', ' ', '@']) {
-            return Err(bad("the host is missing or not a host name or address"));
-        }
-        let port = port
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?;
-        Ok(JournalRemote {
-            host: host.to_owned(),
-            port,
-            tls,
-        })
+        let (host, port) =
+            host_port(rest, "journal-remote listens on 19532").map_err(|e| bad(&e))?;
+        Ok(JournalRemote { host, port, tls })
     }
+}
+
+/// `HOST:PORT` as a `to` names a server (IPv6 in brackets): the host as written, the port from
+/// 1 to 65535; `usual` says which port is usual when it is missing.
+fn host_port(text: &str, usual: &str) -> Result<(String, u16), String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("the port is missing ({usual})"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(['/', ' ', '@']) {
+        return Err("the host is missing or not a host name or address".into());
+    }
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or("the port is not a number from 1 to 65535")?;
+    Ok((host.to_owned(), port))
 }
 
 impl fmt::Display for JournalRemote {
