@@ -15,7 +15,7 @@
 //!   [`listen`]: the listen URL syntax. [`allow`]: allow-lists of networks.
 //! - [`message`]: the message model. [`fields`]: its named fields, in one allocation.
 //!   [`parse`]: bytes → [`message::Message`]; `parse::export`: the Journal Export Format read
-//!   back (what systemd-journal-upload sends).
+//!   back (what systemd-journal-upload sends); `parse::kmsg`: /dev/kmsg records.
 //!   [`framing`]: RFC 6587 stream framing. [`relp`]: RELP frames both ways.
 //! - [`escape`]: the one reversible escaping of control and invisible characters.
 //! - [`timestamp`]: a sender's time read, and the date forms of rsyslog's lines.

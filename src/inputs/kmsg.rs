@@ -29,6 +29,7 @@ use mio::unix::SourceFd;
 use super::{Batch, Ctx, Listener, SOCKET};
 use crate::message::{Fields, Message, Origin, Transport};
 use crate::outputs::formats::line::push_rfc3339;
+use crate::parse::kmsg::{Joiner, Record};
 use crate::parse::parse;
 use crate::receipt::Mark;
 use crate::stats::Stats;
@@ -203,7 +204,7 @@ impl Reader {
         batch
             .transactions
             .extend(record.joined.iter().map(|&seq| (seq as usize, 0)));
-        let message = record.message(offset);
+        let message = record_message(&record, offset);
         match &self.boot {
             Some(boot) => {
                 let position = Mark {
@@ -261,139 +262,30 @@ impl Reader {
     }
 }
 
-/// One /dev/kmsg record.
-#[derive(Debug, PartialEq, Eq)]
-struct Record {
-    priority: u8,
-    facility: u8,
-    seq: u64,
-    usec: u64,
-    /// `c`: a line continued by the records flagged `+` that follow (kernels before 4.9);
-    /// `-` otherwise.
-    flags: u8,
-    text: Vec<u8>,
-    dictionary: Vec<(String, Vec<u8>)>,
-    /// The sequence numbers of the continuation records joined into this one.
-    joined: Vec<u64>,
-}
-
-impl Record {
-    /// Reads `PRI,SEQ,USEC,FLAGS[,...];TEXT\n KEY=VALUE\n...`; None for what is not a record.
-    fn parse(bytes: &[u8]) -> Option<Record> {
-        let semicolon = bytes.iter().position(|&b| b == b';')?;
-        let prefix = std::str::from_utf8(&bytes[..semicolon]).ok()?;
-        let mut parts = prefix.split(',');
-        let pri: u32 = parts.next()?.parse().ok()?;
-        let seq = parts.next()?.parse().ok()?;
-        let usec = parts.next()?.parse().ok()?;
-        let flags = parts.next().and_then(|f| f.bytes().next()).unwrap_or(b'-');
-        let rest = &bytes[semicolon + 1..];
-        let mut lines = rest.split(|&b| b == b'\n');
-        let text = unescape_kernel(lines.next().unwrap_or_default());
-        let dictionary = lines
-            .filter_map(|l| l.strip_prefix(b" "))
-            .filter_map(|l| {
-                let eq = l.iter().position(|&b| b == b'=')?;
-                let key = std::str::from_utf8(&l[..eq]).ok()?;
-                let valid = !key.is_empty()
-                    && key
-                        .bytes()
-                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-                valid.then(|| (key.to_owned(), l[eq + 1..].to_vec()))
-            })
-            .collect();
-        Some(Record {
-            priority: (pri & 7) as u8,
-            facility: ((pri >> 3) & 0x7f).min(23) as u8,
-            seq,
-            usec,
-            flags,
-            text,
-            dictionary,
-            joined: Vec::new(),
-        })
+/// The message of a record: its time as wall-clock time (`offset`: realtime minus monotonic,
+/// in microseconds), `kernel` as the tag of the kernel's own records (a user-space writer's
+/// text carries its own tag), and the record's numbers and dictionary as fields.
+fn record_message(record: &Record, offset: i128) -> Message {
+    let wall = (i128::from(record.usec) + offset).max(0) as u64;
+    let mut raw = format!(
+        "<{}>",
+        u16::from(record.facility) * 8 + u16::from(record.priority)
+    )
+    .into_bytes();
+    push_rfc3339(&mut raw, UNIX_EPOCH + Duration::from_micros(wall));
+    raw.push(b' ');
+    if record.facility == 0 {
+        raw.extend_from_slice(b"kernel: ");
     }
-
-    /// The message: the record's time as wall-clock time (`offset`: realtime minus monotonic,
-    /// in microseconds), `kernel` as the tag of the kernel's own records (a user-space writer's
-    /// text carries its own tag), and the record's numbers and dictionary as fields.
-    fn message(&self, offset: i128) -> Message {
-        let wall = (i128::from(self.usec) + offset).max(0) as u64;
-        let mut raw = format!(
-            "<{}>",
-            u16::from(self.facility) * 8 + u16::from(self.priority)
-        )
-        .into_bytes();
-        push_rfc3339(&mut raw, UNIX_EPOCH + Duration::from_micros(wall));
-        raw.push(b' ');
-        if self.facility == 0 {
-            raw.extend_from_slice(b"kernel: ");
-        }
-        raw.extend_from_slice(&self.text);
-        let msg = parse(&raw, Origin::new(Transport::Kmsg), SystemTime::now(), false);
-        let mut fields = Fields::new();
-        fields.push("KERNEL_SEQNUM", self.seq.to_string().as_bytes());
-        fields.push("KERNEL_MONOTONIC_USEC", self.usec.to_string().as_bytes());
-        for (key, value) in &self.dictionary {
-            fields.push(&format!("KERNEL_{key}"), value);
-        }
-        msg.with_fields(fields)
+    raw.extend_from_slice(&record.text);
+    let msg = parse(&raw, Origin::new(Transport::Kmsg), SystemTime::now(), false);
+    let mut fields = Fields::new();
+    fields.push("KERNEL_SEQNUM", record.seq.to_string().as_bytes());
+    fields.push("KERNEL_MONOTONIC_USEC", record.usec.to_string().as_bytes());
+    for (key, value) in &record.dictionary {
+        fields.push(&format!("KERNEL_{key}"), value);
     }
-}
-
-/// Joins continued lines: a record flagged `c` is held until the records flagged `+` that
-/// continue it have been appended (the kernels before 4.9 wrote a line in pieces; newer ones
-/// write it whole, flagged `-`).
-#[derive(Default)]
-struct Joiner {
-    held: Option<Record>,
-}
-
-impl Joiner {
-    /// Takes the next record; returns the records now complete, in order.
-    fn push(&mut self, record: Record) -> Vec<Record> {
-        match (record.flags, &mut self.held) {
-            (b'+', Some(held)) => {
-                held.text.extend_from_slice(&record.text);
-                held.joined.push(record.seq);
-                Vec::new()
-            }
-            (b'c', _) => self.held.replace(record).into_iter().collect(),
-            _ => {
-                let mut done: Vec<Record> = self.held.take().into_iter().collect();
-                done.push(record);
-                done
-            }
-        }
-    }
-
-    /// The record held, once nothing more has come (the end of a drain).
-    fn finish(&mut self) -> Option<Record> {
-        self.held.take()
-    }
-}
-
-/// Undoes the kernel's `\xNN` escapes of non-printable bytes (a backslash itself is `\x5c`).
-fn unescape_kernel(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if text[i] == b'\\'
-            && text.get(i + 1) == Some(&b'x')
-            && let (Some(h), Some(l)) = (
-                text.get(i + 2).copied().and_then(hex),
-                text.get(i + 3).copied().and_then(hex),
-            )
-        {
-            out.push((h * 16 + l) as u8);
-            i += 4;
-        } else {
-            out.push(text[i]);
-            i += 1;
-        }
-    }
-    out
+    msg.with_fields(fields)
 }
 
 /// CLOCK_REALTIME minus CLOCK_MONOTONIC, in microseconds: what turns a record's time into
@@ -483,16 +375,14 @@ mod tests {
         // A user-space writer's record (facility user) keeps its own tag.
         let r = Record::parse(b"14,7,100,-;myapp: hello").unwrap();
         assert_eq!((r.facility, r.priority), (1, 6));
-        let msg = r.message(1_796_657_844_000_000);
+        let msg = record_message(&r, 1_796_657_844_000_000);
         assert_eq!(msg.app_name().as_deref(), Some("myapp"));
         assert_eq!(msg.text(), b"hello");
         assert_eq!(
             msg.timestamp().as_deref(),
             Some("2026-12-07T15:37:24.000100Z")
         );
-        let kernel = Record::parse(b"4,8,100,-;usb 1-1: new device")
-            .unwrap()
-            .message(0);
+        let kernel = record_message(&Record::parse(b"4,8,100,-;usb 1-1: new device").unwrap(), 0);
         assert_eq!(kernel.app_name().as_deref(), Some("kernel"));
         assert_eq!(kernel.text(), b"usb 1-1: new device");
         assert_eq!(kernel.fields().iter().next().unwrap().0, "KERNEL_SEQNUM");

@@ -13,6 +13,7 @@
 //!   in front of the text, and a forwarder writing RFC 5424 adds its own.
 
 pub mod export;
+pub mod kmsg;
 mod rfc3164;
 mod rfc5424;
 
