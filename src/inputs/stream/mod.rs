@@ -105,21 +105,7 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
             .stats
             .connections
             .store(table.map.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        // Turns still owed: look at the sockets without sleeping. Otherwise sleep until the
-        // first deadline (an idle listener with no connections sleeps until woken).
-        let timeout = if table.ready.is_empty() {
-            let (idle, frame) = (ctx.limits().idle_timeout, ctx.limits().frame_timeout);
-            let now = Instant::now();
-            table
-                .map
-                .values()
-                .map(|c| c.deadline(idle, frame))
-                .chain(acceptor.retry)
-                .min()
-                .map(|t| t.saturating_duration_since(now))
-        } else {
-            Some(Duration::ZERO)
-        };
+        let timeout = next_wake(&ctx, &table, &acceptor);
         if let Err(e) = poll.poll(&mut events, timeout)
             && e.kind() != io::ErrorKind::Interrupted
         {
@@ -157,50 +143,17 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
                 &mut batch,
             );
         }
-        // One turn for each connection ready now; one that read its whole turn goes to the
-        // back of the line.
-        for _ in 0..table.ready.len() {
-            let Some(token) = table.ready.pop_front() else {
-                break;
-            };
-            let Some(conn) = table.map.get_mut(&token) else {
-                continue;
-            };
-            conn.queued = false;
-            match conn.read(&mut ctx, &mut buffers, &mut batch, TURN) {
-                ReadState::Drained => {}
-                ReadState::More => table.mark_ready(token),
-                ReadState::Closed => {
-                    table.remove(&poll, token);
-                }
-            }
-        }
+        take_turns(&mut ctx, &poll, &mut table, &mut buffers, &mut batch);
         close_overdue(&mut ctx, &poll, &mut table, &mut batch);
         if stopping {
-            // Every connection's unread bytes (bounded: a client that keeps sending cannot
-            // hold the stop), then close them all.
-            let tokens: Vec<usize> = table.map.keys().copied().collect();
-            for token in tokens {
-                let Some(conn) = table.map.get_mut(&token) else {
-                    continue;
-                };
-                if matches!(
-                    conn.read(&mut ctx, &mut buffers, &mut batch, STOP_READ),
-                    ReadState::Closed
-                ) {
-                    table.remove(&poll, token);
-                } else {
-                    conn.emit_finish(&ctx, &mut batch);
-                }
-            }
-            if ctx.board.is_some() {
-                batch.flush();
-                answer_before_stop(&ctx, &mut poll, &mut events, &mut table);
-            }
-            let tokens: Vec<usize> = table.map.keys().copied().collect();
-            for token in tokens {
-                table.remove(&poll, token);
-            }
+            close_at_stop(
+                &mut ctx,
+                &mut poll,
+                &mut events,
+                &mut table,
+                &mut buffers,
+                &mut batch,
+            );
         }
         if !batch.flush() || stopping {
             break;
@@ -209,6 +162,81 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut listener: Listener) {
     drop(acceptor);
     drop(listener);
     ctx.finish();
+}
+
+/// How long to sleep: not at all while turns are owed; else until the first deadline (an idle
+/// listener with no connections sleeps until woken).
+fn next_wake(ctx: &Ctx, table: &Table, acceptor: &Acceptor) -> Option<Duration> {
+    if !table.ready.is_empty() {
+        return Some(Duration::ZERO);
+    }
+    let (idle, frame) = (ctx.limits().idle_timeout, ctx.limits().frame_timeout);
+    let now = Instant::now();
+    table
+        .map
+        .values()
+        .map(|c| c.deadline(idle, frame))
+        .chain(acceptor.retry)
+        .min()
+        .map(|t| t.saturating_duration_since(now))
+}
+
+/// One turn for each connection ready now; one that read its whole turn goes to the back of
+/// the line.
+fn take_turns(
+    ctx: &mut Ctx,
+    poll: &mio::Poll,
+    table: &mut Table,
+    buffers: &mut Buffers,
+    batch: &mut Batch,
+) {
+    for _ in 0..table.ready.len() {
+        let Some(token) = table.ready.pop_front() else {
+            break;
+        };
+        let Some(conn) = table.map.get_mut(&token) else {
+            continue;
+        };
+        conn.queued = false;
+        match conn.read(ctx, buffers, batch, TURN) {
+            ReadState::Drained => {}
+            ReadState::More => table.mark_ready(token),
+            ReadState::Closed => {
+                table.remove(poll, token);
+            }
+        }
+    }
+}
+
+/// A stop: every connection's unread bytes (bounded: a client that keeps sending cannot hold
+/// the stop), what answering sessions are owed, then every connection closed.
+fn close_at_stop(
+    ctx: &mut Ctx,
+    poll: &mut mio::Poll,
+    events: &mut Events,
+    table: &mut Table,
+    buffers: &mut Buffers,
+    batch: &mut Batch,
+) {
+    let tokens: Vec<usize> = table.map.keys().copied().collect();
+    for token in tokens {
+        let Some(conn) = table.map.get_mut(&token) else {
+            continue;
+        };
+        if matches!(conn.read(ctx, buffers, batch, STOP_READ), ReadState::Closed) {
+            table.remove(poll, token);
+        } else {
+            conn.emit_finish(ctx, batch);
+        }
+    }
+    if ctx.board.is_some() {
+        batch.flush();
+        answer_before_stop(ctx, poll, events, table);
+    }
+    let tokens: Vec<usize> = table.map.keys().copied().collect();
+    for token in tokens {
+        table.remove(poll, token);
+    }
 }
 
 /// Answers the RELP transactions whose messages every output took (posted on the input's
