@@ -96,10 +96,13 @@ struct Batch {
     sends: u32,
 }
 
+/// The brokers by node ID: host and port, as the metadata advertises them.
+type Brokers = HashMap<i32, (String, u16)>;
+
 /// What the cluster's metadata says, and the connections to its brokers.
 #[derive(Default)]
 struct Cluster {
-    brokers: HashMap<i32, (String, u16)>,
+    brokers: Brokers,
     /// Each partition's leader, by partition index.
     leaders: Vec<i32>,
     conns: HashMap<i32, Conn>,
@@ -251,62 +254,97 @@ impl KafkaOutput {
     /// Bootstraps (any listed broker answers) or refreshes the metadata: brokers, versions,
     /// each partition's leader.
     fn refresh(&mut self) -> io::Result<()> {
+        let (mut conn, at) = self.connect_any()?;
+        let versions = self.negotiate(&mut conn)?;
+        let meta = self.topic_metadata(&mut conn, versions.metadata)?;
+        let (brokers, leaders) = self.layout(&meta)?;
+        // The connection we asked on serves again as the broker it is, if the metadata names
+        // it by the address we reached it at.
+        let asked = brokers.iter().find(|(_, hp)| **hp == at).map(|(id, _)| *id);
+        self.cluster = Cluster {
+            brokers,
+            leaders,
+            conns: HashMap::new(),
+            versions: Some(versions),
+        };
+        if let Some(id) = asked {
+            self.cluster.conns.insert(id, conn);
+        }
+        Ok(())
+    }
+
+    /// A connection to a broker we already know, else to the first listed one that answers;
+    /// and the address it reached.
+    fn connect_any(&self) -> io::Result<(Conn, (String, u16))> {
         let mut last = io::Error::other("no broker listed");
-        let mut conn = None;
-        // A broker we already know first, then the listed ones.
         let known: Vec<(String, u16)> = self.cluster.brokers.values().cloned().collect();
         for (host, port) in known.iter().chain(self.target.brokers.iter()) {
             match self.connect(host, *port) {
-                Ok(c) => {
-                    conn = Some(c);
-                    break;
-                }
+                Ok(conn) => return Ok((conn, (host.clone(), *port))),
                 Err(e) => last = io::Error::new(e.kind(), format!("{host}:{port}: {e}")),
             }
         }
-        let mut conn = conn.ok_or(last)?;
-        let versions: ApiVersionsResponse = Self::call(
+        Err(last)
+    }
+
+    /// The API versions to use: the highest both sides know, within what this code was
+    /// written for; an error names what the broker lacks.
+    fn negotiate(&mut self, conn: &mut Conn) -> io::Result<Versions> {
+        let theirs: ApiVersionsResponse = Self::call(
             &mut self.correlation,
-            &mut conn,
+            conn,
             ApiKey::ApiVersions,
             0,
             &ApiVersionsRequest::default(),
         )?;
-        let pick = |key: ApiKey, ours: std::ops::RangeInclusive<i16>| {
-            let theirs = versions
+        let pick = |key: ApiKey, ours: std::ops::RangeInclusive<i16>, lacking: &str| {
+            theirs
                 .api_keys
                 .iter()
                 .find(|k| k.api_key == key as i16)
-                .map(|k| k.min_version..=k.max_version)?;
-            let v = (*ours.end()).min(*theirs.end());
-            (v >= *ours.start() && v >= *theirs.start()).then_some(v)
+                .and_then(|k| {
+                    let v = (*ours.end()).min(k.max_version);
+                    (v >= *ours.start() && v >= k.min_version).then_some(v)
+                })
+                .ok_or_else(|| io::Error::other(format!("the broker has no {lacking}")))
         };
-        let v = Versions {
-            metadata: pick(ApiKey::Metadata, 4..=9)
-                .ok_or_else(|| io::Error::other("the broker has no Metadata v4 to v9"))?,
-            init_producer_id: pick(ApiKey::InitProducerId, 0..=4).ok_or_else(|| {
-                io::Error::other("the broker has no InitProducerId: no idempotent producer")
-            })?,
-            produce: pick(ApiKey::Produce, 3..=9)
-                .ok_or_else(|| io::Error::other("the broker has no Produce v3 to v9"))?,
-        };
+        Ok(Versions {
+            metadata: pick(ApiKey::Metadata, 4..=9, "Metadata v4 to v9")?,
+            init_producer_id: pick(
+                ApiKey::InitProducerId,
+                0..=4,
+                "InitProducerId: no idempotent producer",
+            )?,
+            produce: pick(ApiKey::Produce, 3..=9, "Produce v3 to v9")?,
+        })
+    }
+
+    /// The cluster's metadata for our topic (created by the broker if it allows that).
+    fn topic_metadata(&mut self, conn: &mut Conn, version: i16) -> io::Result<MetadataResponse> {
         let mut request = MetadataRequest::default();
         let mut topic = MetadataRequestTopic::default();
         topic.name = Some(TopicName(StrBytes::from_string(self.target.topic.clone())));
         request.topics = Some(vec![topic]);
         request.allow_auto_topic_creation = true;
-        let meta: MetadataResponse = Self::call(
+        Self::call(
             &mut self.correlation,
-            &mut conn,
+            conn,
             ApiKey::Metadata,
-            v.metadata,
+            version,
             &request,
-        )?;
-        let mut brokers = HashMap::new();
-        for b in &meta.brokers {
-            let port = u16::try_from(b.port).unwrap_or(0);
-            brokers.insert(b.node_id.0, (b.host.to_string(), port));
-        }
+        )
+    }
+
+    /// The brokers and each partition's leader, from the metadata.
+    fn layout(&self, meta: &MetadataResponse) -> io::Result<(Brokers, Vec<i32>)> {
+        let brokers = meta
+            .brokers
+            .iter()
+            .map(|b| {
+                let port = u16::try_from(b.port).unwrap_or(0);
+                (b.node_id.0, (b.host.to_string(), port))
+            })
+            .collect();
         let topic = meta
             .topics
             .iter()
@@ -327,27 +365,7 @@ impl KafkaOutput {
                 *slot = p.leader_id.0;
             }
         }
-        // The connection we asked on serves again if it is a leader's.
-        let asked = brokers
-            .iter()
-            .find(|(_, hp)| {
-                self.target
-                    .brokers
-                    .iter()
-                    .chain(known.iter())
-                    .any(|b| b == *hp)
-            })
-            .map(|(id, _)| *id);
-        self.cluster = Cluster {
-            brokers,
-            leaders,
-            conns: HashMap::new(),
-            versions: Some(v),
-        };
-        if let Some(id) = asked {
-            self.cluster.conns.insert(id, conn);
-        }
-        Ok(())
+        Ok((brokers, leaders))
     }
 
     /// A producer ID and epoch from the cluster (a new session: sequences start at 0).
@@ -575,113 +593,124 @@ impl KafkaOutput {
     }
 
     /// Applies the answers: taken batches release their entries; a refused record is left out;
-    /// anything else is retried as formed.
+    /// anything else is retried as formed. Returns how many entries were rejected.
     fn settle(&mut self, mut settled: Vec<(usize, i16)>) -> io::Result<u64> {
         let mut rejected = 0;
         let mut error = None;
         // Highest index first, so removals keep the others' indexes.
         settled.sort_by_key(|s| std::cmp::Reverse(s.0));
         for (i, code) in settled {
-            match code {
+            let partition = self.batches[i].partition;
+            let outcome = match code {
                 code::DUPLICATE_SEQUENCE_NUMBER if self.batches[i].sends < 2 => {
                     // A duplicate of a batch this session never sent before: the broker holds
                     // another producer's sequence under our ID (one that handed the same ID
                     // out twice). Taking it as written would lose it: a new session instead.
                     log::warn!(
-                        "{}: partition {} called a first send a duplicate (a producer ID                          handed out twice?); a new producer session starts",
-                        self.describe(),
-                        self.batches[i].partition
+                        "{}: partition {partition} called a first send a duplicate (a producer \
+                         ID handed out twice?); a new producer session starts",
+                        self.describe()
                     );
                     self.producer = None;
-                    error.get_or_insert(io::Error::other(
+                    Err(io::Error::other(
                         "a first send answered as a duplicate; a new producer session starts",
-                    ));
+                    ))
                 }
                 code::NONE | code::DUPLICATE_SEQUENCE_NUMBER => {
-                    let batch = self.batches.remove(i).expect("a batch sent");
-                    if code == code::DUPLICATE_SEQUENCE_NUMBER {
-                        log::info!(
-                            "{}: partition {} already had the {} records sent again after a \
-                             lost answer: taken once",
-                            self.describe(),
-                            batch.partition,
-                            batch.entries.len()
-                        );
-                    }
-                    for n in batch.entries {
-                        let idx = (n - self.first) as usize;
-                        self.entries[idx].taken = true;
-                    }
+                    self.taken(i, code == code::DUPLICATE_SEQUENCE_NUMBER);
+                    Ok(0)
                 }
                 code::MESSAGE_TOO_LARGE
                 | code::RECORD_LIST_TOO_LARGE
                 | code::INVALID_RECORD
-                | code::CORRUPT_MESSAGE => {
-                    if self.batches[i].entries.len() > 1 {
-                        // Found alone: split into batches of one, same sequence numbers.
-                        self.single = true;
-                        let batch = self.batches.remove(i).expect("a batch sent");
-                        for (k, n) in batch.entries.iter().enumerate().rev() {
-                            self.batches.insert(
-                                i,
-                                Batch {
-                                    partition: batch.partition,
-                                    base_sequence: batch.base_sequence.wrapping_add(k as i32),
-                                    entries: vec![*n],
-                                    sends: 0,
-                                },
-                            );
-                        }
-                    } else {
-                        let batch = self.batches.remove(i).expect("a batch sent");
-                        let n = batch.entries[0];
-                        let idx = (n - self.first) as usize;
-                        log::error!(
-                            "{}: the broker refused a record of {} bytes (error {code}); it is \
-                             left out and the rest is sent",
-                            self.describe(),
-                            self.entries[idx].item.len()
-                        );
-                        self.entries[idx].taken = true;
-                        rejected += 1;
-                        // Its sequence number was never used: the later batches of its
-                        // partition move down by one.
-                        for later in self.batches.iter_mut().skip(i) {
-                            if later.partition == batch.partition {
-                                later.base_sequence = later.base_sequence.wrapping_sub(1);
-                            }
-                        }
-                        if let Some(next) = self.sequences.get_mut(&batch.partition) {
-                            *next = next.wrapping_sub(1);
-                        }
-                        self.single = false;
-                    }
-                }
+                | code::CORRUPT_MESSAGE => Ok(self.refused(i, code)),
                 code::UNKNOWN_PRODUCER_ID
                 | code::OUT_OF_ORDER_SEQUENCE_NUMBER
                 | code::INVALID_PRODUCER_EPOCH => {
                     // The broker lost or fenced our session: a new one renumbers.
                     self.producer = None;
-                    error.get_or_insert(io::Error::other(format!(
-                        "the broker ended the producer session (error {code}); a new one \
-                         starts"
-                    )));
+                    Err(io::Error::other(format!(
+                        "the broker ended the producer session (error {code}); a new one starts"
+                    )))
                 }
                 other => {
                     // Leadership moved, replicas short, a timeout: metadata again, then the
                     // same batch.
                     self.cluster.versions = None;
-                    error.get_or_insert(io::Error::other(format!(
-                        "partition {} answered error {other}",
-                        self.batches[i].partition
-                    )));
+                    Err(io::Error::other(format!(
+                        "partition {partition} answered error {other}"
+                    )))
+                }
+            };
+            match outcome {
+                Ok(n) => rejected += n,
+                Err(e) => {
+                    error.get_or_insert(e);
                 }
             }
         }
-        match error {
-            Some(e) => Err(e),
-            None => Ok(rejected),
+        error.map_or(Ok(rejected), Err)
+    }
+
+    /// The batch at `i` was acknowledged (`resent`: as a duplicate of an earlier send whose
+    /// answer was lost): its entries are taken.
+    fn taken(&mut self, i: usize, resent: bool) {
+        let batch = self.batches.remove(i).expect("a batch sent");
+        if resent {
+            log::info!(
+                "{}: partition {} already had the {} records sent again after a lost answer: \
+                 taken once",
+                self.describe(),
+                batch.partition,
+                batch.entries.len()
+            );
         }
+        for n in batch.entries {
+            let idx = (n - self.first) as usize;
+            self.entries[idx].taken = true;
+        }
+    }
+
+    /// The broker refused the batch at `i` for what it holds: a batch of several is split into
+    /// batches of one (same sequence numbers) to find the record; a record alone is left out.
+    /// Returns how many entries were rejected.
+    fn refused(&mut self, i: usize, code: i16) -> u64 {
+        let batch = self.batches.remove(i).expect("a batch sent");
+        if batch.entries.len() > 1 {
+            self.single = true;
+            for (k, n) in batch.entries.iter().enumerate().rev() {
+                self.batches.insert(
+                    i,
+                    Batch {
+                        partition: batch.partition,
+                        base_sequence: batch.base_sequence.wrapping_add(k as i32),
+                        entries: vec![*n],
+                        sends: 0,
+                    },
+                );
+            }
+            return 0;
+        }
+        let idx = (batch.entries[0] - self.first) as usize;
+        log::error!(
+            "{}: the broker refused a record of {} bytes (error {code}); it is left out and the \
+             rest is sent",
+            self.describe(),
+            self.entries[idx].item.len()
+        );
+        self.entries[idx].taken = true;
+        // Its sequence number was never used: the later batches of its partition move down by
+        // one.
+        for later in self.batches.iter_mut().skip(i) {
+            if later.partition == batch.partition {
+                later.base_sequence = later.base_sequence.wrapping_sub(1);
+            }
+        }
+        if let Some(next) = self.sequences.get_mut(&batch.partition) {
+            *next = next.wrapping_sub(1);
+        }
+        self.single = false;
+        1
     }
 
     /// Releases the entries taken at the front of the backlog, in order; how many.
