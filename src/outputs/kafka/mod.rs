@@ -4,8 +4,9 @@
 //! carries, or `rfc5424`), its key the hostname with `kafka-key = "hostname"`, its timestamp the
 //! event's own time.
 //!
-//! A small synchronous producer on the protocol crate `kafka-protocol`, on the output's own
-//! thread: it bootstraps from any listed broker (ApiVersions, Metadata), follows the partition
+//! A small synchronous producer on the protocol crate `kafka-protocol` (which encodes the
+//! requests and record batches; the answers are read by [`answers`], bounded against a hostile
+//! broker), on the output's own thread: it bootstraps from any listed broker (ApiVersions, Metadata), follows the partition
 //! leaders (metadata again after any error that says they moved), and produces with `acks =
 //! all` as an idempotent producer (InitProducerId: a producer ID and epoch, and a sequence
 //! number per partition). A message leaves the backlog only once the partition's leader
@@ -26,6 +27,8 @@
 //! A record the broker refuses for itself (too large, invalid) is found alone, as the
 //! journal-remote output finds a bad entry, left out and counted; the rest goes on.
 
+pub mod answers;
+
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::time::Duration;
@@ -33,11 +36,10 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, InitProducerIdRequest, InitProducerIdResponse,
-    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
-    ResponseHeader, TopicName, metadata_request::MetadataRequestTopic,
+    ApiKey, ApiVersionsRequest, InitProducerIdRequest, MetadataRequest, ProduceRequest,
+    RequestHeader, TopicName, metadata_request::MetadataRequestTopic,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
@@ -48,6 +50,7 @@ use super::{Output, WriteOut};
 use crate::config::{Kafka, LineFormat, OutputSpec};
 use crate::message::Message;
 use crate::timestamp::Zone;
+use answers::Versions;
 
 /// What one partition's batch carries at most.
 pub const BATCH_BYTES: usize = 1 << 20;
@@ -70,14 +73,6 @@ mod code {
     pub(super) const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
     pub(super) const UNKNOWN_PRODUCER_ID: i16 = 59;
     pub(super) const INVALID_RECORD: i16 = 87;
-}
-
-/// The API versions used: the highest both sides know, within what this code was written for.
-#[derive(Debug, Clone, Copy)]
-struct Versions {
-    metadata: i16,
-    init_producer_id: i16,
-    produce: i16,
 }
 
 /// An entry of the backlog: the record as the item holds it, and whether it was taken.
@@ -197,17 +192,17 @@ impl KafkaOutput {
         Conn::open(host, port, tls.as_ref(), TIMEOUT)
     }
 
-    /// Sends `request` on `conn` and reads its response.
-    fn call<Q, A>(
+    /// Sends `request` on `conn` and reads its answer: the response body after its header,
+    /// whose correlation ID must be the request's.
+    fn call<Q>(
         correlation: &mut i32,
         conn: &mut Conn,
         key: ApiKey,
         version: i16,
         request: &Q,
-    ) -> io::Result<A>
+    ) -> io::Result<Vec<u8>>
     where
         Q: Encodable + HeaderVersion,
-        A: Decodable + HeaderVersion,
     {
         *correlation = correlation.wrapping_add(1);
         let mut header = RequestHeader::default();
@@ -242,13 +237,13 @@ impl KafkaOutput {
         }
         let mut body = vec![0; len];
         conn.read_exact(&mut body).map_err(closed)?;
-        let mut body = Bytes::from(body);
-        let header =
-            ResponseHeader::decode(&mut body, A::header_version(version)).map_err(protocol)?;
-        if header.correlation_id != *correlation {
+        // InitProducerId is the one flexible version asked for (`answers::VERSIONS`).
+        let flexible = matches!(key, ApiKey::InitProducerId);
+        let (answered, answer) = answers::header(&body, flexible).map_err(malformed)?;
+        if answered != *correlation {
             return Err(io::Error::other("a response to another request"));
         }
-        A::decode(&mut body, version).map_err(protocol)
+        Ok(answer.to_vec())
     }
 
     /// Bootstraps (any listed broker answers) or refreshes the metadata: brokers, versions,
@@ -287,82 +282,79 @@ impl KafkaOutput {
         Err(last)
     }
 
-    /// The API versions to use: the highest both sides know, within what this code was
-    /// written for; an error names what the broker lacks.
+    /// Checks that the broker serves the versions this output asks for; an error names what
+    /// it lacks.
     fn negotiate(&mut self, conn: &mut Conn) -> io::Result<Versions> {
-        let theirs: ApiVersionsResponse = Self::call(
+        let v = answers::VERSIONS;
+        let answer = Self::call(
             &mut self.correlation,
             conn,
             ApiKey::ApiVersions,
-            0,
+            v.api_versions,
             &ApiVersionsRequest::default(),
         )?;
-        let pick = |key: ApiKey, ours: std::ops::RangeInclusive<i16>, lacking: &str| {
-            theirs
-                .api_keys
-                .iter()
-                .find(|k| k.api_key == key as i16)
-                .and_then(|k| {
-                    let v = (*ours.end()).min(k.max_version);
-                    (v >= *ours.start() && v >= k.min_version).then_some(v)
-                })
-                .ok_or_else(|| io::Error::other(format!("the broker has no {lacking}")))
-        };
-        Ok(Versions {
-            metadata: pick(ApiKey::Metadata, 4..=9, "Metadata v4 to v9")?,
-            init_producer_id: pick(
+        let (error, served) = answers::api_versions(&answer).map_err(malformed)?;
+        if error != code::NONE {
+            return Err(io::Error::other(format!("ApiVersions: error {error}")));
+        }
+        for (key, version, name) in [
+            (ApiKey::Metadata, v.metadata, "Metadata"),
+            (
                 ApiKey::InitProducerId,
-                0..=4,
-                "InitProducerId: no idempotent producer",
-            )?,
-            produce: pick(ApiKey::Produce, 3..=9, "Produce v3 to v9")?,
-        })
+                v.init_producer_id,
+                "InitProducerId (an idempotent producer)",
+            ),
+            (ApiKey::Produce, v.produce, "Produce"),
+        ] {
+            if !served
+                .iter()
+                .any(|a| a.key == key as i16 && (a.min..=a.max).contains(&version))
+            {
+                return Err(io::Error::other(format!(
+                    "the broker does not serve {name} v{version}"
+                )));
+            }
+        }
+        Ok(v)
     }
 
     /// The cluster's metadata for our topic (created by the broker if it allows that).
-    fn topic_metadata(&mut self, conn: &mut Conn, version: i16) -> io::Result<MetadataResponse> {
+    fn topic_metadata(&mut self, conn: &mut Conn, version: i16) -> io::Result<answers::Metadata> {
         let mut request = MetadataRequest::default();
         let mut topic = MetadataRequestTopic::default();
         topic.name = Some(TopicName(StrBytes::from_string(self.target.topic.clone())));
         request.topics = Some(vec![topic]);
         request.allow_auto_topic_creation = true;
-        Self::call(
+        let answer = Self::call(
             &mut self.correlation,
             conn,
             ApiKey::Metadata,
             version,
             &request,
-        )
+        )?;
+        answers::metadata(&answer).map_err(malformed)
     }
 
     /// The brokers and each partition's leader, from the metadata.
-    fn layout(&self, meta: &MetadataResponse) -> io::Result<(Brokers, Vec<i32>)> {
-        let brokers = meta
-            .brokers
+    fn layout(&self, (brokers, topics): &answers::Metadata) -> io::Result<(Brokers, Vec<i32>)> {
+        let brokers = brokers
             .iter()
-            .map(|b| {
-                let port = u16::try_from(b.port).unwrap_or(0);
-                (b.node_id.0, (b.host.to_string(), port))
-            })
+            .map(|(id, host, port)| (*id, (host.clone(), u16::try_from(*port).unwrap_or(0))))
             .collect();
-        let topic = meta
-            .topics
+        let topic = topics
             .iter()
-            .find(|t| t.name.as_ref().is_some_and(|n| *n.0 == *self.target.topic))
+            .find(|t| t.name == self.target.topic)
             .ok_or_else(|| io::Error::other("the metadata does not name the topic"))?;
-        if topic.error_code != code::NONE || topic.partitions.is_empty() {
+        if topic.error != code::NONE || topic.partitions.is_empty() {
             return Err(io::Error::other(format!(
                 "topic {}: error {} in the metadata (not created yet, or no leader)",
-                self.target.topic, topic.error_code
+                self.target.topic, topic.error
             )));
         }
         let mut leaders = vec![-1; topic.partitions.len()];
-        for p in &topic.partitions {
-            if let Some(slot) = usize::try_from(p.partition_index)
-                .ok()
-                .and_then(|i| leaders.get_mut(i))
-            {
-                *slot = p.leader_id.0;
+        for &(index, leader) in &topic.partitions {
+            if let Some(slot) = usize::try_from(index).ok().and_then(|i| leaders.get_mut(i)) {
+                *slot = leader;
             }
         }
         Ok((brokers, leaders))
@@ -378,26 +370,22 @@ impl KafkaOutput {
         request.producer_epoch = -1;
         let mut correlation = self.correlation;
         let conn = self.conn(leader)?;
-        let answer: InitProducerIdResponse = Self::call(
+        let answer = Self::call(
             &mut correlation,
             conn,
             ApiKey::InitProducerId,
             v.init_producer_id,
             &request,
-        )?;
+        );
         self.correlation = correlation;
-        if answer.error_code != code::NONE {
-            return Err(io::Error::other(format!(
-                "InitProducerId: error {}",
-                answer.error_code
-            )));
+        let (error, id, epoch) = answers::init_producer_id(&answer?).map_err(malformed)?;
+        if error != code::NONE {
+            return Err(io::Error::other(format!("InitProducerId: error {error}")));
         }
-        self.producer = Some((answer.producer_id.0, answer.producer_epoch));
+        self.producer = Some((id, epoch));
         log::info!(
-            "{}: producer session {} (epoch {}), {} batches to renumber",
+            "{}: producer session {id} (epoch {epoch}), {} batches to renumber",
             self.describe(),
-            answer.producer_id.0,
-            answer.producer_epoch,
             self.batches.len()
         );
         // Renumber what is not acknowledged, in order, from 0 in each partition.
@@ -562,30 +550,26 @@ impl KafkaOutput {
             request.topic_data = vec![topic];
             let mut correlation = self.correlation;
             let answer = self.conn(leader).and_then(|conn| {
-                Self::call::<_, ProduceResponse>(
-                    &mut correlation,
-                    conn,
-                    ApiKey::Produce,
-                    v.produce,
-                    &request,
-                )
+                Self::call(&mut correlation, conn, ApiKey::Produce, v.produce, &request)
             });
             self.correlation = correlation;
-            let answer = match answer {
-                Ok(a) => a,
+            let answer = answer.and_then(|a| answers::produce(&a).map_err(malformed));
+            let partitions = match answer {
+                Ok(p) => p,
                 Err(e) => {
                     self.cluster.conns.remove(&leader);
                     return Err(e);
                 }
             };
-            for t in &answer.responses {
-                for p in &t.partition_responses {
-                    if let Some(&i) = indexes
-                        .iter()
-                        .find(|&&i| self.batches[i].partition == p.index)
-                    {
-                        settled.push((i, p.error_code));
-                    }
+            for (topic, partition, error) in partitions {
+                if topic != self.target.topic {
+                    continue;
+                }
+                if let Some(&i) = indexes
+                    .iter()
+                    .find(|&&i| self.batches[i].partition == partition)
+                {
+                    settled.push((i, error));
                 }
             }
         }
@@ -872,6 +856,13 @@ pub fn murmur2(data: &[u8]) -> u32 {
     h = h.wrapping_mul(M);
     h ^= h >> 15;
     h
+}
+
+fn malformed(e: answers::Malformed) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("a broker's answer that is not Kafka's: {}", e.0),
+    )
 }
 
 fn protocol(e: impl std::fmt::Display) -> io::Error {
