@@ -11,9 +11,11 @@
 //! resend of at most one request, never a loss). A request carries up to [`BATCH_BYTES`] of
 //! entries. journal-remote refuses a request whose body it cannot parse with 400 ("Bad
 //! message", which stops systemd-journal-upload for good, systemd #21407): then the entries
-//! go one per request, and the one refused alone is rejected (counted, logged) and the rest
-//! delivered. A collector that refuses everything is an error, not a reason to reject
-//! everything. An answer longer than [`MAX_RESPONSE`] is refused at its header.
+//! go one per request; one refused alone is bad only once journal-remote has shown it takes
+//! entries, by taking one of the next [`PROBE`] sent alone: the run refused before that one is
+//! rejected (counted, logged) and the rest delivered, so consecutive bad entries never stall
+//! the output. A collector that takes none of them is an error that keeps every entry, not a
+//! reason to reject anything. An answer longer than [`MAX_RESPONSE`] is refused at its header.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -25,6 +27,10 @@ use super::{Output, WriteOut};
 use crate::config::{JournalRemote, OutputSpec};
 use crate::message::Message;
 
+/// After an entry is refused alone, how many of the next are sent alone to find one
+/// journal-remote takes (a run of bad entries longer than this, or a collector that takes
+/// nothing, is an error that keeps every entry).
+pub const PROBE: usize = 16;
 /// What one request carries at most (journal-remote's own limit on an entry is far larger).
 pub const BATCH_BYTES: usize = 1 << 20;
 /// The longest answer taken: journal-remote's are a few bytes.
@@ -43,8 +49,6 @@ pub struct JournalRemoteOutput {
     tls: Option<TlsClient>,
     /// After a 400 to a request of several entries: one entry per request.
     single: bool,
-    /// An entry was rejected alone and nothing was accepted since.
-    rejected_last: bool,
     request: Vec<u8>,
 }
 
@@ -83,18 +87,17 @@ impl JournalRemoteOutput {
             conn: None,
             tls: None,
             single: false,
-            rejected_last: false,
             request: Vec::new(),
         }
     }
 
-    /// Sends the first `n` entries in one request; journal-remote's status.
-    fn post(&mut self, n: usize) -> io::Result<u16> {
+    /// Sends `n` entries from the `start`th in one request; journal-remote's status.
+    fn post(&mut self, start: usize, n: usize) -> io::Result<u16> {
         if self.conn.is_none() {
             let (host, port) = (self.target.host.as_str(), self.target.port);
             self.conn = Some(Conn::open(host, port, self.tls.as_ref(), TIMEOUT)?);
         }
-        let length: usize = self.entries.iter().take(n).map(Vec::len).sum();
+        let length: usize = self.entries.iter().skip(start).take(n).map(Vec::len).sum();
         self.request.clear();
         let host = &self.target.host;
         let host = if host.contains(':') {
@@ -108,7 +111,7 @@ impl JournalRemoteOutput {
              Content-Type: application/vnd.fdo.journal\r\nContent-Length: {length}\r\n\r\n",
             self.target.port
         )?;
-        for entry in self.entries.iter().take(n) {
+        for entry in self.entries.iter().skip(start).take(n) {
             self.request.extend_from_slice(entry);
         }
         let conn = self.conn.as_mut().expect("connected above");
@@ -119,6 +122,37 @@ impl JournalRemoteOutput {
             self.conn = None;
         }
         Ok(status)
+    }
+}
+
+impl JournalRemoteOutput {
+    /// The first entry was refused alone: sends the next ones alone, up to [`PROBE`], until
+    /// journal-remote takes one. Some(k): it took the `k`th, so it works and the `k` before it,
+    /// each refused alone, are bad. None: it refused them all, which says more about the
+    /// collector than about the entries.
+    fn find_bad_run(&mut self) -> io::Result<Option<usize>> {
+        for k in 1..self.entries.len().min(1 + PROBE) {
+            match self.post(k, 1)? {
+                status if (200..300).contains(&status) => return Ok(Some(k)),
+                400 => {}
+                status => {
+                    return Err(io::Error::other(format!(
+                        "journal-remote answered HTTP {status}"
+                    )));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Takes `n` entries off the front of the backlog; the bytes they held.
+    fn pop(&mut self, n: usize) -> usize {
+        let mut bytes = 0;
+        for _ in 0..n {
+            bytes += self.entries.pop_front().map_or(0, |e| e.len());
+        }
+        self.bytes -= bytes;
+        bytes
     }
 }
 
@@ -168,28 +202,38 @@ impl Output for JournalRemoteOutput {
                     .count();
                 fit.max(1)
             };
-            match self.post(n) {
+            match self.post(0, n) {
                 Ok(status) if (200..300).contains(&status) => {
-                    for _ in 0..n {
-                        let sent = self.entries.pop_front().map_or(0, |e| e.len());
-                        self.bytes -= sent;
-                    }
+                    self.pop(n);
                     out.written += n as u64;
-                    self.rejected_last = false;
                 }
                 Ok(400) if n > 1 => self.single = true,
-                Ok(400) if !self.rejected_last => {
-                    let bad = self.entries.pop_front().map_or(0, |e| e.len());
-                    self.bytes -= bad;
-                    log::error!(
-                        "{} refused an entry of {bad} bytes as a bad message; it is left out \
-                         and the rest is sent",
-                        self.describe()
-                    );
-                    out.rejected += 1;
-                    self.rejected_last = true;
-                    self.single = false;
-                }
+                Ok(400) => match self.find_bad_run() {
+                    Ok(Some(k)) => {
+                        let bad = self.pop(k);
+                        log::error!(
+                            "{} refused {k} entries ({bad} bytes) as bad messages, each alone, \
+                             and took the next: they are left out and the rest is sent",
+                            self.describe()
+                        );
+                        out.rejected += k as u64;
+                        self.pop(1);
+                        out.written += 1;
+                        self.single = false;
+                    }
+                    Ok(None) => {
+                        out.error = Some(io::Error::other(
+                            "journal-remote refused every entry sent alone: it takes nothing \
+                             now (nothing is left out)",
+                        ));
+                        break;
+                    }
+                    Err(e) => {
+                        self.conn = None;
+                        out.error = Some(e);
+                        break;
+                    }
+                },
                 Ok(status) => {
                     self.conn = None;
                     out.error = Some(io::Error::other(format!(
@@ -388,11 +432,22 @@ mod tests {
         let (port, server) = server(vec![BAD, BAD, BAD, BAD]);
         let mut o = output(port, 3);
         let out = o.write_out();
-        // The first entry alone is refused and left out; the next refused alone is an error.
-        assert_eq!((out.written, out.rejected), (0, 1));
+        // The batch, then each entry alone: none taken, so none is called bad.
+        assert_eq!((out.written, out.rejected), (0, 0));
         assert!(out.error.is_some());
-        assert_eq!(o.backlog_messages(), 2, "kept for the next attempt");
-        server.join().unwrap();
+        assert_eq!(o.backlog_messages(), 3, "kept for the next attempt");
+        assert_eq!(server.join().unwrap(), [3, 1, 1, 1]);
+    }
+
+    #[test]
+    fn a_run_of_bad_entries_is_left_out_and_the_output_goes_on() {
+        // Entries 1 and 2 are bad: found alone, proven bad by entry 3 being taken.
+        let (port, server) = server(vec![BAD, OK, BAD, BAD, OK]);
+        let mut o = output(port, 4);
+        let out = o.write_out();
+        assert_eq!((out.written, out.rejected), (2, 2), "{:?}", out.error);
+        assert_eq!(o.backlog_messages(), 0);
+        assert_eq!(server.join().unwrap(), [4, 1, 1, 1, 1]);
     }
 
     #[test]
