@@ -9,16 +9,15 @@
 //!
 //! Every module, by what it owns (a test holds this map to the modules that exist).
 //!
+//! The pure part is a crate of its own, [`syslog`] (`crates/syslog`, no I/O in its dependency
+//! graph): the message model, the parsers, framing, escaping, and the codecs of RELP, the Journal
+//! Export Format, /dev/kmsg records and the disk queue's records. Its own doc comment maps it.
+//!
 //! Pure (no I/O, never fail on input):
-//! - [`client`]: which command lines belong to util-linux logger(1) (handing them over execs it).
 //! - [`cli`]: the command line. [`config`]: defaults + TOML file + flags → [`config::Config`].
 //!   [`listen`]: the listen URL syntax. [`allow`]: allow-lists of networks.
-//! - [`message`]: the message model. [`fields`]: its named fields, in one allocation.
-//!   [`parse`]: bytes → [`message::Message`]; `parse::export`: the Journal Export Format read
-//!   back (what systemd-journal-upload sends); `parse::kmsg`: /dev/kmsg records.
-//!   [`framing`]: RFC 6587 stream framing. [`relp`]: RELP frames both ways.
-//! - [`escape`]: the one reversible escaping of control and invisible characters.
-//! - [`timestamp`]: a sender's time read, and the date forms of rsyslog's lines.
+//! - [`timestamp`]: a sender's time read, and the date forms of rsyslog's lines (the zone's
+//!   offset is the C library's, through [`sys`]).
 //! - [`route`]: syslog.conf selectors and per-output matches. [`template`]: path templates.
 //! - [`ratelimit`]: per-source token buckets. [`coalesce`]: the pause that batches wake-ups.
 //! - [`report`]: what `--status` and the metrics show, and its JSON and text.
@@ -27,6 +26,7 @@
 //!   encodings.
 //!
 //! I/O and threads:
+//! - [`client`]: which command lines belong to util-linux logger(1), and handing them over (exec).
 //! - [`inputs`]: binding/adopting sockets, opening the host's logs, one input thread each;
 //!   `inputs::journal_remote`: systemd-journal-upload's HTTP requests, answered once taken.
 //! - [`outputs`]: the outputs, each on its own thread behind a byte-bounded queue;
@@ -47,8 +47,8 @@
 //! bind (or adopt) every listener → open the outputs → fork if asked (still single-threaded) →
 //! start threads → READY=1.
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
 #![warn(unreachable_pub)]
+#![warn(missing_docs)]
 // The code map above names every module, the crate-private ones too: it is for the crate's
 // developers (`cargo doc --document-private-items`), not an API.
 #![allow(rustdoc::private_intra_doc_links)]
@@ -60,21 +60,15 @@ pub(crate) mod coalesce;
 pub mod config;
 pub(crate) mod control;
 pub(crate) mod error;
-pub mod escape;
 pub(crate) mod event;
-pub mod fields;
-pub mod framing;
 pub(crate) mod gate;
 pub(crate) mod inputs;
 pub(crate) mod lifecycle;
 pub(crate) mod listen;
-pub mod message;
 pub(crate) mod metrics;
 pub mod outputs;
-pub mod parse;
 pub(crate) mod ratelimit;
 pub(crate) mod receipt;
-pub mod relp;
 pub(crate) mod report;
 pub(crate) mod route;
 pub(crate) mod selflog;

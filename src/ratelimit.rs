@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use crate::config::RateLimit;
-use crate::message::Message;
+use syslog::message::Message;
 
 /// Bound on tracked sources; idle full buckets are forgotten first.
 const MAX_SOURCES: usize = 16_384;

@@ -10,7 +10,7 @@
 use std::fmt;
 
 use crate::allow::Network;
-use crate::message::{FACILITY_NAMES, Message, SEVERITY_NAMES, Transport};
+use syslog::message::{FACILITY_NAMES, Message, SEVERITY_NAMES, Transport};
 
 /// A facility, 0..=23 (RFC 5424 table 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -215,9 +215,9 @@ impl Route {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Origin;
-    use crate::parse::parse;
     use std::time::SystemTime;
+    use syslog::message::Origin;
+    use syslog::parse::parse;
 
     fn takes(selector: &str, facility: &str, severity: &str) -> bool {
         let s: Selector = selector.parse().unwrap();

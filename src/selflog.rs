@@ -103,7 +103,7 @@ impl Log for Switchable {
                     r.level().as_str().to_lowercase(),
                     r.args()
                 );
-                crate::escape::escape_into(&mut line, text.as_bytes(), crate::escape::LINE);
+                syslog::escape::escape_into(&mut line, text.as_bytes(), syslog::escape::LINE);
                 line.push(b'\n');
                 let _ = file.write_all(&line);
             }

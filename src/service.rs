@@ -35,13 +35,13 @@ use crate::event::{Control, Event, Request};
 use crate::gate::Gate;
 use crate::inputs::{self, Input, Listener, Received, Shared, Tunables};
 use crate::lifecycle::notify::Notifier;
-use crate::message::Message;
 use crate::outputs::{MAX_BATCH, Opened, OutputSet};
 use crate::ratelimit::{RateLimiter, Source};
 use crate::receipt::Receipt;
 use crate::report::{InputReport, ReloadOutcome, Report};
 use crate::stats::{Snapshot, Stats};
 use crate::tls;
+use syslog::message::Message;
 
 /// After stop-timeout, how long inputs get to hand over what they drained, counted as lost.
 const STOP_GRACE: Duration = Duration::from_millis(500);

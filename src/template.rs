@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::message::Message;
+use syslog::message::Message;
 
 /// The longest a substituted value may be, in bytes (a component is at most 255).
 pub(crate) const MAX_VALUE: usize = 64;
@@ -205,7 +205,7 @@ pub(crate) fn sanitise(value: &str) -> String {
         .chars()
         .map(|c| match c {
             '/' | '\\' => '_',
-            c if c.is_control() || crate::escape::is_control_or_invisible(c) => '_',
+            c if c.is_control() || syslog::escape::is_control_or_invisible(c) => '_',
             c => c,
         })
         .collect();
@@ -226,8 +226,8 @@ pub(crate) fn sanitise(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Origin, Transport};
-    use crate::parse::parse;
+    use syslog::message::{Origin, Transport};
+    use syslog::parse::parse;
 
     fn msg(raw: &str, peer: Option<&str>) -> Message {
         let mut origin = Origin::new(Transport::Udp);

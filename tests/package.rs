@@ -16,6 +16,8 @@ fn the_copyright_file_names_every_crate_compiled_in() {
             "tree",
             "--locked",
             "--offline",
+            "-p",
+            "logger",
             "-e",
             "normal",
             "--prefix",
@@ -36,7 +38,7 @@ fn the_copyright_file_names_every_crate_compiled_in() {
     let mut built: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.replace(" (*)", "").replace(" (proc-macro)", ""))
-        .filter(|l| !l.starts_with("logger "))
+        .filter(|l| !l.starts_with("logger ") && !l.starts_with("logger-syslog "))
         .map(|l| {
             let (krate, license) = l.split_once('|').unwrap();
             format!("{krate}: {license}")

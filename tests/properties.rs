@@ -7,13 +7,13 @@ use std::time::SystemTime;
 
 use logger::cli::Cli;
 use logger::config::{Config, Env};
-use logger::escape::{LINE, escape_into, unescape};
-use logger::framing::{Frame, Framer};
-use logger::message::{Origin, Transport};
 use logger::outputs::formats::line::format_line;
 use logger::outputs::journal::{decode, encode};
-use logger::parse::parse;
 use proptest::prelude::*;
+use syslog::escape::{LINE, escape_into, unescape};
+use syslog::framing::{Frame, Framer};
+use syslog::message::{Origin, Transport};
+use syslog::parse::parse;
 
 #[derive(Debug, PartialEq, Eq)]
 enum Out {

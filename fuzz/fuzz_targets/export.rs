@@ -6,9 +6,12 @@
 #[path = "cuts.rs"]
 mod cuts;
 use libfuzzer_sys::fuzz_target;
-use logger::parse::export::{ENTRY_FIELDS_MAX, ExportReader};
+use syslog::parse::export::{ENTRY_FIELDS_MAX, ExportReader};
 
-type Entries = (Vec<(Option<u64>, Vec<u8>, Vec<(String, Vec<u8>)>, bool)>, Option<String>);
+type Entries = (
+    Vec<(Option<u64>, Vec<u8>, Vec<(String, Vec<u8>)>, bool)>,
+    Option<String>,
+);
 
 fn entries(max: usize, chunks: &[&[u8]]) -> Entries {
     let mut reader = ExportReader::new(max);
@@ -46,5 +49,9 @@ fuzz_target!(|data: &[u8]| {
     let max = 1 + usize::from(data[0]);
     let (cuts, stream) = data[1..].split_at(8);
     let chunks = cuts::chunks(cuts, stream);
-    assert_eq!(entries(max, &chunks), entries(max, &[stream]), "entries depend on the cuts");
+    assert_eq!(
+        entries(max, &chunks),
+        entries(max, &[stream]),
+        "entries depend on the cuts"
+    );
 });

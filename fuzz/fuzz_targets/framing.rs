@@ -4,7 +4,7 @@
 #[path = "cuts.rs"]
 mod cuts;
 use libfuzzer_sys::fuzz_target;
-use logger::framing::{Frame, Framer};
+use syslog::framing::{Frame, Framer};
 
 fn frames(max: usize, chunks: &[&[u8]]) -> Vec<(u8, Vec<u8>)> {
     let mut framer = Framer::new(max);
@@ -16,7 +16,10 @@ fn frames(max: usize, chunks: &[&[u8]]) -> Vec<(u8, Vec<u8>)> {
     };
     for c in chunks {
         framer.feed(c, &mut push);
-        assert!(framer.buffered() <= max + c.len() + 10, "framer buffer grew past its bound");
+        assert!(
+            framer.buffered() <= max + c.len() + 10,
+            "framer buffer grew past its bound"
+        );
     }
     framer.finish(&mut push);
     out
@@ -33,5 +36,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(m.len() <= max, "a frame over the limit was emitted");
     }
     let chunks = cuts::chunks(cuts, stream);
-    assert_eq!(frames(max, &chunks), whole, "framing depends on how the stream was cut");
+    assert_eq!(
+        frames(max, &chunks),
+        whole,
+        "framing depends on how the stream was cut"
+    );
 });

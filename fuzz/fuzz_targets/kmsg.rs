@@ -4,14 +4,17 @@
 //! continued lines hands back every record's sequence number once, in order, whatever the flags.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use logger::parse::kmsg::{Joiner, Record, unescape_kernel};
+use syslog::parse::kmsg::{Joiner, Record, unescape_kernel};
 
 fuzz_target!(|data: &[u8]| {
     let mut joiner = Joiner::default();
     let mut fed = Vec::new();
     let mut out = Vec::new();
     for raw in data.split(|&b| b == 0) {
-        assert!(unescape_kernel(raw).len() <= raw.len(), "unescaping grew the text");
+        assert!(
+            unescape_kernel(raw).len() <= raw.len(),
+            "unescaping grew the text"
+        );
         let Some(record) = Record::parse(raw) else {
             continue;
         };

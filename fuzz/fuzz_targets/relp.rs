@@ -5,7 +5,7 @@
 #[path = "cuts.rs"]
 mod cuts;
 use libfuzzer_sys::fuzz_target;
-use logger::relp::{Reader, Reply};
+use syslog::relp::{Reader, Reply};
 
 type Frames = (Vec<(u32, String, Vec<u8>, bool)>, Option<String>);
 
@@ -28,7 +28,7 @@ fn replies(chunks: &[&[u8]]) -> (Vec<Reply>, bool) {
     let mut reader = Reader::for_replies();
     let mut out = Vec::new();
     for c in chunks {
-        if logger::relp::replies(&mut reader, c, &mut out).is_err() {
+        if syslog::relp::replies(&mut reader, c, &mut out).is_err() {
             return (out, true);
         }
     }
@@ -43,8 +43,16 @@ fuzz_target!(|data: &[u8]| {
     let (cuts, stream) = data[1..].split_at(8);
     let chunks = cuts::chunks(cuts, stream);
     if data[0] & 0x80 == 0 {
-        assert_eq!(frames(max, &chunks), frames(max, &[stream]), "frames depend on the cuts");
+        assert_eq!(
+            frames(max, &chunks),
+            frames(max, &[stream]),
+            "frames depend on the cuts"
+        );
     } else {
-        assert_eq!(replies(&chunks), replies(&[stream]), "replies depend on the cuts");
+        assert_eq!(
+            replies(&chunks),
+            replies(&[stream]),
+            "replies depend on the cuts"
+        );
     }
 });

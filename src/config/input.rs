@@ -11,7 +11,7 @@ use std::str::FromStr;
 use super::Limits;
 use crate::allow::AllowList;
 use crate::listen::ListenAddr;
-use crate::message::Transport;
+use syslog::message::Transport;
 
 /// One input.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -139,14 +139,14 @@ fn check(c: &Config) -> Result<(), String> {
     // never read back, so it is no endless loop, but still no configuration anyone wants).
     let reads_journal = c
         .listen()
-        .any(|a| a.transport == crate::message::Transport::Journal);
+        .any(|a| a.transport == syslog::message::Transport::Journal);
     if reads_journal
         && let Some((i, _)) = c.outputs.iter().enumerate().find(|(_, o)| {
             matches!(o.target, super::Output::Journal | super::Output::Auto)
                 && (o.route.transports.is_empty()
                     || o.route
                         .transports
-                        .contains(&crate::message::Transport::Journal))
+                        .contains(&syslog::message::Transport::Journal))
         })
     {
         return Err(format!(

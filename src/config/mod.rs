@@ -27,7 +27,7 @@ use std::time::Duration;
 use crate::cli::Cli;
 use crate::error::{Error, Result};
 use crate::listen::ListenAddr;
-use crate::message::Transport;
+use syslog::message::Transport;
 
 use document::Document;
 pub use forward::{ForwardSpec, Framing, Fsync, Remote, Scheme, TlsClientSpec};

@@ -16,7 +16,7 @@ use super::values::{LineFormat, Output, OutputSpec, QUEUE_SIZE_RANGE, QueuePolic
 use super::{Config, Limits};
 use crate::allow::{AllowList, Network};
 use crate::listen::ListenAddr;
-use crate::message::Transport;
+use syslog::message::Transport;
 
 /// One key of a table whose values end up in a `T`.
 pub(super) struct Key<T: 'static> {

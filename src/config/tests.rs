@@ -1,7 +1,7 @@
 //! The configuration's unit tests: defaults, layers, errors, and printing back.
 
 use super::*;
-use crate::message::Transport;
+use syslog::message::Transport;
 
 fn env() -> Env {
     Env {

@@ -19,8 +19,8 @@ use nix::sys::socket::{
 use crate::config::{Config, InputSpec};
 use crate::error::{Error, Result};
 use crate::listen::{Endpoint, ListenAddr};
-use crate::message::Transport;
 use crate::sys;
+use syslog::message::Transport;
 
 /// A socket ready to be served, with the input it serves.
 #[derive(Debug)]

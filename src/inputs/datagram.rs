@@ -19,10 +19,10 @@ use nix::sys::socket::{
 use super::bind::size_receive_buffer;
 use super::{Batch, Ctx, Listener, SOCKET, Tunables};
 use crate::coalesce::Coalescer;
-use crate::message::{Credentials, Origin, Transport};
-use crate::parse::parse;
 use crate::stats::Stats;
 use crate::sys::Pages;
+use syslog::message::{Credentials, Origin, Transport};
+use syslog::parse::parse;
 
 enum Datagram {
     Udp(mio::net::UdpSocket),

@@ -29,13 +29,13 @@ use mio::Interest;
 use mio::unix::SourceFd;
 
 use super::{Batch, Ctx, Listener, SOCKET};
-use crate::message::{Fields, Message, Origin, Transport};
 use crate::outputs::formats::line::push_rfc3339;
-use crate::parse::export::JournalEntry;
-use crate::parse::parse;
 use crate::receipt::Mark;
 use crate::stats::Stats;
 use crate::sys::journal::Journal;
+use syslog::message::{Fields, Message, Origin, Transport};
+use syslog::parse::export::JournalEntry;
+use syslog::parse::parse;
 
 /// The cursor file under state-dir.
 pub(super) const CURSOR_FILE: &str = "journal.cursor";

@@ -23,7 +23,7 @@
 //! and at most [`MAX_UNANSWERED`] entries waiting for their outputs before the connection is
 //! no longer read.
 
-use crate::parse::export::{ExportReader, JournalEntry, Malformed};
+use syslog::parse::export::{ExportReader, JournalEntry, Malformed};
 
 /// Entries waiting for their outputs before the connection is no longer read.
 pub(super) const MAX_UNANSWERED: usize = 1024;

@@ -27,12 +27,12 @@ use mio::Interest;
 use mio::unix::SourceFd;
 
 use super::{Batch, Ctx, Listener, SOCKET};
-use crate::message::{Fields, Message, Origin, Transport};
 use crate::outputs::formats::line::push_rfc3339;
-use crate::parse::kmsg::{Joiner, Record};
-use crate::parse::parse;
 use crate::receipt::Mark;
 use crate::stats::Stats;
+use syslog::message::{Fields, Message, Origin, Transport};
+use syslog::parse::kmsg::{Joiner, Record};
+use syslog::parse::parse;
 
 /// A record is at most a few KiB (text and dictionary); read(2) fails with EINVAL if the buffer
 /// cannot hold one.

@@ -16,7 +16,6 @@ mod kmsg;
 mod position;
 mod reader;
 mod refusals;
-mod relp;
 mod stream;
 
 use std::io;
@@ -32,11 +31,11 @@ use crate::allow::AllowList;
 use crate::config::{InputSpec, Limits};
 use crate::event::{Control, Event};
 use crate::gate::Gate;
-use crate::message::Message;
 use crate::receipt::{AckBoard, Mark, Receipt, Transaction};
 use crate::stats::Stats;
 use crate::tls;
 pub(crate) use bind::Listener;
+use syslog::message::Message;
 
 /// Messages per batch sent to the service loop, at most.
 pub(crate) const BATCH: usize = 64;
@@ -103,10 +102,10 @@ pub(crate) struct Tunables {
 
 /// The position file (under state-dir) of an input whose messages come by `transport`, if
 /// it keeps one: the key of its positions in disk queues.
-pub(crate) fn position_key(transport: crate::message::Transport) -> Option<&'static str> {
+pub(crate) fn position_key(transport: syslog::message::Transport) -> Option<&'static str> {
     match transport {
-        crate::message::Transport::Journal => Some(journal::CURSOR_FILE),
-        crate::message::Transport::Kmsg => Some(kmsg::POSITION_FILE),
+        syslog::message::Transport::Journal => Some(journal::CURSOR_FILE),
+        syslog::message::Transport::Kmsg => Some(kmsg::POSITION_FILE),
         _ => None,
     }
 }
@@ -384,7 +383,7 @@ impl Input {
         let thread = std::thread::Builder::new()
             .name(format!("input-{id}"))
             .spawn(move || {
-                if listener.addr().transport == crate::message::Transport::Journal {
+                if listener.addr().transport == syslog::message::Transport::Journal {
                     journal::run(ctx, poll, listener)
                 } else if listener.addr().transport.is_read() {
                     kmsg::run(ctx, poll, listener)

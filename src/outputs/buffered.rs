@@ -16,8 +16,8 @@ use std::path::Path;
 
 use super::queue::disk::DiskQueue;
 use super::{Output, Sink, WriteOut};
-use crate::message::Message;
 use crate::receipt::Mark;
+use syslog::message::Message;
 
 /// What one write-out moves from the disk queue into the output's memory at most.
 const MOVE_BYTES: usize = 256 * 1024;

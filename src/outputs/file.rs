@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::text::{LineStyle, Lines};
 use super::{Output, WriteOut};
-use crate::message::Message;
+use syslog::message::Message;
 
 /// Lines into one file.
 pub struct FileOutput {

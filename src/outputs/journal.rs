@@ -19,7 +19,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
 
-use crate::message::{Format, Message};
+use syslog::message::{Format, Message};
 
 /// Appends one field: `KEY=value\n`, or the length-prefixed binary form when the value holds a
 /// newline or is not UTF-8.
@@ -98,7 +98,7 @@ pub fn encode_fields(out: &mut Vec<u8>, msg: &Message, trusted: Trusted) {
     for (name, value) in msg.fields() {
         // Never a name the native protocol cannot carry, and never our own origin fields: a
         // remote sender's `[fields@32473 LOGGER_TRANSPORT="unix"]` must not pass for local.
-        if !crate::message::is_field_name(name) || name.starts_with("LOGGER_") {
+        if !syslog::message::is_field_name(name) || name.starts_with("LOGGER_") {
             continue;
         }
         match name.strip_prefix('_') {
@@ -109,7 +109,7 @@ pub fn encode_fields(out: &mut Vec<u8>, msg: &Message, trusted: Trusted) {
             // origin's are kept as ORIGIN_SYSTEMD_UNIT, ORIGIN_HOSTNAME, ORIGIN_PID, ...
             Some(trusted) => {
                 let name = format!("ORIGIN_{trusted}");
-                if crate::message::is_field_name(&name) {
+                if syslog::message::is_field_name(&name) {
                     put_field(out, &name, value);
                 }
             }
@@ -411,9 +411,9 @@ fn is_transient(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Credentials, Origin, Transport};
-    use crate::parse::parse;
     use std::time::SystemTime;
+    use syslog::message::{Credentials, Origin, Transport};
+    use syslog::parse::parse;
 
     #[test]
     fn fields_a_remote_sends_cannot_break_an_entry_or_forge_our_origin() {
@@ -439,7 +439,11 @@ mod tests {
             Some(&b"nginx.service"[..])
         );
         assert_eq!(field(&fields, "GOOD"), Some(&b"kept"[..]));
-        assert!(fields.iter().all(|(k, _)| crate::message::is_field_name(k)));
+        assert!(
+            fields
+                .iter()
+                .all(|(k, _)| syslog::message::is_field_name(k))
+        );
     }
 
     fn field<'a>(fields: &'a [(String, Vec<u8>)], key: &str) -> Option<&'a [u8]> {

@@ -25,7 +25,7 @@ use super::connect::{Conn, TlsClient};
 use super::formats::export;
 use super::{Output, WriteOut};
 use crate::config::{JournalRemote, OutputSpec};
-use crate::message::Message;
+use syslog::message::Message;
 
 /// After an entry is refused alone, how many of the next are sent alone to find one
 /// journal-remote takes (a run of bad entries longer than this, or a collector that takes
@@ -389,9 +389,9 @@ mod tests {
             tls: false,
         });
         for i in 0..n {
-            let msg = crate::parse::parse(
+            let msg = syslog::parse::parse(
                 format!("<13>1 - h app - - - entry {i}").as_bytes(),
-                crate::message::Origin::new(crate::message::Transport::Tcp),
+                syslog::message::Origin::new(syslog::message::Transport::Tcp),
                 std::time::SystemTime::now(),
                 false,
             );

@@ -43,9 +43,9 @@ use std::time::Instant;
 
 use crate::config::{Output as Kind, OutputSpec};
 use crate::error::{Error, Result};
-use crate::message::Message;
 use crate::receipt::Mark;
 use crate::template::Template;
+use syslog::message::Message;
 
 /// What one `write_out` achieved.
 #[derive(Debug, Default)]

@@ -29,10 +29,10 @@ use std::sync::mpsc::{Receiver, Sender};
 use crate::config::{LineFormat, Output, OutputSpec, QueuePolicy, Remote};
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::message::Message;
 use crate::receipt::Receipt;
 use crate::route::Route;
 use crate::stats::Stats;
+use syslog::message::Message;
 
 use super::Sink;
 use super::worker::{Item, Share, Worker};
@@ -111,7 +111,7 @@ impl Opened {
     pub fn queued_positions(
         &self,
         key: &str,
-        transport: crate::message::Transport,
+        transport: syslog::message::Transport,
     ) -> Option<Vec<String>> {
         let takers = self.outputs.iter().filter(|(spec, _, _)| {
             spec.route.transports.is_empty() || spec.route.transports.contains(&transport)

@@ -6,7 +6,7 @@ use std::os::fd::AsFd;
 
 use super::text::{LineStyle, Lines};
 use super::{Output, WriteOut};
-use crate::message::Message;
+use syslog::message::Message;
 
 /// Lines on stderr.
 pub struct StderrOutput {

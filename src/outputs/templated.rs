@@ -17,8 +17,8 @@ use std::os::unix::fs::DirBuilderExt;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, mkdirat};
 
-use crate::message::Message;
 use crate::template::Template;
+use syslog::message::Message;
 
 use super::WriteOut;
 

@@ -8,8 +8,8 @@ use std::io::{self, Write};
 use super::WriteOut;
 use super::formats::{json, line, rfc5424, rsyslog};
 use crate::config::LineFormat;
-use crate::message::Message;
 use crate::timestamp::Zone;
+use syslog::message::Message;
 
 /// A message heavier than this gets its line's room reserved exactly.
 const LARGE_LINE: usize = 64 * 1024;

@@ -22,9 +22,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel}
 
 use crate::coalesce::Coalescer;
 use crate::event::Event;
-use crate::message::Message;
 use crate::receipt::Receipt;
 use crate::stats::Stats;
+use syslog::message::Message;
 
 use super::Sink;
 

@@ -42,7 +42,7 @@ pub(crate) fn describe(der: &CertificateDer<'_>) -> String {
         return fingerprint(der).to_string();
     }
     let mut out = Vec::new();
-    crate::escape::escape_into(&mut out, parts.join(", ").as_bytes(), crate::escape::LINE);
+    syslog::escape::escape_into(&mut out, parts.join(", ").as_bytes(), syslog::escape::LINE);
     String::from_utf8_lossy(&out).into_owned()
 }
 

@@ -374,7 +374,7 @@ fn control_characters_from_the_network_never_reach_an_output_raw() {
     assert_eq!(field(&entry, "LOGGER_HOSTNAME"), Some(&b"evil\\x1b[8m"[..]));
     assert_eq!(field(&entry, "LOGGER_ESCAPED"), Some(&b"1"[..]));
     // Reversible: unescaping gives back exactly what was sent.
-    assert_eq!(logger::escape::unescape(message).unwrap(), HOSTILE_TEXT);
+    assert_eq!(syslog::escape::unescape(message).unwrap(), HOSTILE_TEXT);
     assert!(d.stop().0.success());
 
     // In a file the same message is one line, with the bidi override escaped too, and it
@@ -390,7 +390,7 @@ fn control_characters_from_the_network_never_reach_an_output_raw() {
     assert!(line.ends_with("\\u{202e}"), "{line}");
     let text = line.split_once(": ").unwrap().1;
     assert_eq!(
-        logger::escape::unescape(text.as_bytes()).unwrap(),
+        syslog::escape::unescape(text.as_bytes()).unwrap(),
         HOSTILE_TEXT
     );
 }

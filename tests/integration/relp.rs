@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use logger::relp::{self, Reader, Reply};
+use syslog::relp::{self, Reader, Reply};
 
 use crate::forward::{arrivals, imrelp_installed, wait_all, wait_queued};
 use crate::harness::Test;

@@ -55,7 +55,7 @@ impl mio::event::Source for Stream {
 pub(super) enum Protocol {
     /// Syslog frames (RFC 6587 octet counting or LF).
     Syslog(Framer),
-    /// RELP commands, each message answered (`inputs::relp`).
+    /// RELP commands, each message answered (`syslog::relp::server`).
     Relp(Box<Session>),
     /// systemd-journal-upload's requests, each answered once its entries are taken
     /// (`inputs::journal_remote`).

@@ -32,21 +32,21 @@ use mio::{Events, Interest, Token};
 
 use super::journal::entry_message;
 use super::journal_remote::Upload;
-use super::relp::Session;
 use super::{Batch, Ctx, Listener, SOCKET};
 
 mod connection;
 mod listener;
 mod tls;
 
-use crate::framing::{Frame, Framer};
-use crate::message::{Credentials, Origin, Transport};
-use crate::parse::parse;
 use crate::ratelimit::sender_net;
 use crate::stats::Stats;
 use crate::sys::Pages;
 use connection::*;
 use listener::*;
+use syslog::framing::{Frame, Framer};
+use syslog::message::{Credentials, Origin, Transport};
+use syslog::parse::parse;
+use syslog::relp::server::Session;
 use tls::*;
 
 const FIRST_CONNECTION: usize = 2;

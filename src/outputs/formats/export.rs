@@ -8,9 +8,9 @@
 
 use std::time::UNIX_EPOCH;
 
-use crate::message::Message;
 use crate::outputs::journal::{Trusted, encode_fields, put_field};
 use crate::timestamp::rfc3339_usec;
+use syslog::message::Message;
 
 /// When the event happened, in microseconds since the epoch: a sender's RFC 3339 timestamp,
 /// the journal entry's own time; for a local syslog(3) message (whose timestamp has no year
@@ -43,9 +43,9 @@ pub fn encode(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Fields, Origin, Transport};
-    use crate::parse::parse;
     use std::time::{Duration, SystemTime};
+    use syslog::message::{Fields, Origin, Transport};
+    use syslog::parse::parse;
 
     #[test]
     fn an_entry_keeps_the_origin_fields_and_time_and_ends_with_an_empty_line() {

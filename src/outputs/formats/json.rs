@@ -19,9 +19,9 @@ use std::borrow::Cow;
 use std::io::Write;
 
 use super::line::{push_decimal, push_rfc3339};
-use crate::escape;
-use crate::message::Message;
 use crate::timestamp::{SenderTime, Zone};
+use syslog::escape;
+use syslog::message::Message;
 
 /// Appends the object for `msg` (with its newline) to `out`.
 pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
@@ -77,7 +77,7 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
             string(out, &v);
         }
     }
-    if msg.format == crate::message::Format::Rfc5424 {
+    if msg.format == syslog::message::Format::Rfc5424 {
         out.extend_from_slice(b",\"version\":1");
     }
     out.extend_from_slice(b"}},\"network\":{\"transport\":\"");
@@ -123,9 +123,9 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
     }
     out.extend_from_slice(b",\"logger\":{\"format\":\"");
     out.extend_from_slice(match msg.format {
-        crate::message::Format::Rfc5424 => b"rfc5424".as_slice(),
-        crate::message::Format::Rfc3164 => b"rfc3164",
-        crate::message::Format::Unparsed => b"unparsed",
+        syslog::message::Format::Rfc5424 => b"rfc5424".as_slice(),
+        syslog::message::Format::Rfc3164 => b"rfc3164",
+        syslog::message::Format::Unparsed => b"unparsed",
     });
     out.push(b'"');
     if let Some(ts) = msg.timestamp() {
@@ -195,9 +195,9 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Origin, Transport};
-    use crate::parse::parse;
     use std::time::UNIX_EPOCH;
+    use syslog::message::{Origin, Transport};
+    use syslog::parse::parse;
 
     #[test]
     fn an_object_per_line_with_ecs_names_and_the_origin() {

@@ -3,14 +3,14 @@
 //!
 //! `TIME HOST TAG[PID] FACILITY.SEVERITY: TEXT` with TIME in RFC 3339 UTC (the time we received
 //! the message). Every byte that could end a line, move the cursor, start a terminal escape or
-//! hide text is written as a visible escape ([`crate::escape::LINE`]). The escaping is
+//! hide text is written as a visible escape ([`syslog::escape::LINE`]). The escaping is
 //! reversible, so nothing is lost, and no message can forge another line. Pure.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::escape;
-use crate::message::Message;
 use crate::timestamp::civil_from_days;
+use syslog::escape;
+use syslog::message::Message;
 
 /// Appends the line for `msg` (with its newline) to `out`.
 pub fn format_line(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
@@ -38,7 +38,7 @@ pub fn format_line(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
         msg.plain_header()
     } else {
         (hostname, app_name, procid) = (msg.hostname(), msg.app_name(), msg.procid());
-        crate::message::PlainHeader {
+        syslog::message::PlainHeader {
             hostname: hostname.as_deref().map(str::as_bytes),
             app_name: app_name.as_deref().map(str::as_bytes),
             procid: procid.as_deref().map(str::as_bytes),
@@ -133,9 +133,9 @@ pub fn push_decimal(out: &mut Vec<u8>, mut n: u64, width: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Origin, Transport};
-    use crate::parse::parse;
     use std::time::Duration;
+    use syslog::message::{Origin, Transport};
+    use syslog::parse::parse;
 
     #[test]
     fn each_second_is_formatted_anew_whatever_came_before() {

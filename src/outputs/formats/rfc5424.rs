@@ -14,9 +14,9 @@
 use std::io::Write;
 
 use super::line::push_rfc3339;
-use crate::escape::{self, Escaping};
-use crate::message::Message;
 use crate::timestamp::{SenderTime, Zone};
+use syslog::escape::{self, Escaping};
+use syslog::message::Message;
 
 /// Appends the line for `msg` (with its newline) to `out`.
 pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
@@ -130,9 +130,9 @@ fn param_value(out: &mut Vec<u8>, value: &[u8], how: Escaping) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Format, Origin, Transport};
-    use crate::parse::parse;
     use std::time::{Duration, UNIX_EPOCH};
+    use syslog::message::{Format, Origin, Transport};
+    use syslog::parse::parse;
 
     #[test]
     fn a_line_reads_back_as_the_message_it_was() {
@@ -176,7 +176,7 @@ mod tests {
             Origin {
                 transport: Transport::UnixDatagram,
                 peer: None,
-                credentials: Some(crate::message::Credentials {
+                credentials: Some(syslog::message::Credentials {
                     pid: 42,
                     uid: 1000,
                     gid: 1000,

@@ -23,9 +23,9 @@
 //! the `detailed` format this is not reversible (a sender's own `#012` reads the same), which
 //! is rsyslog's trade. Pure.
 
-use crate::escape;
-use crate::message::{Format, Message};
 use crate::timestamp::{self, Moment, SenderTime, Zone};
+use syslog::escape;
+use syslog::message::{Format, Message};
 
 /// Which of rsyslog's two file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,9 +193,9 @@ pub fn push_hash_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Origin, Transport};
-    use crate::parse::parse;
     use std::time::{Duration, UNIX_EPOCH};
+    use syslog::message::{Origin, Transport};
+    use syslog::parse::parse;
 
     /// 2026-12-07T15:37:24.220587Z.
     const RECEIVED: u64 = 1_796_657_844_220_587;

@@ -33,11 +33,11 @@ use std::time::{Duration, Instant, SystemTime};
 use rustls::ClientConfig;
 
 use crate::config::{Framing, OutputSpec, Remote, Scheme};
-use crate::message::Message;
 use crate::outputs::WriteOut;
 use crate::outputs::queue::{MemoryQueue, Queue};
-use crate::relp::{self, Reply};
 use link::Link;
+use syslog::message::Message;
+use syslog::relp::{self, Reply};
 
 /// RELP messages sent and not yet acknowledged, at most (librelp's default window).
 pub const RELP_WINDOW: usize = 128;

@@ -10,10 +10,10 @@
 use std::io::Write;
 
 use crate::config::Framing;
-use crate::escape;
-use crate::message::{Format, Message};
 use crate::outputs::formats::line::push_rfc3339;
 use crate::timestamp::{SenderTime, Zone};
+use syslog::escape;
+use syslog::message::{Format, Message};
 
 /// Appends `msg` as one syslog message (no framing) to `out`.
 pub fn encode(out: &mut Vec<u8>, msg: &Message, local_host: &str, rfc3164: bool) {
@@ -68,15 +68,15 @@ pub fn encode(out: &mut Vec<u8>, msg: &Message, local_host: &str, rfc3164: bool)
     let sent_sd = msg
         .structured_data()
         .filter(|_| msg.format == Format::Rfc5424)
-        .map(|sd| crate::message::sd_without_fields(&sd))
+        .map(|sd| syslog::message::sd_without_fields(&sd))
         .filter(|sd| !sd.is_empty());
     match (sent_sd, msg.fields().is_empty()) {
         (Some(sd), true) => out.extend_from_slice(sd.as_bytes()),
         (Some(sd), false) => {
             out.extend_from_slice(sd.as_bytes());
-            crate::message::push_fields_element(out, msg.fields());
+            syslog::message::push_fields_element(out, msg.fields());
         }
-        (None, false) => crate::message::push_fields_element(out, msg.fields()),
+        (None, false) => syslog::message::push_fields_element(out, msg.fields()),
         (None, true) => out.push(b'-'),
     }
     if !msg.text().is_empty() {
@@ -136,9 +136,9 @@ fn push_bsd_time(out: &mut Vec<u8>, msg: &Message) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Origin, Transport};
-    use crate::parse::parse;
     use std::time::{Duration, SystemTime};
+    use syslog::message::{Origin, Transport};
+    use syslog::parse::parse;
 
     fn message(raw: &[u8]) -> Message {
         let mut origin = Origin::new(Transport::Udp);
@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn fields_travel_as_an_element_and_come_back_as_fields() {
-        let fields: crate::message::Fields = [
+        let fields: syslog::message::Fields = [
             ("_SYSTEMD_UNIT", b"nginx.service".as_slice()),
             ("MY_FIELD", b"quote \" bracket ] backslash \\"),
             ("BINARY", b"\x00\xff"),

@@ -48,9 +48,9 @@ use super::connect::{Conn, TlsClient};
 use super::formats::{export, json, rfc5424};
 use super::{Output, WriteOut};
 use crate::config::{Kafka, LineFormat, OutputSpec};
-use crate::message::Message;
 use crate::timestamp::Zone;
 use answers::Versions;
+use syslog::message::Message;
 
 /// What one partition's batch carries at most.
 pub const BATCH_BYTES: usize = 1 << 20;

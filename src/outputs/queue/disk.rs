@@ -1,4 +1,4 @@
-//! The disk queue of a forward output (`queue-dir`): crash-safe, segmented, checksummed.
+//! The disk queue of an output (`queue-dir`): crash-safe, segmented, checksummed.
 //!
 //! ```text
 //! queue-dir/lock                        flock(2)ed while an output uses the directory
@@ -6,7 +6,8 @@
 //! queue-dir/00000000000000000042.seg    records from sequence number 42 on, appended
 //! ```
 //!
-//! A record is `MAGIC LEN SEQ CRC PAYLOAD` (little-endian; CRC-32 of SEQ and PAYLOAD). Records
+//! A record is `MAGIC LEN SEQ CRC PAYLOAD` (little-endian; CRC-32 of SEQ and PAYLOAD; encoded
+//! and decoded by the pure `syslog::queue_record`, which is fuzzed). Records
 //! are appended with write(2): once written they survive SIGKILL of logger (they are in the page
 //! cache); `queue-fsync` decides when they are also on the disk (power loss). The head moves as
 //! the remote acknowledges (RELP) or the socket takes (TCP, TLS, UDP) messages, and is rewritten
@@ -40,15 +41,10 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::Uid;
 
 use crate::config::{Fsync, QueuePolicy};
+use syslog::queue_record::{self, Decoded, Kind};
 
-const MAGIC: [u8; 4] = *b"LGQ1";
-/// A position record: an input's read position as of the messages before it.
-const POSITION_MAGIC: [u8; 4] = *b"LGQP";
 /// The latest positions of deleted segments.
 const POSITIONS_FILE: &str = "positions";
-const HEADER: usize = 4 + 4 + 8 + 4;
-/// The largest payload a record may claim: anything longer is damage.
-const MAX_PAYLOAD: usize = 32 << 20;
 /// What a read of a segment takes at once.
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -314,17 +310,13 @@ impl DiskQueue {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.pending_count += 1;
-        encode_record(&mut self.pending, MAGIC, seq, payload);
+        queue_record::encode(&mut self.pending, Kind::Message, seq, payload);
     }
 
     /// Adds an input's read position as of the messages pushed so far (written with them at
     /// the next `flush`, in the same write).
     pub fn push_position(&mut self, key: &str, text: &str) {
-        let mut payload = Vec::with_capacity(key.len() + 1 + text.len());
-        payload.extend_from_slice(key.as_bytes());
-        payload.push(0);
-        payload.extend_from_slice(text.as_bytes());
-        encode_record(&mut self.pending, POSITION_MAGIC, self.next_seq, &payload);
+        queue_record::encode_position(&mut self.pending, self.next_seq, key, text);
         self.pending_positions
             .push((self.pending.len(), key.to_owned(), text.to_owned()));
     }
@@ -445,7 +437,7 @@ impl DiskQueue {
         };
         let (whole, records) = match result {
             Ok(()) => (written, self.pending_count),
-            Err(_) => whole_records(&self.pending, written),
+            Err(_) => queue_record::whole_records(&self.pending, written),
         };
         let tail = self.segments.back_mut().expect("a tail segment");
         if whole < written {
@@ -727,46 +719,23 @@ impl Reader {
     /// skipped to the next valid record.
     fn next_record(&mut self) -> io::Result<Option<(u64, std::ops::Range<usize>, Kind)>> {
         loop {
-            if self.buf.len() - self.pos < HEADER {
-                if !self.fill()? {
-                    return Ok(None);
+            match queue_record::decode(&self.buf[self.pos..]) {
+                Decoded::Record { kind, seq, payload } => {
+                    let body = self.pos + payload.start..self.pos + payload.end;
+                    self.pos = body.end;
+                    return Ok(Some((seq, body, kind)));
                 }
-                continue;
-            }
-            let h = &self.buf[self.pos..self.pos + HEADER];
-            let len = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes")) as usize;
-            let kind = match h[..4].try_into().expect("4 bytes") {
-                MAGIC => Kind::Message,
-                POSITION_MAGIC => Kind::Position,
-                _ => {
-                    self.pos += 1;
-                    continue;
+                Decoded::Incomplete => {
+                    if !self.fill()? {
+                        if self.pos == self.buf.len() {
+                            return Ok(None);
+                        }
+                        // Torn: what is left cannot be a whole record; look past its magic.
+                        self.pos += 1;
+                    }
                 }
-            };
-            if len > MAX_PAYLOAD {
-                self.pos += 1;
-                continue;
+                Decoded::Damaged => self.pos += 1,
             }
-            if self.buf.len() - self.pos < HEADER + len {
-                if !self.fill()? {
-                    // Torn: what is left cannot be a whole record; look past its magic.
-                    self.pos += 1;
-                    continue;
-                }
-                continue;
-            }
-            let seq = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
-            let crc = u32::from_le_bytes(h[16..20].try_into().expect("4 bytes"));
-            let body = self.pos + HEADER..self.pos + HEADER + len;
-            let mut hasher = crc32fast::Hasher::new();
-            hasher.update(&seq.to_le_bytes());
-            hasher.update(&self.buf[body.clone()]);
-            if hasher.finalize() != crc {
-                self.pos += 1;
-                continue;
-            }
-            self.pos = body.end;
-            return Ok(Some((seq, body, kind)));
         }
     }
 
@@ -831,7 +800,10 @@ fn scan_segment(path: &Path) -> io::Result<Scan> {
         end_of_valid = reader.base + range.end as u64;
         match kind {
             Kind::Message => seqs.push(seq),
-            Kind::Position => positions.extend(decode_position(&reader.buf[range])),
+            Kind::Position => positions.extend(
+                queue_record::decode_position(&reader.buf[range])
+                    .map(|(key, text)| (key.to_owned(), text.to_owned())),
+            ),
         }
     }
     Ok(Scan {
@@ -840,34 +812,6 @@ fn scan_segment(path: &Path) -> io::Result<Scan> {
         size,
         damaged_tail: end_of_valid != size,
     })
-}
-
-/// What a record holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Message,
-    Position,
-}
-
-/// Appends a record: `MAGIC LEN SEQ CRC PAYLOAD`.
-fn encode_record(out: &mut Vec<u8>, magic: [u8; 4], seq: u64, payload: &[u8]) {
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&seq.to_le_bytes());
-    crc.update(payload);
-    out.extend_from_slice(&magic);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.extend_from_slice(payload);
-}
-
-/// A position record's key and text; None for one that is not UTF-8 (damage the checksum
-/// missed cannot name an input).
-fn decode_position(payload: &[u8]) -> Option<(String, String)> {
-    let nul = payload.iter().position(|&b| b == 0)?;
-    let key = std::str::from_utf8(&payload[..nul]).ok()?;
-    let text = std::str::from_utf8(&payload[nul + 1..]).ok()?;
-    Some((key.to_owned(), text.to_owned()))
 }
 
 /// The positions `queue-dir/positions` keeps (none without the file).
@@ -885,10 +829,7 @@ fn load_positions(dir: &Path) -> io::Result<BTreeMap<String, String>> {
 fn save_positions(dir: &Path, positions: &BTreeMap<String, String>, sync: bool) -> io::Result<()> {
     let mut bytes = Vec::new();
     for (key, text) in positions {
-        let mut payload = key.as_bytes().to_vec();
-        payload.push(0);
-        payload.extend_from_slice(text.as_bytes());
-        encode_record(&mut bytes, POSITION_MAGIC, 0, &payload);
+        queue_record::encode_position(&mut bytes, 0, key, text);
     }
     let temp = dir.join(format!("{POSITIONS_FILE}.new"));
     let _ = fs::remove_file(&temp);
@@ -915,22 +856,6 @@ fn is_disk_full(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::StorageFull
         || e.raw_os_error() == Some(nix::libc::ENOSPC)
         || e.raw_os_error() == Some(nix::libc::EDQUOT)
-}
-
-/// Of the records in `pending`, how many bytes and records lie whole within its first `upto`
-/// bytes.
-fn whole_records(pending: &[u8], upto: usize) -> (usize, u64) {
-    let (mut at, mut count) = (0, 0);
-    while let Some(len) = pending.get(at + MAGIC.len()..at + MAGIC.len() + 4) {
-        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
-        let end = at + HEADER + len;
-        if end > upto {
-            break;
-        }
-        let message = pending[at..at + MAGIC.len()] == MAGIC;
-        (at, count) = (end, count + u64::from(message));
-    }
-    (at, count)
 }
 
 /// The refusal of a queue directory or segment another user owns.
@@ -1230,9 +1155,9 @@ mod tests {
         // Damage the 11th record's payload, and tear the last one.
         let mut offset = 0;
         for i in 0..10 {
-            offset += HEADER + payload(i).len();
+            offset += queue_record::HEADER + payload(i).len();
         }
-        bytes[offset + HEADER + 3] ^= 0xff;
+        bytes[offset + queue_record::HEADER + 3] ^= 0xff;
         bytes.truncate(bytes.len() - 5);
         fs::write(&seg, &bytes).unwrap();
         let (mut q, rec) = open(dir.path(), 1 << 30, QueuePolicy::Block);

@@ -9,8 +9,11 @@
 //! nine digits, so a client reopens its session before it runs out. `close` ends a session (the
 //! server answers, then hangs up); `serverclose` (transaction 0) says the server is going away.
 //!
-//! Pure: encoding, and [`Reader`], an incremental parser of frames for both sides. The client is
-//! `forward`, the server `inputs::relp`.
+//! Pure: encoding, [`Reader`], an incremental parser of frames for both sides, and
+//! [`server::Session`], the server's side of one connection. The client is the daemon's
+//! `outputs::forward`; the server's socket is read by its `inputs::stream`.
+
+pub mod server;
 
 use std::io::Write;
 

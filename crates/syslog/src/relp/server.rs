@@ -1,5 +1,6 @@
-//! A RELP session on one connection of a `relp://` or `relp+tls://` input: the commands the
-//! client sends and the answers it is owed, as librelp's server gives them.
+//! The server's side of a RELP session on one connection (the daemon's `relp://` and
+//! `relp+tls://` inputs): the commands the client sends and the answers it is owed, as
+//! librelp's server gives them. Pure: the daemon reads and writes the socket.
 //!
 //! `open` is answered at once with our offers; `syslog` before `open` ends the session. Each
 //! `syslog` command's message goes to the input's batch with its transaction number, and its
@@ -18,9 +19,9 @@
 use crate::relp::{self, Malformed, Reader};
 
 /// Transactions waiting for their answer before the connection is no longer read.
-pub(super) const MAX_UNANSWERED: usize = 1024;
+pub const MAX_UNANSWERED: usize = 1024;
 /// Answers waiting to be written before the connection is no longer read.
-pub(super) const MAX_PENDING_ANSWERS: usize = 64 * 1024;
+pub const MAX_PENDING_ANSWERS: usize = 64 * 1024;
 
 /// The session's state besides its reader.
 #[derive(Default)]
@@ -48,14 +49,14 @@ fn next_txnr(txnr: u32) -> u32 {
 }
 
 /// One connection's RELP session.
-pub(super) struct Session {
+pub struct Session {
     reader: Reader,
     state: State,
 }
 
 impl Session {
     /// A session whose messages are cut at `max_message_size` bytes.
-    pub(super) fn new(max_message_size: usize) -> Session {
+    pub fn new(max_message_size: usize) -> Session {
         Session {
             reader: Reader::new(max_message_size),
             state: State::default(),
@@ -63,19 +64,19 @@ impl Session {
     }
 
     /// Applies a reloaded max-message-size to frames that start from now.
-    pub(super) fn set_max(&mut self, max_message_size: usize) {
+    pub fn set_max(&mut self, max_message_size: usize) {
         self.reader.set_max(max_message_size);
     }
 
     /// True while a frame is partly read (frame-timeout runs).
-    pub(super) fn in_frame(&self) -> bool {
+    pub fn in_frame(&self) -> bool {
         self.reader.in_frame()
     }
 
     /// Takes what the client sent: each `syslog` message goes to `message` with its data,
     /// whether it was truncated, and its transaction number. An error says why the session
     /// must end (the connection is closed; nothing unanswered was taken for good).
-    pub(super) fn feed(
+    pub fn feed(
         &mut self,
         bytes: &[u8],
         mut message: impl FnMut(&[u8], bool, u32),
@@ -85,53 +86,56 @@ impl Session {
             return Ok(());
         }
         let state = &mut self.state;
-        self.reader
-            .feed(bytes, |frame| {
-                if state.error.is_some() || state.closing.is_some() {
-                    return;
+        let read = self.reader.feed(bytes, |frame| {
+            if state.error.is_some() || state.closing.is_some() {
+                return;
+            }
+            // librelp's server takes transactions in sequence only: a repeated, skipped
+            // or zero number is a broken client (or one replaying a capture), not a
+            // message to take twice.
+            let due = next_txnr(state.last_txnr);
+            if frame.txnr != due {
+                state.error = Some(format!(
+                    "transaction number {} where {due} was due",
+                    frame.txnr
+                ));
+                return;
+            }
+            state.last_txnr = frame.txnr;
+            match frame.command {
+                "syslog" if state.open => {
+                    state.unanswered += 1;
+                    message(frame.data, frame.truncated, frame.txnr);
                 }
-                // librelp's server takes transactions in sequence only: a repeated, skipped
-                // or zero number is a broken client (or one replaying a capture), not a
-                // message to take twice.
-                let due = next_txnr(state.last_txnr);
-                if frame.txnr != due {
-                    state.error = Some(format!(
-                        "transaction number {} where {due} was due",
-                        frame.txnr
-                    ));
-                    return;
+                "syslog" => state.error = Some("a syslog command before open".into()),
+                "open" if state.open => relp::frame(
+                    &mut state.out,
+                    frame.txnr,
+                    "rsp",
+                    b"200 connection already open - ignored",
+                ),
+                "open" => {
+                    state.open = true;
+                    let answer = format!("200 OK\n{}", relp::offers());
+                    relp::frame(&mut state.out, frame.txnr, "rsp", answer.as_bytes());
                 }
-                state.last_txnr = frame.txnr;
-                match frame.command {
-                    "syslog" if state.open => {
-                        state.unanswered += 1;
-                        message(frame.data, frame.truncated, frame.txnr);
-                    }
-                    "syslog" => state.error = Some("a syslog command before open".into()),
-                    "open" if state.open => relp::frame(
-                        &mut state.out,
-                        frame.txnr,
-                        "rsp",
-                        b"200 connection already open - ignored",
-                    ),
-                    "open" => {
-                        state.open = true;
-                        let answer = format!("200 OK\n{}", relp::offers());
-                        relp::frame(&mut state.out, frame.txnr, "rsp", answer.as_bytes());
-                    }
-                    "close" => {
-                        state.closing = Some(frame.txnr);
-                        state.close_if_answered();
-                    }
-                    _ => relp::frame(
-                        &mut state.out,
-                        frame.txnr,
-                        "rsp",
-                        b"500 command not supported",
-                    ),
+                "close" => {
+                    state.closing = Some(frame.txnr);
+                    state.close_if_answered();
                 }
-            })
-            .map_err(|Malformed(why)| why)?;
+                _ => relp::frame(
+                    &mut state.out,
+                    frame.txnr,
+                    "rsp",
+                    b"500 command not supported",
+                ),
+            }
+        });
+        if let Err(Malformed(why)) = read {
+            // The frames after a malformed one cannot be found: the session ends here too.
+            self.state.ended = true;
+            return Err(why);
+        }
         match self.state.error.take() {
             Some(why) => {
                 self.state.ended = true;
@@ -142,7 +146,7 @@ impl Session {
     }
 
     /// Every output took the message of `txnr`: answer it.
-    pub(super) fn answer(&mut self, txnr: u32) {
+    pub fn answer(&mut self, txnr: u32) {
         relp::frame(&mut self.state.out, txnr, "rsp", b"200 OK");
         self.state.unanswered = self.state.unanswered.saturating_sub(1);
         self.state.close_if_answered();
@@ -150,7 +154,7 @@ impl Session {
 
     /// The input stops: tell the client (it sends what was not answered again, elsewhere or
     /// later).
-    pub(super) fn server_close(&mut self) {
+    pub fn server_close(&mut self) {
         if !self.state.ended {
             relp::frame(&mut self.state.out, 0, "serverclose", b"");
             self.state.ended = true;
@@ -158,13 +162,13 @@ impl Session {
     }
 
     /// Transactions waiting for their answer.
-    pub(super) fn unanswered(&self) -> usize {
+    pub fn unanswered(&self) -> usize {
         self.state.unanswered
     }
 
     /// True when the connection must not be read for now (too much unanswered, or answers
     /// the client does not read), or for good (ended, closing).
-    pub(super) fn saturated(&self) -> bool {
+    pub fn saturated(&self) -> bool {
         let s = &self.state;
         s.unanswered >= MAX_UNANSWERED
             || s.out.len() >= MAX_PENDING_ANSWERS
@@ -173,17 +177,17 @@ impl Session {
     }
 
     /// True once the session is over and every answer written: close the connection.
-    pub(super) fn done(&self) -> bool {
+    pub fn done(&self) -> bool {
         self.state.ended && self.state.out.is_empty()
     }
 
     /// The answers not yet written.
-    pub(super) fn answers(&self) -> &[u8] {
+    pub fn answers(&self) -> &[u8] {
         &self.state.out
     }
 
     /// `n` bytes of the answers were written.
-    pub(super) fn written(&mut self, n: usize) {
+    pub fn written(&mut self, n: usize) {
         self.state.out.drain(..n);
         if self.state.out.is_empty() && self.state.out.capacity() > MAX_PENDING_ANSWERS {
             self.state.out = Vec::new();
@@ -260,6 +264,16 @@ mod tests {
         assert!(take(&mut s, b"1 syslog 1 a\n").is_err());
         let mut s = Session::new(1024);
         assert!(take(&mut s, b"GET / HTTP/1.1\r\n").is_err());
+    }
+
+    #[test]
+    fn nothing_is_handed_on_after_a_malformed_frame() {
+        // Found by fuzz/fuzz_targets/relp_session.rs: the reader's error ended the feed but
+        // not the session, so a later read handed on a frame after the garbage.
+        let mut s = Session::new(1024);
+        assert!(take(&mut s, b"1 open 0\n2 syslog 5 hello\nGET / HTTP/1.1\r\n").is_err());
+        assert!(s.done() || s.saturated(), "the session is over");
+        assert_eq!(take(&mut s, b"3 syslog 1 d\n"), Ok(vec![]));
     }
 
     #[test]
