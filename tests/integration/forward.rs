@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::Test;
-use crate::support::{Builder, Daemon, eventually, have};
+use crate::support::{Builder, Daemon, Rsyslog, free_port, have};
 
 const WAIT: Duration = Duration::from_secs(30);
 /// Messages in the kill scenario: 3 MB, ten times the memory queue.
@@ -38,73 +37,45 @@ pub fn imrelp_installed() -> bool {
 
 /// rsyslog taking RELP on `port` and writing each message's text, one per line, to `out`.
 struct Collector {
-    dir: PathBuf,
+    rsyslog: Rsyslog,
     port: u16,
-    child: Option<Child>,
 }
 
 impl Collector {
-    fn new(dir: &Path) -> Collector {
-        Collector::with_input(dir, "", "module(load=\"imrelp\")\ninput(type=\"imrelp\"")
+    fn new() -> Collector {
+        Collector::with_input("", "module(load=\"imrelp\")\ninput(type=\"imrelp\"")
     }
 
     /// rsyslog with `global` settings and an input (`input(type=... ` without port, address
     /// and the closing parenthesis).
-    fn with_input(dir: &Path, global: &str, input: &str) -> Collector {
-        let dir = dir.join("rsyslog");
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+    fn with_input(global: &str, input: &str) -> Collector {
+        let port = free_port();
         // The main queue direct: imrelp acknowledges a message once the file action wrote it,
         // not once it sat in rsyslog's memory (which SIGKILL empties), so what the collector
         // loses to its own kill is not counted against us.
-        let conf = format!(
-            "global(workDirectory=\"{dir}\"{global})\n\
-             main_queue(queue.type=\"Direct\")\n\
+        let body = format!(
+            "main_queue(queue.type=\"Direct\")\n\
              {input} port=\"{port}\" address=\"127.0.0.1\")\n\
              template(name=\"text\" type=\"string\" string=\"%msg%\\n\")\n\
-             *.* action(type=\"omfile\" file=\"{dir}/out.log\" template=\"text\")\n",
-            dir = dir.display()
+             *.* action(type=\"omfile\" file=\"{{dir}}/out.log\" template=\"text\")\n"
         );
-        std::fs::write(dir.join("rsyslog.conf"), conf).unwrap();
-        let mut c = Collector {
-            dir,
-            port,
-            child: None,
-        };
-        c.start();
-        c
+        let rsyslog = Rsyslog::start_with_global(global, &body, &[]);
+        rsyslog.wait_listening(port);
+        Collector { rsyslog, port }
     }
 
+    /// Starts it again after `kill`, with what it wrote kept.
     fn start(&mut self) {
-        let child = Command::new("rsyslogd")
-            .arg("-n")
-            .arg("-f")
-            .arg(self.dir.join("rsyslog.conf"))
-            .arg("-i")
-            .arg(self.dir.join("rsyslog.pid"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("rsyslogd");
-        self.child = Some(child);
-        eventually("rsyslogd listening", WAIT, || {
-            TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-        });
+        self.rsyslog.run();
+        self.rsyslog.wait_listening(self.port);
     }
 
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.rsyslog.kill();
     }
 
     fn out(&self) -> PathBuf {
-        self.dir.join("out.log")
+        self.rsyslog.path("out.log")
     }
 }
 
@@ -202,7 +173,7 @@ fn relp_to_rsyslog_loses_nothing_when_the_collector_or_logger_is_killed() {
     require!(have("rsyslogd"), "rsyslog is not installed");
     require!(imrelp_installed(), "rsyslog-relp is not installed");
     let base = crate::support::tempdir();
-    let mut collector = Collector::new(base.path());
+    let mut collector = Collector::new();
     let d = forwarding_daemon(base.path(), collector.port);
 
     // 1. Flowing; then the collector is killed mid-stream. What comes meanwhile goes to the
@@ -233,7 +204,7 @@ fn a_corrupt_queue_segment_is_skipped_counted_and_the_rest_delivered() {
     require!(have("rsyslogd"), "rsyslog is not installed");
     require!(imrelp_installed(), "rsyslog-relp is not installed");
     let base = crate::support::tempdir();
-    let mut collector = Collector::new(base.path());
+    let mut collector = Collector::new();
     collector.kill();
     let d = forwarding_daemon(base.path(), collector.port);
     send_numbered(&d, 0..2000);
@@ -312,8 +283,7 @@ fn tcp_and_tls_to_rsyslog_deliver_every_message() {
             format!("tls-ca = \"{}\"\n", pki.path("ca.pem")),
         ),
     ] {
-        let dir = base.path().join(scheme);
-        let collector = Collector::with_input(&dir, &global, input);
+        let collector = Collector::with_input(&global, input);
         let d = Builder::new()
             .config(&format!(
                 "heartbeat = \"0\"\nrate-limit = 0\nlisten = [\"tcp://127.0.0.1:0\"]\n\
@@ -689,8 +659,7 @@ fn numbered_lines(path: &Path, range: std::ops::Range<u32>) -> usize {
 fn a_relp_remote_that_stops_answering_is_declared_dead_and_the_next_takes_over() {
     require!(have("rsyslogd"), "rsyslog is not installed");
     require!(imrelp_installed(), "rsyslog-relp is not installed");
-    let base = crate::support::tempdir();
-    let b_side = Collector::new(base.path());
+    let b_side = Collector::new();
     let (a_port, a_side) = silent_relp_remote();
     let builder = Builder::new();
     let dir = builder.dir().to_owned();
@@ -898,8 +867,7 @@ fn a_disk_queue_on_a_full_filesystem_delivers_everything_and_says_so_once() {
     );
     require!(have("rsyslogd"), "rsyslog is not installed");
     require!(imrelp_installed(), "rsyslog-relp is not installed");
-    let base = crate::support::tempdir();
-    let collector = Collector::new(base.path());
+    let collector = Collector::new();
     let builder = Builder::new();
     let small = builder.dir().join("small");
     std::fs::create_dir(&small).unwrap();

@@ -78,29 +78,15 @@ fn debian_rules_place_every_facility_and_severity_where_rsyslog_does() {
     .collect();
     assert_eq!(rules.lines().count(), 6, "{rules}");
     let rs_sock = work.path().join("rsyslog.sock");
-    let conf = work.path().join("rsyslog.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "global(workDirectory=\"{w}\")\n\
-             module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
+    let mut rsyslog = Rsyslog::start(
+        &format!(
+            "module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
              input(type=\"imuxsock\" Socket=\"{s}\" RateLimit.Interval=\"0\" UseSpecialParser=\"off\")\n\
              {rules}",
-            w = work.path().display(),
             s = rs_sock.display()
         ),
-    )
-    .unwrap();
-    let mut rsyslog = Command::new("rsyslogd")
-        .args(["-n", "-i"])
-        .arg(work.path().join("rsyslog.pid"))
-        .arg("-f")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        &[],
+    );
     eventually("rsyslog making its socket", WAIT, || rs_sock.exists());
 
     // logger with the shipped example, paths moved into the test directory.
@@ -125,21 +111,7 @@ fn debian_rules_place_every_facility_and_severity_where_rsyslog_does() {
     // syslog takes facility 23) is in its syslog file.
     let last = theirs.join("syslog");
     wait_for_text(&last, "corpus-f23-s7");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(rsyslog.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = wait_output(
-        std::mem::replace(&mut rsyslog, Command::new("true").spawn().unwrap()),
-        WAIT,
-    );
-    assert!(
-        out.status.success(),
-        "rsyslog: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _ = rsyslog.wait();
+    rsyslog.stop();
 
     let (ours, theirs) = (
         placement(&ours, &DEBIAN_FILES),

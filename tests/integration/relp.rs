@@ -8,7 +8,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use syslog::relp::{self, Reader, Reply};
 
 use crate::forward::{arrivals, imrelp_installed, wait_all, wait_queued};
 use crate::harness::Test;
-use crate::support::{Builder, Daemon, closed_by_peer, eventually, free_port, have};
+use crate::support::{Builder, Daemon, Rsyslog, closed_by_peer, eventually, free_port, have};
 use crate::tls::Pki;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -288,41 +287,30 @@ fn collector(input: &str, out: &Path) -> Daemon {
 
 /// rsyslog taking plain TCP on `port` and sending everything with omrelp to `relp_port`,
 /// retrying for ever: the sender side of a fleet.
-struct Rsyslog {
+struct Relay {
     port: u16,
-    child: Child,
+    _rsyslog: Rsyslog,
 }
 
-impl Rsyslog {
-    fn start(base: &Path, relp_port: u16) -> Rsyslog {
-        let dir = base.join("rsyslog");
-        std::fs::create_dir_all(&dir).unwrap();
+impl Relay {
+    fn start(relp_port: u16) -> Relay {
         let port = free_port();
-        let conf = format!(
-            "global(workDirectory=\"{dir}\")\n\
-             module(load=\"imtcp\")\nmodule(load=\"omrelp\")\n\
-             input(type=\"imtcp\" port=\"{port}\" address=\"127.0.0.1\")\n\
-             *.* action(type=\"omrelp\" target=\"127.0.0.1\" port=\"{relp_port}\" \
-                template=\"RSYSLOG_SyslogProtocol23Format\" \
-                action.resumeRetryCount=\"-1\" action.resumeInterval=\"1\" \
-                queue.type=\"LinkedList\" queue.size=\"200000\")\n",
-            dir = dir.display()
+        let rsyslog = Rsyslog::start(
+            &format!(
+                "module(load=\"imtcp\")\nmodule(load=\"omrelp\")\n\
+                 input(type=\"imtcp\" port=\"{port}\" address=\"127.0.0.1\")\n\
+                 *.* action(type=\"omrelp\" target=\"127.0.0.1\" port=\"{relp_port}\" \
+                    template=\"RSYSLOG_SyslogProtocol23Format\" \
+                    action.resumeRetryCount=\"-1\" action.resumeInterval=\"1\" \
+                    queue.type=\"LinkedList\" queue.size=\"200000\")\n"
+            ),
+            &[],
         );
-        std::fs::write(dir.join("rsyslog.conf"), conf).unwrap();
-        let child = Command::new("rsyslogd")
-            .arg("-n")
-            .arg("-f")
-            .arg(dir.join("rsyslog.conf"))
-            .arg("-i")
-            .arg(dir.join("rsyslog.pid"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("rsyslogd");
-        eventually("rsyslogd listening", WAIT, || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        Rsyslog { port, child }
+        rsyslog.wait_listening(port);
+        Relay {
+            port,
+            _rsyslog: rsyslog,
+        }
     }
 
     /// Sends `range` as numbered RFC 5424 lines to its TCP input.
@@ -333,13 +321,6 @@ impl Rsyslog {
             writeln!(buf, "<13>1 - host app - - - seq {i:06} {}", "x".repeat(40)).unwrap();
         }
         s.write_all(&buf).unwrap();
-    }
-}
-
-impl Drop for Rsyslog {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -365,7 +346,7 @@ fn rsyslog_omrelp_into_logger_loses_nothing_when_logger_is_killed() {
     let port = free_port();
     let input = format!("listen = [\"relp://127.0.0.1:{port}\"]");
     let d = collector(&input, &out);
-    let rsyslog = Rsyslog::start(base.path(), port);
+    let rsyslog = Relay::start(port);
     const TOTAL: u32 = 30_000;
     rsyslog.send(0..TOTAL);
     wait_some(&out, 2000);

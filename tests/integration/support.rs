@@ -462,9 +462,11 @@ pub fn closed_by_peer(s: &mut std::net::TcpStream, limit: Duration) -> bool {
 }
 
 /// A real rsyslogd 8 in the foreground with a configuration of the test's, in a directory of its
-/// own (its work directory, PID file and whatever the configuration writes there).
+/// own (its work directory, PID file and whatever the configuration writes there): the one
+/// rsyslog fixture of the suite (a reference writing files, a RELP collector, a relay).
 pub struct Rsyslog {
-    child: Child,
+    child: Option<Child>,
+    env: Vec<(String, String)>,
     pub dir: tempfile::TempDir,
 }
 
@@ -472,47 +474,79 @@ impl Rsyslog {
     /// Starts `rsyslogd -n` with `body` after a `global(workDirectory=...)` line, in the
     /// environment given (TZ, say). `{dir}` in `body` is replaced by its directory.
     pub fn start(body: &str, env: &[(&str, &str)]) -> Rsyslog {
+        Rsyslog::start_with_global("", body, env)
+    }
+
+    /// `start`, with `global` added to the `global(...)` settings (`, defaultNetstreamDriver=...`).
+    pub fn start_with_global(global: &str, body: &str, env: &[(&str, &str)]) -> Rsyslog {
         let dir = tempdir();
-        let conf = dir.path().join("rsyslog.conf");
         let body = body.replace("{dir}", &dir.path().display().to_string());
         std::fs::write(
-            &conf,
+            dir.path().join("rsyslog.conf"),
             format!(
-                "global(workDirectory=\"{}\")\n{body}\n",
+                "global(workDirectory=\"{}\"{global})\n{body}\n",
                 dir.path().display()
             ),
         )
         .unwrap();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut rsyslog = Rsyslog {
+            child: None,
+            env,
+            dir,
+        };
+        rsyslog.run();
+        rsyslog
+    }
+
+    /// Starts it (again, after `kill`) with the same configuration.
+    pub fn run(&mut self) {
+        assert!(self.child.is_none(), "rsyslogd is already running");
         let mut cmd = Command::new("rsyslogd");
         cmd.args(["-n", "-i"])
-            .arg(dir.path().join("rsyslog.pid"))
+            .arg(self.path("rsyslog.pid"))
             .arg("-f")
-            .arg(&conf)
+            .arg(self.path("rsyslog.conf"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        for (k, v) in env {
+        for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("start rsyslogd");
-        Rsyslog { child, dir }
+        self.child = Some(cmd.spawn().expect("start rsyslogd"));
+    }
+
+    /// Waits (bounded) until it takes TCP connections on `port`.
+    pub fn wait_listening(&self, port: u16) {
+        eventually("rsyslogd listening", WAIT, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
+    /// SIGKILL and reap: what it held in memory is gone, as after a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// SIGTERM and wait (bounded); panics unless it exits cleanly. Its directory stays.
     pub fn stop(&mut self) {
+        let child = self.child.take().expect("rsyslogd is running");
         nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::unistd::Pid::from_raw(child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
         )
         .unwrap();
-        let out = wait_output(
-            std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap()),
-            WAIT,
-        );
+        let out = wait_output(child, WAIT);
         assert!(
             out.status.success(),
             "rsyslogd: {}",
@@ -523,8 +557,7 @@ impl Rsyslog {
 
 impl Drop for Rsyslog {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
