@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
@@ -90,16 +90,13 @@ fn a_full_disk_is_counted_reported_survived_and_recovered_without_loss() {
         .unwrap();
     }
     // The disk is full: the daemon stays up, counts the errors and reports the backlog.
-    let full = {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let d = notify.recv(Duration::from_millis(500)).unwrap_or_default();
-            if d.contains("STATUS=") && !d.contains("queued 0") {
-                break d;
-            }
-            assert!(Instant::now() < deadline, "no STATUS with a backlog");
-        }
-    };
+    let full = within(WAIT, || {
+        let d = notify.recv(Duration::from_millis(500)).unwrap_or_default();
+        let backlog = d.contains("STATUS=") && !d.contains("queued 0");
+        backlog
+            .then_some(d)
+            .ok_or("no STATUS with a backlog".to_owned())
+    });
     eprintln!("while full: {full}");
     assert!(
         Command::new("kill")
@@ -114,17 +111,13 @@ fn a_full_disk_is_counted_reported_survived_and_recovered_without_loss() {
         .status()
         .unwrap();
     assert!(rm.success());
-    let deadline = Instant::now() + WAIT;
-    loop {
+    within(WAIT, || {
         let d = notify.recv(Duration::from_millis(500)).unwrap_or_default();
-        if d.contains(&format!("written {N}")) && d.contains("queued 0") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "backlog not written after space returned"
-        );
-    }
+        let written = d.contains(&format!("written {N}")) && d.contains("queued 0");
+        written
+            .then_some(())
+            .ok_or("backlog not written after space returned".to_owned())
+    });
     let log = Command::new("nsenter")
         .args([
             "-t",

@@ -31,16 +31,11 @@ fn proc_field(pid: i32, key: &str) -> String {
 }
 
 fn wait_gone(pid: i32) {
-    let deadline = Instant::now() + WAIT;
-    while Path::new(&format!("/proc/{pid}")).exists() {
+    eventually(&format!("pid {pid} gone"), WAIT, || {
         // A zombie counts as gone: the daemon has exited; its parent reaps it.
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if state.split(' ').nth(2) == Some("Z") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "pid {pid} still running");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        !Path::new(&format!("/proc/{pid}")).exists() || state.split(' ').nth(2) == Some("Z")
+    });
 }
 
 fn read_pid(pidfile: &Path) -> i32 {
@@ -225,11 +220,7 @@ fn sighup_reopens_the_output_file_after_logrotate_renamed_it() {
     f.send("<13>rot: before");
     std::fs::rename(f.path("out.log"), f.path("out.log.1")).unwrap();
     kill(f.pid, nix::sys::signal::Signal::SIGHUP);
-    let deadline = Instant::now() + WAIT;
-    while !f.path("out.log").exists() {
-        assert!(Instant::now() < deadline, "out.log not reopened");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually("out.log reopened", WAIT, || f.path("out.log").exists());
     f.send("<13>rot: after");
     f.stop();
     // "before" may have been written before or after the reopen; it must be in one of them once.

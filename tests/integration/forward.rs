@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::harness::Test;
-use crate::support::{Builder, Daemon, Rsyslog, free_port, have};
+use crate::support::{Builder, Daemon, Rsyslog, free_port, have, try_within, within};
 
 const WAIT: Duration = Duration::from_secs(30);
 /// Messages in the kill scenario: 3 MB, ten times the memory queue.
@@ -100,20 +100,16 @@ pub fn arrivals(out: &Path) -> BTreeMap<u32, u32> {
 
 /// Waits until every number in `range` arrived at least once; panics with the count missing.
 pub fn wait_all(out: &Path, range: std::ops::Range<u32>) -> BTreeMap<u32, u32> {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    within(WAIT, || {
         let seen = arrivals(out);
-        let missing = range.clone().filter(|n| !seen.contains_key(n)).count();
-        if missing == 0 {
-            return seen;
+        match range.clone().filter(|n| !seen.contains_key(n)).count() {
+            0 => Ok(seen),
+            missing => Err(format!(
+                "{missing} of {} messages never arrived",
+                range.len()
+            )),
         }
-        assert!(
-            Instant::now() < deadline,
-            "{missing} of {} messages never arrived",
-            range.len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    })
 }
 
 /// Sends `range` as numbered, octet-counted RFC 5424 messages to logger's TCP input.
@@ -134,9 +130,8 @@ pub fn wait_queued(queue: &Path, range: std::ops::Range<u32>) {
 }
 
 /// `wait_queued` with a bound of its own.
-pub fn wait_queued_within(queue: &Path, range: std::ops::Range<u32>, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
+pub fn wait_queued_within(queue: &Path, range: std::ops::Range<u32>, limit: Duration) {
+    within(limit, || {
         let mut text = Vec::new();
         for e in std::fs::read_dir(queue).unwrap() {
             let p = e.unwrap().path();
@@ -149,15 +144,14 @@ pub fn wait_queued_within(queue: &Path, range: std::ops::Range<u32>, within: Dur
             .filter(|w| w.starts_with(b"seq "))
             .filter_map(|w| std::str::from_utf8(&w[4..]).ok()?.parse().ok())
             .collect();
-        if range.clone().all(|i| held.contains(&i)) {
-            return;
+        match range.clone().filter(|i| !held.contains(i)).count() {
+            0 => Ok(()),
+            missing => Err(format!(
+                "the disk queue never held {missing} of {}",
+                range.len()
+            )),
         }
-        assert!(
-            Instant::now() < deadline,
-            "the disk queue never held them all"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    })
 }
 
 fn forwarding_daemon(dir: &Path, port: u16) -> Daemon {
@@ -226,22 +220,19 @@ fn a_corrupt_queue_segment_is_skipped_counted_and_the_rest_delivered() {
 
     collector.start();
     let d = forwarding_daemon(base.path(), collector.port);
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let arrived = try_within(WAIT, || {
         let seen = arrivals(&collector.out());
-        if (0..2000)
+        let all = (0..2000)
             .filter(|n| *n != 1000)
-            .all(|n| seen.contains_key(&n))
-        {
-            assert!(!seen.contains_key(&1000), "the damaged record was sent");
-            break;
-        }
-        if Instant::now() > deadline {
-            let (_, _, stderr) = d.stop();
-            panic!("{} of 1999 arrived; logger said: {stderr}", seen.len());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+            .all(|n| seen.contains_key(&n));
+        all.then_some(seen.clone())
+            .ok_or_else(|| format!("{} of 1999 arrived", seen.len()))
+    });
+    let seen = match arrived {
+        Ok(seen) => seen,
+        Err(why) => panic!("{why}; logger said: {}", d.stop().2),
+    };
+    assert!(!seen.contains_key(&1000), "the damaged record was sent");
     let (status, _, stderr) = d.stop();
     assert!(status.success(), "{stderr}");
     assert!(
@@ -363,21 +354,16 @@ fn wait_stalled(conn: &TcpStream) -> Vec<u8> {
 /// Accepts one connection within `WAIT`.
 fn accept_within(listener: &TcpListener) -> TcpStream {
     listener.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match listener.accept() {
-            Ok((conn, _)) => {
-                conn.set_nonblocking(false).unwrap();
-                conn.set_read_timeout(Some(WAIT)).unwrap();
-                return conn;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(Instant::now() < deadline, "logger never connected");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("accept: {e}"),
+    let conn = within(WAIT, || match listener.accept() {
+        Ok((conn, _)) => Ok(conn),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err("logger never connected".to_owned())
         }
-    }
+        Err(e) => panic!("accept: {e}"),
+    });
+    conn.set_nonblocking(false).unwrap();
+    conn.set_read_timeout(Some(WAIT)).unwrap();
+    conn
 }
 
 /// A remote that stops reading, then dies with unread data (its kernel resets the
@@ -713,15 +699,10 @@ fn a_remote_that_stays_dead_holds_back_neither_other_outputs_nor_local_senders()
     // Ten times what the forward output's queue (256 KiB) holds.
     const N: u32 = 10_000;
     send_local(&dir.join("log"), 0..N, SEND_BOUND);
-    let deadline = Instant::now() + WAIT;
-    while numbered_lines(&dir.join("all.log"), 0..N) < N as usize {
-        assert!(
-            Instant::now() < deadline,
-            "the file output stopped at {} of {N}",
-            numbered_lines(&dir.join("all.log"), 0..N)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    within(WAIT, || match numbered_lines(&dir.join("all.log"), 0..N) {
+        n if n >= N as usize => Ok(()),
+        n => Err(format!("the file output stopped at {n} of {N}")),
+    });
     let (status, _, stderr) = d.stop();
     assert!(status.success(), "{stderr}");
     drop(a_side);
@@ -794,11 +775,10 @@ fn a_tcp_remote_that_takes_nothing_is_declared_dead_and_the_next_takes_over() {
         }
     }
     sender.join().unwrap();
-    let deadline = Instant::now() + WAIT;
-    while numbered_lines(&dir.join("all.log"), 0..N) < N as usize {
-        assert!(Instant::now() < deadline, "the file output stopped");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    within(WAIT, || match numbered_lines(&dir.join("all.log"), 0..N) {
+        n if n >= N as usize => Ok(()),
+        n => Err(format!("the file output stopped at {n} of {N}")),
+    });
     let (status, _, stderr) = d.stop();
     assert!(status.success(), "{stderr}");
     assert!(

@@ -252,21 +252,15 @@ fn idle_connections_beyond_the_limit_do_not_starve_a_working_client() {
     // Idle slots are reclaimed once they have been silent for a second: a working client that
     // keeps trying gets through (each attempt is a new connection; one must be served).
     let out = d.path("out.log");
-    let deadline = std::time::Instant::now() + WAIT;
-    for attempt in 0.. {
+    let mut attempt = 0;
+    eventually("a working client served", WAIT, || {
+        attempt += 1;
         if let Ok(mut good) = TcpStream::connect(&tcp) {
             let _ = good.write_all(format!("<13>good: served {attempt}\n").as_bytes());
         }
         let written = std::fs::read_to_string(&out).unwrap_or_default();
-        if written.contains("good user.notice: served") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no working client served"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        written.contains("good user.notice: served")
+    });
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.send_to(b"<13>udp: still served", d.addr("udp"))
         .unwrap();
@@ -416,23 +410,19 @@ fn a_flood_of_escaped_messages_costs_what_it_weighs() {
             .and_then(|r| r.split(',').next())
             .map(str::to_owned)
     };
-    let deadline = std::time::Instant::now() + WAIT * 3;
     let mut last = None;
-    loop {
+    within(WAIT * 3, || {
         let status = d
             .notify
             .recv(WAIT)
             .expect("STATUS= while the output is stuck");
         let now = received(&status);
-        if now.is_some() && now == last {
-            break;
-        }
+        let settled = now.is_some() && now == last;
         last = now;
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never settled: {status}"
-        );
-    }
+        settled
+            .then_some(())
+            .ok_or_else(|| format!("never settled: {status}"))
+    });
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
     let peak: u64 = status
         .lines()
@@ -735,15 +725,16 @@ fn reloaded_limits_reach_running_listeners_and_open_connections() {
     let out = d.path("out.log");
     let read = || std::fs::read_to_string(&out).unwrap_or_default();
     let wait_for = |text: &str| {
-        let deadline = std::time::Instant::now() + WAIT;
-        while !read().contains(text) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{text} never reached the file ({} lines)",
-                read().lines().count()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        within(WAIT, || {
+            let held = read();
+            match held.contains(text) {
+                true => Ok(()),
+                false => Err(format!(
+                    "{text} never reached the file ({} lines)",
+                    held.lines().count()
+                )),
+            }
+        })
     };
     let big = |tag: &str| format!("<13>app: {tag} {}", "x".repeat(10_000));
     let unix = UnixDatagram::unbound().unwrap();

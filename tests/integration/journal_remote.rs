@@ -152,44 +152,44 @@ fn send(d: &Daemon, range: std::ops::Range<usize>) {
 }
 
 fn wait_for(dir: &Path, n: usize, d: &Daemon) -> BTreeMap<usize, usize> {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
+    let found = try_within(WAIT, || {
         let seen = numbers(&entries(dir, &[]));
         let missing: Vec<usize> = (0..n).filter(|i| !seen.contains_key(i)).collect();
-        if missing.is_empty() {
-            return seen;
+        match missing.is_empty() {
+            true => Ok(seen),
+            false => Err(format!(
+                "{} of entries 0..{n} missing from journal-remote's files (first {:?})",
+                missing.len(),
+                &missing[..missing.len().min(5)]
+            )),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} of entries 0..{n} missing from journal-remote's files (first {:?}); files {:?}; \
-             logger says {}; per file {:?}",
-            missing.len(),
-            &missing[..missing.len().min(5)],
-            std::fs::read_dir(dir)
-                .unwrap()
-                .map(|e| e.unwrap().file_name())
-                .collect::<Vec<_>>(),
-            d.status_json(),
-            std::fs::read_dir(dir)
-                .unwrap()
-                .map(|e| {
-                    let p = e.unwrap().path();
-                    let out = Command::new("journalctl")
-                        .arg(format!("--file={}", p.display()))
-                        .args(["-o", "cat", "--no-pager", "--output-fields=MY_FIELD"])
-                        .output()
-                        .unwrap();
-                    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                    (
-                        text.lines().count(),
-                        text.lines().last().map(str::to_owned),
-                        String::from_utf8_lossy(&out.stderr).into_owned(),
-                    )
-                })
-                .collect::<Vec<_>>()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    });
+    found.unwrap_or_else(|why| {
+        let files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let per_file: Vec<_> = files
+            .iter()
+            .map(|p| {
+                let out = Command::new("journalctl")
+                    .arg(format!("--file={}", p.display()))
+                    .args(["-o", "cat", "--no-pager", "--output-fields=MY_FIELD"])
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                (
+                    text.lines().count(),
+                    text.lines().last().map(str::to_owned),
+                    String::from_utf8_lossy(&out.stderr).into_owned(),
+                )
+            })
+            .collect();
+        panic!(
+            "{why}; files {files:?}; logger says {}; per file {per_file:?}",
+            d.status_json()
+        )
+    })
 }
 
 fn entries_reach_systemd_journal_remote_field_for_field_and_survive_kills() {

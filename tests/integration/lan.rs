@@ -51,22 +51,18 @@ fn connect_from(from: &str, to: &str) -> TcpStream {
 
 /// Waits (bounded) until `out.log` holds every one of `lines`; panics naming the missing ones.
 fn wait_for_lines(d: &Daemon, lines: &[String], limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
+    within(limit, || {
         let log = std::fs::read_to_string(d.path("out.log")).unwrap_or_default();
         let missing: Vec<&String> = lines.iter().filter(|l| !log.contains(*l)).collect();
-        if missing.is_empty() {
-            return;
+        match missing.first() {
+            None => Ok(()),
+            Some(first) => Err(format!(
+                "{} of {} lines missing, e.g. {first:?}",
+                missing.len(),
+                lines.len()
+            )),
         }
-        assert!(
-            Instant::now() < deadline,
-            "after {limit:?}, {} of {} lines missing, e.g. {:?}",
-            missing.len(),
-            lines.len(),
-            missing[0]
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    })
 }
 
 /// The descriptors `d` has open.
@@ -95,15 +91,10 @@ fn accepted(port: &str) -> usize {
 /// descriptors instead is fooled by any it opens for a moment.
 fn wait_for_accepted(d: &Daemon, n: usize) {
     let port = d.port("tcp");
-    let deadline = Instant::now() + WAIT;
-    while accepted(&port) < n {
-        assert!(
-            Instant::now() < deadline,
-            "the daemon accepted {} connections, not {n}",
-            accepted(&port)
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    within(WAIT, || match accepted(&port) {
+        got if got >= n => Ok(()),
+        got => Err(format!("the daemon accepted {got} connections, not {n}")),
+    });
 }
 
 fn a_flooding_connection_starves_neither_a_quiet_one_nor_the_stop() {

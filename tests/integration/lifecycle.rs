@@ -248,11 +248,7 @@ fn notify_fd_gets_a_newline_once_ready_and_is_closed() {
         std::io::Read::read_to_end(&mut pipe, &mut got).unwrap();
         got
     });
-    let deadline = Instant::now() + WAIT;
-    while !reader.is_finished() {
-        assert!(Instant::now() < deadline, "no readiness on --notify-fd");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually("readiness on --notify-fd", WAIT, || reader.is_finished());
     assert_eq!(reader.join().unwrap(), b"\n");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

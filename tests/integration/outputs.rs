@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::harness::Test;
 use crate::support::*;
@@ -280,22 +280,16 @@ fn send_until_held_back(d: &Daemon, n: usize) -> usize {
 
 /// Waits (bounded) for a STATUS= that `wanted` accepts; `what` names it in the failure.
 fn wait_for_status(d: &Daemon, what: &str, wanted: impl Fn(&str) -> bool) {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    within(WAIT, || {
         let datagram = d
             .notify
             .recv(Duration::from_millis(500))
             .unwrap_or_default();
-        if let Some(status) = datagram.lines().find_map(|l| l.strip_prefix("STATUS="))
-            && wanted(status)
-        {
-            return;
+        match datagram.lines().find_map(|l| l.strip_prefix("STATUS=")) {
+            Some(status) if wanted(status) => Ok(()),
+            _ => Err(format!("no STATUS= with {what}")),
         }
-        assert!(
-            Instant::now() < deadline,
-            "no STATUS= with {what} within {WAIT:?}"
-        );
-    }
+    })
 }
 
 /// The last STATUS= the daemon sent before it exited, from what is left in the socket.
@@ -541,19 +535,16 @@ fn a_disk_queued_file_output_on_a_full_disk_loses_nothing_to_a_kill() {
         }
         seen
     };
-    let deadline = Instant::now() + WAIT;
-    let mut seen = count();
-    while seen.len() < N {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {N} lines in the file {WAIT:?} after space returned; logger says {} ;; {}",
-            seen.len(),
-            d.status_json(),
-            std::fs::read_to_string(format!("/proc/{}/stat", d.pid())).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-        seen = count();
-    }
+    let seen = within(WAIT, || {
+        let seen = count();
+        match seen.len() {
+            n if n >= N => Ok(seen),
+            n => Err(format!(
+                "{n} of {N} lines in the file after space returned; logger says {}",
+                d.status_json()
+            )),
+        }
+    });
     let twice = seen.values().filter(|&&c| c > 1).count();
     assert_eq!(twice, 0, "lines written twice");
     d.wait_for_status_count(&anchor, "queued", 0);

@@ -6,7 +6,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::harness::Test;
 use crate::support::*;
@@ -87,11 +86,7 @@ fn runit_runs_it_in_the_foreground_and_stops_it_cleanly() {
         .unwrap();
     // runit has no readiness protocol: the socket file appearing is the only sign.
     let sock = dir.path().join("log");
-    let deadline = Instant::now() + WAIT;
-    while !sock.exists() {
-        assert!(Instant::now() < deadline, "never started under runsv");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually("started under runsv", WAIT, || sock.exists());
     UnixDatagram::unbound()
         .unwrap()
         .send_to(b"<13>runit: under runsv", &sock)

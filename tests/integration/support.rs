@@ -300,17 +300,13 @@ impl Daemon {
     /// Waits (bounded) for a STATUS= that shows an output holding messages (not `queued 0`):
     /// an output that stopped taking them, as the test arranged.
     pub fn wait_queued_status(&self, what: &str) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let status = self
-                .notify
-                .recv(Duration::from_millis(500))
-                .unwrap_or_default();
-            if status.contains("STATUS=") && !status.contains("queued 0") {
-                return;
+        within(WAIT, || {
+            let status = self.notify.recv(Duration::from_millis(500));
+            match status {
+                Some(s) if s.contains("STATUS=") && !s.contains("queued 0") => Ok(()),
+                _ => Err(what.to_owned()),
             }
-            assert!(Instant::now() < deadline, "{what}");
-        }
+        })
     }
 
     pub fn pid(&self) -> nix::unistd::Pid {
@@ -366,19 +362,15 @@ impl Daemon {
     /// Waits (bounded) until `logger --status --json` shows `key` at `n` after `anchor` (the
     /// first object holding it: `"totals"`, `"output":"file:..."`), and returns the JSON.
     pub fn wait_for_status_count(&self, anchor: &str, key: &str, n: u64) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
+        within(WAIT, || {
             let json = self.status_json();
-            if json_number(&json, anchor, key) == Some(n) {
-                return json;
+            match json_number(&json, anchor, key) {
+                Some(found) if found == n => Ok(json),
+                _ => Err(format!(
+                    "logger --status --json showing {key} {n} after {anchor}; the last answer: {json}"
+                )),
             }
-            assert!(
-                Instant::now() < deadline,
-                "logger --status --json showing {key} {n} after {anchor}: not within {WAIT:?}; \
-                 the last answer: {json}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
     }
 
     /// SIGTERM, wait for exit (bounded), return the status, what it wrote to out.log, and its
@@ -563,10 +555,30 @@ impl Drop for Rsyslog {
 
 /// Waits (bounded) until `condition` holds, polling every 20 ms; panics naming `what`.
 pub fn eventually(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    within(limit, || {
+        condition().then_some(()).ok_or_else(|| what.to_owned())
+    });
+}
+
+/// Polls `attempt` (every 20 ms) until it gives a value, and returns it; at `limit`, panics with
+/// the last reason it gave (which says what was missing, as of then).
+pub fn within<T>(limit: Duration, attempt: impl FnMut() -> Result<T, String>) -> T {
+    try_within(limit, attempt).unwrap_or_else(|why| panic!("{why} (waited {limit:?})"))
+}
+
+/// `within`, handing back the last reason at `limit` (for a caller that adds what the daemon
+/// said before it fails).
+pub fn try_within<T>(
+    limit: Duration,
+    mut attempt: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
     let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
+    loop {
+        match attempt() {
+            Ok(value) => return Ok(value),
+            Err(why) if Instant::now() >= deadline => return Err(why),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
     }
 }
 

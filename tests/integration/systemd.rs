@@ -185,15 +185,12 @@ impl Systemd {
 
     /// Journal entries of the logger unit as JSON lines, with a bounded wait until `pred` holds.
     fn journal_until(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
+        within(WAIT, || {
             let out = self.ok(&["journalctl", "-u", "logger", "-o", "json", "--no-pager"]);
-            if pred(&out) {
-                return out;
-            }
-            assert!(Instant::now() < deadline, "journal never showed {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            pred(&out)
+                .then_some(out)
+                .ok_or_else(|| format!("journal never showed {what}"))
+        })
     }
 }
 
@@ -578,18 +575,10 @@ fn the_watchdog_kills_a_frozen_loop_and_systemd_restarts_it() {
     sd.ok(&["systemctl", "start", "logger.service"]);
     let first = sd.prop("logger", "MainPID");
     sd.ok(&["kill", "-STOP", &first]);
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually("restarted after the watchdog", WAIT, || {
         let pid = sd.prop("logger", "MainPID");
-        if pid != first && pid != "0" && sd.prop("logger", "ActiveState") == "active" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not restarted after the watchdog"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        pid != first && pid != "0" && sd.prop("logger", "ActiveState") == "active"
+    });
     let journal = sd.ok(&["journalctl", "-u", "logger", "--no-pager", "-o", "cat"]);
     assert!(
         journal.contains("Watchdog timeout"),
@@ -682,11 +671,12 @@ fn socket_activation_restarts_under_load_lose_nothing() {
         .map(str::to_owned)
         .collect::<Vec<_>>()
     };
-    let deadline = Instant::now() + WAIT;
-    while lines_with(&sd, 'u').len() + lines_with(&sd, 'd').len() < 600 {
-        assert!(Instant::now() < deadline, "lost across restarts");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    within(WAIT, || {
+        match lines_with(&sd, 'u').len() + lines_with(&sd, 'd').len() {
+            600.. => Ok(()),
+            n => Err(format!("{n} of 600 unix and udp lines across restarts")),
+        }
+    });
     let (unix, udp, tcp) = (
         lines_with(&sd, 'u'),
         lines_with(&sd, 'd'),
@@ -806,15 +796,9 @@ fn system_logger(sd: &Systemd) {
         ]);
     };
     let wait_for = |path: &str, text: &str| {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let out = sd.run(&["cat", path]);
-            if String::from_utf8_lossy(&out.stdout).contains(text) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{text:?} never reached {path}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually(&format!("{text:?} in {path}"), WAIT, || {
+            String::from_utf8_lossy(&sd.run(&["cat", path]).stdout).contains(text)
+        })
     };
     send("Failed password for root from 203.0.113.1 port 22 ssh2");
     wait_for(
@@ -835,18 +819,11 @@ fn system_logger(sd: &Systemd) {
 
     sd.ok(&["logrotate", "--force", "/etc/logrotate.d/logger"]);
     // The snippet creates no file: logger's reopen at the signal does.
-    let deadline = Instant::now() + WAIT;
-    while !sd
-        .run(&["test", "-e", "/var/log/auth.log"])
-        .status
-        .success()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "auth.log never reopened after rotation"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually("auth.log reopened after rotation", WAIT, || {
+        sd.run(&["test", "-e", "/var/log/auth.log"])
+            .status
+            .success()
+    });
     send("Failed password for admin from 203.0.113.2 port 22 ssh2");
     wait_for(
         "/var/log/auth.log",

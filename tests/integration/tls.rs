@@ -256,19 +256,16 @@ fn require_tools() {
 
 /// Waits (bounded) until `file` holds `needle`; returns its text.
 fn wait_for(file: &Path, needle: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    within(WAIT, || {
         let text = std::fs::read_to_string(file).unwrap_or_default();
-        if text.contains(needle) {
-            return text;
+        match text.contains(needle) {
+            true => Ok(text),
+            false => Err(format!(
+                "no {needle:?} in {}; it holds:\n{text}",
+                file.display()
+            )),
         }
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} in {} within {WAIT:?}; it holds:\n{text}",
-            file.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    })
 }
 
 /// A daemon with one TLS input on a free loopback port, configured by `input` (the
@@ -662,44 +659,28 @@ fn rsyslog_forwards_into_logger_over_mutual_tls() {
         ),
     );
     let port = d.port("tls");
-    let dir = d.path("rsyslog");
-    std::fs::create_dir_all(&dir).unwrap();
-    let socket = dir.join("in.sock");
     // rsyslog takes messages on a socket of its own and forwards them, octet-counted, over TLS
     // with its client certificate, checking ours by name (x509/name).
-    let conf = format!(
-        "global(workDirectory=\"{dir}\" \
-           DefaultNetstreamDriverCAFile=\"{ca}\" \
-           DefaultNetstreamDriverCertFile=\"{cert}\" \
-           DefaultNetstreamDriverKeyFile=\"{key}\")\n\
-         module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
-         input(type=\"imuxsock\" Socket=\"{sock}\" CreatePath=\"on\")\n\
-         action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{port}\" protocol=\"tcp\" \
-           TCP_Framing=\"octet-counted\" StreamDriver=\"gtls\" StreamDriverMode=\"1\" \
-           StreamDriverAuthMode=\"x509/name\" StreamDriverPermittedPeers=\"server.example.net\")\n",
-        dir = dir.display(),
-        ca = pki.path("ca.pem"),
-        cert = pki.path("client1.pem"),
-        key = pki.path("client1.key"),
-        sock = socket.display(),
+    let mut rsyslog = Rsyslog::start_with_global(
+        &format!(
+            " DefaultNetstreamDriverCAFile=\"{ca}\" \
+             DefaultNetstreamDriverCertFile=\"{cert}\" \
+             DefaultNetstreamDriverKeyFile=\"{key}\"",
+            ca = pki.path("ca.pem"),
+            cert = pki.path("client1.pem"),
+            key = pki.path("client1.key"),
+        ),
+        &format!(
+            "module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
+             input(type=\"imuxsock\" Socket=\"{{dir}}/in.sock\" CreatePath=\"on\")\n\
+             action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{port}\" protocol=\"tcp\" \
+               TCP_Framing=\"octet-counted\" StreamDriver=\"gtls\" StreamDriverMode=\"1\" \
+               StreamDriverAuthMode=\"x509/name\" StreamDriverPermittedPeers=\"server.example.net\")\n"
+        ),
+        &[],
     );
-    let conf_path = dir.join("rsyslog.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let mut rsyslog = Command::new("rsyslogd")
-        .arg("-n")
-        .arg("-f")
-        .arg(&conf_path)
-        .arg("-i")
-        .arg(dir.join("rsyslog.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("rsyslogd");
-    let deadline = Instant::now() + WAIT;
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "rsyslogd made no socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let socket = rsyslog.path("in.sock");
+    eventually("rsyslogd making its socket", WAIT, || socket.exists());
     for i in 0..20 {
         let status = Command::new("logger")
             .arg("-u")
@@ -711,11 +692,7 @@ fn rsyslog_forwards_into_logger_over_mutual_tls() {
     }
     let out = d.path("out.json");
     let text = wait_for(&out, "relayed message 19");
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(rsyslog.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = rsyslog.wait();
+    rsyslog.stop();
     let relayed: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("relayed message"))
