@@ -155,34 +155,7 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
     selflog::install(&selflog::foreground_backend(), config.log_level)?;
     let credentials = lifecycle::daemon::resolve_credentials(&config)?;
 
-    // Read what the service manager passed, then clear it so nothing we start inherits it.
-    // NOTIFY_SOCKET stays: sd-notify reads it at every call (and --fork removes it itself).
-    let activation = sd_notify::listen_fds_with_names()
-        .map(|fds| fds.collect::<Vec<_>>())
-        .map_err(|source| Error::Os {
-            step: "reading LISTEN_FDS",
-            source,
-        })?;
-    let notify_fd = config
-        .notify_fd
-        .map(|fd| {
-            sys::adopt_fd(fd)
-                .map_err(|e| Error::Usage(format!("--notify-fd {fd}: descriptor not open: {e}")))
-        })
-        .transpose()?;
-    *notifier = Some(Notifier::new(notify_fd));
-    sys::unset_env(&[
-        "LISTEN_PID",
-        "LISTEN_FDS",
-        "LISTEN_FDNAMES",
-        "WATCHDOG_PID",
-        "WATCHDOG_USEC",
-    ])
-    .map_err(|source| Error::Os {
-        step: "clearing the service manager's variables",
-        source,
-    })?;
-
+    let activation = take_manager_environment(&config, notifier)?;
     let activated = inputs::bind::adopt(activation, &config)?;
     let listeners = inputs::bind::bind_all(&config, activated)?;
     let foreground = !config.fork;
@@ -196,15 +169,7 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
         daemon_uid,
     )?;
     let control = bind_control(&config);
-    let metrics = config
-        .metrics_listen
-        .map(|addr| {
-            std::net::TcpListener::bind(addr).map_err(|source| Error::Listen {
-                address: format!("metrics-listen {addr}"),
-                source,
-            })
-        })
-        .transpose()?;
+    let metrics = bind_metrics(&config)?;
 
     // Held until the service returns: dropping it removes the PID file.
     let _pidfile = match config.fork {
@@ -232,6 +197,54 @@ pub fn run(cli: Cli, notifier: &mut Option<Notifier>) -> Result<()> {
     };
     let service = Service::new(startup)?;
     service.run(notifier.take().expect("set above"))
+}
+
+/// Reads what the service manager passed (sockets to adopt, a `--notify-fd`), fills in
+/// `notifier`, then clears the variables so nothing we start inherits them. NOTIFY_SOCKET stays:
+/// sd-notify reads it at every call (and `--fork` removes it itself).
+fn take_manager_environment(
+    config: &Config,
+    notifier: &mut Option<Notifier>,
+) -> Result<Vec<(std::os::fd::RawFd, String)>> {
+    let activation = sd_notify::listen_fds_with_names()
+        .map(|fds| fds.collect::<Vec<_>>())
+        .map_err(|source| Error::Os {
+            step: "reading LISTEN_FDS",
+            source,
+        })?;
+    let notify_fd = config
+        .notify_fd
+        .map(|fd| {
+            sys::adopt_fd(fd)
+                .map_err(|e| Error::Usage(format!("--notify-fd {fd}: descriptor not open: {e}")))
+        })
+        .transpose()?;
+    *notifier = Some(Notifier::new(notify_fd));
+    sys::unset_env(&[
+        "LISTEN_PID",
+        "LISTEN_FDS",
+        "LISTEN_FDNAMES",
+        "WATCHDOG_PID",
+        "WATCHDOG_USEC",
+    ])
+    .map_err(|source| Error::Os {
+        step: "clearing the service manager's variables",
+        source,
+    })?;
+    Ok(activation)
+}
+
+/// The `/metrics` listener, if `metrics-listen` asks for one.
+fn bind_metrics(config: &Config) -> Result<Option<std::net::TcpListener>> {
+    config
+        .metrics_listen
+        .map(|addr| {
+            std::net::TcpListener::bind(addr).map_err(|source| Error::Listen {
+                address: format!("metrics-listen {addr}"),
+                source,
+            })
+        })
+        .transpose()
 }
 
 /// `logger --status` and `logger --reload`: asks the running daemon over the control socket the

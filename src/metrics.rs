@@ -19,7 +19,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::allow::AllowList;
 use crate::event::{Event, Request};
-use crate::report::Report;
+use crate::report::{InputReport, OutputReport, Report};
+use crate::stats::Snapshot;
 
 /// How long a scraper may take to send its request or read the answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,190 +29,212 @@ const MAX_REQUEST: usize = 8192;
 /// How long the loop may take to answer.
 const REPORT_WAIT: Duration = Duration::from_secs(10);
 
-/// The exposition of `report`.
+/// The exposition of `report`: the daemon's families, then each input's, then each output's.
 pub(crate) fn render(report: &Report) -> String {
-    let mut out = String::with_capacity(4096);
-    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
+    let mut out = Exposition(String::with_capacity(4096));
+    daemon_families(&mut out, report);
+    input_families(&mut out, report);
+    output_families(&mut out, report);
+    out.0
+}
+
+/// The text being written.
+struct Exposition(String);
+
+impl Exposition {
+    /// One metric family: its HELP and TYPE lines, then a sample per label set.
+    fn family(&mut self, name: &str, kind: &str, help: &str, samples: &[(String, u64)]) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
         for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
+            let _ = writeln!(self.0, "{name}{labels} {value}");
         }
-    };
-    let input = |i: &crate::report::InputReport| format!("input=\"{}\"", label(&i.listen));
-    let output = |o: &crate::report::OutputReport| format!("output=\"{}\"", label(&o.name));
-    let each_input = |f: &dyn Fn(&crate::stats::Snapshot) -> u64| -> Vec<(String, u64)> {
-        report
-            .inputs
-            .iter()
-            .map(|i| (format!("{{{}}}", input(i)), f(&i.stats)))
-            .collect()
-    };
-    let each_output = |f: &dyn Fn(&crate::report::OutputReport) -> u64| -> Vec<(String, u64)> {
-        report
-            .outputs
-            .iter()
-            .map(|o| (format!("{{{}}}", output(o)), f(o)))
-            .collect()
-    };
+    }
+
+    /// A family of one sample without labels.
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: u64) {
+        self.family(name, kind, help, &[(String::new(), value)]);
+    }
+}
+
+fn seconds_since_epoch(t: std::time::SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+/// The build, the configuration and the totals.
+fn daemon_families(out: &mut Exposition, report: &Report) {
     let version = format!("{{version=\"{}\"}}", label(report.version));
-    family(
+    out.family(
         "logger_build_info",
         "gauge",
         "The running build, as a label.",
         &[(version, 1)],
     );
-    let started = report
-        .started
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    family(
+    out.single(
         "logger_start_time_seconds",
         "gauge",
         "When the daemon started, in seconds since the epoch.",
-        &[(String::new(), started)],
+        seconds_since_epoch(report.started),
     );
     let reload_ok = report
         .last_reload
         .as_ref()
         .is_none_or(|r| r.error.is_none());
-    family(
+    out.single(
         "logger_config_last_reload_successful",
         "gauge",
         "1 if the last reload applied (or none was asked), 0 if it was refused.",
-        &[(String::new(), u64::from(reload_ok))],
+        u64::from(reload_ok),
     );
-    let loaded = report
-        .loaded
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    family(
+    out.single(
         "logger_config_loaded_time_seconds",
         "gauge",
         "When the running configuration was loaded, in seconds since the epoch.",
-        &[(String::new(), loaded)],
+        seconds_since_epoch(report.loaded),
     );
     let t = &report.totals;
-    family(
+    out.single(
         "logger_received_total",
         "counter",
         "Messages received by every input, stopped ones included.",
-        &[(String::new(), t.received)],
+        t.received,
     );
-    family(
+    out.single(
         "logger_rate_limited_total",
         "counter",
         "Messages dropped by the per-source rate limit.",
-        &[(String::new(), t.rate_limited)],
+        t.rate_limited,
     );
-    family(
+    out.single(
         "logger_unrouted_total",
         "counter",
         "Messages no output's rules took.",
-        &[(String::new(), t.unrouted)],
+        t.unrouted,
     );
-    family(
+}
+
+/// An input's label set.
+fn input_label(i: &InputReport) -> String {
+    format!("input=\"{}\"", label(&i.listen))
+}
+
+/// An output's label set.
+fn output_label(o: &OutputReport) -> String {
+    format!("output=\"{}\"", label(&o.name))
+}
+
+/// Each input's counters.
+fn input_families(out: &mut Exposition, report: &Report) {
+    let each = |f: fn(&Snapshot) -> u64| -> Vec<(String, u64)> {
+        let sample = |i: &InputReport| (format!("{{{}}}", input_label(i)), f(&i.stats));
+        report.inputs.iter().map(sample).collect()
+    };
+    out.family(
         "logger_input_received_total",
         "counter",
         "Messages an input received.",
-        &each_input(&|s| s.received),
+        &each(|s| s.received),
     );
-    family(
+    out.family(
         "logger_input_truncated_total",
         "counter",
         "Datagrams an input cut at max-message-size (delivered, marked).",
-        &each_input(&|s| s.truncated),
+        &each(|s| s.truncated),
     );
-    family(
+    out.family(
         "logger_input_missed_total",
         "counter",
         "Records an input knows it missed (kernel messages the ring buffer overwrote unread).",
-        &each_input(&|s| s.missed),
+        &each(|s| s.missed),
     );
     let refused: Vec<(String, u64)> = report
         .inputs
         .iter()
         .flat_map(|i| {
+            let input = input_label(i);
             i.stats
                 .refusals()
                 .into_iter()
-                .map(move |(reason, n)| (format!("{{{},reason=\"{reason}\"}}", input(i)), n))
+                .map(move |(reason, n)| (format!("{{{input},reason=\"{reason}\"}}"), n))
         })
         .collect();
-    family(
+    out.family(
         "logger_input_refused_total",
         "counter",
         "Senders, connections or frames an input refused or closed, by reason.",
         &refused,
     );
-    family(
+    out.family(
         "logger_input_connections",
         "gauge",
         "Stream connections open now.",
-        &each_input(&|s| s.connections),
+        &each(|s| s.connections),
     );
-    family(
+}
+
+/// Each output's counters, queues and link.
+fn output_families(out: &mut Exposition, report: &Report) {
+    let each = |f: fn(&OutputReport) -> u64| -> Vec<(String, u64)> {
+        let sample = |o: &OutputReport| (format!("{{{}}}", output_label(o)), f(o));
+        report.outputs.iter().map(sample).collect()
+    };
+    out.family(
         "logger_output_written_total",
         "counter",
         "Messages an output wrote (sent and acknowledged, for a forward output).",
-        &each_output(&|o| o.written),
+        &each(|o| o.written),
     );
-    family(
+    out.family(
         "logger_output_dropped_total",
         "counter",
         "Messages dropped for an output because its queue was full.",
-        &each_output(&|o| o.dropped),
+        &each(|o| o.dropped),
     );
-    family(
+    out.family(
         "logger_output_rejected_total",
         "counter",
         "Messages an output refused for good.",
-        &each_output(&|o| o.rejected),
+        &each(|o| o.rejected),
     );
-    family(
+    out.family(
         "logger_output_errors_total",
         "counter",
         "Failed writes of an output (each retried).",
-        &each_output(&|o| o.errors),
+        &each(|o| o.errors),
     );
-    family(
+    out.family(
         "logger_output_queued_messages",
         "gauge",
         "Messages an output holds, not yet written.",
-        &each_output(&|o| o.queued),
+        &each(|o| o.queued),
     );
-    family(
+    out.family(
         "logger_output_queued_bytes",
         "gauge",
         "Bytes an output's queue holds.",
-        &each_output(&|o| o.queued_bytes),
+        &each(|o| o.queued_bytes),
     );
-    family(
+    out.family(
         "logger_output_disk_queued_messages",
         "gauge",
         "Messages an output holds on its disk queue.",
-        &each_output(&|o| o.disk_queued),
+        &each(|o| o.disk_queued),
     );
     let connected: Vec<(String, u64)> = report
         .outputs
         .iter()
         .filter_map(|o| {
             let link = o.link.as_ref()?;
-            Some((
-                format!("{{{}}}", output(o)),
-                u64::from(link.remote.is_some()),
-            ))
+            let up = u64::from(link.remote.is_some());
+            Some((format!("{{{}}}", output_label(o)), up))
         })
         .collect();
-    family(
+    out.family(
         "logger_output_connected",
         "gauge",
         "1 while a forward output is connected to a remote.",
         &connected,
     );
-    out
 }
 
 /// A label value: backslash, double quote and newline escaped.

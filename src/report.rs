@@ -98,43 +98,110 @@ pub struct OutputReport {
     pub link: Option<LinkState>,
 }
 
+impl InputReport {
+    /// This input's object in `--status --json`.
+    fn push_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"listen\":");
+        string(out, &self.listen);
+        out.extend_from_slice(b",\"bound\":");
+        string(out, &self.bound);
+        let s = &self.stats;
+        let _ = write!(Text(out), ",\"connections\":{}", s.connections);
+        json_num(out, "received", s.received);
+        json_num(out, "truncated", s.truncated);
+        json_num(out, "missed", s.missed);
+        out.extend_from_slice(b",\"refused\":{");
+        for (j, (reason, n)) in s.refusals().into_iter().enumerate() {
+            let _ = write!(
+                Text(out),
+                "{}\"{reason}\":{n}",
+                if j > 0 { "," } else { "" }
+            );
+        }
+        out.extend_from_slice(b"}}");
+    }
+}
+
+impl OutputReport {
+    /// This output's object in `--status --json`.
+    fn push_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"output\":");
+        string(out, &self.name);
+        for (key, n) in [
+            ("written", self.written),
+            ("queued", self.queued),
+            ("queued_bytes", self.queued_bytes),
+            ("disk_queued", self.disk_queued),
+            ("dropped", self.dropped),
+            ("rejected", self.rejected),
+            ("errors", self.errors),
+        ] {
+            json_num(out, key, n);
+        }
+        out.extend_from_slice(b",\"connection\":");
+        match &self.link {
+            None => out.extend_from_slice(b"null"),
+            Some(link) => {
+                let _ = write!(
+                    Text(out),
+                    "{{\"connected\":{},\"remote\":",
+                    link.remote.is_some()
+                );
+                json_opt(out, link.remote.as_deref());
+                out.extend_from_slice(b",\"error\":");
+                json_opt(out, link.error.as_deref());
+                out.push(b'}');
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+/// A time as a JSON string (RFC 3339, UTC).
+fn json_time(out: &mut Vec<u8>, t: SystemTime) {
+    out.push(b'"');
+    push_rfc3339(out, t);
+    out.push(b'"');
+}
+
+/// A JSON string, or `null`.
+fn json_opt(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => string(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// `,"key":n`.
+fn json_num(out: &mut Vec<u8>, key: &str, n: u64) {
+    let _ = write!(Text(out), ",\"{key}\":{n}");
+}
+
 impl Report {
     /// The JSON of `logger --status --json` (the schema in the module documentation), one line.
     pub fn to_json(&self) -> String {
         let mut out = Vec::with_capacity(1024);
-        let time = |out: &mut Vec<u8>, t: SystemTime| {
-            out.push(b'"');
-            push_rfc3339(out, t);
-            out.push(b'"');
-        };
-        let opt = |out: &mut Vec<u8>, s: Option<&str>| match s {
-            Some(s) => string(out, s),
-            None => out.extend_from_slice(b"null"),
-        };
-        let num = |out: &mut Vec<u8>, key: &str, n: u64| {
-            let _ = write!(Text(out), ",\"{key}\":{n}");
-        };
         out.extend_from_slice(b"{\"version\":");
         string(&mut out, self.version);
         let _ = write!(Text(&mut out), ",\"pid\":{},\"started\":", self.pid);
-        time(&mut out, self.started);
+        json_time(&mut out, self.started);
         let _ = write!(
             Text(&mut out),
             ",\"uptime_seconds\":{},\"configuration\":{{\"file\":",
             self.uptime.as_secs()
         );
         let file = self.config_file.as_ref().map(|f| f.display().to_string());
-        opt(&mut out, file.as_deref());
+        json_opt(&mut out, file.as_deref());
         out.extend_from_slice(b",\"loaded\":");
-        time(&mut out, self.loaded);
+        json_time(&mut out, self.loaded);
         out.extend_from_slice(b"},\"last_reload\":");
         match &self.last_reload {
             None => out.extend_from_slice(b"null"),
             Some(r) => {
                 out.extend_from_slice(b"{\"at\":");
-                time(&mut out, r.at);
+                json_time(&mut out, r.at);
                 let _ = write!(Text(&mut out), ",\"ok\":{},\"error\":", r.error.is_none());
-                opt(&mut out, r.error.as_deref());
+                json_opt(&mut out, r.error.as_deref());
                 out.push(b'}');
             }
         }
@@ -152,66 +219,21 @@ impl Report {
             ("truncated", t.truncated),
             ("missed", t.missed),
         ] {
-            num(&mut out, key, n);
+            json_num(&mut out, key, n);
         }
         out.extend_from_slice(b"},\"inputs\":[");
         for (i, input) in self.inputs.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(b"{\"listen\":");
-            string(&mut out, &input.listen);
-            out.extend_from_slice(b",\"bound\":");
-            string(&mut out, &input.bound);
-            let s = &input.stats;
-            let _ = write!(Text(&mut out), ",\"connections\":{}", s.connections);
-            num(&mut out, "received", s.received);
-            num(&mut out, "truncated", s.truncated);
-            num(&mut out, "missed", s.missed);
-            out.extend_from_slice(b",\"refused\":{");
-            for (j, (reason, n)) in s.refusals().into_iter().enumerate() {
-                let _ = write!(
-                    Text(&mut out),
-                    "{}\"{reason}\":{n}",
-                    if j > 0 { "," } else { "" }
-                );
-            }
-            out.extend_from_slice(b"}}");
+            input.push_json(&mut out);
         }
         out.extend_from_slice(b"],\"outputs\":[");
-        for (i, o) in self.outputs.iter().enumerate() {
+        for (i, output) in self.outputs.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(b"{\"output\":");
-            string(&mut out, &o.name);
-            for (key, n) in [
-                ("written", o.written),
-                ("queued", o.queued),
-                ("queued_bytes", o.queued_bytes),
-                ("disk_queued", o.disk_queued),
-                ("dropped", o.dropped),
-                ("rejected", o.rejected),
-                ("errors", o.errors),
-            ] {
-                num(&mut out, key, n);
-            }
-            out.extend_from_slice(b",\"connection\":");
-            match &o.link {
-                None => out.extend_from_slice(b"null"),
-                Some(link) => {
-                    let _ = write!(
-                        Text(&mut out),
-                        "{{\"connected\":{},\"remote\":",
-                        link.remote.is_some()
-                    );
-                    opt(&mut out, link.remote.as_deref());
-                    out.extend_from_slice(b",\"error\":");
-                    opt(&mut out, link.error.as_deref());
-                    out.push(b'}');
-                }
-            }
-            out.push(b'}');
+            output.push_json(&mut out);
         }
         out.extend_from_slice(b"]}");
         String::from_utf8(out).unwrap_or_default()

@@ -267,92 +267,7 @@ impl Connection {
                 }
                 Ok(n) => {
                     taken += n;
-                    let now = Instant::now();
-                    self.last_active = now;
-                    let Connection {
-                        stream,
-                        protocol,
-                        origin,
-                        tls,
-                        token,
-                        ..
-                    } = self;
-                    let stats = &ctx.shared.stats;
-                    let received = SystemTime::now();
-                    let mut frames = 0usize;
-                    let mut broken = None;
-                    let mut take = |bytes: &[u8], origin: &Origin| match protocol {
-                        Protocol::Syslog(framer) => framer.feed(bytes, |frame| {
-                            frames += 1;
-                            push_frame(frame, origin, stats, received, batch)
-                        }),
-                        Protocol::Relp(session) => {
-                            let fed = session.feed(bytes, |data, truncated, txnr| {
-                                frames += 1;
-                                Stats::add(&stats.received, 1);
-                                if truncated {
-                                    Stats::add(&stats.truncated, 1);
-                                }
-                                let msg = parse(data, origin.clone(), received, truncated);
-                                batch.push_answered(msg, (*token, txnr));
-                            });
-                            if let Err(why) = fed {
-                                broken.get_or_insert(why);
-                            }
-                        }
-                        Protocol::Upload(upload) => {
-                            let fed = upload.feed(bytes, |entry, n| {
-                                frames += 1;
-                                Stats::add(&stats.received, 1);
-                                if entry.truncated {
-                                    Stats::add(&stats.truncated, 1);
-                                }
-                                let msg = entry_message(entry, origin.clone(), received);
-                                batch.push_answered(msg, (*token, n));
-                            });
-                            if let Err(why) = fed {
-                                broken.get_or_insert(why);
-                            }
-                        }
-                    };
-                    let Buffers { chunk, plain } = buffers;
-                    let data = &chunk[..n];
-                    match tls {
-                        None => take(data, origin),
-                        Some(tls) => {
-                            let plain = plain.get_or_insert_with(|| vec![0; TLS_RECORD]);
-                            if let Err(refusal) = tls.feed(data, stream, plain, origin, take) {
-                                self.refuse_tls(ctx, refusal);
-                                return ReadState::Closed;
-                            }
-                        }
-                    }
-                    if let Some(why) = broken {
-                        let from = describe(&self.origin);
-                        if self.origin.transport.is_relp() {
-                            Stats::add(&ctx.shared.stats.relp_errors, 1);
-                            ctx.refused(format_args!("closed the RELP session of {from}: {why}"));
-                        } else {
-                            Stats::add(&ctx.shared.stats.upload_errors, 1);
-                            ctx.refused(format_args!("refused an upload from {from}: {why}"));
-                        }
-                        // Its answer (an HTTP error) goes out before the connection closes.
-                        self.send_answers();
-                        return ReadState::Closed;
-                    }
-                    // The deadline runs from the start of the frame in progress (or of the
-                    // handshake, or of a TLS record not yet whole): a frame finished restarts
-                    // it, a frame still open keeps it.
-                    let partial_record = self.tls.as_ref().is_some_and(|t| t.records.partial());
-                    if !self.protocol.in_frame() && !self.handshaking() && !partial_record {
-                        self.frame_started = None;
-                    } else if frames > 0 || self.frame_started.is_none() {
-                        self.frame_started = Some(now);
-                    }
-                    if !batch.loop_alive() {
-                        return ReadState::Closed;
-                    }
-                    if let Some(state) = self.relp_turn() {
+                    if let Some(state) = self.take_chunk(ctx, buffers, batch, n) {
                         return state;
                     }
                 }
@@ -368,6 +283,125 @@ impl Connection {
             }
         }
         ReadState::More
+    }
+
+    /// Takes the `n` bytes just read into `buffers.chunk`: fed to the protocol (through TLS
+    /// first), the frame timer kept, answers sent. `None`: read on.
+    fn take_chunk(
+        &mut self,
+        ctx: &mut Ctx,
+        buffers: &mut Buffers,
+        batch: &mut Batch,
+        n: usize,
+    ) -> Option<ReadState> {
+        let now = Instant::now();
+        self.last_active = now;
+        let (frames, broken) = match self.feed(ctx, buffers, batch, n) {
+            Ok(fed) => fed,
+            Err(refusal) => {
+                self.refuse_tls(ctx, refusal);
+                return Some(ReadState::Closed);
+            }
+        };
+        if let Some(why) = broken {
+            self.end_broken_session(ctx, &why);
+            return Some(ReadState::Closed);
+        }
+        // The deadline runs from the start of the frame in progress (or of the handshake, or
+        // of a TLS record not yet whole): a frame finished restarts it, a frame still open
+        // keeps it.
+        let partial_record = self.tls.as_ref().is_some_and(|t| t.records.partial());
+        if !self.protocol.in_frame() && !self.handshaking() && !partial_record {
+            self.frame_started = None;
+        } else if frames > 0 || self.frame_started.is_none() {
+            self.frame_started = Some(now);
+        }
+        if !batch.loop_alive() {
+            return Some(ReadState::Closed);
+        }
+        self.relp_turn()
+    }
+
+    /// Feeds the `n` bytes read to the protocol, decrypted first through TLS: how many frames
+    /// (messages, RELP commands, upload entries) it finished, and why the session cannot go on
+    /// if it cannot.
+    fn feed(
+        &mut self,
+        ctx: &mut Ctx,
+        buffers: &mut Buffers,
+        batch: &mut Batch,
+        n: usize,
+    ) -> Result<(usize, Option<String>), TlsRefusal> {
+        let Connection {
+            stream,
+            protocol,
+            origin,
+            tls,
+            token,
+            ..
+        } = self;
+        let stats = &ctx.shared.stats;
+        let received = SystemTime::now();
+        let mut frames = 0usize;
+        let mut broken = None;
+        let mut take = |bytes: &[u8], origin: &Origin| match protocol {
+            Protocol::Syslog(framer) => framer.feed(bytes, |frame| {
+                frames += 1;
+                push_frame(frame, origin, stats, received, batch)
+            }),
+            Protocol::Relp(session) => {
+                let fed = session.feed(bytes, |data, truncated, txnr| {
+                    frames += 1;
+                    Stats::add(&stats.received, 1);
+                    if truncated {
+                        Stats::add(&stats.truncated, 1);
+                    }
+                    let msg = parse(data, origin.clone(), received, truncated);
+                    batch.push_answered(msg, (*token, txnr));
+                });
+                if let Err(why) = fed {
+                    broken.get_or_insert(why);
+                }
+            }
+            Protocol::Upload(upload) => {
+                let fed = upload.feed(bytes, |entry, n| {
+                    frames += 1;
+                    Stats::add(&stats.received, 1);
+                    if entry.truncated {
+                        Stats::add(&stats.truncated, 1);
+                    }
+                    let msg = entry_message(entry, origin.clone(), received);
+                    batch.push_answered(msg, (*token, n));
+                });
+                if let Err(why) = fed {
+                    broken.get_or_insert(why);
+                }
+            }
+        };
+        let Buffers { chunk, plain } = buffers;
+        let data = &chunk[..n];
+        match tls {
+            None => take(data, origin),
+            Some(tls) => {
+                let plain = plain.get_or_insert_with(|| vec![0; TLS_RECORD]);
+                tls.feed(data, stream, plain, origin, take)?;
+            }
+        }
+        Ok((frames, broken))
+    }
+
+    /// A RELP session or an upload that cannot go on: counted, logged (at a bounded rate), its
+    /// answer (an HTTP error) sent before the connection closes.
+    fn end_broken_session(&mut self, ctx: &mut Ctx, why: &str) {
+        let from = describe(&self.origin);
+        if self.origin.transport.is_relp() {
+            Stats::add(&ctx.shared.stats.relp_errors, 1);
+            ctx.refused(format_args!("closed the RELP session of {from}: {why}"));
+        } else {
+            Stats::add(&ctx.shared.stats.upload_errors, 1);
+            ctx.refused(format_args!("refused an upload from {from}: {why}"));
+        }
+        self.send_answers();
     }
 
     /// For a RELP session: writes what it owes, and says whether to stop reading for now

@@ -121,28 +121,7 @@ pub(super) fn accept_pending(
 ) {
     let transport = listener.addr().transport;
     loop {
-        let accepted = match &acceptor.server {
-            StreamListener::Tcp(l) => l.accept().map(|(s, peer)| {
-                let _ = s.set_nodelay(true);
-                let origin = Origin {
-                    transport,
-                    peer: Some(peer),
-                    credentials: None,
-                    tls_peer: None,
-                };
-                (Stream::Tcp(s), origin)
-            }),
-            StreamListener::Unix(l) => l.accept().map(|(s, _)| {
-                let origin = Origin {
-                    transport: Transport::UnixStream,
-                    peer: None,
-                    credentials: peer_credentials(&s),
-                    tls_peer: None,
-                };
-                (Stream::Unix(s), origin)
-            }),
-        };
-        let (stream, origin) = match accepted {
+        let (stream, origin) = match acceptor.server.accept(transport) {
             Ok(accepted) => accepted,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -168,15 +147,8 @@ pub(super) fn accept_pending(
         {
             continue;
         }
-        let tls = match &ctx.tunables.tls {
-            None => None,
-            Some(server) => match rustls::ServerConnection::new(server.config.clone()) {
-                Ok(conn) => Some(conn),
-                Err(e) => {
-                    log::error!("input {}: cannot start TLS: {e}", listener.addr());
-                    continue;
-                }
-            },
+        let Ok(tls) = start_tls(ctx, listener) else {
+            continue;
         };
         // A handshake and RELP answers write: what the socket cannot take at once is sent
         // when it has room.
@@ -188,15 +160,7 @@ pub(super) fn accept_pending(
         let limits = ctx.limits().clone();
         let mut conn = Connection::new(stream, origin, limits.max_message_size, tls);
         if !admit(ctx, poll, table, conn.source, buffers, batch) {
-            Stats::add(&ctx.shared.stats.refused_connections, 1);
-            log::debug!(
-                "input {}: refused a connection from {}: max-connections ({}) or \
-                 max-connections-per-source ({}) reached",
-                listener.addr(),
-                describe(&conn.origin),
-                limits.max_connections,
-                limits.max_connections_per_source
-            );
+            refused_for_room(ctx, listener, &conn, &limits);
             continue;
         }
         let token = table.next_token;
@@ -213,6 +177,63 @@ pub(super) fn accept_pending(
     if acceptor.retry.take().is_some() {
         log::info!("input {}: accepting connections again", listener.addr());
     }
+}
+
+impl StreamListener {
+    /// One queued connection, with where it came from.
+    fn accept(&self, transport: Transport) -> io::Result<(Stream, Origin)> {
+        match self {
+            StreamListener::Tcp(l) => l.accept().map(|(s, peer)| {
+                let _ = s.set_nodelay(true);
+                let origin = Origin {
+                    transport,
+                    peer: Some(peer),
+                    credentials: None,
+                    tls_peer: None,
+                };
+                (Stream::Tcp(s), origin)
+            }),
+            StreamListener::Unix(l) => l.accept().map(|(s, _)| {
+                let origin = Origin {
+                    transport: Transport::UnixStream,
+                    peer: None,
+                    credentials: peer_credentials(&s),
+                    tls_peer: None,
+                };
+                (Stream::Unix(s), origin)
+            }),
+        }
+    }
+}
+
+/// A new connection's TLS server side, for a TLS input (`Ok(None)` for another); `Err` when
+/// rustls cannot start one (logged: the connection is closed).
+fn start_tls(ctx: &Ctx, listener: &Listener) -> Result<Option<rustls::ServerConnection>, ()> {
+    let Some(server) = &ctx.tunables.tls else {
+        return Ok(None);
+    };
+    rustls::ServerConnection::new(server.config.clone())
+        .map(Some)
+        .map_err(|e| log::error!("input {}: cannot start TLS: {e}", listener.addr()))
+}
+
+/// A connection refused for want of room: counted, and logged at debug level (a flood of them
+/// is what the bounds are for).
+fn refused_for_room(
+    ctx: &Ctx,
+    listener: &Listener,
+    conn: &Connection,
+    limits: &crate::config::Limits,
+) {
+    Stats::add(&ctx.shared.stats.refused_connections, 1);
+    log::debug!(
+        "input {}: refused a connection from {}: max-connections ({}) or \
+         max-connections-per-source ({}) reached",
+        listener.addr(),
+        describe(&conn.origin),
+        limits.max_connections,
+        limits.max_connections_per_source
+    );
 }
 
 /// accept(2) errors that say "not now" rather than "not this one".

@@ -23,19 +23,10 @@ use crate::timestamp::{SenderTime, Zone};
 use syslog::escape;
 use syslog::message::Message;
 
-/// Appends the object for `msg` (with its newline) to `out`.
+/// Appends the object for `msg` (with its newline) to `out`: the times and the text, the
+/// `log.syslog` header, where it came from, the fields beyond syslog's, and logger's own.
 pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
-    // Text that is not UTF-8 (receive escaping turned off) is written with the receive
-    // escaping, which is UTF-8 and reversible, and flagged as escaped.
-    let (text, escaped) = match (msg.escaped, std::str::from_utf8(msg.text())) {
-        (_, Ok(text)) => (Cow::Borrowed(text), msg.escaped),
-        (false, Err(_)) => {
-            let mut e = Vec::with_capacity(msg.text().len() * 2);
-            escape::escape_into(&mut e, msg.text(), escape::RECEIVE);
-            (Cow::Owned(String::from_utf8(e).unwrap_or_default()), true)
-        }
-        (true, Err(_)) => (String::from_utf8_lossy(msg.text()), true),
-    };
+    let (text, escaped) = text(msg);
     out.extend_from_slice(b"{\"@timestamp\":\"");
     match SenderTime::of(msg) {
         Some(sent) => sent.push_rfc3339(out, msg.received, zone),
@@ -45,6 +36,31 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
     push_rfc3339(out, msg.received);
     out.extend_from_slice(b"\"},\"message\":");
     string(out, &text);
+    push_syslog_header(out, msg, local_host);
+    push_network(out, msg);
+    if !msg.fields().is_empty() {
+        push_journal_fields(out, msg);
+    }
+    push_logger_object(out, msg, escaped);
+    out.extend_from_slice(b"}\n");
+}
+
+/// The text as UTF-8, and whether it is escaped: text that is not UTF-8 (receive escaping
+/// turned off) is written with the receive escaping, which is UTF-8 and reversible.
+fn text(msg: &Message) -> (Cow<'_, str>, bool) {
+    match (msg.escaped, std::str::from_utf8(msg.text())) {
+        (_, Ok(text)) => (Cow::Borrowed(text), msg.escaped),
+        (false, Err(_)) => {
+            let mut e = Vec::with_capacity(msg.text().len() * 2);
+            escape::escape_into(&mut e, msg.text(), escape::RECEIVE);
+            (Cow::Owned(String::from_utf8(e).unwrap_or_default()), true)
+        }
+        (true, Err(_)) => (String::from_utf8_lossy(msg.text()), true),
+    }
+}
+
+/// `"log":{"syslog":{...}}`: priority, facility, severity and the header fields sent.
+fn push_syslog_header(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
     // Numbers and names pushed as they are: `write!` costs more than the rest of the object.
     let (facility, severity) = (u64::from(msg.facility), u64::from(msg.severity));
     out.extend_from_slice(b",\"log\":{\"syslog\":{\"priority\":");
@@ -80,7 +96,12 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
     if msg.format == syslog::message::Format::Rfc5424 {
         out.extend_from_slice(b",\"version\":1");
     }
-    out.extend_from_slice(b"}},\"network\":{\"transport\":\"");
+    out.extend_from_slice(b"}}");
+}
+
+/// `"network"` (the transport) and `"source"` (the sender's address, for a network message).
+fn push_network(out: &mut Vec<u8>, msg: &Message) {
+    out.extend_from_slice(b",\"network\":{\"transport\":\"");
     out.extend_from_slice(msg.origin.transport.name().as_bytes());
     out.extend_from_slice(b"\"}");
     if let Some(peer) = msg.origin.peer {
@@ -91,36 +112,43 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
             peer.port()
         );
     }
-    if !msg.fields().is_empty() {
-        // Fields beyond syslog's (the kernel log's), by their journald-style names.
-        out.extend_from_slice(b",\"journal\":{");
-        for (i, (name, value)) in msg.fields().iter_raw().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            // Names are field names (checked when pushed): plain ASCII.
+}
+
+/// `"journal"`: the fields beyond syslog's (the journal's, the kernel log's), by their
+/// journald-style names.
+fn push_journal_fields(out: &mut Vec<u8>, msg: &Message) {
+    out.extend_from_slice(b",\"journal\":{");
+    for (i, (name, value)) in msg.fields().iter_raw().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // Names are field names (checked when pushed): plain ASCII.
+        out.push(b'"');
+        out.extend_from_slice(name);
+        out.extend_from_slice(b"\":");
+        if escape::json_plain_prefix_len(value) == value.len() {
+            // Plain ASCII, nearly every value: as it is, without a UTF-8 check.
             out.push(b'"');
-            out.extend_from_slice(name);
-            out.extend_from_slice(b"\":");
-            if escape::json_plain_prefix_len(value) == value.len() {
-                // Plain ASCII, nearly every value: as it is, without a UTF-8 check.
-                out.push(b'"');
-                out.extend_from_slice(value);
-                out.push(b'"');
-                continue;
-            }
-            // A binary value as the receive escaping writes it (UTF-8, reversible).
-            match std::str::from_utf8(value) {
-                Ok(text) => string(out, text),
-                Err(_) => {
-                    let mut e = Vec::with_capacity(value.len() * 2);
-                    escape::escape_into(&mut e, value, escape::RECEIVE);
-                    string(out, &String::from_utf8_lossy(&e));
-                }
+            out.extend_from_slice(value);
+            out.push(b'"');
+            continue;
+        }
+        // A binary value as the receive escaping writes it (UTF-8, reversible).
+        match std::str::from_utf8(value) {
+            Ok(text) => string(out, text),
+            Err(_) => {
+                let mut e = Vec::with_capacity(value.len() * 2);
+                escape::escape_into(&mut e, value, escape::RECEIVE);
+                string(out, &String::from_utf8_lossy(&e));
             }
         }
-        out.push(b'}');
     }
+    out.push(b'}');
+}
+
+/// `"logger"`: how the message was read (its format, timestamp and structured data as sent, a
+/// TLS peer, a local sender's credentials) and what was done to it (escaped, truncated).
+fn push_logger_object(out: &mut Vec<u8>, msg: &Message, escaped: bool) {
     out.extend_from_slice(b",\"logger\":{\"format\":\"");
     out.extend_from_slice(match msg.format {
         syslog::message::Format::Rfc5424 => b"rfc5424".as_slice(),
@@ -156,7 +184,7 @@ pub fn format(out: &mut Vec<u8>, msg: &Message, local_host: &str, zone: Zone) {
             let _ = write!(out, ",\"{flag}\":true");
         }
     }
-    out.extend_from_slice(b"}}\n");
+    out.push(b'}');
 }
 
 /// A JSON string: quotes, backslashes, control characters (C0, DEL, C1), line separators and

@@ -142,134 +142,11 @@ impl DiskQueue {
         policy: QueuePolicy,
         daemon_uid: Uid,
     ) -> io::Result<(DiskQueue, Recovered)> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-        let meta = fs::symlink_metadata(dir)?;
-        if !meta.is_dir() || meta.mode() & 0o022 != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{} must be a directory writable by its owner alone",
-                    dir.display()
-                ),
-            ));
-        }
-        let trusted = |uid: u32| uid == daemon_uid.as_raw() || uid == Uid::effective().as_raw();
-        if !trusted(meta.uid()) {
-            return Err(not_ours(dir, meta.uid(), daemon_uid));
-        }
-        let lock = open_file(&dir.join("lock"), true)?;
-        let lock = Flock::lock(lock, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
-            io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!(
-                    "{} is in use by another output or process ({e})",
-                    dir.display()
-                ),
-            )
-        })?;
-        let head_file = open_file(&dir.join("head"), true)?;
-        let mut head_bytes = [0u8; 8];
-        let mut head = match head_file.read_at(&mut head_bytes, 0)? {
-            8 => u64::from_le_bytes(head_bytes),
-            _ => 0,
-        };
-        let mut firsts: Vec<u64> = fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name();
-                let name = name.to_str()?;
-                name.strip_suffix(".seg")?.parse().ok()
-            })
-            .collect();
-        firsts.sort_unstable();
-        let head_owner = head_file.metadata()?.uid();
-        if !trusted(head_owner) {
-            return Err(not_ours(&dir.join("head"), head_owner, daemon_uid));
-        }
-        let positions_path = dir.join(POSITIONS_FILE);
-        let positions_file = positions_path.exists().then_some(positions_path);
-        let segment_paths = firsts.iter().map(|&first| segment_path(dir, first));
-        for path in positions_file.into_iter().chain(segment_paths) {
-            let owner = fs::symlink_metadata(&path)?.uid();
-            if !trusted(owner) {
-                return Err(not_ours(&path, owner, daemon_uid));
-            }
-        }
-
+        let claimed = Claimed::take(dir, daemon_uid)?;
         let mut recovered = Recovered::default();
-        // A head can point at most just past the last record, or at the first sequence number
-        // of the newest segment (empty once all was delivered). Further means damage: taken
-        // at its word it would skip, and delete, every record on disk.
-        if let (Some(&oldest), Some(&newest)) = (firsts.first(), firsts.last()) {
-            let last = scan_segment(&segment_path(dir, newest))?
-                .seqs
-                .last()
-                .copied();
-            let end = last.map_or(newest, |s| newest.max(s + 1));
-            if head > end {
-                recovered.head_past_data = Some(head);
-                head = oldest;
-            }
-        }
-        let mut segments = VecDeque::new();
-        let mut expected = head;
-        let mut first_valid = None;
-        let mut positions = load_positions(dir)?;
-        let mut positions_saved = true;
-        for (i, &first) in firsts.iter().enumerate() {
-            let path = segment_path(dir, first);
-            let next_first = firsts.get(i + 1).copied();
-            let scan = scan_segment(&path)?;
-            if !scan.positions.is_empty() {
-                positions.extend(scan.positions);
-                positions_saved = false;
-            }
-            // Records before the head were delivered; count the gaps among the rest.
-            let mut live = 0;
-            for &seq in &scan.seqs {
-                if seq < expected {
-                    continue;
-                }
-                recovered.corrupt += seq - expected;
-                expected = seq + 1;
-                live += 1;
-                first_valid.get_or_insert(seq);
-            }
-            if scan.damaged_tail {
-                match next_first {
-                    Some(n) if n > expected => recovered.corrupt += n - expected,
-                    Some(_) => {}
-                    None => recovered.corrupt += 1,
-                }
-            }
-            if let Some(n) = next_first {
-                expected = expected.max(n);
-            }
-            if live == 0 {
-                if !positions_saved {
-                    save_positions(dir, &positions, fsync != Fsync::Off)?;
-                    positions_saved = true;
-                }
-                fs::remove_file(&path)?;
-                continue;
-            }
-            recovered.messages += live;
-            recovered.bytes += scan.size;
-            segments.push_back(Segment {
-                first,
-                size: scan.size,
-            });
-        }
-        if let Some(v) = first_valid {
-            head = head.max(v.min(expected));
-        }
-        let next_seq = expected.max(head);
-        if segments.is_empty() {
-            head = next_seq;
-        }
+        let head = clamp_head(dir, &claimed.firsts, claimed.head, &mut recovered)?;
+        let found = recover(dir, &claimed.firsts, head, fsync, &mut recovered)?;
+        let (head, next_seq, mut segments) = (found.head, found.next_seq, found.segments);
         let tail = create_segment(dir, next_seq, fsync != Fsync::Off)?;
         segments.push_back(Segment {
             first: next_seq,
@@ -277,8 +154,8 @@ impl DiskQueue {
         });
         let q = DiskQueue {
             dir: dir.to_owned(),
-            lock,
-            head_file,
+            lock: claimed.lock,
+            head_file: claimed.head_file,
             segments,
             tail,
             head,
@@ -297,8 +174,8 @@ impl DiskQueue {
             corrupt: 0,
             counted_to: next_seq,
             lost_at_end: None,
-            positions,
-            positions_unsaved: !positions_saved,
+            positions: found.positions,
+            positions_unsaved: !found.positions_saved,
             pending_positions: Vec::new(),
         };
         q.write_head()?;
@@ -674,6 +551,191 @@ impl DiskQueue {
 }
 
 /// Opens the queue in `dir` with the bound, sync and policy of `spec`, and says what it found:
+/// A queue directory made ours: created if need be, checked (a directory only its owner
+/// writes, owned with everything in it by the daemon's user or us), locked, its head read and
+/// its segments listed.
+struct Claimed {
+    lock: Flock<File>,
+    head_file: File,
+    /// The head as written (not yet checked against the data).
+    head: u64,
+    /// Each segment's first sequence number, in order.
+    firsts: Vec<u64>,
+}
+
+impl Claimed {
+    fn take(dir: &Path, daemon_uid: Uid) -> io::Result<Claimed> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let meta = fs::symlink_metadata(dir)?;
+        if !meta.is_dir() || meta.mode() & 0o022 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} must be a directory writable by its owner alone",
+                    dir.display()
+                ),
+            ));
+        }
+        let trusted = |uid: u32| uid == daemon_uid.as_raw() || uid == Uid::effective().as_raw();
+        if !trusted(meta.uid()) {
+            return Err(not_ours(dir, meta.uid(), daemon_uid));
+        }
+        let lock = open_file(&dir.join("lock"), true)?;
+        let lock = Flock::lock(lock, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+            io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!(
+                    "{} is in use by another output or process ({e})",
+                    dir.display()
+                ),
+            )
+        })?;
+        let head_file = open_file(&dir.join("head"), true)?;
+        let mut head_bytes = [0u8; 8];
+        let head = match head_file.read_at(&mut head_bytes, 0)? {
+            8 => u64::from_le_bytes(head_bytes),
+            _ => 0,
+        };
+        let mut firsts: Vec<u64> = fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name();
+                let name = name.to_str()?;
+                name.strip_suffix(".seg")?.parse().ok()
+            })
+            .collect();
+        firsts.sort_unstable();
+        let head_owner = head_file.metadata()?.uid();
+        if !trusted(head_owner) {
+            return Err(not_ours(&dir.join("head"), head_owner, daemon_uid));
+        }
+        let positions_path = dir.join(POSITIONS_FILE);
+        let positions_file = positions_path.exists().then_some(positions_path);
+        let segment_paths = firsts.iter().map(|&first| segment_path(dir, first));
+        for path in positions_file.into_iter().chain(segment_paths) {
+            let owner = fs::symlink_metadata(&path)?.uid();
+            if !trusted(owner) {
+                return Err(not_ours(&path, owner, daemon_uid));
+            }
+        }
+        Ok(Claimed {
+            lock,
+            head_file,
+            head,
+            firsts,
+        })
+    }
+}
+
+/// The head, checked against the data: it can point at most just past the last record, or at
+/// the first sequence number of the newest segment (empty once all was delivered). Further
+/// means damage: taken at its word it would skip, and delete, every record on disk; the queue
+/// is read from its oldest segment instead.
+fn clamp_head(dir: &Path, firsts: &[u64], head: u64, recovered: &mut Recovered) -> io::Result<u64> {
+    let (Some(&oldest), Some(&newest)) = (firsts.first(), firsts.last()) else {
+        return Ok(head);
+    };
+    let last = scan_segment(&segment_path(dir, newest))?
+        .seqs
+        .last()
+        .copied();
+    let end = last.map_or(newest, |s| newest.max(s + 1));
+    if head > end {
+        recovered.head_past_data = Some(head);
+        return Ok(oldest);
+    }
+    Ok(head)
+}
+
+/// What the segments hold, read once at start.
+struct Found {
+    /// The segments with undelivered messages (emptied ones are deleted).
+    segments: VecDeque<Segment>,
+    head: u64,
+    next_seq: u64,
+    positions: BTreeMap<String, String>,
+    /// `positions` is what `queue-dir/positions` holds.
+    positions_saved: bool,
+}
+
+/// Reads every segment: counts what waits and what damage lost (gaps in the sequence numbers,
+/// a torn end), keeps the latest read positions, and deletes segments holding nothing to send
+/// (saving their positions first).
+fn recover(
+    dir: &Path,
+    firsts: &[u64],
+    mut head: u64,
+    fsync: Fsync,
+    recovered: &mut Recovered,
+) -> io::Result<Found> {
+    let mut segments = VecDeque::new();
+    let mut expected = head;
+    let mut first_valid = None;
+    let mut positions = load_positions(dir)?;
+    let mut positions_saved = true;
+    for (i, &first) in firsts.iter().enumerate() {
+        let path = segment_path(dir, first);
+        let next_first = firsts.get(i + 1).copied();
+        let scan = scan_segment(&path)?;
+        if !scan.positions.is_empty() {
+            positions.extend(scan.positions);
+            positions_saved = false;
+        }
+        // Records before the head were delivered; count the gaps among the rest.
+        let mut live = 0;
+        for &seq in &scan.seqs {
+            if seq < expected {
+                continue;
+            }
+            recovered.corrupt += seq - expected;
+            expected = seq + 1;
+            live += 1;
+            first_valid.get_or_insert(seq);
+        }
+        if scan.damaged_tail {
+            match next_first {
+                Some(n) if n > expected => recovered.corrupt += n - expected,
+                Some(_) => {}
+                None => recovered.corrupt += 1,
+            }
+        }
+        if let Some(n) = next_first {
+            expected = expected.max(n);
+        }
+        if live == 0 {
+            if !positions_saved {
+                save_positions(dir, &positions, fsync != Fsync::Off)?;
+                positions_saved = true;
+            }
+            fs::remove_file(&path)?;
+            continue;
+        }
+        recovered.messages += live;
+        recovered.bytes += scan.size;
+        segments.push_back(Segment {
+            first,
+            size: scan.size,
+        });
+    }
+    if let Some(v) = first_valid {
+        head = head.max(v.min(expected));
+    }
+    let next_seq = expected.max(head);
+    if segments.is_empty() {
+        head = next_seq;
+    }
+    Ok(Found {
+        segments,
+        head,
+        next_seq,
+        positions,
+        positions_saved,
+    })
+}
+
 /// messages waiting from before, damage skipped, a head past the data.
 pub fn open_logged(
     dir: &Path,
