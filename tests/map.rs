@@ -1,7 +1,7 @@
 //! The maps held to the territory: every module of both crates is named in its crate's doc
 //! comment (top-level modules of the daemon in `src/lib.rs`, every module of the pure crate in
-//! `crates/syslog/src/lib.rs`) and in ARCHITECTURE.md's code map; and the pure crate depends on
-//! nothing that could do I/O.
+//! `crates/syslog/src/lib.rs`) and in ARCHITECTURE.md's code map, every integration test module
+//! in its Tests section; and the pure crate depends on nothing that could do I/O.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -176,5 +176,26 @@ fn the_pure_crate_depends_on_nothing_that_does_io() {
         foreign.is_empty(),
         "the pure crate (crates/syslog) now depends on {foreign:?}: only crates that compute \
          belong there (tests/map.rs PURE_DEPENDENCIES, after a look at what they do)"
+    );
+}
+
+#[test]
+fn every_integration_module_is_in_the_tests_section() {
+    let text = fs::read_to_string(Path::new(ROOT).join("ARCHITECTURE.md")).unwrap();
+    let section = text
+        .split_once("## Tests")
+        .and_then(|(_, rest)| rest.split("\n## ").next())
+        .expect("ARCHITECTURE.md has a Tests section");
+    let named = backticked(section);
+    let missing: Vec<String> = fs::read_dir(Path::new(ROOT).join("tests/integration"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter_map(|p| Some(p.file_stem()?.to_str()?.to_owned()))
+        .filter(|m| m != "main" && !named.contains(m.as_str()))
+        .filter(|m| !section.contains(&format!("{m}.rs")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's Tests section misses tests/integration/{missing:?}"
     );
 }
