@@ -121,6 +121,24 @@ def build(*extra):
     sh("cargo", "build", "--release", "--quiet", *extra, cwd=ROOT)
 
 
+def baseline(rev, name="baseline"):
+    """The logger binary of REV (a path to a binary is taken as it is), built from its own tree
+    with its own target directory (target/bench/NAME-target, kept between runs). The tree is
+    unpacked outside this repository, where Cargo cannot mistake it for a member of this
+    workspace."""
+    if os.path.isfile(rev):
+        return os.path.abspath(rev)
+    src = os.path.join("/var/tmp", f"logger-bench-{name}-src")
+    sh("rm", "-rf", src)
+    os.makedirs(src)
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", src], input=archive.stdout, check=True)
+    target = os.path.join(BENCH, f"{name}-target")
+    sh("cargo", "build", "--release", "--quiet", "--manifest-path",
+       os.path.join(src, "Cargo.toml"), env=dict(os.environ, CARGO_TARGET_DIR=target))
+    return os.path.join(target, "release", "logger")
+
+
 def loggen(*args, prefix=()):
     """Runs syslog-ng's loggen with ARGS (after PREFIX, `taskset -c 0` say); returns how many
     messages it says it sent."""
