@@ -100,6 +100,7 @@ impl Tail {
     }
 
     /// Bytes held.
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.chunks.iter().map(|c| c.bytes.len()).sum()
     }

@@ -82,13 +82,6 @@ pub struct Recovered {
     pub head_past_data: Option<u64>,
 }
 
-/// What `flush` did when the queue had no room.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Overflow {
-    /// Messages dropped to make room (drop-oldest) or for want of it (drop).
-    pub dropped: u64,
-}
-
 /// The queue.
 pub struct DiskQueue {
     dir: PathBuf,
