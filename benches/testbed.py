@@ -2,6 +2,7 @@
 private mount namespace, the peers and the load generator (rsyslog, syslog-ng's loggen), a test
 PKI, starting a daemon and waiting for its READY=1 on a NOTIFY_SOCKET of our own, and reading a
 process's CPU time and memory. Import it with `sys.path.insert(0, ROOT/benches)`."""
+import atexit
 import os
 import re
 import signal
@@ -199,6 +200,7 @@ def start_ready(cmd, what, timeout=10, **popen):
     if _notify is None:
         os.makedirs(BENCH, exist_ok=True)
         _notify = Notify(os.path.join(BENCH, f"notify.{os.getpid()}"), timeout)
+        atexit.register(lambda: os.path.exists(_notify.path) and os.unlink(_notify.path))
     _notify.drain()
     popen.setdefault("stdin", subprocess.DEVNULL)
     popen.setdefault("stdout", subprocess.DEVNULL)
