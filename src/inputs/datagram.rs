@@ -5,9 +5,19 @@
 //! UDP reads up to `UDP_BATCH` datagrams per recvmmsg(2) call: at high rates the syscall, not the
 //! parsing, is the cost per message. After each drain `Coalescer` decides whether to let the
 //! queue fill for a moment before the next one (only under load; see `coalesce`).
+//!
+//! A flood is another matter: when the kernel drops datagrams for the socket (its queue was
+//! full: SO_MEMINFO's drop count grew since the last drain), the input is falling behind, and
+//! on a machine with more than one CPU a second reader (`Helper`, a thread of the same input,
+//! parked until then) drains the same socket alongside it until it catches up. Under a local flood the scheduler shares the CPUs among runnable threads, and
+//! one reader got under half a core against the senders (`benches/compare`, udp-flood-file).
+//! While both read, messages of one sender can reach the outputs out of order by a batch;
+//! UDP promises no order, and this is the moment the kernel would otherwise drop them. A quiet
+//! input, or one keeping up, is read by one thread, in order.
 
 use std::io::{self, IoSliceMut};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
+use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use mio::Interest;
@@ -66,15 +76,99 @@ pub(super) fn run(ctx: Ctx, poll: mio::Poll, mut listener: Listener) {
             return ctx.finish();
         }
     };
+    let name = listener.addr().to_string();
+    let helper = match &reader {
+        Reader::Udp(s, _) if several_cpus() => Helper::start(&ctx, s, &name)
+            .map_err(|e| log::warn!("input {name}: no second reader for floods: {e}"))
+            .ok(),
+        _ => None,
+    };
     let body = Socket {
-        name: listener.addr().to_string(),
+        name,
         reader,
         listener,
         max,
         coalescer,
         drained: Drained::default(),
+        helper,
     };
     super::reader::run(ctx, poll, body);
+}
+
+fn several_cpus() -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
+}
+
+/// The second reader of a UDP socket: a thread of the same input that sleeps (parked) until
+/// the input's own thread finds itself falling behind, then drains the socket alongside it
+/// until the queue is empty, and sleeps again.
+struct Helper {
+    thread: JoinHandle<()>,
+    /// The socket's drop count when the input last looked.
+    drops: u32,
+}
+
+impl Helper {
+    fn start(ctx: &Ctx, socket: &mio::net::UdpSocket, name: &str) -> io::Result<Helper> {
+        // The same open socket (O_NONBLOCK included): datagrams go to whichever reads first.
+        let socket = std::net::UdpSocket::from(socket.as_fd().try_clone_to_owned()?);
+        let ctx = ctx.helper(name.to_owned());
+        let thread = std::thread::Builder::new()
+            .name(format!("input-{}-2", ctx.id))
+            .spawn(move || help(ctx, socket))?;
+        Ok(Helper { thread, drops: 0 })
+    }
+
+    /// Wakes the helper if the kernel dropped datagrams for `socket` since the last look: its
+    /// queue was full, the input is falling behind. (A wake-up while it reads is kept for
+    /// after.)
+    fn wake_if_dropping(&mut self, socket: &mio::net::UdpSocket) {
+        let Ok(drops) = crate::sys::socket_drops(socket.as_fd()) else {
+            return;
+        };
+        if std::mem::replace(&mut self.drops, drops) != drops {
+            self.thread.thread().unpark();
+        }
+    }
+
+    /// The input stops (its stop flag is set): the helper reads what it still finds and ends.
+    fn end(self) {
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
+}
+
+/// The helper's life: parked until woken, then one drain of the socket, its batch handed on.
+fn help(mut ctx: Ctx, socket: std::net::UdpSocket) {
+    let mut batch = ctx.batch();
+    let mut max = ctx.limits().max_message_size;
+    // Mapped at the first flood, not before: an idle input pays nothing for it.
+    let mut buffers: Option<UdpBatch> = None;
+    loop {
+        std::thread::park();
+        if ctx.refresh().is_some() {
+            batch.escape = ctx.tunables.escape_controls;
+            if ctx.limits().max_message_size != max {
+                max = ctx.limits().max_message_size;
+                buffers = None;
+            }
+        }
+        let udp = match &mut buffers {
+            Some(udp) => udp,
+            None => match UdpBatch::new(max + 1) {
+                Ok(udp) => buffers.insert(udp),
+                Err(e) => {
+                    log::warn!("udp input: no second reader: cannot map its buffer: {e}");
+                    return;
+                }
+            },
+        };
+        let drained = &mut Drained::default();
+        let alive = udp.drain(&socket, &mut ctx, max, &mut batch, drained, || {});
+        if !alive || !batch.flush() || ctx.stopping() {
+            return;
+        }
+    }
 }
 
 /// A datagram socket as a body of the input loop.
@@ -87,6 +181,8 @@ struct Socket {
     coalescer: Coalescer,
     /// What the last drain read, for the coalescing pause.
     drained: Drained,
+    /// The second reader, for floods (UDP, more than one CPU).
+    helper: Option<Helper>,
 }
 
 impl super::reader::Body for Socket {
@@ -99,7 +195,14 @@ impl super::reader::Body for Socket {
         self.drained = Drained::default();
         let (max, drained) = (self.max, &mut self.drained);
         match &mut self.reader {
-            Reader::Udp(s, udp) => udp.drain(s, ctx, max, batch, drained),
+            Reader::Udp(s, udp) => {
+                let helper = &mut self.helper;
+                udp.drain(s, ctx, max, batch, drained, || {
+                    if let Some(helper) = helper {
+                        helper.wake_if_dropping(s);
+                    }
+                })
+            }
             Reader::Unix(s, buf) => drain_unix(s, buf, ctx, max, batch, drained),
         }
     }
@@ -112,8 +215,17 @@ impl super::reader::Body for Socket {
     }
 
     fn after_drain(&mut self) {
+        if let (Some(helper), Reader::Udp(s, _)) = (&mut self.helper, &self.reader) {
+            helper.wake_if_dropping(s);
+        }
         self.coalescer
             .wait(self.drained.datagrams, self.drained.bytes);
+    }
+
+    fn end(&mut self) {
+        if let Some(helper) = self.helper.take() {
+            helper.end();
+        }
     }
 }
 
@@ -260,6 +372,8 @@ impl Drained {
 
 /// Datagrams read per recvmmsg(2) call.
 const UDP_BATCH: usize = 32;
+/// recvmmsg(2) calls between two looks at the socket's drop count, during one drain.
+const LOOK_EVERY: usize = 16;
 
 /// The first bytes of each slot, packed together: most datagrams fit, so most batches touch
 /// only these pages (32 KiB) and not a page per slot.
@@ -308,16 +422,24 @@ impl UdpBatch {
         &self.joined
     }
 
-    /// Reads until the socket is empty; false if the service loop is gone.
+    /// Reads until the socket is empty; false if the service loop is gone. Every
+    /// `LOOK_EVERY` receives it calls `look` (the input's own reader looks whether the kernel
+    /// drops datagrams: under a flood one drain lasts as long as the flood).
     fn drain(
         &mut self,
-        socket: &mio::net::UdpSocket,
+        socket: &impl AsRawFd,
         ctx: &mut Ctx,
         max: usize,
         batch: &mut Batch,
         drained: &mut Drained,
+        mut look: impl FnMut(),
     ) -> bool {
+        let mut receives = 0usize;
         loop {
+            receives += 1;
+            if receives.is_multiple_of(LOOK_EVERY) {
+                look();
+            }
             match self.receive(socket) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
@@ -357,7 +479,7 @@ impl UdpBatch {
         }
     }
 
-    fn receive(&mut self, socket: &mio::net::UdpSocket) -> io::Result<()> {
+    fn receive(&mut self, socket: &impl AsRawFd) -> io::Result<()> {
         self.received.clear();
         let mut slices: Vec<[IoSliceMut<'_>; 2]> = self
             .heads

@@ -199,6 +199,20 @@ impl Ctx {
         }
     }
 
+    /// The context of another thread serving the same input (a datagram input's second
+    /// reader): the same counters, settings and stop, a refusal log of its own. It reports
+    /// nothing when it ends: the input's own thread does, once that thread ended.
+    fn helper(&self, name: String) -> Ctx {
+        Ctx::new(
+            self.id,
+            self.stop.clone(),
+            self.shared.clone(),
+            self.settings.clone(),
+            name,
+            None,
+        )
+    }
+
     fn limits(&self) -> &Limits {
         &self.tunables.limits
     }

@@ -43,6 +43,10 @@ pub(super) trait Body {
 
     /// Woken, before the next drain (the journal takes in new and rotated files).
     fn woken(&mut self) {}
+
+    /// The input ends: stop what the body started (a datagram input's second reader) before
+    /// the input is reported stopped.
+    fn end(&mut self) {}
 }
 
 /// Serves `body` until a stop, then reports the input stopped.
@@ -53,6 +57,7 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut body: impl Body) {
         // On a stop this is the drain: what the kernel (or the log) already holds is read.
         let stopping = ctx.stopping();
         if !body.drain(&mut ctx, &mut batch) || !batch.flush() {
+            body.end();
             return ctx.finish();
         }
         if stopping {
@@ -77,5 +82,6 @@ pub(super) fn run(mut ctx: Ctx, mut poll: mio::Poll, mut body: impl Body) {
         body.settle(&ctx);
         body.woken();
     }
+    body.end();
     ctx.finish();
 }

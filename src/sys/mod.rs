@@ -140,6 +140,31 @@ pub(crate) fn unacknowledged_bytes(socket: std::os::fd::BorrowedFd<'_>) -> io::R
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// Datagrams the kernel dropped for a socket since it was made (SO_MEMINFO's
+/// `SK_MEMINFO_DROPS`: a full receive queue, a failed filter).
+pub(crate) fn socket_drops(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    // The kernel copies as many of its counters as fit: the first nine, up to DROPS.
+    let mut info = [0u32; nix::libc::SK_MEMINFO_DROPS as usize + 1];
+    let mut len = std::mem::size_of_val(&info) as nix::libc::socklen_t;
+    // SAFETY: SO_MEMINFO writes at most `len` bytes (the kernel's SK_MEMINFO_VARS u32s) into
+    // `info`, which holds that many, and stores the length written in `len`; both live for the
+    // call; the descriptor is borrowed, so it is open.
+    let r = unsafe {
+        nix::libc::getsockopt(
+            socket.as_raw_fd(),
+            nix::libc::SOL_SOCKET,
+            nix::libc::SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info[nix::libc::SK_MEMINFO_DROPS as usize])
+}
+
 /// Closes every descriptor above 2 except those in `keep` (daemon(7) step 1).
 ///
 /// Must run before the process opens anything of its own: it closes descriptors that no Rust value

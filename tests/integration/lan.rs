@@ -22,6 +22,7 @@ pub const TESTS: &[Test] = tests![
     a_heavy_stream_sender_is_held_back_not_rate_limited_while_a_datagram_flood_is,
     large_messages_queue_what_they_weigh_not_eight_batches_of_them,
     an_allow_list_refuses_other_networks_before_reading_a_byte,
+    a_udp_flood_is_read_by_a_second_thread_and_loses_nothing_taken,
 ];
 
 /// A TCP connection to `to` from the local address `from` (any 127.0.0.0/8 address is this
@@ -471,4 +472,70 @@ fn an_allow_list_refuses_other_networks_before_reading_a_byte() {
     let said = stderr.matches("not in its allow-list").count();
     assert!((1..=2).contains(&said), "said {said} times: {stderr}");
     assert!(stderr.contains("from 127.0.0.1:"), "{stderr}");
+}
+
+/// The voluntary context switches of the input's second reader (`input-N-2`): one for each time
+/// it parked, so more than one once a flood woke it.
+fn second_reader_switches(d: &Daemon) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", d.pid())).ok()?;
+    tasks.filter_map(Result::ok).find_map(|task| {
+        let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+        // `input-N-2`, not `input-2`.
+        let parts: Vec<&str> = comm.trim_end().split('-').collect();
+        if parts.len() != 3 || parts[0] != "input" || parts[2] != "2" {
+            return None;
+        }
+        let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse().ok())
+    })
+}
+
+fn a_udp_flood_is_read_by_a_second_thread_and_loses_nothing_taken() {
+    require!(
+        std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
+        "more than one CPU (the second reader exists only then)"
+    );
+    // A small receive buffer: a burst overflows it at once, and the kernel drops.
+    let d = Builder::new()
+        .standard()
+        .config("rate-limit = 0\nreceive-buffer = \"16K\"\n")
+        .start();
+    // Parked and quiet: a switch or two at its start, then none while nothing arrives.
+    let quiet = within(WAIT, || {
+        second_reader_switches(&d).ok_or_else(|| "no second reader thread".to_owned())
+    });
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut rounds = 0;
+    within(WAIT, || {
+        rounds += 1;
+        for i in 0..20_000 {
+            let _ = udp.send_to(format!("<13>flood: {rounds} {i}").as_bytes(), d.addr("udp"));
+        }
+        // Each time it wakes, reads and parks again is a switch: a flood makes hundreds.
+        match second_reader_switches(&d) {
+            Some(n) if n > quiet + 10 => Ok(()),
+            n => Err(format!(
+                "the second reader did not wake ({n:?} switches, {quiet} before) in {rounds} \
+                 bursts"
+            )),
+        }
+    });
+    // Whatever either thread took is written: the lines equal what the input counted.
+    let (status, log, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
+    let written = log
+        .lines()
+        .filter(|l| l.contains(" flood user.notice: "))
+        .count();
+    let received: usize = stderr
+        .split("received ")
+        .last()
+        .and_then(|rest| rest.split([',', ' ', ')']).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no received count: {stderr}"));
+    assert!(written > 0, "{stderr}");
+    assert_eq!(written, received, "taken and not written: {stderr}");
 }
