@@ -7,13 +7,14 @@
 //! queue fill for a moment before the next one (only under load; see `coalesce`).
 //!
 //! A flood is another matter: when the kernel drops datagrams for the socket (its queue was
-//! full: SO_MEMINFO's drop count grew since the last drain), the input is falling behind, and
+//! full: SO_MEMINFO's drop count grew since the last look), the input is falling behind, and
 //! on a machine with more than one CPU a second reader (`Helper`, a thread of the same input,
-//! parked until then) drains the same socket alongside it until it catches up. Under a local flood the scheduler shares the CPUs among runnable threads, and
-//! one reader got under half a core against the senders (`benches/compare`, udp-flood-file).
-//! While both read, messages of one sender can reach the outputs out of order by a batch;
-//! UDP promises no order, and this is the moment the kernel would otherwise drop them. A quiet
-//! input, or one keeping up, is read by one thread, in order.
+//! parked until then) drains the same socket alongside it until it catches up. Under a local
+//! flood the scheduler shares the CPUs among runnable threads, and one reader got under half a
+//! core against the senders (`benches/compare`, udp-flood-file). While both read, messages of
+//! one sender can reach the outputs out of order by a batch; UDP promises no order, and this
+//! is the moment the kernel would otherwise drop them. A quiet input, or one keeping up, is
+//! read by one thread, in order.
 
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd};
