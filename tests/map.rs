@@ -3,10 +3,11 @@
 //! `crates/syslog/src/lib.rs`) and in ARCHITECTURE.md's code map, every integration test module
 //! in its Tests section; and the pure crate depends on nothing that could do I/O.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -104,67 +105,48 @@ fn unmapped(modules: &BTreeSet<String>, rows: &[(String, String)]) -> Vec<String
         .collect()
 }
 
-#[test]
-fn every_module_of_the_daemon_is_on_both_maps() {
-    let all = modules(&Path::new(ROOT).join("src"));
-    assert!(all.contains("outputs::forward::link"), "{all:?}");
-    let doc = crate_doc("src/lib.rs");
+/// Every module under `src` (one known to exist checked first) is named in the map of
+/// `lib_rs` (top-level ones only, or all) and in the table after `heading` in ARCHITECTURE.md.
+fn assert_on_both_maps(src: &str, known: &str, lib_rs: &str, top_level_only: bool, heading: &str) {
+    let all = modules(&Path::new(ROOT).join(src));
+    assert!(all.contains(known), "{all:?}");
+    let doc = crate_doc(lib_rs);
     let named = backticked(&doc);
     let missing: Vec<&String> = all
         .iter()
-        .filter(|m| !m.contains("::") && !named.contains(m.as_str()))
+        .filter(|m| !top_level_only || !m.contains("::"))
+        .filter(|m| !named.contains(m.as_str()))
         .collect();
+    assert!(missing.is_empty(), "{lib_rs}'s map misses {missing:?}");
+    let missing = unmapped(&all, &map_rows(heading));
     assert!(
         missing.is_empty(),
-        "src/lib.rs's code map misses {missing:?}"
+        "ARCHITECTURE.md's code map after {heading:?} misses {missing:?}"
     );
-    let missing = unmapped(&all, &map_rows("### The daemon"));
-    assert!(
-        missing.is_empty(),
-        "ARCHITECTURE.md's code map of the daemon misses {missing:?}"
+}
+
+#[test]
+fn every_module_of_the_daemon_is_on_both_maps() {
+    let (src, lib_rs) = ("src", "src/lib.rs");
+    assert_on_both_maps(
+        src,
+        "outputs::forward::link",
+        lib_rs,
+        true,
+        "### The daemon",
     );
 }
 
 #[test]
 fn every_module_of_the_pure_crate_is_on_both_maps() {
-    let all = modules(&Path::new(ROOT).join("crates/syslog/src"));
-    assert!(all.contains("relp::server"), "{all:?}");
-    let doc = crate_doc("crates/syslog/src/lib.rs");
-    let named = backticked(&doc);
-    let missing: Vec<&String> = all.iter().filter(|m| !named.contains(m.as_str())).collect();
-    assert!(
-        missing.is_empty(),
-        "crates/syslog/src/lib.rs's map misses {missing:?}"
-    );
-    let missing = unmapped(&all, &map_rows("### The pure crate"));
-    assert!(
-        missing.is_empty(),
-        "ARCHITECTURE.md's code map of the pure crate misses {missing:?}"
-    );
+    let (src, lib_rs) = ("crates/syslog/src", "crates/syslog/src/lib.rs");
+    assert_on_both_maps(src, "relp::server", lib_rs, false, "### The pure crate");
 }
 
 #[test]
 fn the_pure_crate_depends_on_nothing_that_does_io() {
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "tree",
-            "--locked",
-            "--offline",
-            "-p",
-            "logger-syslog",
-            "-e",
-            "normal",
-        ])
-        .args(["--prefix", "none", "-f", "{p}"])
-        .current_dir(ROOT)
-        .output()
-        .expect("run cargo tree");
-    assert!(
-        out.status.success(),
-        "cargo tree: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let crates: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+    let tree = common::cargo_tree("logger-syslog", "{p}");
+    let crates: BTreeSet<String> = tree
         .lines()
         .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
         .collect();

@@ -2,8 +2,9 @@
 //! the crates compiled into the binary with their licenses (regenerate it with
 //! `packaging/debian/update-copyright`), and the changelog's newest entry is this version.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 fn manifest(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
@@ -11,31 +12,8 @@ fn manifest(path: &str) -> String {
 
 #[test]
 fn the_copyright_file_names_every_crate_compiled_in() {
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "tree",
-            "--locked",
-            "--offline",
-            "-p",
-            "logger",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "-f",
-            "{p}|{l}",
-            "--target",
-            "x86_64-unknown-linux-gnu",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run cargo tree");
-    assert!(
-        out.status.success(),
-        "cargo tree: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut built: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    let tree = common::cargo_tree("logger", "{p}|{l}");
+    let mut built: Vec<String> = tree
         .lines()
         .map(|l| l.replace(" (*)", "").replace(" (proc-macro)", ""))
         .filter(|l| !l.starts_with("logger ") && !l.starts_with("logger-syslog "))
