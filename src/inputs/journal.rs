@@ -21,7 +21,7 @@
 //! journal output is refused (`config::merge`).
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, Write as _};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -97,6 +97,7 @@ pub(super) fn run(ctx: Ctx, poll: mio::Poll, listener: Listener) {
         path,
         name,
         unread_current: false,
+        fields_hint: 0,
     };
     if let Err(e) = reader.position(&ctx) {
         log::error!("input {}: cannot find its place: {e}", reader.name);
@@ -145,8 +146,9 @@ fn open(matches: &[String], max_field: usize) -> io::Result<Journal> {
 /// The reading state of one journal input.
 struct Reader {
     journal: Journal,
-    /// Sent and not yet known taken through: in the order sent, each entry's cursor and
-    /// whether every output took it. The front's number is `next_id - pending.len()`.
+    /// Sent and not yet known taken through: in the order sent, what the cursor file would
+    /// hold for each entry (`file_text`) and whether every output took it. The front's number
+    /// is `next_id - pending.len()`.
     pending: VecDeque<(String, bool)>,
     next_id: u64,
     /// The cursor last saved.
@@ -155,6 +157,9 @@ struct Reader {
     name: String,
     /// The reader stands on an entry not read yet (after a seek to a cursor that was gone).
     unread_current: bool,
+    /// What the last entry's fields weighed: the next one's are collected in that much room
+    /// and more, so that an entry's fields cost one allocation, not one per doubling.
+    fields_hint: usize,
 }
 
 impl Reader {
@@ -210,7 +215,8 @@ impl Reader {
                 }
             }
             self.unread_current = false;
-            let entry = match read_entry(&mut self.journal, ctx.limits().max_message_size) {
+            let max_field = ctx.limits().max_message_size;
+            let entry = match read_entry(&mut self.journal, max_field, self.fields_hint) {
                 Ok(Some(entry)) => entry,
                 Ok(None) => continue,
                 Err(e) => {
@@ -219,16 +225,17 @@ impl Reader {
                     continue;
                 }
             };
+            self.fields_hint = entry.entry.fields.len_bytes();
             let id = self.next_id;
             self.next_id += 1;
-            self.pending.push_back((entry.cursor.clone(), false));
+            self.pending.push_back((entry.position.clone(), false));
             Stats::add(&ctx.shared.stats.received, 1);
             if entry.entry.truncated {
                 Stats::add(&ctx.shared.stats.truncated, 1);
             }
             let position = Mark {
                 key: CURSOR_FILE,
-                text: file_text(&entry.cursor),
+                text: entry.position,
             };
             let msg = entry_message(
                 entry.entry,
@@ -262,9 +269,9 @@ impl Reader {
         while self.pending.front().is_some_and(|(_, taken)| *taken) {
             through = self.pending.pop_front().map(|(cursor, _)| cursor);
         }
-        let Some(cursor) = through else { return };
-        match save(&self.path, &cursor) {
-            Ok(()) => self.saved = Some(cursor),
+        let Some(text) = through else { return };
+        match super::position::save(&self.path, &text) {
+            Ok(()) => self.saved = Some(text.trim_end().to_owned()),
             Err(e) => log::error!(
                 "input {}: cannot save its position in {}: {e}",
                 self.name,
@@ -276,16 +283,23 @@ impl Reader {
 
 /// One journal entry, read, and where it stands.
 struct Entry {
-    cursor: String,
+    /// What the cursor file holds for it (`file_text`).
+    position: String,
     entry: JournalEntry,
 }
 
-/// The current entry, or None for one logger wrote itself (relayed, or its own log).
-fn read_entry(journal: &mut Journal, max_field: usize) -> io::Result<Option<Entry>> {
-    let cursor = journal.cursor()?;
+/// The current entry, or None for one logger wrote itself (relayed, or its own log); its
+/// fields are collected in room for `fields_hint` bytes (what the last one's weighed) and more.
+fn read_entry(
+    journal: &mut Journal,
+    max_field: usize,
+    fields_hint: usize,
+) -> io::Result<Option<Entry>> {
+    let mut position = journal.cursor_with(1)?;
+    position.push('\n');
     let realtime_usec = journal.realtime_usec()?;
     let mut message = Vec::new();
-    let mut fields = Fields::new();
+    let mut fields = Fields::with_capacity(fields_hint + fields_hint / 4 + 64);
     let mut marked = false;
     let mut uid = None;
     let mut truncated = false;
@@ -318,8 +332,9 @@ fn read_entry(journal: &mut Journal, max_field: usize) -> io::Result<Option<Entr
     // writer's): another user's entry that carries our marks is read like any other, so
     // nobody hides from this input by adding LOGGER_TRANSPORT to what they log.
     let ours = marked && uid == Some(nix::unistd::Uid::effective().as_raw());
+    debug_assert_eq!(position, file_text(position.trim_end()));
     Ok((!ours).then_some(Entry {
-        cursor,
+        position,
         entry: JournalEntry {
             realtime_usec: Some(realtime_usec),
             message,
@@ -340,7 +355,9 @@ pub(super) fn entry_message(entry: JournalEntry, origin: Origin, received: Syste
     let severity = number("PRIORITY").map_or(6, |p| p.min(7));
     let kernel = field("_TRANSPORT") == Some(b"kernel");
     let facility = number("SYSLOG_FACILITY").map_or(if kernel { 0 } else { 1 }, |f| f.min(23));
-    let mut raw = format!("<{}>", facility * 8 + severity).into_bytes();
+    // The header is short; one allocation for it and the text.
+    let mut raw = Vec::with_capacity(160 + entry.message.len());
+    let _ = write!(raw, "<{}>", facility * 8 + severity);
     let time = entry
         .realtime_usec
         .map_or(received, |t| UNIX_EPOCH + Duration::from_micros(t));

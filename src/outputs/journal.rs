@@ -6,7 +6,6 @@
 //! SYSLOG_PID, SYSLOG_FACILITY, SYSLOG_TIMESTAMP, PRIORITY, MESSAGE); what syslog carries beyond
 //! those goes in `LOGGER_*` fields (see ARCHITECTURE.md), never `_*`, which journald reserves.
 
-use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixDatagram;
@@ -19,19 +18,30 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
 
+use super::records::Records;
 use syslog::message::{Format, Message};
 
 /// Appends one field: `KEY=value\n`, or the length-prefixed binary form when the value holds a
 /// newline or is not UTF-8.
 pub fn put_field(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     out.extend_from_slice(key.as_bytes());
-    if value.contains(&b'\n') || std::str::from_utf8(value).is_err() {
+    // ASCII (the common case) is one quick pass; UTF-8 is checked only beyond it.
+    let binary = value.contains(&b'\n') || !value.is_ascii() && std::str::from_utf8(value).is_err();
+    if binary {
         out.push(b'\n');
         out.extend_from_slice(&(value.len() as u64).to_le_bytes());
     } else {
         out.push(b'=');
     }
     out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
+/// Appends one field whose value is a number: `KEY=digits\n`, with no string made for it.
+pub fn put_number(out: &mut Vec<u8>, key: &str, value: impl std::fmt::Display) {
+    out.extend_from_slice(key.as_bytes());
+    out.push(b'=');
+    let _ = write!(out, "{value}");
     out.push(b'\n');
 }
 
@@ -59,7 +69,7 @@ pub fn encode_fields(out: &mut Vec<u8>, msg: &Message, trusted: Trusted) {
     put_field(out, "MESSAGE", msg.text());
     put_field(out, "PRIORITY", &[b'0' + msg.journal_priority()]);
     if !own("SYSLOG_FACILITY") {
-        put_field(out, "SYSLOG_FACILITY", msg.facility.to_string().as_bytes());
+        put_number(out, "SYSLOG_FACILITY", msg.facility);
     }
     if let Some(app) = msg.app_name().filter(|_| !own("SYSLOG_IDENTIFIER")) {
         put_field(out, "SYSLOG_IDENTIFIER", app.as_bytes());
@@ -91,9 +101,9 @@ pub fn encode_fields(out: &mut Vec<u8>, msg: &Message, trusted: Trusted) {
         put_field(out, "LOGGER_TLS_PEER", peer.as_bytes());
     }
     if let Some(c) = msg.origin.credentials {
-        put_field(out, "LOGGER_PEER_PID", c.pid.to_string().as_bytes());
-        put_field(out, "LOGGER_PEER_UID", c.uid.to_string().as_bytes());
-        put_field(out, "LOGGER_PEER_GID", c.gid.to_string().as_bytes());
+        put_number(out, "LOGGER_PEER_PID", c.pid);
+        put_number(out, "LOGGER_PEER_UID", c.uid);
+        put_number(out, "LOGGER_PEER_GID", c.gid);
     }
     for (name, value) in msg.fields() {
         // Never a name the native protocol cannot carry, and never our own origin fields: a
@@ -296,8 +306,7 @@ const JOURNAL_FULL_WAIT: Duration = Duration::from_millis(100);
 /// The journal output: encoded entries waiting, and the socket they go to.
 pub struct JournalOutput {
     writer: JournalWriter,
-    entries: VecDeque<Vec<u8>>,
-    entry_bytes: usize,
+    entries: Records,
 }
 
 impl JournalOutput {
@@ -305,8 +314,7 @@ impl JournalOutput {
     pub fn open(socket: &Path) -> io::Result<JournalOutput> {
         Ok(JournalOutput {
             writer: JournalWriter::open(socket)?,
-            entries: VecDeque::new(),
-            entry_bytes: 0,
+            entries: Records::new(),
         })
     }
 }
@@ -317,10 +325,7 @@ impl super::Output for JournalOutput {
     }
 
     fn accept(&mut self, msg: &Message) {
-        let mut entry = Vec::with_capacity(128 + msg.text().len());
-        encode(&mut entry, msg);
-        self.entry_bytes += entry.len();
-        self.entries.push_back(entry);
+        self.entries.push_with(|data| encode(data, msg));
     }
 
     fn encode_item(&self, msg: &Message, item: &mut Vec<u8>) {
@@ -328,12 +333,11 @@ impl super::Output for JournalOutput {
     }
 
     fn accept_item(&mut self, item: &[u8]) {
-        self.entry_bytes += item.len();
-        self.entries.push_back(item.to_vec());
+        self.entries.push(item);
     }
 
     fn backlog_bytes(&self) -> usize {
-        self.entry_bytes
+        self.entries.bytes()
     }
 
     fn backlog_messages(&self) -> usize {
@@ -382,8 +386,7 @@ impl super::Output for JournalOutput {
                     out.rejected += 1;
                 }
             }
-            let sent = self.entries.pop_front().map_or(0, |e| e.len());
-            self.entry_bytes -= sent;
+            self.entries.pop_front(1);
         }
         out
     }

@@ -17,12 +17,12 @@
 //! the output. A collector that takes none of them is an error that keeps every entry, not a
 //! reason to reject anything. An answer longer than [`MAX_RESPONSE`] is refused at its header.
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use super::connect::{Conn, TlsClient};
 use super::formats::export;
+use super::records::Records;
 use super::{Output, WriteOut};
 use crate::config::{JournalRemote, OutputSpec};
 use syslog::message::Message;
@@ -42,8 +42,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 pub struct JournalRemoteOutput {
     target: JournalRemote,
     local_host: String,
-    entries: VecDeque<Vec<u8>>,
-    bytes: usize,
+    entries: Records,
     conn: Option<Conn>,
     /// For https: the TLS client and the name the server's certificate must carry.
     tls: Option<TlsClient>,
@@ -82,8 +81,7 @@ impl JournalRemoteOutput {
             local_host: nix::unistd::gethostname()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| "localhost".into()),
-            entries: VecDeque::new(),
-            bytes: 0,
+            entries: Records::new(),
             conn: None,
             tls: None,
             single: false,
@@ -97,7 +95,8 @@ impl JournalRemoteOutput {
             let (host, port) = (self.target.host.as_str(), self.target.port);
             self.conn = Some(Conn::open(host, port, self.tls.as_ref(), TIMEOUT)?);
         }
-        let length: usize = self.entries.iter().skip(start).take(n).map(Vec::len).sum();
+        let body = self.entries.span(start, n);
+        let length = body.len();
         self.request.clear();
         let host = &self.target.host;
         let host = if host.contains(':') {
@@ -111,9 +110,7 @@ impl JournalRemoteOutput {
              Content-Type: application/vnd.fdo.journal\r\nContent-Length: {length}\r\n\r\n",
             self.target.port
         )?;
-        for entry in self.entries.iter().skip(start).take(n) {
-            self.request.extend_from_slice(entry);
-        }
+        self.request.extend_from_slice(body);
         let conn = self.conn.as_mut().expect("connected above");
         conn.write_all(&self.request)?;
         conn.flush()?;
@@ -147,12 +144,7 @@ impl JournalRemoteOutput {
 
     /// Takes `n` entries off the front of the backlog; the bytes they held.
     fn pop(&mut self, n: usize) -> usize {
-        let mut bytes = 0;
-        for _ in 0..n {
-            bytes += self.entries.pop_front().map_or(0, |e| e.len());
-        }
-        self.bytes -= bytes;
-        bytes
+        self.entries.pop_front(n)
     }
 }
 
@@ -162,10 +154,9 @@ impl Output for JournalRemoteOutput {
     }
 
     fn accept(&mut self, msg: &Message) {
-        let mut entry = Vec::with_capacity(256 + msg.text().len());
-        export::encode(&mut entry, msg, &self.local_host);
-        self.bytes += entry.len();
-        self.entries.push_back(entry);
+        let host = &self.local_host;
+        self.entries
+            .push_with(|data| export::encode(data, msg, host));
     }
 
     fn encode_item(&self, msg: &Message, item: &mut Vec<u8>) {
@@ -173,12 +164,11 @@ impl Output for JournalRemoteOutput {
     }
 
     fn accept_item(&mut self, item: &[u8]) {
-        self.bytes += item.len();
-        self.entries.push_back(item.to_vec());
+        self.entries.push(item);
     }
 
     fn backlog_bytes(&self) -> usize {
-        self.bytes
+        self.entries.bytes()
     }
 
     fn backlog_messages(&self) -> usize {
@@ -194,9 +184,9 @@ impl Output for JournalRemoteOutput {
                 let mut size = 0;
                 let fit = self
                     .entries
-                    .iter()
-                    .take_while(|e| {
-                        size += e.len();
+                    .lens()
+                    .take_while(|len| {
+                        size += len;
                         size <= BATCH_BYTES
                     })
                     .count();

@@ -27,6 +27,7 @@ pub mod journal;
 pub mod journal_remote;
 pub mod kafka;
 pub mod queue;
+mod records;
 mod set;
 pub mod stderr;
 mod templated;

@@ -175,11 +175,18 @@ impl Journal {
 
     /// The current entry's cursor.
     pub(crate) fn cursor(&mut self) -> io::Result<String> {
+        self.cursor_with(0)
+    }
+
+    /// The current entry's cursor, in a string with room for `spare` more bytes.
+    pub(crate) fn cursor_with(&mut self, spare: usize) -> io::Result<String> {
         let mut c: *mut c_char = std::ptr::null_mut();
         // SAFETY: a live handle and a valid place for the string's pointer.
         check(unsafe { (self.lib.get_cursor)(self.handle, &mut c) })?;
         // SAFETY: on success `c` is a NUL-terminated string malloc'ed for us.
-        let text = unsafe { CStr::from_ptr(c) }.to_string_lossy().into_owned();
+        let bytes = unsafe { CStr::from_ptr(c) }.to_bytes();
+        let mut text = String::with_capacity(bytes.len() + spare);
+        text.push_str(&String::from_utf8_lossy(bytes));
         // SAFETY: allocated by libsystemd with malloc; ours to free, once.
         unsafe { nix::libc::free(c.cast()) };
         Ok(text)

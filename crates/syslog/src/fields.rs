@@ -27,6 +27,19 @@ impl Fields {
         Fields::default()
     }
 
+    /// No fields yet, with room for `bytes` bytes of them (a reader that knows what entries
+    /// weigh allocates once).
+    pub fn with_capacity(bytes: usize) -> Fields {
+        Fields {
+            bytes: Vec::with_capacity(bytes),
+        }
+    }
+
+    /// What the fields take, in bytes.
+    pub fn len_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Adds a field. Only a name journald would take (`message::is_field_name`: `A-Z`, `0-9`,
     /// `_`, at most 64) is kept: every name an encoder meets is plain ASCII.
     pub fn push(&mut self, name: &str, value: &[u8]) {

@@ -8,7 +8,7 @@
 
 use std::time::UNIX_EPOCH;
 
-use crate::outputs::journal::{Trusted, encode_fields, put_field};
+use crate::outputs::journal::{Trusted, encode_fields, put_field, put_number};
 use crate::timestamp::rfc3339_usec;
 use syslog::message::Message;
 
@@ -30,7 +30,7 @@ pub fn event_usec(msg: &Message) -> u64 {
 /// Appends the entry for `msg`.
 pub fn encode(out: &mut Vec<u8>, msg: &Message, local_host: &str) {
     let realtime = event_usec(msg);
-    put_field(out, "__REALTIME_TIMESTAMP", realtime.to_string().as_bytes());
+    put_number(out, "__REALTIME_TIMESTAMP", realtime);
     if msg.fields().get("_HOSTNAME").is_none() {
         let host = msg.hostname();
         let host = host.as_deref().unwrap_or(local_host);
