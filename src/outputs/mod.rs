@@ -14,7 +14,8 @@
 //! - [`file`], [`stderr`], `templated` (one file per rendered path), [`journal`] (journald's
 //!   native protocol), [`journal_remote`] (systemd-journal-remote), [`forward`] (remote
 //!   collectors): the kinds.
-//! - [`formats`]: the line encodings; `text`: the line backlog files and stderr share.
+//! - [`formats`]: the line encodings; `text`: the line backlog files and stderr share;
+//!   `records`: the entry backlog of the journal and journal-remote outputs.
 //! - `buffered`: a disk queue (`queue-dir`) in front of any output but forward, which keeps its own.
 //! - [`queue`]: the memory and disk queues with their send cursor and acknowledged head.
 
