@@ -7,15 +7,18 @@
 //! that a native-protocol writer plays for journald.
 //!
 //! ```text
-//! cargo run --release --example sink -- HOST:PORT [PAUSE_US]
+//! cargo run --release --example sink -- HOST:PORT [PAUSE_US [FILE]]
 //! ```
 //! PAUSE_US (default 0): after a call that found fewer than a full batch, sleep this long before
 //! the next, so the sender pays for fewer wake-ups (`benches/compare` uses 1000).
+//! FILE: also append each datagram and a newline to FILE, one writev(2) per call: the floor of
+//! UDP into a file, the same copy into the page cache a daemon's file output pays, with no
+//! parsing, escaping or formatting.
 //! Receives until nothing has arrived for one second after the first datagram, then prints
 //! `received=N` and `cpu_ticks=N` (its own user and system time, in clock ticks: what a
 //! receiver that does nothing else costs per message) on stdout.
 
-use std::io::IoSliceMut;
+use std::io::{IoSlice, IoSliceMut, Write};
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -37,6 +40,13 @@ fn main() {
             .nth(2)
             .map_or(0, |p| p.parse().expect("PAUSE_US is a number")),
     );
+    let mut file = std::env::args().nth(3).map(|path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("FILE")
+    });
     let socket = UdpSocket::bind(&address).expect("bind");
     // As much as the daemons get; above net.core.rmem_max only with CAP_NET_ADMIN.
     let size = 8 << 20;
@@ -60,8 +70,20 @@ fn main() {
             None,
         ) {
             Ok(results) => {
-                let n = results.count();
+                let lens: Vec<usize> = results.map(|r| r.bytes.min(SLOT)).collect();
+                let n = lens.len();
                 received += n as u64;
+                if let Some(file) = &mut file {
+                    let lines: Vec<IoSlice<'_>> = buffer
+                        .chunks_exact(SLOT)
+                        .zip(&lens)
+                        .flat_map(|(slot, &len)| [IoSlice::new(&slot[..len]), IoSlice::new(b"\n")])
+                        .collect();
+                    let whole: usize = lens.iter().map(|len| len + 1).sum();
+                    // A regular file takes a writev(2) whole, or fails.
+                    let wrote = file.write_vectored(&lines).expect("writev");
+                    assert_eq!(wrote, whole, "a short write to FILE");
+                }
                 if n < BATCH && !pause.is_zero() {
                     std::thread::sleep(pause);
                 }

@@ -325,7 +325,9 @@ impl super::Output for JournalOutput {
     }
 
     fn accept(&mut self, msg: &Message) {
-        self.entries.push_with(|data| encode(data, msg));
+        // The fields' names and the header fields come on top of the message's weight.
+        self.entries
+            .push_with(msg.weight() + 512, |data| encode(data, msg));
     }
 
     fn encode_item(&self, msg: &Message, item: &mut Vec<u8>) {

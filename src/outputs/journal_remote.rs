@@ -95,8 +95,7 @@ impl JournalRemoteOutput {
             let (host, port) = (self.target.host.as_str(), self.target.port);
             self.conn = Some(Conn::open(host, port, self.tls.as_ref(), TIMEOUT)?);
         }
-        let body = self.entries.span(start, n);
-        let length = body.len();
+        let length: usize = self.entries.lens().skip(start).take(n).sum();
         self.request.clear();
         let host = &self.target.host;
         let host = if host.contains(':') {
@@ -110,7 +109,7 @@ impl JournalRemoteOutput {
              Content-Type: application/vnd.fdo.journal\r\nContent-Length: {length}\r\n\r\n",
             self.target.port
         )?;
-        self.request.extend_from_slice(body);
+        self.entries.copy_out(start, n, &mut self.request);
         let conn = self.conn.as_mut().expect("connected above");
         conn.write_all(&self.request)?;
         conn.flush()?;
@@ -155,8 +154,10 @@ impl Output for JournalRemoteOutput {
 
     fn accept(&mut self, msg: &Message) {
         let host = &self.local_host;
+        // The fields' names and the header fields come on top of the message's weight.
+        let expected = msg.weight() + 512;
         self.entries
-            .push_with(|data| export::encode(data, msg, host));
+            .push_with(expected, |data| export::encode(data, msg, host));
     }
 
     fn encode_item(&self, msg: &Message, item: &mut Vec<u8>) {

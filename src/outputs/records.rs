@@ -1,21 +1,38 @@
-//! A backlog of encoded records (journal entries, export entries) in one buffer: taking a
-//! message costs a copy into it, not an allocation of its own, and records side by side are
-//! one slice to send. What the backlog weighs is its bytes, as every output counts it.
+//! A backlog of encoded records (journal entries, export entries) in chunks: small records are
+//! encoded side by side into shared chunks of [`CHUNK`] bytes, so taking a message costs a copy,
+//! not an allocation of its own; a record expected past [`BIG`] gets a chunk of its own, sized
+//! for it, as it would alone. What the backlog weighs is its records' bytes, and what it holds
+//! is that and at most the unused end of each shared chunk: a 2 MiB entry costs 2 MiB, not a
+//! doubling of one buffer that holds everything.
 
 use std::collections::VecDeque;
 
-/// A buffer emptied whole above this capacity is given back rather than kept for the next
-/// burst: a quiet output holds no more than this of a past one.
-const KEEP_CAPACITY: usize = 1 << 20;
+/// The size of a shared chunk.
+const CHUNK: usize = 64 * 1024;
+/// A record expected to be larger than this gets a chunk of its own.
+const BIG: usize = CHUNK / 4;
+
+/// Records side by side, never across chunks.
+#[derive(Debug)]
+struct Chunk {
+    data: Vec<u8>,
+    /// How many records of the backlog are in it.
+    records: usize,
+    /// Others may be appended (a shared chunk, not one sized for a big record).
+    shared: bool,
+}
 
 /// Records in the order taken.
 #[derive(Debug, Default)]
 pub(super) struct Records {
-    /// The records' bytes from `head` on, one after the other.
-    data: Vec<u8>,
+    chunks: VecDeque<Chunk>,
+    /// Where the first record starts in the first chunk.
     head: usize,
     /// Each record's length, first to last.
     lens: VecDeque<usize>,
+    bytes: usize,
+    /// An emptied shared chunk kept for the next records (a steady stream allocates nothing).
+    spare: Option<Vec<u8>>,
 }
 
 impl Records {
@@ -24,16 +41,39 @@ impl Records {
         Records::default()
     }
 
-    /// Adds the record `encode` appends to the buffer it is given.
-    pub(super) fn push_with(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
-        let start = self.data.len();
-        encode(&mut self.data);
-        self.lens.push_back(self.data.len() - start);
+    /// Adds the record `encode` appends to the buffer it is given; `expected` is about how
+    /// long it will be (a message's weight), which chooses where it goes.
+    pub(super) fn push_with(&mut self, expected: usize, encode: impl FnOnce(&mut Vec<u8>)) {
+        let fits = |c: &Chunk| c.shared && c.data.len() + expected <= CHUNK;
+        if expected > BIG {
+            self.chunks.push_back(Chunk {
+                data: Vec::with_capacity(expected),
+                records: 0,
+                shared: false,
+            });
+        } else if !self.chunks.back().is_some_and(fits) {
+            let data = self
+                .spare
+                .take()
+                .unwrap_or_else(|| Vec::with_capacity(CHUNK));
+            self.chunks.push_back(Chunk {
+                data,
+                records: 0,
+                shared: true,
+            });
+        }
+        let chunk = self.chunks.back_mut().expect("a chunk was made above");
+        let start = chunk.data.len();
+        encode(&mut chunk.data);
+        let len = chunk.data.len() - start;
+        chunk.records += 1;
+        self.lens.push_back(len);
+        self.bytes += len;
     }
 
     /// Adds `record`.
     pub(super) fn push(&mut self, record: &[u8]) {
-        self.push_with(|data| data.extend_from_slice(record));
+        self.push_with(record.len(), |data| data.extend_from_slice(record));
     }
 
     /// How many records.
@@ -48,7 +88,7 @@ impl Records {
 
     /// What the records weigh, in bytes.
     pub(super) fn bytes(&self) -> usize {
-        self.data.len() - self.head
+        self.bytes
     }
 
     /// Each record's length, first to last.
@@ -59,35 +99,53 @@ impl Records {
     /// The first record.
     pub(super) fn front(&self) -> Option<&[u8]> {
         let len = *self.lens.front()?;
-        Some(&self.data[self.head..self.head + len])
+        let chunk = self.chunks.front()?;
+        Some(&chunk.data[self.head..self.head + len])
     }
 
-    /// The bytes of the `n` records from the `start`th (fewer if there are fewer).
-    pub(super) fn span(&self, start: usize, n: usize) -> &[u8] {
-        let skip: usize = self.lens.iter().take(start).sum();
-        let len: usize = self.lens.iter().skip(start).take(n).sum();
-        let from = self.head + skip;
-        &self.data[from..from + len]
+    /// Appends to `out` the `n` records from the `start`th (fewer if there are fewer).
+    pub(super) fn copy_out(&self, start: usize, n: usize, out: &mut Vec<u8>) {
+        let mut lens = self.lens.iter();
+        let mut at = self.head;
+        let mut index = 0;
+        for chunk in &self.chunks {
+            for _ in 0..chunk.records {
+                let Some(&len) = lens.next() else { return };
+                if index >= start + n {
+                    return;
+                }
+                if index >= start {
+                    out.extend_from_slice(&chunk.data[at..at + len]);
+                }
+                at += len;
+                index += 1;
+            }
+            at = 0;
+        }
     }
 
     /// Drops the first `n` records (fewer if there are fewer); the bytes they held.
     pub(super) fn pop_front(&mut self, n: usize) -> usize {
-        let n = n.min(self.lens.len());
-        let bytes: usize = self.lens.drain(..n).sum();
-        self.head += bytes;
-        if self.lens.is_empty() {
-            self.head = 0;
-            if self.data.capacity() > KEEP_CAPACITY {
-                self.data = Vec::new();
-            } else {
-                self.data.clear();
+        let mut dropped = 0;
+        for _ in 0..n {
+            let (Some(len), Some(chunk)) = (self.lens.pop_front(), self.chunks.front_mut()) else {
+                break;
+            };
+            dropped += len;
+            self.head += len;
+            chunk.records -= 1;
+            if chunk.records == 0 {
+                let chunk = self.chunks.pop_front().expect("the front chunk");
+                if chunk.shared && chunk.data.capacity() <= CHUNK {
+                    let mut data = chunk.data;
+                    data.clear();
+                    self.spare = Some(data);
+                }
+                self.head = 0;
             }
-        } else if self.head > self.data.len() / 2 && self.head >= 64 * 1024 {
-            // Moving what is left to the front costs at most what was taken off it.
-            self.data.drain(..self.head);
-            self.head = 0;
         }
-        bytes
+        self.bytes -= dropped;
+        dropped
     }
 }
 
@@ -95,16 +153,32 @@ impl Records {
 mod tests {
     use super::*;
 
+    fn record(i: usize) -> Vec<u8> {
+        let size = match i % 7 {
+            0 => 3 * CHUNK,
+            1 => BIG + 1,
+            _ => i % 500,
+        };
+        let mut r = format!("record {i:06} ").into_bytes();
+        r.resize(r.len() + size, b'x');
+        r.push(b'\n');
+        r
+    }
+
     #[test]
-    fn records_come_back_in_order_whole_and_side_by_side() {
+    fn records_come_back_in_order_whole() {
         let mut r = Records::new();
         r.push(b"one\n");
-        r.push_with(|d| d.extend_from_slice(b"two\n"));
+        r.push_with(4, |d| d.extend_from_slice(b"two\n"));
         r.push(b"three\n");
         assert_eq!((r.len(), r.bytes()), (3, 14));
         assert_eq!(r.front(), Some(b"one\n".as_slice()));
-        assert_eq!(r.span(1, 2), b"two\nthree\n");
-        assert_eq!(r.span(2, 9), b"three\n");
+        let mut out = Vec::new();
+        r.copy_out(1, 2, &mut out);
+        assert_eq!(out, b"two\nthree\n");
+        out.clear();
+        r.copy_out(2, 9, &mut out);
+        assert_eq!(out, b"three\n");
         assert_eq!(r.pop_front(1), 4);
         assert_eq!(r.front(), Some(b"two\n".as_slice()));
         assert_eq!(r.lens().collect::<Vec<_>>(), [4, 6]);
@@ -113,22 +187,29 @@ mod tests {
     }
 
     #[test]
-    fn a_long_backlog_taken_from_the_front_keeps_its_records_and_gives_room_back() {
+    fn small_and_big_records_cost_what_they_weigh_and_come_back_across_chunks() {
         let mut r = Records::new();
-        let record = |i: u32| format!("record {i:06} {}\n", "x".repeat((i % 300) as usize));
-        for i in 0..5_000 {
-            r.push(record(i).as_bytes());
+        for i in 0..300 {
+            r.push(&record(i));
         }
-        for i in 0..4_000 {
-            assert_eq!(r.front(), Some(record(i).as_bytes()));
+        let held: usize = r.chunks.iter().map(|c| c.data.capacity()).sum();
+        assert!(
+            held <= r.bytes() + r.bytes() / 3 + CHUNK,
+            "{held} bytes held for {} of records",
+            r.bytes()
+        );
+        let mut out = Vec::new();
+        r.copy_out(5, 20, &mut out);
+        assert_eq!(out, (5..25).flat_map(record).collect::<Vec<_>>());
+        for i in 0..200 {
+            assert_eq!(r.front(), Some(record(i).as_slice()));
             r.pop_front(1);
-            r.push(record(5_000 + i).as_bytes());
+            r.push(&record(300 + i));
         }
-        assert!(r.data.len() <= 2 * r.bytes() + 64 * 1024);
-        for i in 4_000..9_000 {
-            assert_eq!(r.front(), Some(record(i).as_bytes()));
+        for i in 200..500 {
+            assert_eq!(r.front(), Some(record(i).as_slice()));
             r.pop_front(1);
         }
-        assert!(r.is_empty() && r.data.capacity() <= KEEP_CAPACITY);
+        assert!(r.is_empty() && r.bytes() == 0 && r.chunks.is_empty());
     }
 }
