@@ -35,7 +35,7 @@ use crate::stats::Stats;
 use crate::sys::journal::Journal;
 use syslog::message::{Fields, Message, Origin, Transport};
 use syslog::parse::export::JournalEntry;
-use syslog::parse::parse;
+use syslog::parse::parse_owned;
 
 /// The cursor file under state-dir.
 pub(super) const CURSOR_FILE: &str = "journal.cursor";
@@ -384,7 +384,7 @@ pub(super) fn entry_message(entry: JournalEntry, origin: Origin, received: Syste
     }
     raw.extend_from_slice(b": ");
     raw.extend_from_slice(&entry.message);
-    parse(&raw, origin, received, entry.truncated).with_fields(entry.fields)
+    parse_owned(raw, origin, received, entry.truncated).with_fields(entry.fields)
 }
 
 /// Letters, digits, `.`, `-`, `_`: what the header parser reads as a hostname.

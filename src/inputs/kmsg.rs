@@ -18,7 +18,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write as _};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,7 +32,7 @@ use crate::receipt::Mark;
 use crate::stats::Stats;
 use syslog::message::{Fields, Message, Origin, Transport};
 use syslog::parse::kmsg::{Joiner, Record};
-use syslog::parse::parse;
+use syslog::parse::parse_owned;
 
 /// A record is at most a few KiB (text and dictionary); read(2) fails with EINVAL if the buffer
 /// cannot hold one.
@@ -267,18 +267,20 @@ impl Reader {
 /// text carries its own tag), and the record's numbers and dictionary as fields.
 fn record_message(record: &Record, offset: i128) -> Message {
     let wall = (i128::from(record.usec) + offset).max(0) as u64;
-    let mut raw = format!(
+    // One allocation for the header and the text, kept as the message's bytes.
+    let mut raw = Vec::with_capacity(48 + record.text.len());
+    let _ = write!(
+        raw,
         "<{}>",
         u16::from(record.facility) * 8 + u16::from(record.priority)
-    )
-    .into_bytes();
+    );
     push_rfc3339(&mut raw, UNIX_EPOCH + Duration::from_micros(wall));
     raw.push(b' ');
     if record.facility == 0 {
         raw.extend_from_slice(b"kernel: ");
     }
     raw.extend_from_slice(&record.text);
-    let msg = parse(&raw, Origin::new(Transport::Kmsg), SystemTime::now(), false);
+    let msg = parse_owned(raw, Origin::new(Transport::Kmsg), SystemTime::now(), false);
     let mut fields = Fields::new();
     fields.push("KERNEL_SEQNUM", record.seq.to_string().as_bytes());
     fields.push("KERNEL_MONOTONIC_USEC", record.usec.to_string().as_bytes());

@@ -218,7 +218,8 @@ impl Origin {
 /// One syslog message, parsed as far as its form allowed.
 ///
 /// The bytes as received are kept in one allocation, and every header field and the text are
-/// spans of them: parsing copies the input once and allocates nothing else. Header fields are
+/// spans of them: parsing copies the input once (or keeps the buffer a reader assembled,
+/// `parse::parse_owned`) and allocates nothing else. Header fields are
 /// read as text (ASCII by specification; other bytes are shown with U+FFFD, never rejected);
 /// the text is bytes, exactly as sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -470,6 +471,17 @@ impl Message {
         received: SystemTime,
         truncated: bool,
     ) -> Message {
+        Message::from_vec(raw.to_vec(), parsed, origin, received, truncated)
+    }
+
+    /// As [`Message::new`], keeping `raw` as the message's bytes (no copy).
+    pub fn from_vec(
+        raw: Vec<u8>,
+        parsed: Parsed,
+        origin: Origin,
+        received: SystemTime,
+        truncated: bool,
+    ) -> Message {
         Message {
             facility: parsed.facility,
             severity: parsed.severity,
@@ -480,7 +492,7 @@ impl Message {
             plain: false,
             origin,
             received,
-            raw: raw.into(),
+            raw: raw.into_boxed_slice(),
             spans: parsed.spans,
             fields: Box::default(),
         }

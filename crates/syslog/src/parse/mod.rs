@@ -23,6 +23,35 @@ use crate::message::{DEFAULT_PRIORITY, Format, Message, Origin, Parsed, Span, Sp
 
 /// Parses one message (one datagram or one TCP frame, framing already removed).
 pub fn parse(raw: &[u8], origin: Origin, received: SystemTime, truncated: bool) -> Message {
+    let (len, parsed, carried) = read(raw, origin.transport.is_local());
+    let msg = Message::new(&raw[..len], parsed, origin, received, truncated);
+    with_carried(msg, carried)
+}
+
+/// As [`parse`], keeping `raw` itself as the message's bytes: for a reader that assembled
+/// them (a journal entry's header and text), no second copy.
+pub fn parse_owned(
+    mut raw: Vec<u8>,
+    origin: Origin,
+    received: SystemTime,
+    truncated: bool,
+) -> Message {
+    let (len, parsed, carried) = read(&raw, origin.transport.is_local());
+    raw.truncate(len);
+    let msg = Message::from_vec(raw, parsed, origin, received, truncated);
+    with_carried(msg, carried)
+}
+
+fn with_carried(msg: Message, carried: Option<crate::fields::Fields>) -> Message {
+    match carried {
+        Some(fields) => msg.with_fields(fields),
+        None => msg,
+    }
+}
+
+/// Reads the header of `raw`: how many of its bytes the message keeps (the trailer trimmed),
+/// where its fields are, and the fields another logger forwarded in its structured data.
+fn read(raw: &[u8], local: bool) -> (usize, Parsed, Option<crate::fields::Fields>) {
     let raw = trim_trailer(raw);
     let (pri, rest) = match split_pri(raw) {
         Some((pri, rest)) => (pri, rest),
@@ -38,6 +67,7 @@ pub fn parse(raw: &[u8], origin: Origin, received: SystemTime, truncated: bool) 
         raw,
         spans: &mut parsed.spans,
     };
+    let mut carried = None;
     if rest.len() == raw.len() {
         fields.spans.text = fields.span(raw);
     } else if let Some(after_version) = rest.strip_prefix(b"1 ") {
@@ -45,15 +75,13 @@ pub fn parse(raw: &[u8], origin: Origin, received: SystemTime, truncated: bool) 
         rfc5424::parse_header(after_version, &mut fields);
         // Fields another logger forwarded (`[fields@32473 ...]`) become fields again.
         let sd = parsed.spans.structured_data;
-        let carried = crate::message::fields_from_sd(sd.slice(raw));
-        if !carried.is_empty() {
-            return Message::new(raw, parsed, origin, received, truncated).with_fields(carried);
-        }
+        let found = crate::message::fields_from_sd(sd.slice(raw));
+        carried = (!found.is_empty()).then_some(found);
     } else {
         parsed.format = Format::Rfc3164;
-        rfc3164::parse_header(rest, origin.transport.is_local(), &mut fields);
+        rfc3164::parse_header(rest, local, &mut fields);
     }
-    Message::new(raw, parsed, origin, received, truncated)
+    (raw.len(), parsed, carried)
 }
 
 /// Records where the fields a header parser finds lie in the message.

@@ -291,3 +291,20 @@ fn never_panics_on_short_or_odd_input() {
         }
     }
 }
+
+#[test]
+fn parsing_owned_bytes_gives_the_same_message_without_the_trailer() {
+    let inputs: [&[u8]; 4] = [
+        b"<13>1 2026-12-07T15:37:24Z web1 app 42 ID [fields@32473 A=\"1\"] text\n\0",
+        b"<30>Dec  7 15:37:24 web1 nginx[42]: hello\r\n",
+        b"no header at all\n",
+        b"",
+    ];
+    for raw in inputs {
+        let origin = || Origin::new(Transport::Udp);
+        let borrowed = parse(raw, origin(), SystemTime::UNIX_EPOCH, false);
+        let owned = super::parse_owned(raw.to_vec(), origin(), SystemTime::UNIX_EPOCH, false);
+        assert_eq!(owned, borrowed);
+        assert!(!owned.text().ends_with(b"\n") && !owned.text().ends_with(b"\0"));
+    }
+}
