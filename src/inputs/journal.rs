@@ -225,7 +225,7 @@ impl Reader {
                     continue;
                 }
             };
-            self.fields_hint = entry.entry.fields.len_bytes();
+            self.fields_hint = entry.entry.fields.as_ref().bytes();
             let id = self.next_id;
             self.next_id += 1;
             self.pending.push_back((entry.position.clone(), false));

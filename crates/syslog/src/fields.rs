@@ -35,11 +35,6 @@ impl Fields {
         }
     }
 
-    /// What the fields take, in bytes.
-    pub fn len_bytes(&self) -> usize {
-        self.bytes.len()
-    }
-
     /// Adds a field. Only a name journald would take (`message::is_field_name`: `A-Z`, `0-9`,
     /// `_`, at most 64) is kept: every name an encoder meets is plain ASCII.
     pub fn push(&mut self, name: &str, value: &[u8]) {
